@@ -1,0 +1,68 @@
+// The encoder runtime: BERT-family checkpoints in Hugging Face layout.
+//
+//   auto model = nle::EncoderModel::load("path/to/model");
+//   nle::EncoderOutput out = model->encode(ids, mask, nullptr, batch, seq);
+//
+// A loaded model is immutable; encode() may be called from many threads at once.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <string>
+
+#include "nlpengine/export.h"
+#include "nlpengine/tensor.h"
+
+namespace nle {
+
+struct LoadOptions {
+  // Intra-op threads for this model's calls; 0 uses every core.
+  int num_threads = 0;
+};
+
+// What a caller may want to know about a loaded encoder.
+struct EncoderInfo {
+  std::string model_type;  // "bert", "roberta", "xlm-roberta", "distilbert", "electra", ...
+  int64_t vocab_size;
+  int64_t hidden_size;
+  int64_t num_layers;
+  int64_t num_heads;
+  int64_t intermediate_size;
+  int64_t max_sequence_length;  // longest input the position embeddings allow
+  int64_t type_vocab_size;      // 0 when the model takes no token type ids
+  int64_t pad_token_id;
+  bool has_pooler;
+};
+
+struct EncoderOutput {
+  // (batch, seq, hidden) F32; rows where attention_mask is 0 are zeros.
+  Tensor last_hidden_state;
+  // (batch, hidden) F32 = tanh(dense(first token)); undefined without a pooler.
+  Tensor pooler_output;
+};
+
+class NLE_API EncoderModel {
+ public:
+  // Maps model.safetensors (or its shards) and validates every tensor against
+  // config.json. Throws ModelError naming the file and tensor or key.
+  static std::shared_ptr<const EncoderModel> load(const std::string& directory,
+                                                  const LoadOptions& options = {});
+  ~EncoderModel();
+
+  // input_ids, attention_mask and token_type_ids are row-major (batch, seq);
+  // attention_mask and token_type_ids may be null (all ones / all zeros).
+  // Throws InvalidInputError for ids, types or lengths the model cannot take.
+  EncoderOutput encode(const int64_t* input_ids, const int64_t* attention_mask,
+                       const int64_t* token_type_ids, int64_t batch, int64_t seq) const;
+
+  const EncoderInfo& info() const;
+  int num_threads() const;
+  const std::string& directory() const;
+
+ private:
+  struct Impl;
+  explicit EncoderModel(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace nle

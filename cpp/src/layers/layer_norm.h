@@ -1,0 +1,23 @@
+#pragma once
+
+#include <string>
+
+#include "layers/weights.h"
+
+namespace nle {
+
+class LayerNorm {
+ public:
+  LayerNorm() = default;
+  // Reads `scope.weight`/`scope.bias` (or the older `gamma`/`beta` names).
+  LayerNorm(const Weights& weights, const std::string& scope, int64_t features, float eps);
+  // y = LN(x + residual); y may alias x.
+  void operator()(Tensor& y, const Tensor& x, const Tensor* residual = nullptr) const;
+
+ private:
+  Tensor gamma_;
+  Tensor beta_;
+  float eps_ = 1e-12f;
+};
+
+}  // namespace nle

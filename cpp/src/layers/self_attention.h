@@ -1,0 +1,27 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "layers/linear.h"
+
+namespace nle {
+
+// Multi-head self-attention with a fused query/key/value projection and the
+// output projection, over packed sequences.
+class SelfAttention {
+ public:
+  SelfAttention(const Weights& weights, const std::vector<std::string>& qkv_scopes,
+                const std::string& output_scope, int64_t hidden_size, int64_t num_heads);
+  // x: (T, hidden) -> out: (T, hidden); qkv (T, 3 hidden) and context (T, hidden) are scratch.
+  void operator()(Tensor& out, const Tensor& x, const std::vector<int64_t>& seq_offsets, Tensor& qkv,
+                  Tensor& context) const;
+
+ private:
+  Linear qkv_;
+  Linear output_;
+  int64_t hidden_size_;
+  int64_t num_heads_;
+};
+
+}  // namespace nle

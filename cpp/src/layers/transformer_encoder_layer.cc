@@ -1,0 +1,55 @@
+#include "layers/transformer_encoder_layer.h"
+
+namespace nle {
+
+EncoderLayerNames EncoderLayerNames::for_layout(EncoderLayout layout) {
+  if (layout == EncoderLayout::DistilBert)
+    return {{"attention.q_lin", "attention.k_lin", "attention.v_lin"},
+            "attention.out_lin",
+            "sa_layer_norm",
+            "ffn.lin1",
+            "ffn.lin2",
+            "output_layer_norm"};
+  return {{"attention.self.query", "attention.self.key", "attention.self.value"},
+          "attention.output.dense",
+          "attention.output.LayerNorm",
+          "intermediate.dense",
+          "output.dense",
+          "output.LayerNorm"};
+}
+
+namespace {
+std::vector<std::string> scoped(const std::string& scope, const std::vector<std::string>& names) {
+  std::vector<std::string> out;
+  for (const auto& n : names) out.push_back(scope + n);
+  return out;
+}
+}  // namespace
+
+TransformerEncoderLayer::TransformerEncoderLayer(const Weights& weights, const std::string& scope,
+                                                 const EncoderLayerNames& names,
+                                                 const EncoderConfig& config)
+    : attention_(weights, scoped(scope, names.qkv), scope + names.attention_output,
+                 config.hidden_size, config.num_heads),
+      attention_norm_(weights, scope + names.attention_norm, config.hidden_size, config.layer_norm_eps),
+      intermediate_(weights, scope + names.intermediate, config.intermediate_size, config.hidden_size),
+      output_(weights, scope + names.output, config.hidden_size, config.intermediate_size),
+      output_norm_(weights, scope + names.output_norm, config.hidden_size, config.layer_norm_eps),
+      activation_(config.activation) {}
+
+TransformerEncoderLayer::Workspace::Workspace(int64_t tokens, const EncoderConfig& config)
+    : qkv(DType::F32, {tokens, 3 * config.hidden_size}),
+      context(DType::F32, {tokens, config.hidden_size}),
+      projected(DType::F32, {tokens, config.hidden_size}),
+      intermediate(DType::F32, {tokens, config.intermediate_size}) {}
+
+void TransformerEncoderLayer::operator()(Tensor& x, const std::vector<int64_t>& seq_offsets,
+                                         Workspace& ws) const {
+  attention_(ws.projected, x, seq_offsets, ws.qkv, ws.context);
+  attention_norm_(x, ws.projected, &x);
+  intermediate_(ws.intermediate, x, activation_);
+  output_(ws.projected, ws.intermediate);
+  output_norm_(x, ws.projected, &x);
+}
+
+}  // namespace nle

@@ -1,0 +1,50 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "layers/layer_norm.h"
+#include "layers/linear.h"
+#include "layers/self_attention.h"
+#include "models/encoder_config.h"
+
+namespace nle {
+
+// Weight names of one encoder layer, relative to the layer's scope.
+struct EncoderLayerNames {
+  std::vector<std::string> qkv;
+  std::string attention_output;
+  std::string attention_norm;
+  std::string intermediate;
+  std::string output;
+  std::string output_norm;
+
+  static EncoderLayerNames for_layout(EncoderLayout layout);
+};
+
+// A post-norm transformer encoder layer (BERT and DistilBERT):
+//   h = LN(x + attention(x)); out = LN(h + W2 act(W1 h)).
+class TransformerEncoderLayer {
+ public:
+  TransformerEncoderLayer(const Weights& weights, const std::string& scope,
+                          const EncoderLayerNames& names, const EncoderConfig& config);
+
+  // Per-call scratch buffers, sized for T packed tokens.
+  struct Workspace {
+    Tensor qkv, context, projected, intermediate;
+    Workspace(int64_t tokens, const EncoderConfig& config);
+  };
+
+  // x: (T, hidden), updated in place.
+  void operator()(Tensor& x, const std::vector<int64_t>& seq_offsets, Workspace& ws) const;
+
+ private:
+  SelfAttention attention_;
+  LayerNorm attention_norm_;
+  Linear intermediate_;
+  Linear output_;
+  LayerNorm output_norm_;
+  ops::Activation activation_;
+};
+
+}  // namespace nle

@@ -1,0 +1,33 @@
+#pragma once
+
+#include <string>
+
+#include "core/weight_store.h"
+#include "nlpengine/tensor.h"
+
+namespace nle {
+
+// Looks up a model's weights by Hugging Face name (under a prefix such as
+// "bert." when the checkpoint is a task model) and checks each against the
+// shape the config implies, so a bad checkpoint fails at load with a message
+// naming the file, the tensor and both shapes.
+class Weights {
+ public:
+  Weights(const WeightStore& store, std::string prefix, std::string config_path)
+      : store_(store), prefix_(std::move(prefix)), config_path_(std::move(config_path)) {}
+
+  // The F32 tensor `prefix + name` with exactly `expected` shape; F16/BF16
+  // weights are converted, other dtypes are rejected.
+  Tensor require(const std::string& name, const Shape& expected) const;
+  // The first of `names` present (e.g. "LayerNorm.weight" / "LayerNorm.gamma").
+  Tensor require_any(std::initializer_list<std::string> names, const Shape& expected) const;
+  bool contains(const std::string& name) const { return store_.contains(prefix_ + name); }
+  const std::string& prefix() const { return prefix_; }
+
+ private:
+  const WeightStore& store_;
+  std::string prefix_;
+  std::string config_path_;
+};
+
+}  // namespace nle

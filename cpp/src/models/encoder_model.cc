@@ -1,0 +1,175 @@
+#include "nlpengine/encoder_model.h"
+
+#include <sys/stat.h>
+
+#include <cstring>
+#include <vector>
+
+#include "core/config.h"
+#include "core/parallel.h"
+#include "core/weight_store.h"
+#include "layers/encoder_embeddings.h"
+#include "layers/linear.h"
+#include "layers/transformer_encoder_layer.h"
+#include "models/encoder_config.h"
+#include "models/packed_batch.h"
+
+namespace nle {
+
+struct EncoderModel::Impl {
+  std::string directory;
+  EncoderConfig config;
+  EncoderInfo info;
+  int num_threads;
+  WeightStore store;
+  std::unique_ptr<EncoderEmbeddings> embeddings;
+  std::vector<TransformerEncoderLayer> layers;
+  bool has_pooler = false;
+  Linear pooler;
+
+  PackedBatch pack(const int64_t* ids, const int64_t* mask, const int64_t* types, int64_t batch,
+                   int64_t seq) const;
+};
+
+namespace {
+
+bool is_directory(const std::string& path) {
+  struct stat st;
+  return ::stat(path.c_str(), &st) == 0 && S_ISDIR(st.st_mode);
+}
+
+// Task checkpoints (BertForTokenClassification, ...) keep the encoder under
+// the architecture's prefix; base models have none.
+std::string detect_prefix(const WeightStore& store, const EncoderConfig& config) {
+  const std::string probe = "embeddings.word_embeddings.weight";
+  if (store.contains(probe)) return "";
+  if (store.contains(config.base_model_prefix + probe)) return config.base_model_prefix;
+  store.info(probe);  // throws "missing tensor" naming the file
+  return "";
+}
+
+}  // namespace
+
+std::shared_ptr<const EncoderModel> EncoderModel::load(const std::string& directory,
+                                                       const LoadOptions& options) {
+  if (!is_directory(directory))
+    throw ModelError(directory + ": model directory does not exist or is not a directory");
+  if (options.num_threads < 0)
+    throw InvalidInputError("threads must be positive, got " + std::to_string(options.num_threads));
+  auto impl = std::make_unique<Impl>();
+  impl->directory = directory;
+  const std::string config_path = directory + "/config.json";
+  impl->config = EncoderConfig::from_config(Config::from_file(config_path));
+  impl->num_threads = options.num_threads > 0 ? options.num_threads : default_num_threads();
+  impl->store = WeightStore::open_directory(directory);
+
+  const EncoderConfig& c = impl->config;
+  const Weights weights(impl->store, detect_prefix(impl->store, c), config_path);
+  impl->embeddings = std::make_unique<EncoderEmbeddings>(weights, c);
+  const EncoderLayerNames names = EncoderLayerNames::for_layout(c.layout);
+  const std::string stack = c.layout == EncoderLayout::DistilBert ? "transformer.layer." : "encoder.layer.";
+  impl->layers.reserve(static_cast<size_t>(c.num_layers));
+  for (int64_t i = 0; i < c.num_layers; ++i)
+    impl->layers.emplace_back(weights, stack + std::to_string(i) + ".", names, c);
+  if (c.layout == EncoderLayout::Bert && weights.contains("pooler.dense.weight")) {
+    impl->has_pooler = true;
+    impl->pooler = Linear(weights, "pooler.dense", c.hidden_size, c.hidden_size);
+  }
+
+  impl->info = EncoderInfo{c.model_type,        c.vocab_size,         c.hidden_size,
+                           c.num_layers,        c.num_heads,          c.intermediate_size,
+                           c.max_sequence_length(), c.type_vocab_size, c.pad_token_id,
+                           impl->has_pooler};
+  return std::shared_ptr<const EncoderModel>(new EncoderModel(std::move(impl)));
+}
+
+EncoderModel::EncoderModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+EncoderModel::~EncoderModel() = default;
+
+const EncoderInfo& EncoderModel::info() const { return impl_->info; }
+int EncoderModel::num_threads() const { return impl_->num_threads; }
+const std::string& EncoderModel::directory() const { return impl_->directory; }
+
+PackedBatch EncoderModel::Impl::pack(const int64_t* ids, const int64_t* mask, const int64_t* types,
+                                     int64_t batch, int64_t seq) const {
+  PackedBatch p;
+  p.batch = batch;
+  p.seq = seq;
+  p.seq_offsets.reserve(static_cast<size_t>(batch + 1));
+  p.seq_offsets.push_back(0);
+  const bool with_types = config.type_vocab_size > 0;
+  const int64_t max_position = config.max_position_embeddings;
+  for (int64_t b = 0; b < batch; ++b) {
+    int64_t non_pad = 0;
+    for (int64_t j = 0; j < seq; ++j) {
+      const int64_t i = b * seq + j;
+      if (config.positions == PositionScheme::PaddingOffset && ids[i] != config.pad_token_id) ++non_pad;
+      if (mask && mask[i] == 0) continue;
+      const int64_t position = config.positions == PositionScheme::PaddingOffset
+                                   ? (ids[i] != config.pad_token_id ? config.pad_token_id + non_pad
+                                                                    : config.pad_token_id)
+                                   : j;
+      if (position >= max_position)
+        throw InvalidInputError("input_ids: sequence " + std::to_string(b) + " is longer than the " +
+                                std::to_string(config.max_sequence_length()) +
+                                " tokens the model's position embeddings allow (max_position_embeddings=" +
+                                std::to_string(max_position) + ")");
+      p.token_ids.push_back(ids[i]);
+      p.position_ids.push_back(position);
+      if (with_types) p.type_ids.push_back(types ? types[i] : 0);
+      p.source_index.push_back(i);
+    }
+    p.seq_offsets.push_back(p.num_tokens());
+  }
+  if (!with_types && types) {
+    for (int64_t i = 0; i < batch * seq; ++i)
+      if (types[i] != 0)
+        throw InvalidInputError("token_type_ids: model type '" + config.model_type +
+                                "' takes no token types, but a value " + std::to_string(types[i]) +
+                                " was given");
+  }
+  return p;
+}
+
+EncoderOutput EncoderModel::encode(const int64_t* input_ids, const int64_t* attention_mask,
+                                   const int64_t* token_type_ids, int64_t batch, int64_t seq) const {
+  const EncoderConfig& c = impl_->config;
+  if (batch < 0 || seq < 0)
+    throw InvalidInputError("input_ids: negative shape (" + std::to_string(batch) + ", " +
+                            std::to_string(seq) + ")");
+  ThreadScope threads(impl_->num_threads);
+  const PackedBatch packed = impl_->pack(input_ids, attention_mask, token_type_ids, batch, seq);
+  const int64_t tokens = packed.num_tokens();
+
+  Tensor hidden(DType::F32, {tokens, c.hidden_size});
+  (*impl_->embeddings)(hidden, packed);
+  TransformerEncoderLayer::Workspace workspace(tokens, c);
+  for (const auto& layer : impl_->layers) layer(hidden, packed.seq_offsets, workspace);
+
+  EncoderOutput out;
+  out.last_hidden_state = Tensor::zeros(DType::F32, {batch, seq, c.hidden_size});
+  float* dst = out.last_hidden_state.data<float>();
+  const float* src = hidden.data<float>();
+  const size_t row_bytes = static_cast<size_t>(c.hidden_size) * sizeof(float);
+  for (int64_t t = 0; t < tokens; ++t)
+    std::memcpy(dst + packed.source_index[t] * c.hidden_size, src + t * c.hidden_size, row_bytes);
+
+  if (impl_->has_pooler) {
+    // The pooler reads each row's first position (its first real token when
+    // position 0 is masked, e.g. with left padding).
+    Tensor first(DType::F32, {batch, c.hidden_size});
+    for (int64_t b = 0; b < batch; ++b) {
+      float* row = first.data<float>() + b * c.hidden_size;
+      const int64_t begin = packed.seq_offsets[b], end = packed.seq_offsets[b + 1];
+      if (begin == end)
+        std::memset(row, 0, row_bytes);
+      else
+        std::memcpy(row, src + begin * c.hidden_size, row_bytes);
+    }
+    out.pooler_output = Tensor(DType::F32, {batch, c.hidden_size});
+    impl_->pooler(out.pooler_output, first, ops::Activation::Tanh);
+  }
+  return out;
+}
+
+}  // namespace nle

@@ -1,0 +1,54 @@
+#include <mkl.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+
+#include "ops/softmax.h"
+
+namespace nle::ops::cpu {
+
+void softmax_row_f32(float* x, int64_t cols) {
+  float max_v = -std::numeric_limits<float>::infinity();
+  for (int64_t c = 0; c < cols; ++c) max_v = std::max(max_v, x[c]);
+  for (int64_t c = 0; c < cols; ++c) x[c] -= max_v;
+  vmsExp(static_cast<MKL_INT>(cols), x, x, VML_HA);
+  float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
+  for (int64_t c = 0; c < cols; ++c) sum += x[c];
+  const float inv = 1.f / sum;
+#pragma omp simd
+  for (int64_t c = 0; c < cols; ++c) x[c] *= inv;
+}
+
+void softmax_f32(float* y, const float* x, const uint8_t* mask, int64_t rows, int64_t cols,
+                 int64_t rows_per_mask_row) {
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * cols;
+    float* yr = y + r * cols;
+    if (!mask) {
+      if (yr != xr) std::copy(xr, xr + cols, yr);
+      softmax_row_f32(yr, cols);
+      continue;
+    }
+    const uint8_t* mr = mask + (r / rows_per_mask_row) * cols;
+    float max_v = -std::numeric_limits<float>::infinity();
+    for (int64_t c = 0; c < cols; ++c)
+      if (mr[c]) max_v = std::max(max_v, xr[c]);
+    if (max_v == -std::numeric_limits<float>::infinity()) {
+      std::fill(yr, yr + cols, 0.f);
+      continue;
+    }
+    float sum = 0.f;
+    for (int64_t c = 0; c < cols; ++c) {
+      const float e = mr[c] ? std::exp(xr[c] - max_v) : 0.f;
+      yr[c] = e;
+      sum += e;
+    }
+    const float inv = 1.f / sum;
+    for (int64_t c = 0; c < cols; ++c) yr[c] *= inv;
+  }
+}
+
+}  // namespace nle::ops::cpu
