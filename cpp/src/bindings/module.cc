@@ -6,6 +6,7 @@
 #include <nanobind/stl/shared_ptr.h>
 #include <nanobind/stl/string.h>
 
+#include <cstring>
 #include <optional>
 #include <vector>
 
@@ -53,14 +54,37 @@ nb::tuple encode(const nle::EncoderModel& model, IdArray input_ids, std::optiona
   return nb::make_tuple(to_numpy(out.last_hidden_state), pooled);
 }
 
+// Messages can quote bytes of a corrupt file that are not valid UTF-8; decode
+// them leniently so the Python exception always carries the message.
+void set_python_error(PyObject* type, const char* message) {
+  PyObject* text = PyUnicode_DecodeUTF8(message, static_cast<Py_ssize_t>(std::strlen(message)),
+                                        "backslashreplace");
+  PyErr_SetObject(type, text);
+  Py_XDECREF(text);
+}
+
 }  // namespace
 
 NB_MODULE(_core, m) {
   m.doc() = "nlpengine C++ runtime (private; use the nlpengine package)";
   m.attr("__version__") = NLE_VERSION;
 
-  nb::exception<nle::ModelError>(m, "ModelError");
-  nb::exception<nle::InvalidInputError>(m, "InvalidInputError", PyExc_ValueError);
+  // Leaked on purpose: they must outlive the interpreter's finalisation.
+  static auto* model_error = new nb::exception<nle::ModelError>(m, "ModelError");
+  static auto* invalid_input =
+      new nb::exception<nle::InvalidInputError>(m, "InvalidInputError", PyExc_ValueError);
+  // Registered last, so tried first (nanobind tries translators newest first).
+  nb::register_exception_translator([](const std::exception_ptr& p, void*) {
+    try {
+      std::rethrow_exception(p);
+    } catch (const nle::ModelError& e) {
+      set_python_error(model_error->ptr(), e.what());
+    } catch (const nle::InvalidInputError& e) {
+      set_python_error(invalid_input->ptr(), e.what());
+    } catch (const nle::Error& e) {
+      set_python_error(PyExc_RuntimeError, e.what());
+    }
+  });
 
   m.def("default_num_threads", &nle::default_num_threads,
         "Number of threads a model uses when none is requested.");

@@ -1,0 +1,42 @@
+# Task runner. `make demo` and `make test` each set up a fresh machine first.
+VENV := .venv
+PY := $(VENV)/bin/python
+CPP_BUILD := build/cpp
+
+.PHONY: demo test setup setup-test build test-cpp test-py lint bench clean
+
+demo: setup  ## set up and run the main job on the shipped sample input
+	$(VENV)/bin/engine encode --input examples/sentences.txt --output build/sentences.embeddings.jsonl
+	@head -c 300 build/sentences.embeddings.jsonl; echo " ..."
+
+test: setup-test test-cpp test-py  ## set up and run every test (ctest and pytest)
+
+setup:
+	scripts/setup.sh
+
+setup-test:
+	scripts/setup.sh test
+
+build:  ## rebuild and reinstall the package into .venv after C++ changes
+	$(PY) -m pip install -q --no-build-isolation --no-deps .
+
+test-cpp:
+	cmake -S . -B $(CPP_BUILD) -G Ninja -DNLE_BUILD_TESTS=ON -DNLE_BUILD_PYTHON=OFF \
+	  -DPython_EXECUTABLE=$(abspath $(PY)) >/dev/null
+	cmake --build $(CPP_BUILD)
+	ctest --test-dir $(CPP_BUILD) --output-on-failure
+
+test-py:  # pytest's exit code 5 means it collected nothing: say so and fail
+	$(PY) -m pytest tests -q; rc=$$?; \
+	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; fi; exit $$rc
+
+lint:
+	$(VENV)/bin/ruff check python tests benchmarks
+	$(VENV)/bin/ruff format --check python tests benchmarks
+	clang-format --dry-run --Werror $$(git ls-files 'cpp/*.cc' 'cpp/*.h')
+
+bench:
+	$(PY) benchmarks/encoder.py
+
+clean:
+	rm -rf build dist

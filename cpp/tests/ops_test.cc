@@ -1,0 +1,218 @@
+// Every optimised CPU kernel against its plain reference implementation, over
+// shapes that are not multiples of any vector width. The printed max difference
+// makes a regression visible even when it stays within tolerance.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+
+#include "ops/activation.h"
+#include "ops/attention.h"
+#include "ops/embedding.h"
+#include "ops/gemm.h"
+#include "ops/layer_norm.h"
+#include "ops/softmax.h"
+#include "test_utils.h"
+
+namespace nle::test {
+
+struct GemmCase {
+  int64_t m, n, k;
+  bool trans_a, trans_b;
+  float alpha, beta;
+};
+
+class GemmTest : public ::testing::TestWithParam<GemmCase> {};
+
+TEST_P(GemmTest, MatchesReference) {
+  const GemmCase p = GetParam();
+  const int64_t lda = p.trans_a ? p.m : p.k, ldb = p.trans_b ? p.k : p.n, ldc = p.n;
+  const auto a = random_floats(static_cast<size_t>(p.m * p.k), 1);
+  const auto b = random_floats(static_cast<size_t>(p.k * p.n), 2);
+  auto c = random_floats(static_cast<size_t>(p.m * p.n), 3);
+  auto expected = c;
+  ops::cpu::gemm_f32(c.data(), a.data(), b.data(), p.trans_a, p.trans_b, p.m, p.n, p.k, lda, ldb, ldc,
+                     p.alpha, p.beta);
+  ops::reference::gemm_f32(expected.data(), a.data(), b.data(), p.trans_a, p.trans_b, p.m, p.n, p.k,
+                           lda, ldb, ldc, p.alpha, p.beta);
+  const float diff = max_abs_diff(c, expected);
+  std::printf("gemm %lldx%lldx%lld max diff %g\n", (long long)p.m, (long long)p.n, (long long)p.k, diff);
+  EXPECT_LT(diff, 1e-4f * std::sqrt(static_cast<float>(p.k)));
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, GemmTest,
+                         ::testing::Values(GemmCase{1, 1, 1, false, false, 1.f, 0.f},
+                                           GemmCase{7, 13, 29, false, true, 1.f, 0.f},
+                                           GemmCase{33, 40, 72, false, true, 0.5f, 1.f},
+                                           GemmCase{64, 120, 40, true, false, 1.f, 0.f},
+                                           GemmCase{17, 5, 130, true, true, 2.f, 0.25f}),
+                         [](const auto& info) {
+                           const GemmCase& p = info.param;
+                           return "m" + std::to_string(p.m) + "n" + std::to_string(p.n) + "k" +
+                                  std::to_string(p.k) + (p.trans_a ? "_ta" : "") + (p.trans_b ? "_tb" : "");
+                         });
+
+TEST(GemmTest, MatmulRejectsMismatchedShapes) {
+  Tensor a(DType::F32, {4, 5}), b(DType::F32, {3, 6}), c(DType::F32, {4, 3});
+  EXPECT_THROW(ops::matmul_nt(c, a, b), InvalidInputError);
+}
+
+class ActivationTest : public ::testing::TestWithParam<ops::Activation> {};
+
+TEST_P(ActivationTest, MatchesReference) {
+  const int64_t rows = 37, cols = 91;
+  auto x = random_floats(static_cast<size_t>(rows * cols), 4, 3.f);
+  const auto bias = random_floats(static_cast<size_t>(cols), 5);
+  auto expected = x;
+  ops::cpu::bias_activation_f32(x.data(), bias.data(), rows, cols, GetParam());
+  ops::reference::bias_activation_f32(expected.data(), bias.data(), rows, cols, GetParam());
+  const float diff = max_abs_diff(x, expected);
+  std::printf("activation %s max diff %g\n", ops::activation_name(GetParam()), diff);
+  EXPECT_LT(diff, 1e-5f);
+}
+
+INSTANTIATE_TEST_SUITE_P(All, ActivationTest,
+                         ::testing::Values(ops::Activation::None, ops::Activation::GeluErf,
+                                           ops::Activation::GeluTanh, ops::Activation::QuickGelu,
+                                           ops::Activation::Relu, ops::Activation::Silu,
+                                           ops::Activation::Tanh),
+                         [](const auto& info) { return std::string(ops::activation_name(info.param)); });
+
+TEST(ActivationTest, ParsesHuggingFaceNames) {
+  ops::Activation act;
+  ASSERT_TRUE(ops::activation_from_name("gelu", &act));
+  EXPECT_EQ(act, ops::Activation::GeluErf);
+  ASSERT_TRUE(ops::activation_from_name("gelu_new", &act));
+  EXPECT_EQ(act, ops::Activation::GeluTanh);
+  EXPECT_FALSE(ops::activation_from_name("gelu_but_made_up", &act));
+}
+
+TEST(LayerNormTest, MatchesReferenceWithAndWithoutResidual) {
+  const int64_t rows = 19, cols = 40;
+  const auto x = random_floats(static_cast<size_t>(rows * cols), 6, 2.f);
+  const auto residual = random_floats(static_cast<size_t>(rows * cols), 7);
+  const auto gamma = random_floats(static_cast<size_t>(cols), 8);
+  const auto beta = random_floats(static_cast<size_t>(cols), 9);
+  for (const bool with_residual : {false, true}) {
+    std::vector<float> y(x.size()), expected(x.size());
+    const float* r = with_residual ? residual.data() : nullptr;
+    ops::cpu::layer_norm_f32(y.data(), x.data(), r, gamma.data(), beta.data(), rows, cols, 1e-5f);
+    ops::reference::layer_norm_f32(expected.data(), x.data(), r, gamma.data(), beta.data(), rows, cols,
+                                   1e-5f);
+    const float diff = max_abs_diff(y, expected);
+    std::printf("layer_norm residual=%d max diff %g\n", with_residual, diff);
+    EXPECT_LT(diff, 1e-5f);
+  }
+}
+
+TEST(LayerNormTest, InPlaceWithResidualAliasingOutput) {
+  const int64_t rows = 3, cols = 8;
+  const auto x = random_floats(static_cast<size_t>(rows * cols), 10);
+  auto y = random_floats(static_cast<size_t>(rows * cols), 11);  // also the residual
+  std::vector<float> gamma(cols, 1.f), beta(cols, 0.f), expected(x.size());
+  ops::reference::layer_norm_f32(expected.data(), x.data(), y.data(), gamma.data(), beta.data(), rows,
+                                 cols, 1e-12f);
+  ops::cpu::layer_norm_f32(y.data(), x.data(), y.data(), gamma.data(), beta.data(), rows, cols, 1e-12f);
+  EXPECT_LT(max_abs_diff(y, expected), 1e-5f);
+}
+
+TEST(SoftmaxTest, MatchesReferenceWithBroadcastMask) {
+  const int64_t batch = 3, heads = 2, queries = 5, keys = 7;
+  const int64_t rows = batch * heads * queries;
+  const auto x = random_floats(static_cast<size_t>(rows * keys), 12, 4.f);
+  std::vector<uint8_t> mask(static_cast<size_t>(batch * keys), 1);
+  for (int64_t k = 4; k < keys; ++k) mask[1 * keys + k] = 0;  // sequence 1 has 4 keys
+  for (int64_t k = 0; k < keys; ++k) mask[2 * keys + k] = 0;  // sequence 2 has none
+  std::vector<float> y(x.size()), expected(x.size());
+  ops::cpu::softmax_f32(y.data(), x.data(), mask.data(), rows, keys, heads * queries);
+  ops::reference::softmax_f32(expected.data(), x.data(), mask.data(), rows, keys, heads * queries);
+  EXPECT_LT(max_abs_diff(y, expected), 1e-6f);
+  // Masked keys get exactly zero, a fully masked row is all zeros, others sum to 1.
+  const int64_t row_of_seq1 = 1 * heads * queries;
+  for (int64_t k = 4; k < keys; ++k) EXPECT_EQ(y[row_of_seq1 * keys + k], 0.f);
+  for (int64_t k = 0; k < keys; ++k) EXPECT_EQ(y[(rows - 1) * keys + k], 0.f);
+  float sum = 0.f;
+  for (int64_t k = 0; k < keys; ++k) sum += y[k];
+  EXPECT_NEAR(sum, 1.f, 1e-6f);
+}
+
+TEST(SoftmaxTest, UnmaskedMatchesReference) {
+  const int64_t rows = 11, cols = 130;
+  const auto x = random_floats(static_cast<size_t>(rows * cols), 13, 5.f);
+  std::vector<float> y(x.size()), expected(x.size());
+  ops::cpu::softmax_f32(y.data(), x.data(), nullptr, rows, cols, 1);
+  ops::reference::softmax_f32(expected.data(), x.data(), nullptr, rows, cols, 1);
+  EXPECT_LT(max_abs_diff(y, expected), 1e-6f);
+}
+
+TEST(EmbeddingTest, GathersAndAccumulates) {
+  const int64_t vocab = 10, dim = 6;
+  const auto table = random_floats(static_cast<size_t>(vocab * dim), 14);
+  const std::vector<int64_t> ids = {3, 0, 9, 3};
+  auto y = random_floats(ids.size() * dim, 15);
+  auto expected = y;
+  ops::cpu::embedding_f32(y.data(), table.data(), ids.data(), 4, dim, true);
+  ops::reference::embedding_f32(expected.data(), table.data(), ids.data(), 4, dim, true);
+  EXPECT_EQ(max_abs_diff(y, expected), 0.f);
+  ops::cpu::embedding_f32(y.data(), table.data(), ids.data(), 4, dim, false);
+  for (int64_t c = 0; c < dim; ++c) EXPECT_EQ(y[2 * dim + c], table[9 * dim + c]);
+}
+
+TEST(EmbeddingTest, RejectsOutOfRangeIdsWithTheirName) {
+  Tensor table(DType::F32, {10, 4}), y(DType::F32, {2, 4});
+  const std::vector<int64_t> ids = {1, 10};
+  try {
+    ops::embedding(y, table, ids.data(), 2, false, "input_ids");
+    FAIL() << "expected InvalidInputError";
+  } catch (const InvalidInputError& e) {
+    EXPECT_NE(std::string(e.what()).find("input_ids value 10"), std::string::npos) << e.what();
+  }
+  const std::vector<int64_t> negative = {-1, 0};
+  EXPECT_THROW(ops::embedding(y, table, negative.data(), 2, false, "input_ids"), InvalidInputError);
+}
+
+struct AttentionCase {
+  std::vector<int64_t> lengths;
+  int64_t heads, head_dim;
+};
+
+class AttentionTest : public ::testing::TestWithParam<AttentionCase> {};
+
+TEST_P(AttentionTest, MatchesReference) {
+  const AttentionCase p = GetParam();
+  std::vector<int64_t> offsets = {0};
+  for (int64_t len : p.lengths) offsets.push_back(offsets.back() + len);
+  const int64_t tokens = offsets.back(), width = p.heads * p.head_dim, ld = 3 * width;
+  const auto qkv = random_floats(static_cast<size_t>(tokens * ld), 16, 2.f);
+  std::vector<float> out(static_cast<size_t>(tokens * width)), expected(out.size());
+  const float scale = 1.f / std::sqrt(static_cast<float>(p.head_dim));
+  const int64_t seqs = static_cast<int64_t>(p.lengths.size());
+  ops::cpu::packed_self_attention_f32(out.data(), qkv.data(), qkv.data() + width, qkv.data() + 2 * width,
+                                      offsets.data(), seqs, p.heads, p.head_dim, ld, width, scale);
+  ops::reference::packed_self_attention_f32(expected.data(), qkv.data(), qkv.data() + width,
+                                            qkv.data() + 2 * width, offsets.data(), seqs, p.heads,
+                                            p.head_dim, ld, width, scale);
+  const float diff = max_abs_diff(out, expected);
+  std::printf("attention %zu seqs max diff %g\n", p.lengths.size(), diff);
+  EXPECT_LT(diff, 1e-5f);
+}
+
+INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
+                         ::testing::Values(AttentionCase{{1}, 1, 4}, AttentionCase{{3, 7, 12, 17}, 5, 8},
+                                           AttentionCase{{130, 2}, 12, 32},
+                                           AttentionCase{{5, 0, 9}, 3, 13}),
+                         [](const auto& info) {
+                           std::string name = "h" + std::to_string(info.param.heads) + "d" +
+                                              std::to_string(info.param.head_dim) + "_len";
+                           for (int64_t len : info.param.lengths) name += "_" + std::to_string(len);
+                           return name;
+                         });
+
+TEST(AttentionTest, RejectsOffsetsThatDoNotCoverTheTokens) {
+  Tensor out(DType::F32, {5, 8});
+  std::vector<float> qkv(5 * 24);
+  EXPECT_THROW(ops::packed_self_attention(out, qkv.data(), qkv.data() + 8, qkv.data() + 16, 24, {0, 3},
+                                          2, 4, 0.5f),
+               InvalidInputError);
+}
+
+}  // namespace nle::test
