@@ -108,9 +108,6 @@ ARCH_CONFIGS: dict[str, dict] = {
 #: Architectures whose base model carries pooler weights.
 ARCHS_WITH_POOLER = frozenset({"bert", "roberta", "xlm-roberta"})
 
-#: Architectures whose position ids are derived from pad_token_id.
-ARCHS_WITH_PAD_OFFSET_POSITIONS = frozenset({"roberta", "xlm-roberta"})
-
 
 def tiny_config(arch: str, **overrides):
     """The transformers config object for a tiny model of ``arch``."""
@@ -167,8 +164,15 @@ def build_tiny_model(arch: str, *, head: str | None = None, seed: int = 0, **ove
     return model
 
 
-def save_tiny_model(tmp_path, arch: str, *, name: str | None = None, head: str | None = None,
-                    seed: int = 0, **overrides):
+def save_tiny_model(
+    tmp_path,
+    arch: str,
+    *,
+    name: str | None = None,
+    head: str | None = None,
+    seed: int = 0,
+    **overrides,
+):
     """Build a seeded tiny model of ``arch`` and save it in HF layout.
 
     Returns ``(model_dir, torch_model)``; ``model_dir`` contains
@@ -210,7 +214,7 @@ def make_batch(config, lengths, *, seed: int = 0, pad_to: int | None = None):
         input_ids[row, :length] = rng.choice(allowed, size=length)
         attention_mask[row, :length] = 1
         if token_type_ids is not None and type_vocab >= 2:
-            token_type_ids[row, (length + 1) // 2:length] = 1
+            token_type_ids[row, (length + 1) // 2 : length] = 1
     input_ids[0, 0] = allowed.max()  # boundary id: vocab_size - 1 (or next below pad)
     return input_ids, attention_mask, token_type_ids
 
@@ -284,10 +288,29 @@ def assert_close(actual, expected, tol: float, label: str) -> float:
 # ---------------------------------------------------------------------------
 
 #: Bytes per element of the safetensors dtypes used in the tests.
-DTYPE_SIZES = {"F64": 8, "F32": 4, "F16": 2, "BF16": 2, "I64": 8, "I32": 4, "I16": 2, "I8": 1,
-               "U8": 1, "BOOL": 1}
-_NUMPY_DTYPES = {"F64": "<f8", "F32": "<f4", "F16": "<f2", "I64": "<i8", "I32": "<i4",
-                 "I16": "<i2", "I8": "i1", "U8": "u1", "BOOL": "?"}
+DTYPE_SIZES = {
+    "F64": 8,
+    "F32": 4,
+    "F16": 2,
+    "BF16": 2,
+    "I64": 8,
+    "I32": 4,
+    "I16": 2,
+    "I8": 1,
+    "U8": 1,
+    "BOOL": 1,
+}
+_NUMPY_DTYPES = {
+    "F64": "<f8",
+    "F32": "<f4",
+    "F16": "<f2",
+    "I64": "<i8",
+    "I32": "<i4",
+    "I16": "<i2",
+    "I8": "i1",
+    "U8": "u1",
+    "BOOL": "?",
+}
 
 
 def read_safetensors_raw(path):
@@ -298,8 +321,8 @@ def read_safetensors_raw(path):
     """
     blob = Path(path).read_bytes()
     (n,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8:8 + n].decode("utf-8"))
-    return header, blob[8 + n:]
+    header = json.loads(blob[8 : 8 + n].decode("utf-8"))
+    return header, blob[8 + n :]
 
 
 def pack_safetensors(header: dict, data: bytes, *, pad_header: bool = True) -> bytes:
@@ -336,7 +359,11 @@ def rebuild_safetensors(path, tensors: dict, metadata=None) -> None:
     chunks = []
     offset = 0
     for name, (dtype, shape, raw) in tensors.items():
-        header[name] = {"dtype": dtype, "shape": list(shape), "data_offsets": [offset, offset + len(raw)]}
+        header[name] = {
+            "dtype": dtype,
+            "shape": list(shape),
+            "data_offsets": [offset, offset + len(raw)],
+        }
         chunks.append(raw)
         offset += len(raw)
     write_safetensors_raw(path, header, b"".join(chunks))

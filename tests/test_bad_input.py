@@ -15,10 +15,9 @@ import subprocess
 import sys
 import textwrap
 
+import nlpengine
 import numpy as np
 import pytest
-
-import nlpengine
 from conftest import (
     DTYPE_SIZES,
     assert_close_unmasked,
@@ -88,12 +87,14 @@ def run_in_child(model_dir, inputs_npz=None) -> dict:
     except subprocess.TimeoutExpired as exc:  # pragma: no cover - failure path
         pytest.fail(f"nlpengine hung on {model_dir}: {exc}")
     assert proc.returncode >= 0, (
-        f"child process killed by signal {-proc.returncode}\nstderr:\n{proc.stderr[-3000:]}")
+        f"child process killed by signal {-proc.returncode}\nstderr:\n{proc.stderr[-3000:]}"
+    )
     assert proc.returncode == 0, (
-        f"child process exited with status {proc.returncode}\nstderr:\n{proc.stderr[-3000:]}")
+        f"child process exited with status {proc.returncode}\nstderr:\n{proc.stderr[-3000:]}"
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln.startswith("RESULT ")]
     assert lines, f"child printed no result\nstdout:\n{proc.stdout}\nstderr:\n{proc.stderr[-3000:]}"
-    return json.loads(lines[-1][len("RESULT "):])
+    return json.loads(lines[-1][len("RESULT ") :])
 
 
 def model_error_in_child(model_dir) -> str:
@@ -101,7 +102,8 @@ def model_error_in_child(model_dir) -> str:
     result = run_in_child(model_dir)
     assert result["raised"] is not None, f"loading {model_dir} succeeded; expected ModelError"
     assert result["model_error"], (
-        f"expected nlpengine.ModelError, got {result['raised']}: {result['message']}")
+        f"expected nlpengine.ModelError, got {result['raised']}: {result['message']}"
+    )
     print("ModelError:", result["message"])
     return result["message"]
 
@@ -121,7 +123,9 @@ def assert_names(message: str, *names: str) -> None:
 
 def assert_names_one_of(message: str, names) -> None:
     names = list(names)
-    assert any(n in message for n in names), f"error message should name one of {names}: {message!r}"
+    assert any(n in message for n in names), (
+        f"error message should name one of {names}: {message!r}"
+    )
 
 
 # ---------------------------------------------------------------------------
@@ -147,7 +151,7 @@ def edit_header(model_dir, edit) -> None:
 
 
 def edit_tensors(model_dir, edit) -> None:
-    """Apply ``edit(tensors)`` to ``{name: (dtype, shape, bytes)}`` and rewrite a consistent file."""
+    """Apply ``edit(tensors)`` to ``{name: (dtype, shape, bytes)}``; rewrite a consistent file."""
     tensors, metadata = tensors_from_safetensors(st_path(model_dir))
     edit(tensors)
     rebuild_safetensors(st_path(model_dir), tensors, metadata)
@@ -247,8 +251,12 @@ def test_header_not_a_json_object(model_dir, header_bytes):
 )
 def test_header_length_prefix_larger_than_file(model_dir, prefix):
     blob = st_path(model_dir).read_bytes()
-    value = {"file-size-plus-1000": len(blob) + 1000, "2**32": 2**32, "2**63": 2**63,
-             "2**64-1": 2**64 - 1}[prefix]
+    value = {
+        "file-size-plus-1000": len(blob) + 1000,
+        "2**32": 2**32,
+        "2**63": 2**63,
+        "2**64-1": 2**64 - 1,
+    }[prefix]
     st_path(model_dir).write_bytes(struct.pack("<Q", value) + blob[8:])
     assert_names(model_error_in_child(model_dir), ST)
 
@@ -311,8 +319,17 @@ def test_data_offsets_disagree_with_dtype_and_shape(model_dir, how):
         {"dtype": "F32", "shape": [2**40, 2**40], "data_offsets": [0, 6400]},
         "not an object",
     ],
-    ids=["no-dtype", "no-shape", "no-offsets", "unknown-dtype", "negative-shape", "shape-string",
-         "one-offset", "overflowing-shape", "entry-not-object"],
+    ids=[
+        "no-dtype",
+        "no-shape",
+        "no-offsets",
+        "unknown-dtype",
+        "negative-shape",
+        "shape-string",
+        "one-offset",
+        "overflowing-shape",
+        "entry-not-object",
+    ],
 )
 def test_malformed_header_entry(model_dir, entry):
     def edit(header):
@@ -329,8 +346,12 @@ def test_malformed_header_entry(model_dir, entry):
 
 @pytest.mark.parametrize(
     "tensor, dtype",
-    [(QUERY, "I32"), (WORD_EMB, "I64"), ("embeddings.LayerNorm.weight", "U8"),
-     ("encoder.layer.1.output.dense.bias", "BOOL")],
+    [
+        (QUERY, "I32"),
+        (WORD_EMB, "I64"),
+        ("embeddings.LayerNorm.weight", "U8"),
+        ("encoder.layer.1.output.dense.bias", "BOOL"),
+    ],
 )
 def test_tensor_dtype_disagrees_with_model(model_dir, tensor, dtype):
     def edit(tensors):
@@ -353,8 +374,16 @@ def test_tensor_dtype_disagrees_with_model(model_dir, tensor, dtype):
         ("embeddings.LayerNorm.weight", (41,)),
         ("encoder.layer.1.attention.output.dense.bias", (40, 1)),
     ],
-    ids=["intermediate-transposed", "query-40x32", "query-1d", "word-emb-hidden-48",
-         "word-emb-vocab-100", "positions-32", "layernorm-41", "bias-2d"],
+    ids=[
+        "intermediate-transposed",
+        "query-40x32",
+        "query-1d",
+        "word-emb-hidden-48",
+        "word-emb-vocab-100",
+        "positions-32",
+        "layernorm-41",
+        "bias-2d",
+    ],
 )
 def test_tensor_shape_disagrees_with_config(model_dir, tensor, new_shape):
     def edit(tensors):
@@ -373,8 +402,13 @@ def test_tensor_shape_disagrees_with_config(model_dir, tensor, new_shape):
 
 @pytest.mark.parametrize(
     "tensor",
-    [QUERY, "embeddings.LayerNorm.bias", "encoder.layer.1.output.dense.weight",
-     "embeddings.token_type_embeddings.weight", WORD_EMB],
+    [
+        QUERY,
+        "embeddings.LayerNorm.bias",
+        "encoder.layer.1.output.dense.weight",
+        "embeddings.token_type_embeddings.weight",
+        WORD_EMB,
+    ],
 )
 def test_missing_tensor(model_dir, tensor):
     edit_tensors(model_dir, lambda tensors: tensors.pop(tensor))
@@ -394,8 +428,12 @@ def test_config_missing_required_key(model_dir, key):
 
 @pytest.mark.parametrize(
     "key, value",
-    [("hidden_size", "forty"), ("num_hidden_layers", -1), ("num_attention_heads", None),
-     ("layer_norm_eps", "tiny")],
+    [
+        ("hidden_size", "forty"),
+        ("num_hidden_layers", -1),
+        ("num_attention_heads", None),
+        ("layer_norm_eps", "tiny"),
+    ],
 )
 def test_config_key_with_wrong_value(model_dir, key, value):
     edit_config(model_dir, lambda config: config.__setitem__(key, value))
@@ -486,7 +524,9 @@ BAD_ENCODE_INPUTS = {
     "token-type-negative": lambda: dict(input_ids=_ids(), token_type_ids=np.full((2, 5), -1)),
     "mask-seq-mismatch": lambda: dict(input_ids=_ids(), attention_mask=np.ones((2, 4), np.int64)),
     "mask-batch-mismatch": lambda: dict(input_ids=_ids(), attention_mask=np.ones((3, 5), np.int64)),
-    "types-shape-mismatch": lambda: dict(input_ids=_ids(), token_type_ids=np.zeros((2, 6), np.int64)),
+    "types-shape-mismatch": lambda: dict(
+        input_ids=_ids(), token_type_ids=np.zeros((2, 6), np.int64)
+    ),
     "ids-1d": lambda: dict(input_ids=np.array([5, 6, 7], dtype=np.int64)),
     "ids-3d": lambda: dict(input_ids=np.full((1, 2, 3), 5, dtype=np.int64)),
     "mask-1d": lambda: dict(input_ids=_ids(), attention_mask=np.ones(5, np.int64)),
@@ -508,7 +548,8 @@ def test_bad_encode_input_raises(tmp_path, tiny_bert_dir, tiny_bert, case):
     assert result["stage"] == "encode"
     assert result["raised"] is not None, f"encode accepted bad input ({case})"
     assert result["value_error"] or result["model_error"], (
-        f"expected ValueError or ModelError, got {result['raised']}: {result['message']}")
+        f"expected ValueError or ModelError, got {result['raised']}: {result['message']}"
+    )
     assert result["message"].strip(), "the exception needs a message"
     print(f"{case}: {result['raised']}: {result['message']}")
     # ... then in process, with the pytest idiom.
@@ -523,7 +564,7 @@ def test_model_still_works_after_bad_inputs(tiny_bert_dir, tiny_bert):
     reference = AutoModel.from_pretrained(tiny_bert_dir).eval()
     ids, mask, types = make_batch(reference.config, (4, 9), seed=11)
     before = tiny_bert.encode(ids, attention_mask=mask, token_type_ids=types).last_hidden_state
-    for case, make in BAD_ENCODE_INPUTS.items():
+    for make in BAD_ENCODE_INPUTS.values():
         kwargs = make()
         with pytest.raises(ENCODE_ERRORS):
             tiny_bert.encode(kwargs.pop("input_ids"), **kwargs)
@@ -545,7 +586,9 @@ def test_position_limit_boundary(tmp_path, arch, longest_ok):
     ids, mask, types = make_batch(torch_model.config, (longest_ok, 7), seed=12)
     out = engine.encode(ids, attention_mask=mask, token_type_ids=types)
     expected, _ = reference_outputs(torch_model, ids, mask, types)
-    assert_close_unmasked(out.last_hidden_state, expected, mask, 1e-4, f"{arch} at {longest_ok} tokens")
+    assert_close_unmasked(
+        out.last_hidden_state, expected, mask, 1e-4, f"{arch} at {longest_ok} tokens"
+    )
 
     too_long, _, _ = make_batch(torch_model.config, (longest_ok + 1,), seed=13)
     npz = tmp_path / "too_long.npz"
@@ -554,3 +597,19 @@ def test_position_limit_boundary(tmp_path, arch, longest_ok):
     assert result["stage"] == "encode" and (result["value_error"] or result["model_error"]), result
     with pytest.raises(ENCODE_ERRORS):
         engine.encode(too_long)
+
+
+@pytest.mark.parametrize(
+    "arch, token_types",
+    [("roberta", [[0, 1, 0]]), ("xlm-roberta", [[0, 0, 1]]), ("distilbert", [[0, 1, 1]])],
+)
+def test_token_types_the_model_does_not_have(tmp_path, arch, token_types):
+    """RoBERTa/XLM-R have one token type (type_vocab_size 1); DistilBERT has none."""
+    model_dir, _ = save_tiny_model(tmp_path, arch)
+    ids = np.array([[5, 6, 7]], dtype=np.int64)
+    npz = tmp_path / "inputs.npz"
+    np.savez(npz, input_ids=ids, token_type_ids=np.array(token_types, dtype=np.int64))
+    result = run_in_child(model_dir, npz)
+    assert result["stage"] == "encode" and (result["value_error"] or result["model_error"]), result
+    with pytest.raises(ENCODE_ERRORS):
+        nlpengine.load(model_dir).encode(ids, token_type_ids=np.array(token_types))

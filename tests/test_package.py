@@ -6,10 +6,9 @@ import math
 import threading
 import time
 
+import nlpengine
 import numpy as np
 import pytest
-
-import nlpengine
 from conftest import (
     assert_close,
     assert_close_unmasked,
@@ -46,8 +45,10 @@ def test_output_arrays_are_float32_c_contiguous_with_right_shapes(bert):
     ids, mask, types = make_batch(torch_model.config, (3, 7, 12, 17), seed=21)
     out = engine.encode(ids, attention_mask=mask, token_type_ids=types)
     hidden, pooled = out.last_hidden_state, out.pooler_output
-    for name, array, shape in [("last_hidden_state", hidden, (4, 17, 40)),
-                               ("pooler_output", pooled, (4, 40))]:
+    for name, array, shape in [
+        ("last_hidden_state", hidden, (4, 17, 40)),
+        ("pooler_output", pooled, (4, 40)),
+    ]:
         assert isinstance(array, np.ndarray), name
         assert array.dtype == np.float32, f"{name} dtype {array.dtype}"
         assert array.flags.c_contiguous, f"{name} is not C-contiguous"
@@ -71,9 +72,14 @@ def test_int32_inputs_are_accepted(bert):
     _, torch_model, engine = bert
     ids, mask, types = make_batch(torch_model.config, (4, 10, 6), seed=24)
     as64 = engine.encode(ids, attention_mask=mask, token_type_ids=types)
-    as32 = engine.encode(ids.astype(np.int32), attention_mask=mask.astype(np.int32),
-                         token_type_ids=types.astype(np.int32))
-    assert_close_unmasked(as32.last_hidden_state, as64.last_hidden_state, mask, 0.0, "int32 vs int64")
+    as32 = engine.encode(
+        ids.astype(np.int32),
+        attention_mask=mask.astype(np.int32),
+        token_type_ids=types.astype(np.int32),
+    )
+    assert_close_unmasked(
+        as32.last_hidden_state, as64.last_hidden_state, mask, 0.0, "int32 vs int64"
+    )
     assert_close(as32.pooler_output, as64.pooler_output, 0.0, "int32 vs int64 pooler")
     expected, _ = reference_outputs(torch_model, ids, mask, types)
     assert_close_unmasked(as32.last_hidden_state, expected, mask, 1e-4, "int32 vs transformers")
@@ -85,8 +91,11 @@ def test_non_contiguous_inputs_are_accepted(bert):
     ids, mask, types = make_batch(torch_model.config, (8, 5, 8), seed=25)
     expected = engine.encode(ids, attention_mask=mask, token_type_ids=types).last_hidden_state
 
-    fortran = engine.encode(np.asfortranarray(ids), attention_mask=np.asfortranarray(mask),
-                            token_type_ids=np.asfortranarray(types)).last_hidden_state
+    fortran = engine.encode(
+        np.asfortranarray(ids),
+        attention_mask=np.asfortranarray(mask),
+        token_type_ids=np.asfortranarray(types),
+    ).last_hidden_state
     assert_close_unmasked(fortran, expected, mask, 0.0, "Fortran-ordered inputs")
 
     wide = np.zeros((ids.shape[0], ids.shape[1] * 2), dtype=np.int64)
@@ -95,8 +104,9 @@ def test_non_contiguous_inputs_are_accepted(bert):
     wide_mask[:, ::2] = mask
     wide_types = np.zeros_like(wide)
     wide_types[:, ::2] = types
-    strided = engine.encode(wide[:, ::2], attention_mask=wide_mask[:, ::2],
-                            token_type_ids=wide_types[:, ::2]).last_hidden_state
+    strided = engine.encode(
+        wide[:, ::2], attention_mask=wide_mask[:, ::2], token_type_ids=wide_types[:, ::2]
+    ).last_hidden_state
     assert_close_unmasked(strided, expected, mask, 0.0, "strided inputs")
 
 
@@ -104,8 +114,11 @@ def test_default_threads_match_single_thread(bert):
     model_dir, torch_model, engine = bert
     ids, mask, types = make_batch(torch_model.config, (17, 3), seed=26)
     default = engine.encode(ids, attention_mask=mask, token_type_ids=types).last_hidden_state
-    single = nlpengine.load(model_dir, threads=1).encode(
-        ids, attention_mask=mask, token_type_ids=types).last_hidden_state
+    single = (
+        nlpengine.load(model_dir, threads=1)
+        .encode(ids, attention_mask=mask, token_type_ids=types)
+        .last_hidden_state
+    )
     assert_close_unmasked(default, single, mask, 1e-5, "threads=None vs threads=1")
 
 
@@ -114,16 +127,22 @@ def test_default_threads_match_single_thread(bert):
 # ---------------------------------------------------------------------------
 
 #: Share of a free-running Python counter's speed that it must keep while two
-#: other threads sit in encode.  Holding the GIL during encode gives a few
-#: percent (the counter only runs between calls); releasing it gives ~50-100%.
-MIN_COUNTER_SHARE = 0.2
+#: other threads sit in encode.  Holding the GIL during encode leaves it ~1-3%
+#: (it only runs for a switch interval, 5 ms, between ~300 ms calls); releasing
+#: it gives ~25-70% on a 2-core machine, depending on other load.
+MIN_COUNTER_SHARE = 0.1
 
 
 @pytest.fixture(scope="module")
 def big_model(tmp_path_factory):
     model_dir, _ = save_tiny_model(
-        tmp_path_factory.mktemp("big"), "bert", vocab_size=1000, hidden_size=256,
-        num_attention_heads=4, intermediate_size=1024, num_hidden_layers=4,
+        tmp_path_factory.mktemp("big"),
+        "bert",
+        vocab_size=1000,
+        hidden_size=256,
+        num_attention_heads=4,
+        intermediate_size=1024,
+        num_hidden_layers=4,
         max_position_embeddings=256,
     )
     return nlpengine.load(model_dir, threads=1)
@@ -157,12 +176,12 @@ def counter_rate(seconds: float = 0.3) -> float:
 
 def test_encode_releases_the_gil(big_model):
     rng = np.random.default_rng(27)
-    ids = rng.integers(1, 1000, size=(8, 128), dtype=np.int64)
+    ids = rng.integers(1, 1000, size=(16, 256), dtype=np.int64)
     expected = big_model.encode(ids).last_hidden_state  # also warms up
     start = time.perf_counter()
     big_model.encode(ids)
     single_call = time.perf_counter() - start
-    calls = min(50, max(3, math.ceil(1.0 / single_call)))  # >= ~1 s of encode per thread
+    calls = min(50, max(3, math.ceil(1.5 / single_call)))  # >= ~1.5 s of encode per thread
 
     free_rate = counter_rate()
     results, errors = [], []
@@ -191,13 +210,21 @@ def test_encode_releases_the_gil(big_model):
 
     assert not errors, errors
     assert len(results) == 2 * calls
-    for r in results:  # concurrent calls on one model are also correct
-        assert_close(r, expected, 1e-5, "concurrent encode vs sequential")
+    # Concurrent calls on one model must also be correct.
+    assert_close(
+        np.stack(results),
+        np.broadcast_to(expected, (len(results),) + expected.shape),
+        1e-5,
+        "concurrent encode vs sequential",
+    )
 
     share = (c1 - c0) / ((t1 - t0) * free_rate)
-    print(f"encode call {single_call * 1e3:.0f} ms, {calls} calls x 2 threads in {t1 - t0:.2f} s; "
-          f"counter kept {share:.0%} of its free-running speed")
+    print(
+        f"encode call {single_call * 1e3:.0f} ms, {calls} calls x 2 threads in {t1 - t0:.2f} s; "
+        f"counter kept {share:.0%} of its free-running speed"
+    )
     assert t1 - t0 > 0.5
     assert share >= MIN_COUNTER_SHARE, (
         f"a Python thread got only {share:.1%} of its normal speed while encode ran in two "
-        "other threads: encode seems to hold the GIL")
+        "other threads: encode seems to hold the GIL"
+    )

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
-from typing import Optional
 
 import numpy as np
 
@@ -28,7 +27,7 @@ class EncoderOutput:
     """
 
     last_hidden_state: np.ndarray
-    pooler_output: Optional[np.ndarray] = None
+    pooler_output: np.ndarray | None = None
 
 
 def _as_ids(name: str, array, reference_shape=None) -> np.ndarray:
@@ -71,8 +70,12 @@ class EncoderModel:
     def encode(self, input_ids, attention_mask=None, token_type_ids=None) -> EncoderOutput:
         """Run the encoder on int arrays of shape (batch, seq)."""
         ids = _as_ids("input_ids", input_ids)
-        mask = None if attention_mask is None else _as_ids("attention_mask", attention_mask, ids.shape)
-        types = None if token_type_ids is None else _as_ids("token_type_ids", token_type_ids, ids.shape)
+        mask = (
+            None if attention_mask is None else _as_ids("attention_mask", attention_mask, ids.shape)
+        )
+        types = (
+            None if token_type_ids is None else _as_ids("token_type_ids", token_type_ids, ids.shape)
+        )
         hidden, pooled = self._native.encode(ids, mask, types)
         return EncoderOutput(last_hidden_state=hidden, pooler_output=pooled)
 
@@ -84,7 +87,7 @@ class EncoderModel:
         )
 
 
-def load(path: str | os.PathLike, threads: Optional[int] = None) -> EncoderModel:
+def load(path: str | os.PathLike, threads: int | None = None) -> EncoderModel:
     """Load a model directory in Hugging Face layout (config.json, model.safetensors).
 
     ``threads``: intra-op threads for this model's calls; None uses every core.

@@ -8,10 +8,12 @@ transformers model (eval mode, no grad) over unmasked positions.
 
 from __future__ import annotations
 
-import numpy as np
-import pytest
+import json
+import struct
 
 import nlpengine
+import numpy as np
+import pytest
 from conftest import (
     ARCHS_WITH_POOLER,
     assert_close,
@@ -21,10 +23,10 @@ from conftest import (
     make_batch,
     max_abs_diff_unmasked,
     read_safetensors_raw,
+    rebuild_safetensors,
     reference_outputs,
     save_tiny_model,
     tensors_from_safetensors,
-    rebuild_safetensors,
 )
 
 #: Max abs difference allowed between nlpengine and transformers (float32).
@@ -41,13 +43,20 @@ CASES = [
     ("roberta", "roberta", {}),
     ("roberta-gelu_new-eps1e-5", "roberta", {"hidden_act": "gelu_new", "layer_norm_eps": 1e-5}),
     ("xlm-roberta", "xlm-roberta", {}),
-    ("xlm-roberta-gelu_new-eps1e-3", "xlm-roberta", {"hidden_act": "gelu_new", "layer_norm_eps": 1e-3}),
+    (
+        "xlm-roberta-gelu_new-eps1e-3",
+        "xlm-roberta",
+        {"hidden_act": "gelu_new", "layer_norm_eps": 1e-3},
+    ),
     ("distilbert", "distilbert", {"activation": "gelu", "sinusoidal_pos_embds": False}),
     ("distilbert-3layers", "distilbert", {"n_layers": 3}),
     ("electra-emb24", "electra", {"embedding_size": 24}),
     ("electra-emb40-equal", "electra", {"embedding_size": 40}),
-    ("electra-emb24-gelu_new-eps1e-3", "electra", {"embedding_size": 24, "hidden_act": "gelu_new",
-                                                   "layer_norm_eps": 1e-3}),
+    (
+        "electra-emb24-gelu_new-eps1e-3",
+        "electra",
+        {"embedding_size": 24, "hidden_act": "gelu_new", "layer_norm_eps": 1e-3},
+    ),
 ]
 
 case_params = pytest.mark.parametrize(
@@ -61,21 +70,25 @@ def check_encode(model_dir, torch_model, arch, input_ids, attention_mask, token_
     """Run nlpengine and transformers on the same inputs and compare them."""
     engine = nlpengine.load(model_dir)
     out = engine.encode(input_ids, **encode_kwargs(input_ids, attention_mask, token_type_ids))
-    expected_hidden, expected_pooled = reference_outputs(torch_model, input_ids, attention_mask,
-                                                         token_type_ids)
+    expected_hidden, expected_pooled = reference_outputs(
+        torch_model, input_ids, attention_mask, token_type_ids
+    )
 
     hidden = out.last_hidden_state
     assert isinstance(hidden, np.ndarray) and hidden.dtype == np.float32
     assert hidden.shape == expected_hidden.shape
-    assert_close_unmasked(hidden, expected_hidden, attention_mask, TOLERANCE,
-                          f"{label} last_hidden_state")
+    assert_close_unmasked(
+        hidden, expected_hidden, attention_mask, TOLERANCE, f"{label} last_hidden_state"
+    )
 
     if arch in ARCHS_WITH_POOLER:
         assert out.pooler_output is not None, f"{arch} checkpoint has pooler weights"
         assert out.pooler_output.dtype == np.float32
         assert_close(out.pooler_output, expected_pooled, TOLERANCE, f"{label} pooler_output")
     else:
-        assert out.pooler_output is None, f"{arch} has no pooler weights: pooler_output must be None"
+        assert out.pooler_output is None, (
+            f"{arch} has no pooler weights: pooler_output must be None"
+        )
 
 
 @case_params
@@ -150,8 +163,13 @@ def test_token_classification_checkpoint_loads_base_encoder(tmp_path, arch):
     engine = nlpengine.load(model_dir)
     out = engine.encode(ids, **encode_kwargs(ids, mask, types))
     expected, _ = reference_outputs(torch_model.base_model, ids, mask, types)
-    assert_close_unmasked(out.last_hidden_state, expected, mask, TOLERANCE,
-                          f"{arch} token-classification base encoder")
+    assert_close_unmasked(
+        out.last_hidden_state,
+        expected,
+        mask,
+        TOLERANCE,
+        f"{arch} token-classification base encoder",
+    )
     # Token-classification heads are built without a pooler.
     assert not any(".pooler." in k for k in header)
     assert out.pooler_output is None
@@ -186,3 +204,95 @@ def test_variants_are_distinguishable(arch):
         diff = max_abs_diff_unmasked(out, ref, mask)
         print(f"{arch} {overrides}: reference moves by {diff:.3e}")
         assert diff > 5 * TOLERANCE
+
+
+@pytest.mark.parametrize("arch", ALL_ARCHS)
+def test_irregular_masks_match_transformers(tmp_path, arch):
+    """Left padding, a hole inside a sequence and an all-masked row: the
+    unmasked positions still match transformers, and a fully masked row does
+    not disturb the others."""
+    model_dir, torch_model = save_tiny_model(tmp_path, arch)
+    config = torch_model.config
+    ids, mask, types = make_batch(config, (12, 9, 5, 12), seed=8)
+    # Row 1: left padding (real tokens moved to the end, pad ids in front).
+    n = int(mask[1].sum())
+    ids[1] = np.concatenate([np.full(12 - n, config.pad_token_id), ids[1, :n]])
+    mask[1] = np.concatenate([np.zeros(12 - n, np.int64), np.ones(n, np.int64)])
+    if types is not None:
+        types[1] = np.concatenate([np.zeros(12 - n, np.int64), types[1, :n]])
+    # Row 2: all masked (its values are unspecified; the other rows must be right).
+    mask[2] = 0
+    # Row 3: a hole of masked real tokens in the middle.
+    mask[3, 4:7] = 0
+    engine = nlpengine.load(model_dir)
+    out = engine.encode(ids, **encode_kwargs(ids, mask, types))
+    expected, _ = reference_outputs(torch_model, ids, mask, types)
+    assert_close_unmasked(
+        out.last_hidden_state, expected, mask, TOLERANCE, f"{arch} irregular masks"
+    )
+    assert np.all(np.isfinite(out.last_hidden_state[mask == 1]))
+
+
+@pytest.mark.parametrize("arch", ["bert", "electra"])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_checkpoint(tmp_path, arch, dtype):
+    """A checkpoint saved in F16/BF16 computes like the float32 model with the
+    same (rounded) weights."""
+    import torch
+
+    model = build_tiny_model(arch)
+    model.to(getattr(torch, dtype))
+    model_dir = tmp_path / f"{arch}-{dtype}"
+    model.save_pretrained(model_dir)
+    header, _ = read_safetensors_raw(model_dir / "model.safetensors")
+    expected_dtype = {"float16": "F16", "bfloat16": "BF16"}[dtype]
+    assert {v["dtype"] for k, v in header.items() if k != "__metadata__"} == {expected_dtype}
+    model.float()  # same rounded weights, float32 compute
+
+    ids, mask, types = make_batch(model.config, LENGTHS, seed=9)
+    out = nlpengine.load(model_dir).encode(ids, **encode_kwargs(ids, mask, types))
+    expected, expected_pooled = reference_outputs(model, ids, mask, types)
+    assert_close_unmasked(out.last_hidden_state, expected, mask, TOLERANCE, f"{arch} {dtype}")
+    if arch in ARCHS_WITH_POOLER:
+        assert_close(out.pooler_output, expected_pooled, TOLERANCE, f"{arch} {dtype} pooler")
+    assert out.last_hidden_state.dtype == np.float32
+
+
+def test_sharded_checkpoint(tmp_path):
+    """save_pretrained with a small max_shard_size writes model.safetensors.index.json
+    and several shards."""
+    model = build_tiny_model("bert", num_hidden_layers=3)
+    model_dir = tmp_path / "sharded"
+    model.save_pretrained(model_dir, max_shard_size="40KB")
+    assert not (model_dir / "model.safetensors").exists()
+    assert (model_dir / "model.safetensors.index.json").is_file()
+    assert len(list(model_dir.glob("model-*.safetensors"))) >= 2
+
+    ids, mask, types = make_batch(model.config, LENGTHS, seed=10)
+    out = nlpengine.load(model_dir).encode(ids, **encode_kwargs(ids, mask, types))
+    expected, expected_pooled = reference_outputs(model, ids, mask, types)
+    assert_close_unmasked(out.last_hidden_state, expected, mask, TOLERANCE, "sharded bert")
+    assert_close(out.pooler_output, expected_pooled, TOLERANCE, "sharded bert pooler")
+
+
+@pytest.mark.parametrize("misalignment", [1, 2, 3])
+def test_unaligned_tensor_data(tmp_path, misalignment):
+    """safetensors does not promise aligned data: a header whose length puts
+    every float32 tensor at an odd address must still load correctly."""
+    model_dir, torch_model = save_tiny_model(tmp_path, "bert")
+    path = model_dir / "model.safetensors"
+    header, data = read_safetensors_raw(path)
+    hbytes = json.dumps(header, separators=(",", ":")).encode()
+    hbytes += b" " * ((misalignment - 8 - len(hbytes)) % 8)  # trailing spaces are valid JSON
+    assert (8 + len(hbytes)) % 4 == misalignment % 4
+    path.write_bytes(struct.pack("<Q", len(hbytes)) + hbytes + data)
+
+    ids, mask, types = make_batch(torch_model.config, LENGTHS, seed=11)
+    out = nlpengine.load(model_dir).encode(ids, **encode_kwargs(ids, mask, types))
+    expected, expected_pooled = reference_outputs(torch_model, ids, mask, types)
+    assert_close_unmasked(
+        out.last_hidden_state, expected, mask, TOLERANCE, f"misaligned by {misalignment}"
+    )
+    assert_close(
+        out.pooler_output, expected_pooled, TOLERANCE, f"misaligned by {misalignment} pooler"
+    )

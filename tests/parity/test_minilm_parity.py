@@ -8,10 +8,9 @@ and an int64 ``embeddings.position_ids`` buffer) ships in the
 
 from __future__ import annotations
 
+import nlpengine
 import numpy as np
 import pytest
-
-import nlpengine
 from conftest import assert_close, assert_close_unmasked, reference_outputs
 
 #: Max abs difference allowed between nlpengine and transformers (float32).
@@ -31,7 +30,7 @@ SENTENCES = [
     "Please don't forget to bring the umbrella; the forecast says it'll rain heavily tonight.",
     "The café on the corner serves crème brûlée and jalapeño poppers.",
     "Zürich, São Paulo and Kraków are cities with non-ASCII names.",
-    "She said, \"Well... I suppose we could try again tomorrow,\" and left the room.",
+    'She said, "Well... I suppose we could try again tomorrow," and left the room.',
     "Machine learning models can encode sentences into dense vectors.",
     "The mitochondria is the powerhouse of the cell.",
     "In 1969, Apollo 11 landed on the Moon; Neil Armstrong and Buzz Aldrin walked on its surface "
@@ -68,7 +67,7 @@ SENTENCES = [
     "Version 2.0.1 fixes bugs #123, #456 and #789.",
 ]
 
-BATCHES = [SENTENCES[i:i + BATCH_SIZE] for i in range(0, len(SENTENCES), BATCH_SIZE)]
+BATCHES = [SENTENCES[i : i + BATCH_SIZE] for i in range(0, len(SENTENCES), BATCH_SIZE)]
 
 
 @pytest.fixture(scope="module")
@@ -120,15 +119,21 @@ def test_minilm_matches_transformers(tokenizer, hf_model, engine, batch_index):
 
     assert out.last_hidden_state.dtype == np.float32
     assert out.last_hidden_state.shape == (len(BATCHES[batch_index]), ids.shape[1], 384)
-    assert_close_unmasked(out.last_hidden_state, expected_hidden, mask, TOLERANCE,
-                          f"MiniLM batch {batch_index} last_hidden_state")
+    assert_close_unmasked(
+        out.last_hidden_state,
+        expected_hidden,
+        mask,
+        TOLERANCE,
+        f"MiniLM batch {batch_index} last_hidden_state",
+    )
 
     # all-MiniLM-L6-v2 ships pooler weights, so the pooler output must be there.
     assert expected_pooled is not None
     assert out.pooler_output is not None
     assert out.pooler_output.shape == (len(BATCHES[batch_index]), 384)
-    assert_close(out.pooler_output, expected_pooled, TOLERANCE,
-                 f"MiniLM batch {batch_index} pooler_output")
+    assert_close(
+        out.pooler_output, expected_pooled, TOLERANCE, f"MiniLM batch {batch_index} pooler_output"
+    )
 
 
 def test_minilm_sentence_embeddings_match(tokenizer, hf_model, engine):
@@ -155,17 +160,32 @@ def test_minilm_single_sentence_matches_batched(tokenizer, engine):
     batched = engine.encode(ids, attention_mask=mask, token_type_ids=types).last_hidden_state
     row = 3
     n = int(mask[row].sum())
-    alone = engine.encode(ids[row:row + 1, :n], attention_mask=mask[row:row + 1, :n],
-                          token_type_ids=types[row:row + 1, :n]).last_hidden_state
+    alone = engine.encode(
+        ids[row : row + 1, :n],
+        attention_mask=mask[row : row + 1, :n],
+        token_type_ids=types[row : row + 1, :n],
+    ).last_hidden_state
     assert_close(alone[0], batched[row, :n], TOLERANCE, "MiniLM alone vs batched")
 
 
 def test_minilm_thread_counts_agree(minilm_dir, tokenizer):
     ids, mask, types = tokenize(tokenizer, BATCHES[2])
-    one = nlpengine.load(minilm_dir, threads=1).encode(ids, attention_mask=mask, token_type_ids=types)
-    two = nlpengine.load(minilm_dir, threads=2).encode(ids, attention_mask=mask, token_type_ids=types)
-    assert_close_unmasked(two.last_hidden_state, one.last_hidden_state, mask, THREADS_TOLERANCE,
-                          "MiniLM threads=2 vs threads=1 last_hidden_state")
-    assert_close(two.pooler_output, one.pooler_output, THREADS_TOLERANCE,
-                 "MiniLM threads=2 vs threads=1 pooler_output")
-
+    one = nlpengine.load(minilm_dir, threads=1).encode(
+        ids, attention_mask=mask, token_type_ids=types
+    )
+    two = nlpengine.load(minilm_dir, threads=2).encode(
+        ids, attention_mask=mask, token_type_ids=types
+    )
+    assert_close_unmasked(
+        two.last_hidden_state,
+        one.last_hidden_state,
+        mask,
+        THREADS_TOLERANCE,
+        "MiniLM threads=2 vs threads=1 last_hidden_state",
+    )
+    assert_close(
+        two.pooler_output,
+        one.pooler_output,
+        THREADS_TOLERANCE,
+        "MiniLM threads=2 vs threads=1 pooler_output",
+    )

@@ -34,19 +34,36 @@ def _read_texts(path: Path, text_field: str):
 
 
 @click.command()
-@click.option("--model", "model_dir", type=click.Path(file_okay=False, path_type=Path),
-              default=None, help="Model directory in Hugging Face layout "
-              "[default: the bundled all-MiniLM-L6-v2].")
-@click.option("--input", "input_path", required=True,
-              type=click.Path(exists=True, dir_okay=False, path_type=Path),
-              help="Texts: .txt (one per line) or .jsonl.")
-@click.option("--output", "output_path", type=click.Path(dir_okay=False, path_type=Path),
-              default=None, help="JSONL output [default: stdout].")
+@click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="Model directory in Hugging Face layout [default: the bundled all-MiniLM-L6-v2].",
+)
+@click.option(
+    "--input",
+    "input_path",
+    required=True,
+    type=click.Path(exists=True, dir_okay=False, path_type=Path),
+    help="Texts: .txt (one per line) or .jsonl.",
+)
+@click.option(
+    "--output",
+    "output_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    default=None,
+    help="JSONL output [default: stdout].",
+)
 @click.option("--text-field", default="text", show_default=True, help="Field of .jsonl records.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
 @click.option("--threads", default=None, type=click.IntRange(min=1), help="[default: all cores]")
-@click.option("--normalize/--no-normalize", default=True, show_default=True,
-              help="L2-normalise the mean-pooled embeddings.")
+@click.option(
+    "--normalize/--no-normalize",
+    default=True,
+    show_default=True,
+    help="L2-normalise the mean-pooled embeddings.",
+)
 def encode(model_dir, input_path, output_path, text_field, batch_size, threads, normalize):
     """Mean-pooled sentence embeddings, one JSON record per input text.
 
@@ -68,10 +85,12 @@ def encode(model_dir, input_path, output_path, text_field, batch_size, threads, 
         for i in range(0, len(records), batch_size):
             chunk = records[i : i + batch_size]
             encodings = tokenizer.encode_batch([text for _, text in chunk])
-            for (number, _), enc in zip(chunk, encodings):
+            for (number, _), enc in zip(chunk, encodings, strict=True):
                 if enc.overflowing:
-                    click.echo(f"warning: {input_path}:{number}: truncated to {max_length} tokens",
-                               err=True)
+                    click.echo(
+                        f"warning: {input_path}:{number}: truncated to {max_length} tokens",
+                        err=True,
+                    )
             ids = np.array([e.ids for e in encodings], dtype=np.int64)
             mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
             types = np.array([e.type_ids for e in encodings], dtype=np.int64)
@@ -82,8 +101,10 @@ def encode(model_dir, input_path, output_path, text_field, batch_size, threads, 
             pooled = (hidden * weights).sum(axis=1) / np.maximum(weights.sum(axis=1), 1.0)
             if normalize:
                 pooled /= np.maximum(np.linalg.norm(pooled, axis=1, keepdims=True), 1e-12)
-            for (number, _), vector in zip(chunk, pooled):
-                out.write(json.dumps({"id": number, "embedding": [round(float(v), 6) for v in vector]}))
+            for (number, _), vector in zip(chunk, pooled, strict=True):
+                out.write(
+                    json.dumps({"id": number, "embedding": [round(float(v), 6) for v in vector]})
+                )
                 out.write("\n")
             out.flush()
             count += len(chunk)
@@ -91,5 +112,8 @@ def encode(model_dir, input_path, output_path, text_field, batch_size, threads, 
         if output_path:
             out.close()
     elapsed = time.perf_counter() - start
-    click.echo(f"encoded {count} texts with {model_dir} in {elapsed:.2f} s "
-               f"({count / max(elapsed, 1e-9):.1f} texts/s)", err=True)
+    click.echo(
+        f"encoded {count} texts with {model_dir} in {elapsed:.2f} s "
+        f"({count / max(elapsed, 1e-9):.1f} texts/s)",
+        err=True,
+    )
