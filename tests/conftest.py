@@ -40,46 +40,22 @@ MAX_POSITIONS = 64
 #: Base config of every supported architecture, with deliberately unusual
 #: sizes (hidden 40 = 5 heads x 8, intermediate 72, vocab 120).
 #: ``model_type`` is the key; values are passed to ``AutoConfig.for_model``.
+_BERT_SIZES = dict(
+    vocab_size=VOCAB_SIZE,
+    hidden_size=HIDDEN,
+    num_attention_heads=HEADS,
+    intermediate_size=INTERMEDIATE,
+    max_position_embeddings=MAX_POSITIONS,
+    hidden_act="gelu",
+)
+# Real RoBERTa / XLM-R checkpoints have type_vocab_size 1 and pad id 1;
+# position ids start at pad_token_id + 1.
+_ROBERTA_IDS = dict(type_vocab_size=1, pad_token_id=1, bos_token_id=0, eos_token_id=2)
+
 ARCH_CONFIGS: dict[str, dict] = {
-    "bert": dict(
-        vocab_size=VOCAB_SIZE,
-        hidden_size=HIDDEN,
-        num_hidden_layers=2,
-        num_attention_heads=HEADS,
-        intermediate_size=INTERMEDIATE,
-        max_position_embeddings=MAX_POSITIONS,
-        type_vocab_size=2,
-        pad_token_id=0,
-        hidden_act="gelu",
-    ),
-    # Real RoBERTa / XLM-R checkpoints have type_vocab_size 1 and pad id 1;
-    # position ids start at pad_token_id + 1.
-    "roberta": dict(
-        vocab_size=VOCAB_SIZE,
-        hidden_size=HIDDEN,
-        num_hidden_layers=2,
-        num_attention_heads=HEADS,
-        intermediate_size=INTERMEDIATE,
-        max_position_embeddings=MAX_POSITIONS,
-        type_vocab_size=1,
-        pad_token_id=1,
-        bos_token_id=0,
-        eos_token_id=2,
-        hidden_act="gelu",
-    ),
-    "xlm-roberta": dict(
-        vocab_size=VOCAB_SIZE,
-        hidden_size=HIDDEN,
-        num_hidden_layers=3,
-        num_attention_heads=HEADS,
-        intermediate_size=INTERMEDIATE,
-        max_position_embeddings=MAX_POSITIONS,
-        type_vocab_size=1,
-        pad_token_id=1,
-        bos_token_id=0,
-        eos_token_id=2,
-        hidden_act="gelu",
-    ),
+    "bert": dict(_BERT_SIZES, num_hidden_layers=2, type_vocab_size=2, pad_token_id=0),
+    "roberta": dict(_BERT_SIZES, num_hidden_layers=2, **_ROBERTA_IDS),
+    "xlm-roberta": dict(_BERT_SIZES, num_hidden_layers=3, **_ROBERTA_IDS),
     "distilbert": dict(
         vocab_size=VOCAB_SIZE,
         dim=HIDDEN,
@@ -91,17 +67,9 @@ ARCH_CONFIGS: dict[str, dict] = {
         sinusoidal_pos_embds=False,
         pad_token_id=0,
     ),
+    # embedding_size 24 != hidden_size 40 exercises embeddings_project.
     "electra": dict(
-        vocab_size=VOCAB_SIZE,
-        embedding_size=24,  # != hidden_size: exercises embeddings_project
-        hidden_size=HIDDEN,
-        num_hidden_layers=3,
-        num_attention_heads=HEADS,
-        intermediate_size=INTERMEDIATE,
-        max_position_embeddings=MAX_POSITIONS,
-        type_vocab_size=2,
-        pad_token_id=0,
-        hidden_act="gelu",
+        _BERT_SIZES, embedding_size=24, num_hidden_layers=3, type_vocab_size=2, pad_token_id=0
     ),
 }
 

@@ -7,6 +7,7 @@ several calls at once on one shared model.
 
 from __future__ import annotations
 
+import json
 import os
 from dataclasses import dataclass
 
@@ -24,10 +25,14 @@ class EncoderOutput:
     ``last_hidden_state``: float32 (batch, seq, hidden); positions whose attention
     mask is 0 are zeros. ``pooler_output``: float32 (batch, hidden), or None when the
     checkpoint has no pooler (DistilBERT, ELECTRA, task checkpoints without one).
+    ``logits``: the task head's output, or None for a bare encoder: float32
+    (batch, seq, num_labels) for token classification (zeros where the mask is 0),
+    (batch, num_labels) for sequence classification.
     """
 
     last_hidden_state: np.ndarray
     pooler_output: np.ndarray | None = None
+    logits: np.ndarray | None = None
 
 
 def _as_ids(name: str, array, reference_shape=None) -> np.ndarray:
@@ -53,11 +58,31 @@ class EncoderModel:
 
     def __init__(self, native: _core.EncoderModel):
         self._native = native
+        with open(os.path.join(native.directory, "config.json"), encoding="utf-8") as f:
+            self._hf_config = json.load(f)
+
+    @property
+    def hf_config(self) -> dict:
+        """config.json as a dict (id2label, problem_type, ... for the task adapters)."""
+        return self._hf_config
+
+    @property
+    def id2label(self) -> dict[int, str]:
+        """Label names by class index, from config.json (LABEL_i when absent)."""
+        names = self._hf_config.get("id2label") or {}
+        return {i: names.get(str(i), f"LABEL_{i}") for i in range(self._native.info["num_labels"])}
 
     @property
     def config(self) -> dict:
         """Model type and sizes as read from config.json."""
         return dict(self._native.info)
+
+    @property
+    def head(self) -> str | None:
+        """The runtime head config.json's "architectures" selects:
+        "sequence_classification", "token_classification", or None for a bare encoder."""
+        head = self._native.info["head"]
+        return None if head == "none" else head
 
     @property
     def threads(self) -> int:
@@ -76,8 +101,8 @@ class EncoderModel:
         types = (
             None if token_type_ids is None else _as_ids("token_type_ids", token_type_ids, ids.shape)
         )
-        hidden, pooled = self._native.encode(ids, mask, types)
-        return EncoderOutput(last_hidden_state=hidden, pooler_output=pooled)
+        hidden, pooled, logits = self._native.encode(ids, mask, types)
+        return EncoderOutput(last_hidden_state=hidden, pooler_output=pooled, logits=logits)
 
     def __repr__(self) -> str:
         info = self._native.info

@@ -51,7 +51,8 @@ nb::tuple encode(const nle::EncoderModel& model, IdArray input_ids, std::optiona
                        static_cast<int64_t>(input_ids.shape(0)), static_cast<int64_t>(input_ids.shape(1)));
   }
   nb::object pooled = out.pooler_output.defined() ? to_numpy(out.pooler_output) : nb::none();
-  return nb::make_tuple(to_numpy(out.last_hidden_state), pooled);
+  nb::object logits = out.logits.defined() ? to_numpy(out.logits) : nb::none();
+  return nb::make_tuple(to_numpy(out.last_hidden_state), pooled, logits);
 }
 
 // Messages can quote bytes of a corrupt file that are not valid UTF-8; decode
@@ -116,6 +117,8 @@ NB_MODULE(_core, m) {
         d["type_vocab_size"] = i.type_vocab_size;
         d["pad_token_id"] = i.pad_token_id;
         d["has_pooler"] = i.has_pooler;
+        d["head"] = i.head;
+        d["num_labels"] = i.num_labels;
         return d;
       });
 }

@@ -22,6 +22,9 @@ class Weights {
   // The first of `names` present (e.g. "LayerNorm.weight" / "LayerNorm.gamma").
   Tensor require_any(std::initializer_list<std::string> names, const Shape& expected) const;
   bool contains(const std::string& name) const { return store_.contains(prefix_ + name); }
+  // Header entry of `prefix + name`; throws ModelError naming the file when absent.
+  const TensorInfo& info(const std::string& name) const { return store_.info(prefix_ + name); }
+  const WeightStore& store() const { return store_; }
   const std::string& prefix() const { return prefix_; }
 
  private:

@@ -13,6 +13,7 @@
 #include "layers/transformer_encoder_layer.h"
 #include "models/encoder_config.h"
 #include "models/packed_batch.h"
+#include "models/task_heads.h"
 
 namespace nle {
 
@@ -26,6 +27,7 @@ struct EncoderModel::Impl {
   std::vector<TransformerEncoderLayer> layers;
   bool has_pooler = false;
   Linear pooler;
+  std::unique_ptr<TaskHead> head;
 
   PackedBatch pack(const int64_t* ids, const int64_t* mask, const int64_t* types, int64_t batch,
                    int64_t seq) const;
@@ -59,12 +61,14 @@ std::shared_ptr<const EncoderModel> EncoderModel::load(const std::string& direct
   auto impl = std::make_unique<Impl>();
   impl->directory = directory;
   const std::string config_path = directory + "/config.json";
-  impl->config = EncoderConfig::from_config(Config::from_file(config_path));
+  const Config raw_config = Config::from_file(config_path);
+  impl->config = EncoderConfig::from_config(raw_config);
   impl->num_threads = options.num_threads > 0 ? options.num_threads : default_num_threads();
   impl->store = WeightStore::open_directory(directory);
 
   const EncoderConfig& c = impl->config;
-  const Weights weights(impl->store, detect_prefix(impl->store, c), config_path);
+  const std::string prefix = detect_prefix(impl->store, c);
+  const Weights weights(impl->store, prefix, config_path);
   impl->embeddings = std::make_unique<EncoderEmbeddings>(weights, c);
   const EncoderLayerNames names = EncoderLayerNames::for_layout(c.layout);
   const std::string stack = c.layout == EncoderLayout::DistilBert ? "transformer.layer." : "encoder.layer.";
@@ -76,10 +80,21 @@ std::shared_ptr<const EncoderModel> EncoderModel::load(const std::string& direct
     impl->pooler = Linear(weights, "pooler.dense", c.hidden_size, c.hidden_size);
   }
 
-  impl->info = EncoderInfo{c.model_type,        c.vocab_size,         c.hidden_size,
-                           c.num_layers,        c.num_heads,          c.intermediate_size,
-                           c.max_sequence_length(), c.type_vocab_size, c.pad_token_id,
-                           impl->has_pooler};
+  const HeadKind head_kind = head_kind_from_config(raw_config);
+  impl->head = make_task_head(head_kind, Weights(impl->store, "", config_path), prefix, c, raw_config);
+
+  impl->info = EncoderInfo{c.model_type,
+                           c.vocab_size,
+                           c.hidden_size,
+                           c.num_layers,
+                           c.num_heads,
+                           c.intermediate_size,
+                           c.max_sequence_length(),
+                           c.type_vocab_size,
+                           c.pad_token_id,
+                           impl->has_pooler,
+                           head_kind_name(head_kind),
+                           impl->head ? impl->head->num_labels() : 0};
   return std::shared_ptr<const EncoderModel>(new EncoderModel(std::move(impl)));
 }
 
@@ -169,6 +184,7 @@ EncoderOutput EncoderModel::encode(const int64_t* input_ids, const int64_t* atte
     out.pooler_output = Tensor(DType::F32, {batch, c.hidden_size});
     impl_->pooler(out.pooler_output, first, ops::Activation::Tanh);
   }
+  if (impl_->head) out.logits = (*impl_->head)(hidden, packed);
   return out;
 }
 
