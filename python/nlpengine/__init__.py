@@ -9,13 +9,20 @@
 
 from nlpengine._core import __version__
 from nlpengine.errors import InvalidInputError, ModelError
+from nlpengine.pipeline import TaskPipeline, pipeline  # noqa: E402  (needs load above)
 from nlpengine.runtime import EncoderModel, EncoderOutput, load
+from nlpengine.tasks import RecordError, TaskOption, TaskSpec
 
 __all__ = [
     "EncoderModel",
     "EncoderOutput",
     "InvalidInputError",
     "ModelError",
+    "RecordError",
+    "TaskOption",
+    "TaskPipeline",
+    "TaskSpec",
     "__version__",
     "load",
+    "pipeline",
 ]

@@ -2,13 +2,17 @@
 
 Example:
 
-    engine encode --input examples/sentences.txt --output embeddings.jsonl
+    engine run --task ner --input docs.jsonl --output entities.jsonl
 """
 
 import click
 
 from nlpengine import __version__
 from nlpengine.cli.encode import encode
+from nlpengine.cli.eval import eval_command
+from nlpengine.cli.run import run
+from nlpengine.cli.tasks import tasks
+from nlpengine.plugins import get_registry
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
@@ -17,9 +21,27 @@ def main() -> None:
     """nlpengine: Hugging Face checkpoints in, task results out.
 
     \b
-    Example:
-      engine encode --input examples/sentences.txt --output embeddings.jsonl
+    Examples:
+      engine tasks
+      engine run --task ner --input docs.jsonl --output entities.jsonl
+      engine eval --task ner --model ./my-ner --data test.conll
+      engine encode --input sentences.txt --output embeddings.jsonl
     """
 
 
+main.add_command(run)
+main.add_command(eval_command)
+main.add_command(tasks)
 main.add_command(encode)
+
+
+def _add_plugin_commands() -> None:
+    try:
+        registry = get_registry()
+        registry.load()
+        registry.manager.hook.register_commands(cli=main)
+    except Exception as e:  # a broken plugin must not break the CLI
+        click.echo(f"nlpengine: plugin commands not added: {e}", err=True)
+
+
+_add_plugin_commands()

@@ -1,0 +1,104 @@
+"""Registers the built-in ``classification`` task (entry point ``classification``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from nlpengine.hookspecs import hookimpl
+from nlpengine.io import InputError
+from nlpengine.tasks import RecordError, TaskOption, TaskSpec
+
+PAIR_FIELD = "text_pair"
+
+
+def _create_pipeline(model_dir, *, threads, batch_size, top_k, function_to_apply):
+    from nlpengine_classification.pipeline import ClassificationPipeline
+
+    return ClassificationPipeline(
+        model_dir,
+        top_k=None if top_k == 0 else top_k,
+        function_to_apply=function_to_apply,
+        batch_size=batch_size,
+        threads=threads,
+    )
+
+
+def _text(record: dict, field: str) -> str:
+    if field not in record or record[field] is None:
+        raise RecordError(f"missing text field '{field}'")
+    value = record[field]
+    if not isinstance(value, str):
+        raise RecordError(f"field '{field}' must be a string, got {type(value).__name__}")
+    return value
+
+
+def to_input(record: dict, text_field: str):
+    """A text, or a (text, text_pair) tuple when the record has a ``text_pair`` field."""
+    text = _text(record, text_field)
+    if record.get(PAIR_FIELD) is not None:
+        return (text, _text(record, PAIR_FIELD))
+    return text
+
+
+def to_output(record_id, labels: list[dict]) -> dict:
+    return {"id": record_id, "labels": labels}
+
+
+def evaluate(pipe, data_path: Path, options: dict) -> dict:
+    """Accuracy, macro/micro F1 and a per-class report on JSONL gold data:
+    ``{"text", "text_pair"?, "label"}`` (or ``"labels": [...]`` for multi-label models)."""
+    from nlpengine.io import read_records
+    from nlpengine_classification.metrics import classification_metrics
+
+    runner = pipe.runner
+    multi_label = runner.model.hf_config.get("problem_type") == "multi_label_classification"
+    if multi_label:
+        runner.top_k = None
+    inputs, gold = [], []
+    for item in read_records(data_path, "jsonl"):
+        if item.error:
+            raise InputError(f"{data_path}:{item.line}: {item.error}")
+        try:
+            inputs.append(to_input(item.record, "text"))
+            key = "labels" if multi_label else "label"
+            if key not in item.record:
+                raise RecordError(f"missing gold field '{key}'")
+            gold.append(item.record[key])
+        except RecordError as e:
+            raise InputError(f"{data_path}:{item.line}: {e}") from e
+    predictions = runner(inputs) if inputs else []
+    if multi_label:
+        pred = [[r["label"] for r in result if r["score"] >= 0.5] for result in predictions]
+    else:
+        pred = [result[0]["label"] for result in predictions]
+    labels = list(runner.model.id2label.values())
+    metrics = classification_metrics(gold, pred, labels=labels, multi_label=multi_label)
+    metrics["data"] = str(data_path)
+    return metrics
+
+
+@hookimpl
+def register_tasks(register):
+    register(
+        TaskSpec(
+            name="classification",
+            description="Text (and text-pair) classification, single- or multi-label.",
+            head="sequence_classification",
+            create_pipeline=_create_pipeline,
+            to_input=to_input,
+            to_output=to_output,
+            evaluate=evaluate,
+            options=(
+                TaskOption("top_k", click.IntRange(min=0), 1,
+                           "Labels per record, best first (0: all)."),
+                TaskOption("function_to_apply", click.Choice(["softmax", "sigmoid", "none"]), None,
+                           "Score function [default: from the model's problem_type]."),
+            ),
+            input_formats=("jsonl", "csv", "tsv", "text"),
+        )
+    )
+
+
+__all__ = ["evaluate", "register_tasks", "to_input", "to_output"]

@@ -1,0 +1,95 @@
+"""Registers the built-in ``ner`` task (entry point ``ner``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from nlpengine.hookspecs import hookimpl
+from nlpengine.io import InputError
+from nlpengine.tasks import RecordError, TaskOption, TaskSpec
+
+STRATEGIES = ("none", "simple", "first", "average", "max")
+EVAL_CHUNK = 256
+
+
+def _create_pipeline(model_dir, *, threads, batch_size, aggregation_strategy, ignore_labels,
+                     stride):
+    from nlpengine_ner.pipeline import NerPipeline
+
+    return NerPipeline(
+        model_dir,
+        aggregation_strategy=aggregation_strategy,
+        ignore_labels=tuple(ignore_labels),
+        stride=stride,
+        batch_size=batch_size,
+        threads=threads,
+    )
+
+
+def to_input(record: dict, text_field: str) -> str:
+    if text_field not in record or record[text_field] is None:
+        raise RecordError(f"missing text field '{text_field}'")
+    text = record[text_field]
+    if not isinstance(text, str):
+        raise RecordError(f"field '{text_field}' must be a string, got {type(text).__name__}")
+    return text
+
+
+def to_output(record_id, entities: list[dict]) -> dict:
+    return {"id": record_id, "entities": entities}
+
+
+def evaluate(pipe, data_path: Path, options: dict) -> dict:
+    """Entity-level precision, recall and F1 (seqeval; micro and per type) on a CoNLL
+    file: predicted entities are mapped back onto the file's tokens as BIO tags."""
+    from nlpengine.io import read_records
+    from nlpengine_ner import entities_to_tags, ner_metrics
+
+    gold, pred = [], []
+    chunk: list = []
+
+    def flush() -> None:
+        entities = pipe.run_inputs([record["text"] for record in chunk])
+        for record, found in zip(chunk, entities, strict=True):
+            gold.append(record["tags"])
+            pred.append(entities_to_tags(found, record["token_spans"]))
+        chunk.clear()
+
+    for item in read_records(data_path, "conll"):
+        if item.error:
+            raise InputError(f"{data_path}:{item.line}: {item.error}")
+        chunk.append(item.record)
+        if len(chunk) >= EVAL_CHUNK:
+            flush()
+    if chunk:
+        flush()
+    metrics = ner_metrics(gold, pred)
+    metrics["sentences"] = len(gold)
+    metrics["data"] = str(data_path)
+    return metrics
+
+
+@hookimpl
+def register_tasks(register):
+    register(
+        TaskSpec(
+            name="ner",
+            description="Named entities with character offsets (token classification).",
+            head="token_classification",
+            create_pipeline=_create_pipeline,
+            to_input=to_input,
+            to_output=to_output,
+            evaluate=evaluate,
+            options=(
+                TaskOption("aggregation_strategy", click.Choice(STRATEGIES), "simple",
+                           "How sub-word predictions become entities (as transformers)."),
+                TaskOption("ignore_labels", str, ("O",), "Labels never reported (repeatable).",
+                           multiple=True),
+                TaskOption("stride", click.IntRange(min=0), None,
+                           "Tokens shared by overlapping windows of long texts "
+                           "[default: a quarter of the model's maximum length]."),
+            ),
+        )
+    )

@@ -1,0 +1,75 @@
+"""Options shared by several commands, and task-specific options parsed per task."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from nlpengine.plugins import UnknownTaskError, get_registry
+from nlpengine.tasks import TaskSpec
+
+task_option = click.option(
+    "--task",
+    "task_name",
+    required=True,
+    envvar="NLPENGINE_TASK",
+    help="Task name (see `engine tasks`).",
+)
+model_option = click.option(
+    "--model",
+    "model_dir",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    envvar="NLPENGINE_MODEL",
+    help="Model directory in Hugging Face layout [default: the task's].",
+)
+batch_size_option = click.option(
+    "--batch-size",
+    default=32,
+    show_default=True,
+    type=click.IntRange(min=1),
+    envvar="NLPENGINE_BATCH_SIZE",
+    help="Records per runtime batch.",
+)
+threads_option = click.option(
+    "--threads",
+    default=None,
+    type=click.IntRange(min=1),
+    envvar="NLPENGINE_THREADS",
+    help="Runtime threads [default: all cores].",
+)
+
+# Lets a command accept the options of whichever task --task names.
+TASK_OPTIONS_CONTEXT = {"ignore_unknown_options": True, "allow_extra_args": True}
+
+
+def resolve_task(name: str) -> TaskSpec:
+    try:
+        return get_registry().task(name)
+    except UnknownTaskError as e:
+        raise click.ClickException(f"{e}. Hint: `engine tasks` lists what is installed.") from e
+
+
+def parse_task_options(spec: TaskSpec, args: list[str], command: str) -> dict:
+    """Parses the leftover command-line arguments against the task's own options."""
+    params = [
+        click.Option(
+            [o.flag],
+            type=o.type,
+            default=o.default,
+            help=o.help,
+            multiple=o.multiple,
+            show_default=True,
+        )
+        for o in spec.options
+    ]
+    parser = click.Command(f"{command} --task {spec.name}", params=params)
+    try:
+        ctx = parser.make_context(parser.name, list(args), resilient_parsing=False)
+    except click.UsageError as e:
+        known = ", ".join(o.flag for o in spec.options) or "none"
+        raise click.UsageError(
+            f"{e.format_message()} (options of task '{spec.name}': {known})"
+        ) from None
+    return {o.name: ctx.params[o.name] for o in spec.options}

@@ -1,0 +1,79 @@
+"""Task specifications: what a plugin registers for each task it provides.
+
+A task supplies a head (the runtime head its models use), a data adapter (how an
+input record becomes a pipeline input, and a result an output record), a pipeline
+factory, metrics (through ``evaluate``) and its own options with defaults.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+
+class RecordError(ValueError):
+    """An input record the task cannot use (missing field, wrong type, ...)."""
+
+
+@dataclass(frozen=True)
+class TaskOption:
+    """A task-specific option, exposed as ``--name-with-dashes`` on ``engine run``/``eval``
+    and as a keyword argument of ``nlpengine.pipeline``."""
+
+    name: str
+    type: Any = str  # a click type or Python type
+    default: Any = None
+    help: str = ""
+    multiple: bool = False
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+
+@dataclass
+class TaskSpec:
+    """Everything the engine needs to run, evaluate and describe a task.
+
+    ``create_pipeline(model_dir, *, threads, batch_size, **options)`` returns a callable
+    taking a list of pipeline inputs and returning one result per input, in order.
+    ``to_input(record, text_field)`` turns an input record (a dict) into a pipeline input,
+    raising :class:`RecordError` with a reason for a record it cannot use.
+    ``to_output(record_id, result)`` turns a result into the output record.
+    ``evaluate(pipeline, data_path, options)`` scores the pipeline on a gold file and
+    returns a JSON-serialisable dict of metrics.
+    ``default_model()`` gives the model directory used when ``--model`` is not given.
+    """
+
+    name: str
+    description: str
+    head: str
+    create_pipeline: Callable[..., Callable[[list], list]]
+    to_input: Callable[[dict, str], Any]
+    to_output: Callable[[Any, Any], dict]
+    evaluate: Callable[[Any, Path, dict], dict] | None = None
+    default_model: Callable[[], Path] | None = None
+    options: Sequence[TaskOption] = ()
+    input_formats: Sequence[str] = ("jsonl", "csv", "tsv", "text", "conll")
+    # Filled in by the registry from the registering plugin's entry point.
+    plugin: str = ""
+    version: str = ""
+    source: str = ""
+    extra: dict = field(default_factory=dict)
+
+    def option_defaults(self) -> dict[str, Any]:
+        return {o.name: o.default for o in self.options}
+
+    def resolve_options(self, given: dict[str, Any]) -> dict[str, Any]:
+        """The task's defaults updated with ``given``; unknown names are an error."""
+        known = self.option_defaults()
+        unknown = sorted(set(given) - set(known))
+        if unknown:
+            raise TypeError(
+                f"task '{self.name}' has no option(s) {', '.join(unknown)}; "
+                f"its options are: {', '.join(sorted(known)) or '(none)'}"
+            )
+        known.update(given)
+        return known
