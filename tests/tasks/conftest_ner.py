@@ -7,17 +7,11 @@ Imported by the NER test modules (``from conftest_ner import ...``); not a pytes
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import numpy as np
 import torch
 from conftest import _randomize_parameters, tiny_config
-
-try:
-    import nlpengine_ner  # noqa: F401  (installed plugin)
-except ImportError:  # running from a source checkout
-    sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "plugins" / "ner"))
 
 BIO_LABELS = ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-ORG", "I-ORG"]
 
@@ -54,9 +48,7 @@ def wordpiece_tokenizer(*, lowercase: bool):
     if not lowercase:
         vocab += [w.capitalize() for w in "john mary smith paris berlin acme new york".split()]
     vocab = list(dict.fromkeys(vocab))
-    tok = Tokenizer(
-        models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]")
-    )
+    tok = Tokenizer(models.WordPiece({t: i for i, t in enumerate(vocab)}, unk_token="[UNK]"))
     tok.normalizer = normalizers.BertNormalizer(
         clean_text=True, handle_chinese_chars=True, strip_accents=lowercase, lowercase=lowercase
     )

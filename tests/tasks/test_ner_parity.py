@@ -14,7 +14,6 @@ import warnings
 
 import pytest
 from conftest_ner import BIO_LABELS, save_ner_model
-
 from nlpengine_ner import NerPipeline
 
 TOL = 1e-4

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-
 from nlpengine.hookspecs import hookimpl
 from nlpengine.io import InputError
 from nlpengine.tasks import RecordError, TaskOption, TaskSpec
@@ -50,6 +49,7 @@ def evaluate(pipe, data_path: Path, options: dict) -> dict:
     """Accuracy, macro/micro F1 and a per-class report on JSONL gold data:
     ``{"text", "text_pair"?, "label"}`` (or ``"labels": [...]`` for multi-label models)."""
     from nlpengine.io import read_records
+
     from nlpengine_classification.metrics import classification_metrics
 
     runner = pipe.runner
@@ -91,10 +91,15 @@ def register_tasks(register):
             to_output=to_output,
             evaluate=evaluate,
             options=(
-                TaskOption("top_k", click.IntRange(min=0), 1,
-                           "Labels per record, best first (0: all)."),
-                TaskOption("function_to_apply", click.Choice(["softmax", "sigmoid", "none"]), None,
-                           "Score function [default: from the model's problem_type]."),
+                TaskOption(
+                    "top_k", click.IntRange(min=0), 1, "Labels per record, best first (0: all)."
+                ),
+                TaskOption(
+                    "function_to_apply",
+                    click.Choice(["softmax", "sigmoid", "none"]),
+                    None,
+                    "Score function [default: from the model's problem_type].",
+                ),
             ),
             input_formats=("jsonl", "csv", "tsv", "text"),
         )

@@ -211,6 +211,11 @@ class NerPipeline:
         for doc in docs:
             if doc.num_tokens == 0:
                 continue
+            if doc.num_special != self.max_length - self.window:
+                raise RuntimeError(
+                    f"text {doc.index}: the tokenizer added {doc.num_special} special tokens, "
+                    f"expected {self.max_length - self.window}"
+                )
             doc.windows = self.window_spans(doc.num_tokens)
             doc.window_logits = [None] * len(doc.windows)
             for k, (a, b) in enumerate(doc.windows):
@@ -248,9 +253,9 @@ class NerPipeline:
         pre = self._pre_entities(text, doc, scores)
         strategy = self.aggregation_strategy
         if strategy in ("none", "simple"):
-            best = [int(np.argmax(s)) for s in scores]
+            best = scores.argmax(axis=-1)
             tokens = [
-                (self._labels[best[j]], scores[j][best[j]], start, end) for j, start, end, _ in pre
+                (self._labels[best[j]], scores[j, best[j]], start, end) for j, start, end, _ in pre
             ]
         else:
             tokens = self._aggregate_words(pre, scores)
@@ -367,6 +372,7 @@ class _Doc:
         "prefix_len",
         "num_special",
         "num_tokens",
+        "index",
         "windows",
         "window_logits",
     )
@@ -393,6 +399,7 @@ class _Doc:
         doc.prefix_len = p
         doc.num_special = extra
         doc.num_tokens = n
+        doc.index = index
         doc.windows = []
         doc.window_logits = []
         return doc

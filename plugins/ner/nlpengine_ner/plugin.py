@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import click
-
 from nlpengine.hookspecs import hookimpl
 from nlpengine.io import InputError
 from nlpengine.tasks import RecordError, TaskOption, TaskSpec
@@ -14,8 +13,9 @@ STRATEGIES = ("none", "simple", "first", "average", "max")
 EVAL_CHUNK = 256
 
 
-def _create_pipeline(model_dir, *, threads, batch_size, aggregation_strategy, ignore_labels,
-                     stride):
+def _create_pipeline(
+    model_dir, *, threads, batch_size, aggregation_strategy, ignore_labels, stride
+):
     from nlpengine_ner.pipeline import NerPipeline
 
     return NerPipeline(
@@ -45,6 +45,7 @@ def evaluate(pipe, data_path: Path, options: dict) -> dict:
     """Entity-level precision, recall and F1 (seqeval; micro and per type) on a CoNLL
     file: predicted entities are mapped back onto the file's tokens as BIO tags."""
     from nlpengine.io import read_records
+
     from nlpengine_ner import entities_to_tags, ner_metrics
 
     gold, pred = [], []
@@ -83,13 +84,26 @@ def register_tasks(register):
             to_output=to_output,
             evaluate=evaluate,
             options=(
-                TaskOption("aggregation_strategy", click.Choice(STRATEGIES), "simple",
-                           "How sub-word predictions become entities (as transformers)."),
-                TaskOption("ignore_labels", str, ("O",), "Labels never reported (repeatable).",
-                           multiple=True),
-                TaskOption("stride", click.IntRange(min=0), None,
-                           "Tokens shared by overlapping windows of long texts "
-                           "[default: a quarter of the model's maximum length]."),
+                TaskOption(
+                    "aggregation_strategy",
+                    click.Choice(STRATEGIES),
+                    "simple",
+                    "How sub-word predictions become entities (as transformers).",
+                ),
+                TaskOption(
+                    "ignore_labels",
+                    str,
+                    ("O",),
+                    "Labels never reported (repeatable).",
+                    multiple=True,
+                ),
+                TaskOption(
+                    "stride",
+                    click.IntRange(min=0),
+                    None,
+                    "Tokens shared by overlapping windows of long texts "
+                    "[default: a quarter of a window: the maximum length less special tokens].",
+                ),
             ),
         )
     )

@@ -4,9 +4,8 @@ normalisation), computed from the runtime's hidden states."""
 from __future__ import annotations
 
 import click
-import numpy as np
-
 import nlpengine
+import numpy as np
 from nlpengine.hookspecs import hookimpl
 from nlpengine.tasks import RecordError, TaskOption, TaskSpec
 from nlpengine.tokenization import load_tokenizer
@@ -15,7 +14,9 @@ from nlpengine.tokenization import load_tokenizer
 class SentenceEmbedder:
     def __init__(self, model_dir, *, threads, batch_size, normalize, digits):
         self.model = nlpengine.load(model_dir, threads=threads)
-        self.tokenizer = load_tokenizer(model_dir, max_length=self.model.config["max_sequence_length"])
+        self.tokenizer = load_tokenizer(
+            model_dir, max_length=self.model.config["max_sequence_length"]
+        )
         self.batch_size = batch_size
         self.normalize = normalize
         self.digits = digits
