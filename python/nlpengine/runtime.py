@@ -15,7 +15,13 @@ import numpy as np
 
 from nlpengine import _core
 
-__all__ = ["EncoderModel", "EncoderOutput", "load"]
+__all__ = ["EncoderModel", "EncoderOutput", "load", "resolve_adapter"]
+
+#: config.json keys of the task head that an adapter directory's config.json
+#: overrides (the encoder's keys always come from the base model's config.json).
+HEAD_CONFIG_KEYS = ("architectures", "id2label", "label2id", "num_labels", "problem_type")
+#: Keys of adapter_config.json naming the base model directory, tried in order.
+BASE_POINTER_KEYS = ("nlpengine_base", "base_model_name_or_path")
 
 
 @dataclass(frozen=True)
@@ -60,6 +66,15 @@ class EncoderModel:
         self._native = native
         with open(os.path.join(native.directory, "config.json"), encoding="utf-8") as f:
             self._hf_config = json.load(f)
+        adapter_config = (
+            os.path.join(native.adapter_directory, "config.json")
+            if native.adapter_directory
+            else None
+        )
+        if adapter_config and os.path.isfile(adapter_config):
+            with open(adapter_config, encoding="utf-8") as f:
+                head = json.load(f)
+            self._hf_config.update({k: head[k] for k in HEAD_CONFIG_KEYS if k in head})
 
     @property
     def hf_config(self) -> dict:
@@ -90,7 +105,22 @@ class EncoderModel:
 
     @property
     def directory(self) -> str:
+        """The base model directory (config.json, model.safetensors)."""
         return self._native.directory
+
+    @property
+    def adapter_directory(self) -> str | None:
+        """The LoRA adapter directory merged at load, or None."""
+        return self._native.adapter_directory or None
+
+    @property
+    def tokenizer_directory(self) -> str:
+        """Where to load the tokenizer from: the adapter directory when it has a
+        tokenizer.json, else the base model directory."""
+        adapter = self.adapter_directory
+        if adapter and os.path.isfile(os.path.join(adapter, "tokenizer.json")):
+            return adapter
+        return self.directory
 
     def encode(self, input_ids, attention_mask=None, token_type_ids=None) -> EncoderOutput:
         """Run the encoder on int arrays of shape (batch, seq)."""
@@ -108,17 +138,86 @@ class EncoderModel:
         info = self._native.info
         return (
             f"EncoderModel({info['model_type']}, hidden={info['hidden_size']}, "
-            f"layers={info['num_layers']}, threads={self.threads}, dir={self.directory!r})"
+            f"layers={info['num_layers']}, threads={self.threads}, dir={self.directory!r}"
+            + (f", adapter={self.adapter_directory!r})" if self.adapter_directory else ")")
         )
 
 
-def load(path: str | os.PathLike, threads: int | None = None) -> EncoderModel:
+def _is_adapter_dir(path: str) -> bool:
+    """An adapter directory has adapter_config.json and no model weights."""
+    return os.path.isfile(os.path.join(path, "adapter_config.json")) and not any(
+        os.path.isfile(os.path.join(path, name))
+        for name in ("model.safetensors", "model.safetensors.index.json")
+    )
+
+
+def resolve_adapter(adapter_dir: str | os.PathLike) -> str:
+    """The base model directory an adapter directory points to.
+
+    Reads adapter_config.json's ``nlpengine_base`` and then ``base_model_name_or_path``;
+    a relative path is taken relative to the adapter directory (then, for
+    ``base_model_name_or_path`` as PEFT writes it, relative to the working directory).
+    The first that is a directory with a config.json wins. Raises ``ModelError``
+    naming the file and key otherwise.
+    """
+    adapter_dir = os.fspath(adapter_dir)
+    path = os.path.join(adapter_dir, "adapter_config.json")
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = json.load(f)
+    except OSError as e:
+        raise _core.ModelError(f"{path}: cannot open adapter config: {e.strerror}") from e
+    except json.JSONDecodeError as e:
+        raise _core.ModelError(f"{path}: not valid JSON: {e}") from e
+    if not isinstance(config, dict):
+        raise _core.ModelError(f"{path}: expected a JSON object at the top level")
+    tried = []
+    for key in BASE_POINTER_KEYS:
+        value = config.get(key)
+        if not value:
+            continue
+        if not isinstance(value, str):
+            raise _core.ModelError(f"{path}: '{key}' must be a path string")
+        candidates = [value] if os.path.isabs(value) else [os.path.join(adapter_dir, value), value]
+        for candidate in candidates:
+            if os.path.isfile(os.path.join(candidate, "config.json")):
+                return os.path.normpath(candidate)
+        tried.append(f"'{key}' = {value!r}")
+    if not tried:
+        raise _core.ModelError(
+            f"{path}: no base model: set 'base_model_name_or_path' (or 'nlpengine_base') "
+            "to the base model directory, or pass the base to nlpengine.load(base, adapter=...)"
+        )
+    raise _core.ModelError(
+        f"{path}: base model not found: {', '.join(tried)} is not a model directory "
+        "(relative paths are relative to the adapter directory)"
+    )
+
+
+def load(
+    path: str | os.PathLike,
+    threads: int | None = None,
+    adapter: str | os.PathLike | None = None,
+) -> EncoderModel:
     """Load a model directory in Hugging Face layout (config.json, model.safetensors).
 
     ``threads``: intra-op threads for this model's calls; None uses every core.
+    ``adapter``: a PEFT LoRA adapter directory (adapter_config.json,
+    adapter_model.safetensors) merged into the weights at load; the untouched
+    weights stay memory-mapped, so several adapters over one base share its pages.
+    ``path`` may itself be an adapter directory (adapter_config.json and no model
+    weights): its base is then found with :func:`resolve_adapter`.
     Raises ``nlpengine.ModelError`` naming the file and tensor or key when the
     directory cannot be used.
     """
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
-    return EncoderModel(_core.EncoderModel.load(os.fspath(path), threads or 0))
+    path = os.fspath(path)
+    if _is_adapter_dir(path):
+        if adapter is not None:
+            raise ValueError(f"{path} is an adapter directory; pass its base model as path")
+        adapter, path = path, resolve_adapter(path)
+    adapter_dir = "" if adapter is None else os.fspath(adapter)
+    if adapter is not None and not adapter_dir:
+        raise ValueError("adapter must be an adapter directory or None, got ''")
+    return EncoderModel(_core.EncoderModel.load(path, threads or 0, adapter_dir))

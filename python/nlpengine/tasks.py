@@ -34,6 +34,28 @@ class TaskOption:
 
 
 @dataclass
+class TrainingSpec:
+    """What ``engine train`` needs from a task: no task-specific code lives in the trainer.
+
+    ``read_examples(path)`` reads a training file (raising an error naming file and line).
+    ``label_list(examples)`` gives the label names in class-index order.
+    ``featurize(examples, tokenizer, label2id, max_length)`` returns one dict per example
+    with ``input_ids``, ``attention_mask``, optional ``token_type_ids`` (lists of ints) and
+    ``labels`` (an int for sequence heads, a list per token with -100 where no loss is
+    taken for token heads, a multi-hot list of floats for multi-label heads).
+    ``problem_type(examples)`` is "single_label_classification", "multi_label_classification"
+    or None. ``metric`` names the key of ``TaskSpec.evaluate``'s result that picks the best
+    epoch (higher is better).
+    """
+
+    read_examples: Callable[[Path], list]
+    label_list: Callable[[list], list[str]]
+    featurize: Callable[..., list[dict]]
+    problem_type: Callable[[list], str | None] = lambda examples: None
+    metric: str = "f1"
+
+
+@dataclass
 class TaskSpec:
     """Everything the engine needs to run, evaluate and describe a task.
 
@@ -57,6 +79,7 @@ class TaskSpec:
     default_model: Callable[[], Path] | None = None
     options: Sequence[TaskOption] = ()
     input_formats: Sequence[str] = ("jsonl", "csv", "tsv", "text", "conll")
+    training: TrainingSpec | None = None
     # Filled in by the registry from the registering plugin's entry point.
     plugin: str = ""
     version: str = ""

@@ -18,6 +18,11 @@ namespace nle {
 struct LoadOptions {
   // Intra-op threads for this model's calls; 0 uses every core.
   int num_threads = 0;
+  // A PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors)
+  // merged into the base weights at load; empty for none. Its config.json, when
+  // present, supplies the task head's keys (architectures, id2label, label2id,
+  // num_labels, problem_type); the encoder's config always comes from the base.
+  std::string adapter_directory;
 };
 
 // What a caller may want to know about a loaded encoder.
@@ -66,6 +71,8 @@ class NLE_API EncoderModel {
   const EncoderInfo& info() const;
   int num_threads() const;
   const std::string& directory() const;
+  // The adapter merged at load, or "" for none.
+  const std::string& adapter_directory() const;
 
  private:
   struct Impl;

@@ -93,17 +93,19 @@ NB_MODULE(_core, m) {
   nb::class_<nle::EncoderModel>(m, "EncoderModel")
       .def_static(
           "load",
-          [](const std::string& directory, int threads) {
+          [](const std::string& directory, int threads, const std::string& adapter) {
             nle::LoadOptions options;
             options.num_threads = threads;
+            options.adapter_directory = adapter;
             nb::gil_scoped_release release;
             return std::const_pointer_cast<nle::EncoderModel>(nle::EncoderModel::load(directory, options));
           },
-          "directory"_a, "threads"_a = 0)
+          "directory"_a, "threads"_a = 0, "adapter"_a = "")
       .def("encode", &encode, "input_ids"_a, "attention_mask"_a = nb::none(),
            "token_type_ids"_a = nb::none())
       .def_prop_ro("num_threads", &nle::EncoderModel::num_threads)
       .def_prop_ro("directory", &nle::EncoderModel::directory)
+      .def_prop_ro("adapter_directory", &nle::EncoderModel::adapter_directory)
       .def_prop_ro("info", [](const nle::EncoderModel& model) {
         const nle::EncoderInfo& i = model.info();
         nb::dict d;

@@ -61,21 +61,37 @@ WeightStore WeightStore::open_directory(const std::string& dir) {
   return store;
 }
 
-bool WeightStore::contains(const std::string& name) const { return index_.count(name) != 0; }
+void WeightStore::set_override(const std::string& name, Tensor tensor, const std::string& source) {
+  Override entry;
+  entry.info = TensorInfo{name, tensor.dtype(), tensor.shape(), 0, tensor.nbytes()};
+  entry.tensor = std::move(tensor);
+  entry.source = source;
+  overrides_[name] = std::move(entry);
+}
+
+bool WeightStore::contains(const std::string& name) const {
+  return overrides_.count(name) != 0 || index_.count(name) != 0;
+}
 
 const TensorInfo& WeightStore::info(const std::string& name) const {
+  const auto o = overrides_.find(name);
+  if (o != overrides_.end()) return o->second.info;
   const auto it = index_.find(name);
   if (it == index_.end()) throw ModelError(description_ + ": missing tensor '" + name + "'");
   return files_[it->second]->info(name);
 }
 
 Tensor WeightStore::get(const std::string& name) const {
+  const auto o = overrides_.find(name);
+  if (o != overrides_.end()) return o->second.tensor;
   const auto it = index_.find(name);
   if (it == index_.end()) throw ModelError(description_ + ": missing tensor '" + name + "'");
   return files_[it->second]->get(name);
 }
 
 const std::string& WeightStore::file_for(const std::string& name) const {
+  const auto o = overrides_.find(name);
+  if (o != overrides_.end()) return o->second.source;
   const auto it = index_.find(name);
   return it == index_.end() ? description_ : files_[it->second]->path();
 }

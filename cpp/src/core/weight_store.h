@@ -11,9 +11,20 @@ namespace nle {
 
 // The weights of a model directory: model.safetensors, or the shards listed by
 // model.safetensors.index.json. Lookup is by Hugging Face weight name.
+//
+// An overlay (set by an adapter, see core/adapter.h) replaces or adds single
+// tensors: a name present in the overlay resolves to the overlay's tensor, every
+// other name to its zero-copy view of the mapped files, so models loaded with
+// different adapters over one base share the base's mapped pages.
 class WeightStore {
  public:
   static WeightStore open_directory(const std::string& dir);
+
+  // Makes `name` resolve to `tensor` (replacing the file's tensor, if any);
+  // `source` is the file named in messages about it.
+  void set_override(const std::string& name, Tensor tensor, const std::string& source);
+  bool is_overridden(const std::string& name) const { return overrides_.count(name) != 0; }
+  size_t num_overrides() const { return overrides_.size(); }
 
   bool contains(const std::string& name) const;
   // Throws ModelError naming the file(s) and the tensor when it is absent.
@@ -23,7 +34,13 @@ class WeightStore {
   const std::string& file_for(const std::string& name) const;
 
  private:
+  struct Override {
+    TensorInfo info;
+    Tensor tensor;
+    std::string source;
+  };
   std::vector<std::shared_ptr<SafetensorsFile>> files_;
+  std::unordered_map<std::string, Override> overrides_;
   std::unordered_map<std::string, size_t> index_;  // name -> files_ position
   std::string description_;                        // what to name in "missing" errors
 };

@@ -5,6 +5,7 @@
 #include <cstring>
 #include <vector>
 
+#include "core/adapter.h"
 #include "core/config.h"
 #include "core/parallel.h"
 #include "core/weight_store.h"
@@ -19,6 +20,7 @@ namespace nle {
 
 struct EncoderModel::Impl {
   std::string directory;
+  std::string adapter_directory;
   EncoderConfig config;
   EncoderInfo info;
   int num_threads;
@@ -50,6 +52,25 @@ std::string detect_prefix(const WeightStore& store, const EncoderConfig& config)
   return "";
 }
 
+// The config the task head reads: the base's config.json with the head keys of
+// the adapter directory's config.json (when it has one) replacing the base's.
+Config head_config(const Config& base, const EncoderConfig& encoder, const std::string& adapter_dir) {
+  const std::string path = adapter_dir + "/config.json";
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) return base;
+  const Config adapter = Config::from_file(path);
+  const std::string type = adapter.get_string("model_type", encoder.model_type);
+  if (type != encoder.model_type)
+    throw ModelError(path + ": 'model_type' is '" + type + "' but the base model " + base.path() + " is '" +
+                     encoder.model_type + "'");
+  nlohmann::json merged = base.json();
+  for (const char* key : {"architectures", "id2label", "label2id", "num_labels", "problem_type"}) {
+    const auto it = adapter.json().find(key);
+    if (it != adapter.json().end()) merged[key] = *it;
+  }
+  return Config(std::move(merged), path);
+}
+
 }  // namespace
 
 std::shared_ptr<const EncoderModel> EncoderModel::load(const std::string& directory,
@@ -68,6 +89,19 @@ std::shared_ptr<const EncoderModel> EncoderModel::load(const std::string& direct
 
   const EncoderConfig& c = impl->config;
   const std::string prefix = detect_prefix(impl->store, c);
+  Config task_config = raw_config;
+  HeadKind head_kind = head_kind_from_config(raw_config);
+  if (!options.adapter_directory.empty()) {
+    const LoraAdapter adapter = LoraAdapter::open_directory(options.adapter_directory);
+    adapter.apply(impl->store, c.base_model_prefix);
+    impl->adapter_directory = options.adapter_directory;
+    task_config = head_config(raw_config, c, options.adapter_directory);
+    head_kind = head_kind_from_config(task_config);
+    if (head_kind == HeadKind::None && adapter.task_type() == "TOKEN_CLS")
+      head_kind = HeadKind::TokenClassification;
+    if (head_kind == HeadKind::None && adapter.task_type() == "SEQ_CLS")
+      head_kind = HeadKind::SequenceClassification;
+  }
   const Weights weights(impl->store, prefix, config_path);
   impl->embeddings = std::make_unique<EncoderEmbeddings>(weights, c);
   const EncoderLayerNames names = EncoderLayerNames::for_layout(c.layout);
@@ -80,8 +114,7 @@ std::shared_ptr<const EncoderModel> EncoderModel::load(const std::string& direct
     impl->pooler = Linear(weights, "pooler.dense", c.hidden_size, c.hidden_size);
   }
 
-  const HeadKind head_kind = head_kind_from_config(raw_config);
-  impl->head = make_task_head(head_kind, Weights(impl->store, "", config_path), prefix, c, raw_config);
+  impl->head = make_task_head(head_kind, Weights(impl->store, "", config_path), prefix, c, task_config);
 
   impl->info = EncoderInfo{c.model_type,
                            c.vocab_size,
@@ -104,6 +137,7 @@ EncoderModel::~EncoderModel() = default;
 const EncoderInfo& EncoderModel::info() const { return impl_->info; }
 int EncoderModel::num_threads() const { return impl_->num_threads; }
 const std::string& EncoderModel::directory() const { return impl_->directory; }
+const std::string& EncoderModel::adapter_directory() const { return impl_->adapter_directory; }
 
 PackedBatch EncoderModel::Impl::pack(const int64_t* ids, const int64_t* mask, const int64_t* types,
                                      int64_t batch, int64_t seq) const {

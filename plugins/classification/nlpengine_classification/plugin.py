@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from nlpengine.hookspecs import hookimpl
 from nlpengine.io import InputError
-from nlpengine.tasks import RecordError, TaskOption, TaskSpec
+from nlpengine.tasks import RecordError, TaskOption, TaskSpec, TrainingSpec
 
 PAIR_FIELD = "text_pair"
 
@@ -79,6 +79,18 @@ def evaluate(pipe, data_path: Path, options: dict) -> dict:
     return metrics
 
 
+def _training() -> TrainingSpec:
+    from nlpengine_classification import training
+
+    return TrainingSpec(
+        read_examples=training.read_examples,
+        label_list=training.label_list,
+        featurize=training.featurize,
+        metric="accuracy",
+        problem_type=training.problem_type,
+    )
+
+
 @hookimpl
 def register_tasks(register):
     register(
@@ -90,6 +102,7 @@ def register_tasks(register):
             to_input=to_input,
             to_output=to_output,
             evaluate=evaluate,
+            training=_training(),
             options=(
                 TaskOption(
                     "top_k", click.IntRange(min=0), 1, "Labels per record, best first (0: all)."

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from nlpengine.hookspecs import hookimpl
 from nlpengine.io import InputError
-from nlpengine.tasks import RecordError, TaskOption, TaskSpec
+from nlpengine.tasks import RecordError, TaskOption, TaskSpec, TrainingSpec
 
 STRATEGIES = ("none", "simple", "first", "average", "max")
 EVAL_CHUNK = 256
@@ -72,6 +72,17 @@ def evaluate(pipe, data_path: Path, options: dict) -> dict:
     return metrics
 
 
+def _training() -> TrainingSpec:
+    from nlpengine_ner import training
+
+    return TrainingSpec(
+        read_examples=training.read_examples,
+        label_list=training.label_list,
+        featurize=training.featurize,
+        metric="f1",
+    )
+
+
 @hookimpl
 def register_tasks(register):
     register(
@@ -83,6 +94,7 @@ def register_tasks(register):
             to_input=to_input,
             to_output=to_output,
             evaluate=evaluate,
+            training=_training(),
             options=(
                 TaskOption(
                     "aggregation_strategy",

@@ -12,6 +12,7 @@ from nlpengine.cli.encode import encode
 from nlpengine.cli.eval import eval_command
 from nlpengine.cli.run import run
 from nlpengine.cli.tasks import tasks
+from nlpengine.cli.train import train
 from nlpengine.plugins import get_registry
 
 
@@ -25,6 +26,7 @@ def main() -> None:
       engine tasks
       engine run --task ner --input docs.jsonl --output entities.jsonl
       engine eval --task ner --model ./my-ner --data test.conll
+      engine train --task ner --base ./base --train train.conll --dev dev.conll --out ./my-ner
       engine encode --input sentences.txt --output embeddings.jsonl
     """
 
@@ -32,6 +34,7 @@ def main() -> None:
 main.add_command(run)
 main.add_command(eval_command)
 main.add_command(tasks)
+main.add_command(train)
 main.add_command(encode)
 
 

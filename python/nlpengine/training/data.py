@@ -1,0 +1,43 @@
+"""Batches of features: a seeded shuffle per epoch, split across processes so that
+every step's global batch is the same whatever the number of processes."""
+
+from __future__ import annotations
+
+IGNORE_INDEX = -100
+
+
+def epoch_batches(num_examples: int, batch_size: int, seed: int, epoch: int, world_size: int):
+    """Global batches of example indices for ``epoch`` (a shuffle that depends only on
+    seed and epoch, so a resumed run sees the same order). A final batch smaller than
+    the number of processes is dropped, so that every process takes the same steps."""
+    import torch
+
+    generator = torch.Generator().manual_seed(seed * 1_000_003 + epoch)
+    order = torch.randperm(num_examples, generator=generator).tolist()
+    batches = [order[i : i + batch_size] for i in range(0, num_examples, batch_size)]
+    return [b for b in batches if len(b) >= world_size]
+
+
+def collate(features: list[dict], pad_id: int, token_labels: bool):
+    """Pads a list of features into tensors; with ``token_labels`` the labels are per
+    token (padded with -100), else one int (or a multi-hot float list) per example."""
+    import torch
+
+    longest = max(len(f["input_ids"]) for f in features)
+
+    def pad(key: str, value):
+        return [f[key] + [value] * (longest - len(f[key])) for f in features]
+
+    batch = {
+        "input_ids": torch.tensor(pad("input_ids", pad_id), dtype=torch.long),
+        "attention_mask": torch.tensor(pad("attention_mask", 0), dtype=torch.long),
+    }
+    if all("token_type_ids" in f for f in features):
+        batch["token_type_ids"] = torch.tensor(pad("token_type_ids", 0), dtype=torch.long)
+    if token_labels:
+        batch["labels"] = torch.tensor(pad("labels", IGNORE_INDEX), dtype=torch.long)
+    elif isinstance(features[0]["labels"], list):
+        batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.float)
+    else:
+        batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.long)
+    return batch
