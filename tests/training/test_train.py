@@ -65,7 +65,7 @@ def test_ner_training_learns_and_the_output_runs_everywhere(tmp_path, tiny_base,
     assert not info["missing_keys"] and not info["unexpected_keys"]
     runtime = nlpengine.load(out)
     assert runtime.head == "token_classification"
-    assert set(runtime.id2label.values()) == {"O", "B-PER", "I-PER", "B-LOC"}
+    assert set(runtime.id2label.values()) == {"O", "B-PER", "I-PER", "B-LOC", "I-LOC"}
     ids = np.array([[101, 7592, 2000, 11929, 102, 0], [101, 2198, 3712, 1012, 4649, 102]])
     mask = (ids != 0).astype(np.int64)
     with torch.no_grad():
@@ -277,3 +277,58 @@ def test_torchrun_two_processes_match_one_with_the_same_global_batch(tmp_path, s
     # carry that into the weights, far below what training itself changes.
     assert moved > 1e-2
     assert worst < 1e-3
+
+
+def test_lora_training_writes_a_peft_adapter_the_runtime_and_peft_load(
+    tmp_path,
+    tiny_base,  # noqa: F811
+    ner_data,  # noqa: F811
+):
+    train, dev = ner_data
+    out = tmp_path / "adapter"
+    engine(
+        "train",
+        "--task",
+        "ner",
+        "--base",
+        tiny_base,
+        "--train",
+        train,
+        "--dev",
+        dev,
+        "--out",
+        out,
+        "--epochs",
+        "2",
+        "--lora",
+        "r=4,alpha=8,targets=query,value",
+        *FAST,
+    )
+    adapter_config = json.loads((out / "adapter_config.json").read_text())
+    assert adapter_config["peft_type"] == "LORA" and adapter_config["r"] == 4
+    assert sorted(adapter_config["target_modules"]) == ["query", "value"]
+    assert not (out / "model.safetensors").exists()  # only the adapter and the head
+
+    runtime = nlpengine.load(out)  # finds the base through the adapter's pointer
+    assert runtime.head == "token_classification"
+    ids = np.array([[101, 7592, 2000, 11929, 102, 0], [101, 2198, 3712, 1012, 4649, 102]])
+    mask = (ids != 0).astype(np.int64)
+    got = runtime.encode(ids, mask).logits
+
+    import peft
+    from transformers import AutoModelForTokenClassification
+
+    labels = json.loads((out / "config.json").read_text())["id2label"]
+    base = AutoModelForTokenClassification.from_pretrained(
+        tiny_base, num_labels=len(labels), id2label={int(k): v for k, v in labels.items()}
+    )
+    reference = peft.PeftModel.from_pretrained(base, out).merge_and_unload().eval()
+    with torch.no_grad():
+        expected = reference(
+            input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask)
+        ).logits.numpy()
+    assert np.abs(got - expected)[mask.astype(bool)].max() < 1e-4
+    metrics = json.loads(
+        engine("eval", "--task", "ner", "--model", out, "--data", dev, "--json").stdout
+    )
+    assert metrics["f1"] == pytest.approx(max(h["f1"] for h in log_of(out)["history"]))

