@@ -100,3 +100,14 @@ class TaskSpec:
             )
         known.update(given)
         return known
+
+
+def packaged_model(package_file: str) -> Path:
+    """The ``default_model`` directory shipped beside a plugin module (``__file__``);
+    raises ModelError when the plugin ships none."""
+    path = Path(package_file).resolve().parent / "default_model"
+    if not (path / "adapter_config.json").is_file() and not (path / "config.json").is_file():
+        from nlpengine.errors import ModelError
+
+        raise ModelError(f"{path}: no built-in model is installed; pass --model DIR")
+    return path

