@@ -11,14 +11,17 @@ from nlpengine._core import __version__
 from nlpengine.errors import InvalidInputError, ModelError
 from nlpengine.pipeline import TaskPipeline, pipeline  # noqa: E402  (needs load above)
 from nlpengine.runtime import EncoderModel, EncoderOutput, load
+from nlpengine.seq2seq import GenerationOutput, Seq2SeqModel
 from nlpengine.tasks import RecordError, TaskOption, TaskSpec
 
 __all__ = [
     "EncoderModel",
     "EncoderOutput",
+    "GenerationOutput",
     "InvalidInputError",
     "ModelError",
     "RecordError",
+    "Seq2SeqModel",
     "TaskOption",
     "TaskPipeline",
     "TaskSpec",

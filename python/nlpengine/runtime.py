@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nlpengine import _core
+from nlpengine.seq2seq import Seq2SeqModel
 
 __all__ = ["EncoderModel", "EncoderOutput", "load", "resolve_adapter"]
 
@@ -222,7 +223,7 @@ def load(
     path: str | os.PathLike,
     threads: int | None = None,
     adapter: str | os.PathLike | None = None,
-) -> EncoderModel:
+) -> EncoderModel | Seq2SeqModel:
     """Load a model directory in Hugging Face layout (config.json, model.safetensors).
 
     ``threads``: intra-op threads for this model's calls; None uses every core.
@@ -231,6 +232,8 @@ def load(
     weights stay memory-mapped, so several adapters over one base share its pages.
     ``path`` may itself be an adapter directory (adapter_config.json and no model
     weights): its base is then found with :func:`resolve_adapter`.
+    An encoder-decoder directory (model_type bart, t5 or marian) gives a
+    :class:`~nlpengine.seq2seq.Seq2SeqModel` with ``generate()``.
     Raises ``nlpengine.ModelError`` naming the file and tensor or key when the
     directory cannot be used.
     """
@@ -244,4 +247,6 @@ def load(
     adapter_dir = "" if adapter is None else os.fspath(adapter)
     if adapter is not None and not adapter_dir:
         raise ValueError("adapter must be an adapter directory or None, got ''")
+    if not adapter_dir and _core.Seq2SeqModel.is_seq2seq_directory(path):
+        return Seq2SeqModel(_core.Seq2SeqModel.load(path, threads or 0))
     return EncoderModel(_core.EncoderModel.load(path, threads or 0, adapter_dir))

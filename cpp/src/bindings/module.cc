@@ -13,6 +13,7 @@
 #include "core/parallel.h"
 #include "nlpengine/encoder_model.h"
 #include "nlpengine/errors.h"
+#include "nlpengine/seq2seq_model.h"
 #include "nlpengine/version.h"
 
 namespace nb = nanobind;
@@ -28,6 +29,9 @@ nb::object to_numpy(const nle::Tensor& t) {
   auto* keep = new nle::Tensor(t);
   nb::capsule owner(keep, [](void* p) noexcept { delete static_cast<nle::Tensor*>(p); });
   std::vector<size_t> shape(t.shape().begin(), t.shape().end());
+  if (t.dtype() == nle::DType::I64)
+    return nb::cast(nb::ndarray<nb::numpy, int64_t>(keep->raw_data(), shape.size(), shape.data(), owner),
+                    nb::rv_policy::reference);
   return nb::cast(nb::ndarray<nb::numpy, float>(keep->raw_data(), shape.size(), shape.data(), owner),
                   nb::rv_policy::reference);
 }
@@ -53,6 +57,63 @@ nb::tuple encode(const nle::EncoderModel& model, IdArray input_ids, std::optiona
   nb::object pooled = out.pooler_output.defined() ? to_numpy(out.pooler_output) : nb::none();
   nb::object logits = out.logits.defined() ? to_numpy(out.logits) : nb::none();
   return nb::make_tuple(to_numpy(out.last_hidden_state), pooled, logits);
+}
+
+nb::tuple generate(const nle::Seq2SeqModel& model, IdArray input_ids, std::optional<IdArray> attention_mask,
+                   const std::string& options_json) {
+  if (attention_mask) check_same_shape("attention_mask", *attention_mask, input_ids);
+  nle::GenerationResult out;
+  {
+    nb::gil_scoped_release release;
+    const nle::GenerationOptions options = model.generation_options(options_json);
+    out = model.generate(input_ids.data(), attention_mask ? attention_mask->data() : nullptr,
+                         static_cast<int64_t>(input_ids.shape(0)), static_cast<int64_t>(input_ids.shape(1)), options);
+  }
+  return nb::make_tuple(to_numpy(out.sequences), to_numpy(out.scores));
+}
+
+nb::object forward(const nle::Seq2SeqModel& model, IdArray input_ids, std::optional<IdArray> attention_mask,
+                   IdArray decoder_input_ids) {
+  if (attention_mask) check_same_shape("attention_mask", *attention_mask, input_ids);
+  if (decoder_input_ids.shape(0) != input_ids.shape(0))
+    throw nle::InvalidInputError("decoder_input_ids: batch " + std::to_string(decoder_input_ids.shape(0)) +
+                                 " differs from input_ids batch " + std::to_string(input_ids.shape(0)));
+  nle::Tensor logits;
+  {
+    nb::gil_scoped_release release;
+    logits = model.forward(input_ids.data(), attention_mask ? attention_mask->data() : nullptr,
+                           static_cast<int64_t>(input_ids.shape(0)), static_cast<int64_t>(input_ids.shape(1)),
+                           decoder_input_ids.data(), static_cast<int64_t>(decoder_input_ids.shape(1)));
+  }
+  return to_numpy(logits);
+}
+
+nb::dict generation_dict(const nle::GenerationOptions& o) {
+  nb::dict d;
+  d["max_length"] = o.max_length;
+  d["max_new_tokens"] = o.max_new_tokens >= 0 ? nb::cast(o.max_new_tokens) : nb::none();
+  d["min_length"] = o.min_length;
+  d["min_new_tokens"] = o.min_new_tokens;
+  d["num_beams"] = o.num_beams;
+  d["length_penalty"] = o.length_penalty;
+  d["early_stopping"] = o.early_stopping == nle::EarlyStopping::Never ? nb::cast("never")
+                                                                      : nb::cast(o.early_stopping == nle::EarlyStopping::True);
+  d["no_repeat_ngram_size"] = o.no_repeat_ngram_size;
+  d["repetition_penalty"] = o.repetition_penalty;
+  d["forced_bos_token_id"] = o.forced_bos_token_id >= 0 ? nb::cast(o.forced_bos_token_id) : nb::none();
+  nb::list forced_eos, eos;
+  for (int64_t id : o.forced_eos_token_id) forced_eos.append(id);
+  for (int64_t id : o.eos_token_id) eos.append(id);
+  d["forced_eos_token_id"] = forced_eos;
+  d["eos_token_id"] = eos;
+  d["decoder_start_token_id"] = o.decoder_start_token_id;
+  d["pad_token_id"] = o.pad_token_id >= 0 ? nb::cast(o.pad_token_id) : nb::none();
+  d["do_sample"] = o.do_sample;
+  d["temperature"] = o.temperature;
+  d["top_k"] = o.top_k;
+  d["top_p"] = o.top_p;
+  d["num_return_sequences"] = o.num_return_sequences;
+  return d;
 }
 
 // Messages can quote bytes of a corrupt file that are not valid UTF-8; decode
@@ -121,6 +182,39 @@ NB_MODULE(_core, m) {
         d["has_pooler"] = i.has_pooler;
         d["head"] = i.head;
         d["num_labels"] = i.num_labels;
+        return d;
+      });
+
+  nb::class_<nle::Seq2SeqModel>(m, "Seq2SeqModel")
+      .def_static(
+          "load",
+          [](const std::string& directory, int threads) {
+            nle::LoadOptions options;
+            options.num_threads = threads;
+            nb::gil_scoped_release release;
+            return std::const_pointer_cast<nle::Seq2SeqModel>(nle::Seq2SeqModel::load(directory, options));
+          },
+          "directory"_a, "threads"_a = 0)
+      .def_static("is_seq2seq_directory", &nle::Seq2SeqModel::is_seq2seq_directory, "directory"_a)
+      .def("generate", &generate, "input_ids"_a, "attention_mask"_a = nb::none(), "options_json"_a = "")
+      .def("forward", &forward, "input_ids"_a, "attention_mask"_a, "decoder_input_ids"_a)
+      .def_prop_ro("generation_defaults",
+                   [](const nle::Seq2SeqModel& model) { return generation_dict(model.generation_defaults()); })
+      .def_prop_ro("num_threads", &nle::Seq2SeqModel::num_threads)
+      .def_prop_ro("directory", &nle::Seq2SeqModel::directory)
+      .def_prop_ro("info", [](const nle::Seq2SeqModel& model) {
+        const nle::Seq2SeqInfo& i = model.info();
+        nb::dict d;
+        d["model_type"] = i.model_type;
+        d["vocab_size"] = i.vocab_size;
+        d["decoder_vocab_size"] = i.decoder_vocab_size;
+        d["d_model"] = i.d_model;
+        d["encoder_layers"] = i.encoder_layers;
+        d["decoder_layers"] = i.decoder_layers;
+        d["num_heads"] = i.num_heads;
+        d["max_source_length"] = i.max_source_length;
+        d["pad_token_id"] = i.pad_token_id;
+        d["decoder_start_token_id"] = i.decoder_start_token_id;
         return d;
       });
 }

@@ -6,7 +6,8 @@ namespace nle::ops {
 
 void packed_self_attention(Tensor& out, const float* q, const float* k, const float* v,
                            int64_t ld_in, const std::vector<int64_t>& seq_offsets,
-                           int64_t num_heads, int64_t head_dim, float scale) {
+                           int64_t num_heads, int64_t head_dim, float scale,
+                           const RelativeBias* bias) {
   check_cpu_f32("packed_self_attention", {&out});
   check_rank("packed_self_attention", "out", out, 2);
   const int64_t width = num_heads * head_dim;
@@ -22,7 +23,20 @@ void packed_self_attention(Tensor& out, const float* q, const float* k, const fl
       throw InvalidInputError("packed_self_attention: sequence offsets must not decrease");
   cpu::packed_self_attention_f32(out.data<float>(), q, k, v, seq_offsets.data(),
                                  static_cast<int64_t>(seq_offsets.size()) - 1, num_heads, head_dim,
-                                 ld_in, width, scale);
+                                 ld_in, width, scale, bias);
+}
+
+void gathered_attention(float* out, int64_t ld_out, const GatheredAttention& a) {
+  if (!out || !a.q || !a.k || !a.v || !a.key_offsets || (a.key_offsets[a.num_queries] > 0 && !a.key_rows))
+    throw InvalidInputError("gathered_attention: missing buffer");
+  const int64_t width = a.num_heads * a.head_dim;
+  if (ld_out < width || a.ld_q < width || a.ld_kv < width)
+    throw InvalidInputError("gathered_attention: a row stride is narrower than " + std::to_string(a.num_heads) +
+                            " heads of " + std::to_string(a.head_dim));
+  for (int64_t i = 0; i < a.num_queries; ++i)
+    if (a.key_offsets[i + 1] < a.key_offsets[i])
+      throw InvalidInputError("gathered_attention: key offsets must not decrease");
+  cpu::gathered_attention_f32(out, ld_out, a);
 }
 
 }  // namespace nle::ops

@@ -13,22 +13,59 @@
 
 namespace nle::ops {
 
+// An additive attention bias that depends only on the head and on the key's
+// position relative to the query (T5's relative position bias):
+//   score(h, i, j) += table[h * width + center + (j - i)].
+struct RelativeBias {
+  const float* table = nullptr;
+  int64_t width = 0;
+  int64_t center = 0;
+};
+
 // q, k, v: (T, num_heads * head_dim), or column slices of a wider (T, ld) buffer
 // such as a fused QKV projection (pass the full row stride as ld_in).
 // out: (T, num_heads * head_dim) = softmax(q kᵀ · scale) v per sequence and head.
 void packed_self_attention(Tensor& out, const float* q, const float* k, const float* v,
                            int64_t ld_in, const std::vector<int64_t>& seq_offsets,
-                           int64_t num_heads, int64_t head_dim, float scale);
+                           int64_t num_heads, int64_t head_dim, float scale,
+                           const RelativeBias* bias = nullptr);
+
+// Attention of single query rows over listed key/value rows, as in one decoding
+// step: query i (row i of q, stride ld_q) attends over the rows
+// key_rows[key_offsets[i] .. key_offsets[i+1]) of k and v (stride ld_kv), e.g.
+// its own history in a KV cache or its source's encoder states. With a bias
+// (num_heads, bias_ld), bias[h * bias_ld + j] is added to the score of the j-th
+// listed key of every query. out: (num_queries, num_heads * head_dim), stride ld_out.
+struct GatheredAttention {
+  const float* q = nullptr;
+  int64_t ld_q = 0;
+  int64_t num_queries = 0;
+  const float* k = nullptr;
+  const float* v = nullptr;
+  int64_t ld_kv = 0;
+  const int64_t* key_offsets = nullptr;  // num_queries + 1
+  const int64_t* key_rows = nullptr;
+  const float* bias = nullptr;
+  int64_t bias_ld = 0;
+  int64_t num_heads = 0;
+  int64_t head_dim = 0;
+  float scale = 1.f;
+};
+void gathered_attention(float* out, int64_t ld_out, const GatheredAttention& args);
 
 namespace cpu {
 void packed_self_attention_f32(float* out, const float* q, const float* k, const float* v,
                                const int64_t* seq_offsets, int64_t num_seqs, int64_t num_heads,
-                               int64_t head_dim, int64_t ld_in, int64_t ld_out, float scale);
-}
+                               int64_t head_dim, int64_t ld_in, int64_t ld_out, float scale,
+                               const RelativeBias* bias = nullptr);
+void gathered_attention_f32(float* out, int64_t ld_out, const GatheredAttention& args);
+}  // namespace cpu
 namespace reference {
 void packed_self_attention_f32(float* out, const float* q, const float* k, const float* v,
                                const int64_t* seq_offsets, int64_t num_seqs, int64_t num_heads,
-                               int64_t head_dim, int64_t ld_in, int64_t ld_out, float scale);
-}
+                               int64_t head_dim, int64_t ld_in, int64_t ld_out, float scale,
+                               const RelativeBias* bias = nullptr);
+void gathered_attention_f32(float* out, int64_t ld_out, const GatheredAttention& args);
+}  // namespace reference
 
 }  // namespace nle::ops

@@ -1,0 +1,139 @@
+#include "generate/generation_config.h"
+
+#include <sys/stat.h>
+
+#include <fstream>
+
+#include "nlpengine/errors.h"
+
+namespace nle {
+
+namespace {
+
+using nlohmann::json;
+
+[[noreturn]] void bad(const std::string& source, const std::string& key, const std::string& expected,
+                      const json& value) {
+  throw InvalidInputError(source + ": generation option '" + key + "' must be " + expected + ", got " +
+                          value.dump());
+}
+
+int64_t as_int(const std::string& source, const std::string& key, const json& v) {
+  if (v.is_number_integer()) return v.get<int64_t>();
+  if (v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<int64_t>(v.get<double>())))
+    return static_cast<int64_t>(v.get<double>());
+  bad(source, key, "an integer", v);
+}
+
+float as_float(const std::string& source, const std::string& key, const json& v) {
+  if (v.is_number()) return v.get<float>();
+  bad(source, key, "a number", v);
+}
+
+bool as_bool(const std::string& source, const std::string& key, const json& v) {
+  if (v.is_boolean()) return v.get<bool>();
+  bad(source, key, "true or false", v);
+}
+
+std::vector<int64_t> as_ids(const std::string& source, const std::string& key, const json& v) {
+  if (v.is_array()) {
+    std::vector<int64_t> ids;
+    for (const auto& x : v) ids.push_back(as_int(source, key, x));
+    return ids;
+  }
+  return {as_int(source, key, v)};
+}
+
+}  // namespace
+
+void apply_generation_json(GenerationOptions& o, const json& j, const std::string& source, bool strict) {
+  if (!j.is_object()) throw InvalidInputError(source + ": generation options must be a JSON object");
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& k = it.key();
+    const json& v = it.value();
+    if (v.is_null()) continue;  // unset: keep the current value
+    if (k == "max_length") o.max_length = as_int(source, k, v);
+    else if (k == "max_new_tokens") o.max_new_tokens = as_int(source, k, v);
+    else if (k == "min_length") o.min_length = as_int(source, k, v);
+    else if (k == "min_new_tokens") o.min_new_tokens = as_int(source, k, v);
+    else if (k == "num_beams") o.num_beams = as_int(source, k, v);
+    else if (k == "length_penalty") o.length_penalty = as_float(source, k, v);
+    else if (k == "early_stopping") {
+      if (v.is_string() && v.get<std::string>() == "never") o.early_stopping = EarlyStopping::Never;
+      else if (v.is_boolean()) o.early_stopping = v.get<bool>() ? EarlyStopping::True : EarlyStopping::False;
+      else bad(source, k, "true, false or \"never\"", v);
+    } else if (k == "no_repeat_ngram_size") o.no_repeat_ngram_size = as_int(source, k, v);
+    else if (k == "repetition_penalty") o.repetition_penalty = as_float(source, k, v);
+    else if (k == "forced_bos_token_id") o.forced_bos_token_id = as_int(source, k, v);
+    else if (k == "forced_eos_token_id") o.forced_eos_token_id = as_ids(source, k, v);
+    else if (k == "decoder_start_token_id") o.decoder_start_token_id = as_int(source, k, v);
+    else if (k == "eos_token_id") o.eos_token_id = as_ids(source, k, v);
+    else if (k == "pad_token_id") o.pad_token_id = as_int(source, k, v);
+    else if (k == "do_sample") o.do_sample = as_bool(source, k, v);
+    else if (k == "temperature") o.temperature = as_float(source, k, v);
+    else if (k == "top_k") o.top_k = as_int(source, k, v);
+    else if (k == "top_p") o.top_p = as_float(source, k, v);
+    else if (k == "seed") o.seed = static_cast<uint64_t>(as_int(source, k, v));
+    else if (k == "num_return_sequences") o.num_return_sequences = as_int(source, k, v);
+    else if (strict)
+      throw InvalidInputError(source + ": unknown generation option '" + k + "'");
+  }
+}
+
+GenerationOptions read_generation_defaults(const std::string& directory, const Config& model_config,
+                                           int64_t decoder_start_fallback) {
+  GenerationOptions o;
+  const std::string path = directory + "/generation_config.json";
+  struct stat st;
+  if (::stat(path.c_str(), &st) == 0) {
+    const Config file = Config::from_file(path);
+    try {
+      apply_generation_json(o, file.json(), path, false);
+    } catch (const InvalidInputError& e) {
+      throw ModelError(e.what());
+    }
+  } else {
+    // transformers' GenerationConfig.from_model_config: the same keys in config.json.
+    try {
+      apply_generation_json(o, model_config.json(), model_config.path(), false);
+    } catch (const InvalidInputError& e) {
+      throw ModelError(e.what());
+    }
+    o.seed = 0;
+  }
+  if (o.decoder_start_token_id < 0)
+    o.decoder_start_token_id = model_config.get_int("decoder_start_token_id", decoder_start_fallback);
+  return o;
+}
+
+void validate_generation_options(const GenerationOptions& o, int64_t vocab_size) {
+  auto fail = [](const std::string& message) { throw InvalidInputError("generation options: " + message); };
+  auto check_token = [&](const char* name, int64_t id) {
+    if (id < 0 || id >= vocab_size)
+      fail(std::string(name) + " " + std::to_string(id) + " is outside the vocabulary [0, " +
+           std::to_string(vocab_size) + ")");
+  };
+  if (o.num_beams < 1) fail("num_beams must be at least 1, got " + std::to_string(o.num_beams));
+  if (o.num_return_sequences < 1)
+    fail("num_return_sequences must be at least 1, got " + std::to_string(o.num_return_sequences));
+  if (o.num_beams > 1 && o.num_return_sequences > o.num_beams)
+    fail("num_return_sequences (" + std::to_string(o.num_return_sequences) + ") must not exceed num_beams (" +
+         std::to_string(o.num_beams) + ")");
+  if (o.num_beams == 1 && !o.do_sample && o.num_return_sequences > 1)
+    fail("greedy search returns one sequence per input; num_return_sequences > 1 needs num_beams > 1 or do_sample");
+  if (o.effective_max_length() < 1) fail("max_length/max_new_tokens must leave room for at least the start token");
+  if (o.max_new_tokens < -1) fail("max_new_tokens must not be negative");
+  if (o.min_new_tokens < 0 || o.min_length < 0) fail("min_length and min_new_tokens must not be negative");
+  if (o.no_repeat_ngram_size < 0) fail("no_repeat_ngram_size must not be negative");
+  if (!(o.repetition_penalty > 0.f)) fail("repetition_penalty must be positive");
+  if (o.do_sample && !(o.temperature > 0.f)) fail("temperature must be positive");
+  if (o.top_k < 0) fail("top_k must not be negative");
+  if (!(o.top_p > 0.f && o.top_p <= 1.f)) fail("top_p must be in (0, 1]");
+  check_token("decoder_start_token_id", o.decoder_start_token_id);
+  for (int64_t id : o.eos_token_id) check_token("eos_token_id", id);
+  for (int64_t id : o.forced_eos_token_id) check_token("forced_eos_token_id", id);
+  if (o.forced_bos_token_id >= 0) check_token("forced_bos_token_id", o.forced_bos_token_id);
+  if (o.pad_token_id >= vocab_size) check_token("pad_token_id", o.pad_token_id);
+}
+
+}  // namespace nle

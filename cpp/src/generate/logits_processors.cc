@@ -1,0 +1,97 @@
+#include "generate/logits_processors.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <numeric>
+#include <set>
+
+namespace nle {
+
+namespace {
+
+constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+
+void repetition_penalty(float* scores, const int64_t* tokens, int64_t cur_len, float penalty) {
+  std::set<int64_t> seen(tokens, tokens + cur_len);
+  for (int64_t t : seen) scores[t] = scores[t] < 0 ? scores[t] * penalty : scores[t] / penalty;
+}
+
+void no_repeat_ngram(float* scores, const int64_t* tokens, int64_t cur_len, int64_t n) {
+  if (cur_len + 1 < n) return;
+  // Tokens that followed the current (n-1)-token suffix anywhere before.
+  const int64_t start = cur_len + 1 - n;
+  for (int64_t i = 0; i + n <= cur_len; ++i) {
+    if (std::equal(tokens + i, tokens + i + n - 1, tokens + start)) scores[tokens[i + n - 1]] = kNegInf;
+  }
+}
+
+void suppress(float* scores, const std::vector<int64_t>& ids) {
+  for (int64_t id : ids) scores[id] = kNegInf;
+}
+
+void force(float* scores, int64_t vocab, const std::vector<int64_t>& ids) {
+  std::fill(scores, scores + vocab, kNegInf);
+  for (int64_t id : ids) scores[id] = 0.f;
+}
+
+}  // namespace
+
+void process_logits(float* scores, int64_t vocab, const int64_t* tokens, int64_t cur_len,
+                    const ProcessorSettings& s) {
+  const GenerationOptions& o = *s.options;
+  if (o.repetition_penalty != 1.f) repetition_penalty(scores, tokens, cur_len, o.repetition_penalty);
+  if (o.no_repeat_ngram_size > 0) no_repeat_ngram(scores, tokens, cur_len, o.no_repeat_ngram_size);
+  if (!o.eos_token_id.empty()) {
+    if (o.min_length > 0 && cur_len < o.min_length) suppress(scores, o.eos_token_id);
+    if (o.min_new_tokens > 0 && cur_len - 1 < o.min_new_tokens) suppress(scores, o.eos_token_id);
+  }
+  if (o.forced_bos_token_id >= 0 && cur_len == 1) force(scores, vocab, {o.forced_bos_token_id});
+  if (!o.forced_eos_token_id.empty() && cur_len == s.max_length - 1) force(scores, vocab, o.forced_eos_token_id);
+}
+
+void warp_logits(float* scores, int64_t vocab, const ProcessorSettings& s) {
+  const GenerationOptions& o = *s.options;
+  if (o.temperature != 1.f)
+    for (int64_t i = 0; i < vocab; ++i) scores[i] /= o.temperature;
+  if (o.top_k > 0) {
+    const int64_t k = std::min(std::max(o.top_k, s.min_tokens_to_keep), vocab);
+    std::vector<float> sorted(scores, scores + vocab);
+    std::nth_element(sorted.begin(), sorted.begin() + (k - 1), sorted.end(), std::greater<float>());
+    const float kth = sorted[k - 1];
+    for (int64_t i = 0; i < vocab; ++i)
+      if (scores[i] < kth) scores[i] = kNegInf;
+  }
+  if (o.top_p < 1.f) {
+    // Ascending order; drop the low tail whose cumulative probability is <= 1 - top_p.
+    std::vector<int64_t> order(static_cast<size_t>(vocab));
+    std::iota(order.begin(), order.end(), 0);
+    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return scores[a] < scores[b]; });
+    std::vector<float> probs(static_cast<size_t>(vocab));
+    for (int64_t i = 0; i < vocab; ++i) probs[i] = scores[order[i]];
+    float max_v = probs.back();
+    double sum = 0;
+    for (auto& p : probs) sum += (p = std::exp(p - max_v));
+    double cumulative = 0;
+    const int64_t keep_from = vocab - s.min_tokens_to_keep;
+    std::vector<int64_t> removed;
+    for (int64_t i = 0; i < vocab; ++i) {
+      cumulative += probs[i] / sum;
+      if (i < keep_from && cumulative <= 1.0 - o.top_p) removed.push_back(order[i]);
+    }
+    for (int64_t id : removed) scores[id] = kNegInf;
+  }
+}
+
+void log_softmax_row(float* x, int64_t n) {
+  float max_v = kNegInf;
+  for (int64_t i = 0; i < n; ++i) max_v = std::max(max_v, x[i]);
+  if (max_v == kNegInf) return;
+  float sum = 0.f;
+  for (int64_t i = 0; i < n; ++i) sum += std::exp(x[i] - max_v);
+  const float log_sum = std::log(sum);
+  for (int64_t i = 0; i < n; ++i) x[i] = x[i] - max_v - log_sum;
+}
+
+}  // namespace nle

@@ -1,0 +1,64 @@
+#include <algorithm>
+#include <cmath>
+#include <random>
+
+#include "generate/logits_processors.h"
+#include "generate/searches.h"
+
+namespace nle {
+
+SearchOutput sampling_search(DecoderSession& session, int64_t num_rows, const GenerationOptions& o) {
+  const int64_t vocab = session.vocab_size();
+  const int64_t max_length = o.effective_max_length();
+  const ProcessorSettings settings{&o, max_length, 1};
+  std::mt19937_64 rng(o.seed);
+  std::uniform_real_distribution<double> uniform(0.0, 1.0);
+
+  SearchOutput out;
+  out.fill_token = o.pad_token_id;
+  out.sequences.assign(static_cast<size_t>(num_rows), {o.decoder_start_token_id});
+  out.scores.assign(static_cast<size_t>(num_rows), 0.f);
+  std::vector<int64_t> active(static_cast<size_t>(num_rows));
+  for (int64_t r = 0; r < num_rows; ++r) active[r] = r;
+  auto is_eos = [&](int64_t t) { return std::find(o.eos_token_id.begin(), o.eos_token_id.end(), t) != o.eos_token_id.end(); };
+
+  std::vector<float> logp(static_cast<size_t>(vocab));
+  for (int64_t cur_len = 1; !active.empty() && cur_len < max_length; ++cur_len) {
+    std::vector<int64_t> tokens(active.size());
+    for (size_t i = 0; i < active.size(); ++i) tokens[i] = out.sequences[active[i]].back();
+    Tensor logits = session.step(active, tokens, cur_len - 1);
+    std::vector<int64_t> still;
+    for (size_t i = 0; i < active.size(); ++i) {
+      const int64_t r = active[i];
+      float* scores = logits.data<float>() + static_cast<int64_t>(i) * vocab;
+      std::vector<int64_t>& seq = out.sequences[r];
+      process_logits(scores, vocab, seq.data(), cur_len, settings);
+      int64_t token = 0;
+      if (o.do_sample) {
+        warp_logits(scores, vocab, settings);
+        std::copy(scores, scores + vocab, logp.begin());
+        log_softmax_row(logp.data(), vocab);
+        double u = uniform(rng), cumulative = 0;
+        token = -1;
+        for (int64_t v = 0; v < vocab; ++v) {
+          if (logp[v] == -INFINITY) continue;
+          cumulative += std::exp(static_cast<double>(logp[v]));
+          token = v;
+          if (u < cumulative) break;
+        }
+        if (token < 0) token = 0;
+      } else {
+        token = std::max_element(scores, scores + vocab) - scores;  // first maximum, like torch.argmax
+        std::copy(scores, scores + vocab, logp.begin());
+        log_softmax_row(logp.data(), vocab);
+      }
+      out.scores[r] += logp[token];
+      seq.push_back(token);
+      if (!is_eos(token) && cur_len + 1 < max_length) still.push_back(r);
+    }
+    active.swap(still);
+  }
+  return out;
+}
+
+}  // namespace nle

@@ -1,0 +1,30 @@
+#include "layers/feed_forward.h"
+
+namespace nle {
+
+FeedForward::FeedForward(const Weights& weights, const Names& names, int64_t d_model, int64_t ffn_dim,
+                         ops::Activation activation, bool biases)
+    : in_(weights, names.in, ffn_dim, d_model, biases),
+      out_(weights, names.out, d_model, ffn_dim, biases),
+      gated_(!names.gate.empty()),
+      activation_(activation) {
+  if (gated_) gate_ = Linear(weights, names.gate, ffn_dim, d_model, biases);
+}
+
+void FeedForward::operator()(Tensor& out, const Tensor& x) const {
+  const int64_t rows = x.dim(0);
+  Tensor hidden(DType::F32, {rows, in_.out_features()});
+  in_(hidden, x, activation_);
+  if (gated_) {
+    Tensor linear(DType::F32, {rows, gate_.out_features()});
+    gate_(linear, x);
+    float* h = hidden.data<float>();
+    const float* g = linear.data<float>();
+    const int64_t n = hidden.numel();
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+    for (int64_t i = 0; i < n; ++i) h[i] *= g[i];
+  }
+  out_(out, hidden);
+}
+
+}  // namespace nle

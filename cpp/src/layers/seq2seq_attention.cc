@@ -1,0 +1,98 @@
+#include "layers/seq2seq_attention.h"
+
+#include <cstring>
+
+namespace nle {
+
+Seq2SeqAttention::Seq2SeqAttention(const Weights& weights, const Names& names, int64_t d_model,
+                                   int64_t num_heads, int64_t head_dim, float scale, bool biases, bool cross)
+    : out_(weights, names.out, d_model, num_heads * head_dim, biases),
+      num_heads_(num_heads),
+      head_dim_(head_dim),
+      scale_(scale) {
+  const int64_t inner = num_heads * head_dim;
+  if (cross) {
+    q_ = Linear(weights, names.q, inner, d_model, biases);
+    kv_ = Linear::fused(weights, {names.k, names.v}, inner, d_model, biases);
+  } else {
+    qkv_ = Linear::fused(weights, {names.q, names.k, names.v}, inner, d_model, biases);
+  }
+}
+
+void Seq2SeqAttention::encode(Tensor& out, const Tensor& x, const std::vector<int64_t>& seq_offsets,
+                              const ops::RelativeBias* bias) const {
+  const int64_t inner = num_heads_ * head_dim_;
+  Tensor qkv(DType::F32, {x.dim(0), 3 * inner});
+  qkv_(qkv, x);
+  Tensor context(DType::F32, {x.dim(0), inner});
+  const float* base = qkv.data<float>();
+  ops::packed_self_attention(context, base, base + inner, base + 2 * inner, 3 * inner, seq_offsets, num_heads_,
+                             head_dim_, scale_, bias);
+  out_(out, context);
+}
+
+void Seq2SeqAttention::decode_step(Tensor& out, const Tensor& x, KvCache& cache, int64_t layer,
+                                   const std::vector<int64_t>& rows, int64_t step,
+                                   const std::vector<int64_t>& key_offsets, const std::vector<int64_t>& key_rows,
+                                   const float* bias) const {
+  const int64_t inner = num_heads_ * head_dim_, n = x.dim(0);
+  Tensor qkv(DType::F32, {n, 3 * inner});
+  qkv_(qkv, x);
+  const float* src = qkv.data<float>();
+  float* keys = cache.keys(layer);
+  float* values = cache.values(layer);
+  const size_t bytes = static_cast<size_t>(inner) * sizeof(float);
+  for (int64_t i = 0; i < n; ++i) {
+    const int64_t slot = cache.storage_row(rows[i], step);
+    std::memcpy(keys + slot * inner, src + i * 3 * inner + inner, bytes);
+    std::memcpy(values + slot * inner, src + i * 3 * inner + 2 * inner, bytes);
+  }
+  Tensor context(DType::F32, {n, inner});
+  ops::GatheredAttention a;
+  a.q = src;
+  a.ld_q = 3 * inner;
+  a.num_queries = n;
+  a.k = keys;
+  a.v = values;
+  a.ld_kv = inner;
+  a.key_offsets = key_offsets.data();
+  a.key_rows = key_rows.data();
+  a.bias = bias;
+  a.bias_ld = step + 1;
+  a.num_heads = num_heads_;
+  a.head_dim = head_dim_;
+  a.scale = scale_;
+  ops::gathered_attention(context.data<float>(), inner, a);
+  out_(out, context);
+}
+
+Tensor Seq2SeqAttention::project_memory(const Tensor& memory) const {
+  Tensor kv(DType::F32, {memory.dim(0), 2 * num_heads_ * head_dim_});
+  kv_(kv, memory);
+  return kv;
+}
+
+void Seq2SeqAttention::cross_step(Tensor& out, const Tensor& x, const Tensor& memory_kv,
+                                  const std::vector<int64_t>& key_offsets,
+                                  const std::vector<int64_t>& key_rows) const {
+  const int64_t inner = num_heads_ * head_dim_, n = x.dim(0);
+  Tensor q(DType::F32, {n, inner});
+  q_(q, x);
+  Tensor context(DType::F32, {n, inner});
+  ops::GatheredAttention a;
+  a.q = q.data<float>();
+  a.ld_q = inner;
+  a.num_queries = n;
+  a.k = memory_kv.data<float>();
+  a.v = memory_kv.data<float>() + inner;
+  a.ld_kv = 2 * inner;
+  a.key_offsets = key_offsets.data();
+  a.key_rows = key_rows.data();
+  a.num_heads = num_heads_;
+  a.head_dim = head_dim_;
+  a.scale = scale_;
+  ops::gathered_attention(context.data<float>(), inner, a);
+  out_(out, context);
+}
+
+}  // namespace nle

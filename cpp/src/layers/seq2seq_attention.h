@@ -1,0 +1,49 @@
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "generate/kv_cache.h"
+#include "layers/linear.h"
+#include "ops/attention.h"
+
+namespace nle {
+
+// Multi-head attention of the encoder-decoder architectures: self-attention in
+// the encoder (packed sequences, optional relative bias), causal
+// self-attention over a KV cache in the decoder, and cross-attention from the
+// decoder to encoder states whose keys and values are projected once per source.
+class Seq2SeqAttention {
+ public:
+  struct Names {
+    std::string q, k, v, out;
+  };
+  Seq2SeqAttention(const Weights& weights, const Names& names, int64_t d_model, int64_t num_heads,
+                   int64_t head_dim, float scale, bool biases, bool cross);
+
+  // Encoder: x (T, d_model) packed by seq_offsets -> out (T, d_model).
+  void encode(Tensor& out, const Tensor& x, const std::vector<int64_t>& seq_offsets,
+              const ops::RelativeBias* bias) const;
+  // Decoder self-attention for one step: x (n, d_model) are the inputs of
+  // cache `rows` at `step`; their keys/values are written to the cache at
+  // (row, step), then each attends over its history (key_offsets/key_rows from
+  // KvCache::key_rows). bias: (num_heads, step + 1) or null.
+  void decode_step(Tensor& out, const Tensor& x, KvCache& cache, int64_t layer, const std::vector<int64_t>& rows,
+                   int64_t step, const std::vector<int64_t>& key_offsets, const std::vector<int64_t>& key_rows,
+                   const float* bias) const;
+  // Cross-attention: memory (S, d_model) -> keys and values (S, 2 inner).
+  Tensor project_memory(const Tensor& memory) const;
+  // x (n, d_model) attends over the memory rows listed per query.
+  void cross_step(Tensor& out, const Tensor& x, const Tensor& memory_kv, const std::vector<int64_t>& key_offsets,
+                  const std::vector<int64_t>& key_rows) const;
+
+ private:
+  Linear qkv_;  // self-attention: q, k, v fused
+  Linear q_;    // cross-attention: q alone ...
+  Linear kv_;   // ... and k, v fused over the memory
+  Linear out_;
+  int64_t num_heads_, head_dim_;
+  float scale_;
+};
+
+}  // namespace nle

@@ -1,0 +1,66 @@
+// The encoder and decoder layers of BART, Marian and T5.
+//
+// Post-norm (BART, Marian):  h = LN(x + attn(x)); ...; out = LN(h + ffn(h)).
+// Pre-norm (T5):             h = x + attn(N(x));  ...; out = h + ffn(N(h)).
+#pragma once
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "layers/feed_forward.h"
+#include "layers/norm.h"
+#include "layers/seq2seq_attention.h"
+#include "models/seq2seq_config.h"
+
+namespace nle {
+
+class Seq2SeqEncoderLayer {
+ public:
+  // scope: "model.encoder.layers.3." (BART, Marian) or "encoder.block.3." (T5).
+  Seq2SeqEncoderLayer(const Weights& weights, const std::string& scope, const Seq2SeqConfig& config);
+  // x (T, d_model) packed by seq_offsets, updated in place.
+  void operator()(Tensor& x, const std::vector<int64_t>& seq_offsets, const ops::RelativeBias* bias) const;
+
+ private:
+  std::unique_ptr<Seq2SeqAttention> attention_;
+  Norm attention_norm_;
+  std::unique_ptr<FeedForward> ffn_;
+  Norm ffn_norm_;
+  bool pre_norm_;
+};
+
+class Seq2SeqDecoderLayer {
+ public:
+  Seq2SeqDecoderLayer(const Weights& weights, const std::string& scope, const Seq2SeqConfig& config);
+
+  // Keys and values of the encoder output (S, d_model) for this layer's cross-attention.
+  Tensor project_memory(const Tensor& memory) const { return cross_attention_->project_memory(memory); }
+
+  // What one decoding step needs besides the layer's input.
+  struct Step {
+    KvCache* cache;
+    int64_t layer;
+    const std::vector<int64_t>* rows;
+    int64_t step;
+    const std::vector<int64_t>* self_offsets;
+    const std::vector<int64_t>* self_rows;
+    const float* self_bias;  // (heads, step + 1) or null
+    const Tensor* memory_kv;
+    const std::vector<int64_t>* memory_offsets;
+    const std::vector<int64_t>* memory_rows;
+  };
+  // x (n, d_model): the inputs of the step's rows, updated in place.
+  void operator()(Tensor& x, const Step& step) const;
+
+ private:
+  std::unique_ptr<Seq2SeqAttention> self_attention_;
+  Norm self_norm_;
+  std::unique_ptr<Seq2SeqAttention> cross_attention_;
+  Norm cross_norm_;
+  std::unique_ptr<FeedForward> ffn_;
+  Norm ffn_norm_;
+  bool pre_norm_;
+};
+
+}  // namespace nle

@@ -1,0 +1,106 @@
+// The kernels and pieces the encoder-decoder runtime adds: RMS norm, attention
+// with a relative position bias, attention over gathered (cached) key rows,
+// the KV cache's history-based beam reordering, and T5's distance buckets.
+#include <gtest/gtest.h>
+
+#include <cstdio>
+
+#include "generate/kv_cache.h"
+#include "ops/attention.h"
+#include "ops/rms_norm.h"
+#include "test_utils.h"
+
+namespace nle::test {
+
+TEST(RmsNormTest, MatchesReference) {
+  for (int64_t cols : {1, 7, 40, 515}) {
+    const int64_t rows = 33;
+    const auto x = random_floats(static_cast<size_t>(rows * cols), 21, 3.f);
+    const auto w = random_floats(static_cast<size_t>(cols), 22);
+    std::vector<float> y(x.size()), expected(x.size());
+    ops::cpu::rms_norm_f32(y.data(), x.data(), w.data(), rows, cols, 1e-6f);
+    ops::reference::rms_norm_f32(expected.data(), x.data(), w.data(), rows, cols, 1e-6f);
+    EXPECT_LT(max_abs_diff(y, expected), 1e-5f) << "cols " << cols;
+  }
+}
+
+TEST(AttentionTest, RelativeBiasMatchesReference) {
+  const std::vector<int64_t> offsets = {0, 5, 16, 17};
+  const int64_t heads = 3, head_dim = 8, width = heads * head_dim, ld = 3 * width, tokens = 17;
+  const int64_t longest = 11, table_width = 2 * longest - 1;
+  const auto qkv = random_floats(static_cast<size_t>(tokens * ld), 23, 2.f);
+  const auto table = random_floats(static_cast<size_t>(heads * table_width), 24, 2.f);
+  const ops::RelativeBias bias{table.data(), table_width, longest - 1};
+  std::vector<float> out(static_cast<size_t>(tokens * width)), expected(out.size());
+  ops::cpu::packed_self_attention_f32(out.data(), qkv.data(), qkv.data() + width, qkv.data() + 2 * width,
+                                      offsets.data(), 3, heads, head_dim, ld, width, 1.f, &bias);
+  ops::reference::packed_self_attention_f32(expected.data(), qkv.data(), qkv.data() + width,
+                                            qkv.data() + 2 * width, offsets.data(), 3, heads, head_dim, ld, width,
+                                            1.f, &bias);
+  EXPECT_LT(max_abs_diff(out, expected), 1e-5f);
+}
+
+TEST(GatheredAttentionTest, MatchesReferenceWithBiasAndEmptyLists) {
+  const int64_t heads = 4, head_dim = 6, width = heads * head_dim, key_rows_total = 30;
+  const auto q = random_floats(static_cast<size_t>(3 * width), 25, 2.f);
+  const auto kv = random_floats(static_cast<size_t>(key_rows_total * 2 * width), 26, 2.f);
+  // Query 0 attends over 5 scattered rows, query 1 over none, query 2 over 7.
+  const std::vector<int64_t> offsets = {0, 5, 5, 12};
+  const std::vector<int64_t> rows = {3, 17, 0, 29, 8, 1, 2, 3, 4, 5, 6, 28};
+  const auto bias = random_floats(static_cast<size_t>(heads * 7), 27);
+  ops::GatheredAttention a;
+  a.q = q.data();
+  a.ld_q = width;
+  a.num_queries = 3;
+  a.k = kv.data();
+  a.v = kv.data() + width;
+  a.ld_kv = 2 * width;
+  a.key_offsets = offsets.data();
+  a.key_rows = rows.data();
+  a.num_heads = heads;
+  a.head_dim = head_dim;
+  a.scale = 0.4f;
+  for (const float* b : {static_cast<const float*>(nullptr), bias.data()}) {
+    a.bias = b;
+    a.bias_ld = 7;
+    std::vector<float> out(static_cast<size_t>(3 * width), 1.f), expected(out.size(), 2.f);
+    ops::cpu::gathered_attention_f32(out.data(), width, a);
+    ops::reference::gathered_attention_f32(expected.data(), width, a);
+    EXPECT_LT(max_abs_diff(out, expected), 1e-5f);
+    for (int64_t x = 0; x < width; ++x) EXPECT_EQ(out[width + x], 0.f);  // no keys: zeros
+  }
+}
+
+TEST(GatheredAttentionTest, RejectsDecreasingOffsets) {
+  std::vector<float> buf(64);
+  const std::vector<int64_t> offsets = {0, 2, 1};
+  const std::vector<int64_t> rows = {0, 1};
+  ops::GatheredAttention a;
+  a.q = a.k = a.v = buf.data();
+  a.ld_q = a.ld_kv = 4;
+  a.num_queries = 2;
+  a.key_offsets = offsets.data();
+  a.key_rows = rows.data();
+  a.num_heads = 1;
+  a.head_dim = 4;
+  EXPECT_THROW(ops::gathered_attention(buf.data(), 4, a), InvalidInputError);
+}
+
+TEST(KvCacheTest, ReorderRewritesHistoryWithoutMovingStorage) {
+  KvCache cache(1, 3, 5, 2);
+  std::vector<int64_t> offsets, rows;
+  // After step 0 and 1, row 2 continues row 0 and row 0 continues row 1.
+  cache.reorder({0, 1, 2}, {1, 1, 0}, 2);
+  cache.key_rows({0, 2}, 2, offsets, rows);
+  ASSERT_EQ(offsets, (std::vector<int64_t>{0, 3, 6}));
+  // Row 0: steps 0-1 from row 1's storage, step 2 its own.
+  EXPECT_EQ(rows[0], cache.storage_row(1, 0));
+  EXPECT_EQ(rows[1], cache.storage_row(1, 1));
+  EXPECT_EQ(rows[2], cache.storage_row(0, 2));
+  // Row 2: steps 0-1 from row 0's storage (the history it had before the reorder).
+  EXPECT_EQ(rows[3], cache.storage_row(0, 0));
+  EXPECT_EQ(rows[4], cache.storage_row(0, 1));
+  EXPECT_EQ(rows[5], cache.storage_row(2, 2));
+}
+
+}  // namespace nle::test
