@@ -35,13 +35,19 @@ bool as_bool(const std::string& source, const std::string& key, const json& v) {
   bad(source, key, "true or false", v);
 }
 
+int64_t as_id(const std::string& source, const std::string& key, const json& v) {
+  const int64_t id = as_int(source, key, v);
+  if (id < 0) bad(source, key, "a non-negative token id", v);
+  return id;
+}
+
 std::vector<int64_t> as_ids(const std::string& source, const std::string& key, const json& v) {
   if (v.is_array()) {
     std::vector<int64_t> ids;
-    for (const auto& x : v) ids.push_back(as_int(source, key, x));
+    for (const auto& x : v) ids.push_back(as_id(source, key, x));
     return ids;
   }
-  return {as_int(source, key, v)};
+  return {as_id(source, key, v)};
 }
 
 }  // namespace
@@ -64,11 +70,11 @@ void apply_generation_json(GenerationOptions& o, const json& j, const std::strin
       else bad(source, k, "true, false or \"never\"", v);
     } else if (k == "no_repeat_ngram_size") o.no_repeat_ngram_size = as_int(source, k, v);
     else if (k == "repetition_penalty") o.repetition_penalty = as_float(source, k, v);
-    else if (k == "forced_bos_token_id") o.forced_bos_token_id = as_int(source, k, v);
+    else if (k == "forced_bos_token_id") o.forced_bos_token_id = as_id(source, k, v);
     else if (k == "forced_eos_token_id") o.forced_eos_token_id = as_ids(source, k, v);
-    else if (k == "decoder_start_token_id") o.decoder_start_token_id = as_int(source, k, v);
+    else if (k == "decoder_start_token_id") o.decoder_start_token_id = as_id(source, k, v);
     else if (k == "eos_token_id") o.eos_token_id = as_ids(source, k, v);
-    else if (k == "pad_token_id") o.pad_token_id = as_int(source, k, v);
+    else if (k == "pad_token_id") o.pad_token_id = as_id(source, k, v);
     else if (k == "do_sample") o.do_sample = as_bool(source, k, v);
     else if (k == "temperature") o.temperature = as_float(source, k, v);
     else if (k == "top_k") o.top_k = as_int(source, k, v);

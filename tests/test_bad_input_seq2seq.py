@@ -1,0 +1,144 @@
+"""Bad encoder-decoder files, inputs and generation options raise clean errors that
+name the file, tensor, key or option, and never crash the process."""
+
+from __future__ import annotations
+
+import json
+import shutil
+
+import nlpengine
+import numpy as np
+import pytest
+from safetensors.numpy import load_file, save_file
+from seq2seq_models import SEQ2SEQ_VOCAB, save_seq2seq
+
+
+@pytest.fixture(scope="module", params=["bart", "t5"])
+def good_dir(request, tmp_path_factory):
+    path = tmp_path_factory.mktemp(f"good_{request.param}")
+    save_seq2seq(request.param, path)
+    return path
+
+
+@pytest.fixture
+def model_dir(good_dir, tmp_path):
+    copy = tmp_path / "model"
+    shutil.copytree(good_dir, copy)
+    return copy
+
+
+def _rewrite_tensors(path, change):
+    tensors = load_file(path / "model.safetensors")
+    change(tensors)
+    save_file(tensors, path / "model.safetensors", metadata={"format": "pt"})
+
+
+def _one_layer_tensor(path) -> str:
+    names = sorted(load_file(path / "model.safetensors"))
+    return next(n for n in names if ".0." in n and n.endswith("weight") and "norm" not in n)
+
+
+def test_missing_tensor_names_file_and_tensor(model_dir):
+    name = _one_layer_tensor(model_dir)
+    _rewrite_tensors(model_dir, lambda t: t.pop(name))
+    with pytest.raises(nlpengine.ModelError, match=rf"model\.safetensors.*{name}"):
+        nlpengine.load(model_dir)
+
+
+def test_wrong_shape_names_tensor_and_config(model_dir):
+    name = _one_layer_tensor(model_dir)
+
+    def shrink(tensors):
+        tensors[name] = np.ascontiguousarray(tensors[name][:-1])
+
+    _rewrite_tensors(model_dir, shrink)
+    with pytest.raises(nlpengine.ModelError, match=rf"{name}.*config\.json"):
+        nlpengine.load(model_dir)
+
+
+def test_truncated_weights_file(model_dir):
+    data = (model_dir / "model.safetensors").read_bytes()
+    (model_dir / "model.safetensors").write_bytes(data[: len(data) // 2])
+    with pytest.raises(nlpengine.ModelError, match="model.safetensors"):
+        nlpengine.load(model_dir)
+
+
+@pytest.mark.parametrize(
+    "change", [{"d_model": -4}, {"vocab_size": "many"}, {"feed_forward_proj": "gated-gelu-x"}]
+)
+def test_bad_config_value_names_key(model_dir, change):
+    config = json.loads((model_dir / "config.json").read_text())
+    if "feed_forward_proj" in change and config["model_type"] != "t5":
+        change = {"activation_function": "no-such-activation"}
+    config.update(change)
+    (model_dir / "config.json").write_text(json.dumps(config))
+    key = next(iter(change))
+    with pytest.raises(nlpengine.ModelError, match=rf"config\.json.*{key}"):
+        nlpengine.load(model_dir)
+
+
+def test_bad_generation_config_names_file(model_dir):
+    (model_dir / "generation_config.json").write_text(json.dumps({"num_beams": "four"}))
+    with pytest.raises(nlpengine.ModelError, match=r"generation_config\.json.*num_beams"):
+        nlpengine.load(model_dir)
+
+
+@pytest.fixture(scope="module")
+def model(good_dir):
+    return nlpengine.load(good_dir, threads=1)
+
+
+IDS = np.array([[5, 6, 7, 8], [9, 10, 11, 0]], dtype=np.int64)
+
+
+@pytest.mark.parametrize(
+    "options, pattern",
+    [
+        ({"num_beams": 0}, "num_beams"),
+        ({"num_beams": 2, "num_return_sequences": 3}, "num_return_sequences"),
+        ({"num_return_sequences": 2}, "num_return_sequences"),
+        ({"top_p": 1.5, "do_sample": True}, "top_p"),
+        ({"temperature": 0.0, "do_sample": True}, "temperature"),
+        ({"eos_token_id": SEQ2SEQ_VOCAB + 3}, "eos_token_id"),
+        ({"decoder_start_token_id": -2}, "decoder_start_token_id"),
+        ({"max_new_tokens": -5}, "max_new_tokens"),
+        ({"early_stopping": "sometimes"}, "early_stopping"),
+        ({"beam_width": 3}, "beam_width"),
+    ],
+)
+def test_bad_generation_options(model, options, pattern):
+    with pytest.raises(nlpengine.InvalidInputError, match=pattern):
+        model.generate(IDS, **options)
+
+
+def test_bad_inputs(model):
+    with pytest.raises(nlpengine.InvalidInputError, match="input_ids"):
+        model.generate(np.array([[5, SEQ2SEQ_VOCAB + 10]]), max_new_tokens=3)
+    with pytest.raises(nlpengine.InvalidInputError, match="input_ids"):
+        model.generate(np.array([5, 6]), max_new_tokens=3)
+    with pytest.raises(nlpengine.InvalidInputError, match="attention_mask"):
+        model.generate(IDS, np.ones((2, 3)), max_new_tokens=3)
+    with pytest.raises(nlpengine.InvalidInputError, match="decoder_input_ids"):
+        model.forward(IDS, None, np.array([[0, SEQ2SEQ_VOCAB]]))
+
+
+def test_positions_limit_is_an_error_not_a_crash(tmp_path):
+    # BART's learned positions bound both the source and the generated length.
+    save_seq2seq("bart", tmp_path)
+    model = nlpengine.load(tmp_path, threads=1)
+    limit = model.config["max_source_length"]
+    assert limit == 64
+    too_long = np.full((1, limit + 1), 5, dtype=np.int64)
+    with pytest.raises(nlpengine.InvalidInputError, match="input_ids.*position"):
+        model.generate(too_long, max_new_tokens=2)
+    with pytest.raises(nlpengine.InvalidInputError, match="max_length"):
+        model.generate(IDS, max_new_tokens=limit + 5)
+
+
+def test_empty_and_fully_masked_sources(model):
+    out = model.generate(IDS, np.array([[1, 1, 1, 1], [0, 0, 0, 0]]), max_new_tokens=4)
+    assert out.sequences.shape[0] == 2
+    empty = model.generate(np.zeros((0, 4), dtype=np.int64), max_new_tokens=4)
+    assert empty.sequences.shape[0] == 0
+    # The model still works after the bad calls above.
+    assert model.generate(IDS, max_new_tokens=3, min_new_tokens=3).sequences.shape == (2, 4)
