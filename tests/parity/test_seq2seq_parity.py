@@ -113,3 +113,79 @@ def test_sampling_is_repeatable(pair):
     assert first.sequences.shape[0] == 6
     other = model.generate(ids, mask, **dict(options, seed=8))
     assert not np.array_equal(first.sequences, other.sequences)
+
+
+def test_defaults_come_from_generation_config(tmp_path):
+    """With no options, both sides use generation_config.json (beam search with a
+    forced BOS, n-gram blocking and early_stopping="never" here)."""
+    from transformers import GenerationConfig
+
+    reference = save_seq2seq("bart", tmp_path, seed=11)
+    GenerationConfig(
+        num_beams=3,
+        no_repeat_ngram_size=3,
+        early_stopping="never",
+        length_penalty=2.0,
+        max_length=14,
+        min_length=6,
+        forced_bos_token_id=0,
+        forced_eos_token_id=2,
+        decoder_start_token_id=2,
+        eos_token_id=2,
+        pad_token_id=1,
+        bos_token_id=0,
+    ).save_pretrained(tmp_path)
+    reference.generation_config = GenerationConfig.from_pretrained(tmp_path)
+    model = nlpengine.load(tmp_path)
+    assert model.generation_config["num_beams"] == 3
+    assert model.generation_config["early_stopping"] == "never"
+    ids, mask = _sources([8, 12, 5], pad_id=1, seed=12)
+    with torch.no_grad():
+        expected = reference.generate(
+            input_ids=torch.from_numpy(ids), attention_mask=torch.from_numpy(mask)
+        )
+    actual = model.generate(ids, mask)
+    np.testing.assert_array_equal(actual.sequences, expected.numpy())
+    assert (actual.sequences[:, 1] == 0).all()  # the forced BOS
+
+
+def test_marian_with_its_own_decoder_vocabulary(tmp_path):
+    """share_encoder_decoder_embeddings=False: separate decoder embeddings and a
+    decoder_vocab_size-wide LM head."""
+    from transformers import MarianConfig, MarianMTModel
+
+    settings = dict(SEQ2SEQ_CONFIGS["marian"])
+    settings.pop("model_type")
+    settings.update(
+        share_encoder_decoder_embeddings=False,
+        decoder_vocab_size=70,
+        pad_token_id=69,
+        decoder_start_token_id=69,
+    )
+    torch.manual_seed(5)
+    reference = MarianMTModel(MarianConfig(**settings)).eval()
+    with torch.no_grad():
+        for name, p in reference.named_parameters():
+            if p.dim() > 1 and "embed_positions" not in name:
+                p.mul_(15.0)  # decisive predictions (see build_seq2seq)
+    reference.save_pretrained(tmp_path)
+    model = nlpengine.load(tmp_path)
+    assert model.config["decoder_vocab_size"] == 70
+    ids, mask = _sources([6, 10], pad_id=69, seed=13)
+    decoder = np.array([[69, 5, 6, 7], [69, 8, 9, 10]], dtype=np.int64)
+    with torch.no_grad():
+        expected = reference(
+            input_ids=torch.from_numpy(ids),
+            attention_mask=torch.from_numpy(mask),
+            decoder_input_ids=torch.from_numpy(decoder),
+        ).logits.numpy()
+        generated = reference.generate(
+            input_ids=torch.from_numpy(ids),
+            attention_mask=torch.from_numpy(mask),
+            num_beams=2,
+            max_new_tokens=6,
+            min_new_tokens=3,
+        ).numpy()
+    np.testing.assert_allclose(model.forward(ids, mask, decoder), expected, atol=TOLERANCE, rtol=0)
+    actual = model.generate(ids, mask, num_beams=2, max_new_tokens=6, min_new_tokens=3)
+    np.testing.assert_array_equal(actual.sequences, generated)
