@@ -35,9 +35,17 @@ class TaskPipeline:
         results = self._run(converted) if converted else []
         return results[0] if single else results
 
-    def run_inputs(self, inputs: list) -> list:
-        """Run on already converted pipeline inputs (what ``spec.to_input`` returns)."""
-        return self._run(inputs) if inputs else []
+    def run_inputs(self, inputs: list, sources: list[str] | None = None) -> list:
+        """Run on already converted pipeline inputs (what ``spec.to_input`` returns).
+
+        ``sources`` names each input for warnings and errors (``file:line (id ...)``); it
+        reaches the task's pipeline when that declares ``accepts_sources = True`` and
+        takes a ``sources`` keyword."""
+        if not inputs:
+            return []
+        if sources is not None and getattr(self._run, "accepts_sources", False):
+            return self._run(inputs, sources=sources)
+        return self._run(inputs)
 
     def __repr__(self) -> str:
         return f"TaskPipeline(task={self.spec.name!r}, model={str(self.model_dir)!r})"

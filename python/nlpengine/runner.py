@@ -85,6 +85,7 @@ def _process_chunk(pipe, chunk, out, stats, path, text_field, id_field, on_error
     # (item, reason it cannot run, record id, index into inputs) per record, in order
     outcomes: list[tuple[InputItem, str | None, object, int]] = []
     inputs: list = []
+    sources: list[str] = []  # where each input came from, for the task's warnings
     for item in chunk:
         reason = item.error
         if reason is None:
@@ -100,8 +101,10 @@ def _process_chunk(pipe, chunk, out, stats, path, text_field, id_field, on_error
         record_id = item.record.get(id_field, item.line) if id_field else item.line
         outcomes.append((item, None, record_id, len(inputs)))
         inputs.append(value)
+        has_id = bool(id_field) and id_field in item.record
+        sources.append(f"{path}:{item.line}" + (f" (id {record_id!r})" if has_id else ""))
 
-    results = _run_isolating_failures(pipe, inputs)
+    results = _run_isolating_failures(pipe, inputs, sources)
     for item, reason, record_id, k in outcomes:
         if reason is None and isinstance(results[k], _Rejected):
             reason = results[k].reason
@@ -123,15 +126,15 @@ class _Rejected:
     reason: str
 
 
-def _run_isolating_failures(pipe, inputs: list) -> list:
+def _run_isolating_failures(pipe, inputs: list, sources: list[str]) -> list:
     """The pipeline's results; when a batch fails, the inputs at fault are found by
     running halves again and come back as :class:`_Rejected` with the error."""
     try:
-        return pipe.run_inputs(inputs)
+        return pipe.run_inputs(inputs, sources)
     except (ValueError, RuntimeError) as error:
         if len(inputs) == 1:
             return [_Rejected(f"{type(error).__name__}: {error}")]
         half = len(inputs) // 2
-        return _run_isolating_failures(pipe, inputs[:half]) + _run_isolating_failures(
-            pipe, inputs[half:]
-        )
+        return _run_isolating_failures(
+            pipe, inputs[:half], sources[:half]
+        ) + _run_isolating_failures(pipe, inputs[half:], sources[half:])

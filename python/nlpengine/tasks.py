@@ -46,6 +46,18 @@ class TrainingSpec:
     ``problem_type(examples)`` is "single_label_classification", "multi_label_classification"
     or None. ``metric`` names the key of ``TaskSpec.evaluate``'s result that picks the best
     epoch (higher is better).
+
+    Tasks whose model is not an encoder with a classification head (an encoder-decoder,
+    say) also set:
+    ``load_model(base_dir, labels, problem_type)``: the torch module to fine-tune, with
+    ``save_pretrained(dir)`` (default: ``nlpengine.torch.load_pretrained`` with the task's
+    head); ``featurize_options(base_dir)``: extra keyword arguments for ``featurize`` read
+    from the base model (e.g. a source prefix from its config.json); ``model_inputs``: the
+    batch keys passed to the model as keyword arguments (an encoder-decoder takes
+    ``labels`` for teacher forcing; every list-valued feature is padded to the longest in
+    its batch: ids with the pad id, masks with 0, labels with -100); ``supports_lora``.
+    Heads whose labels are per token ("token_classification", "seq2seq_lm") take a cross
+    entropy over every label that is not -100.
     """
 
     read_examples: Callable[[Path], list]
@@ -53,6 +65,10 @@ class TrainingSpec:
     featurize: Callable[..., list[dict]]
     problem_type: Callable[[list], str | None] = lambda examples: None
     metric: str = "f1"
+    load_model: Callable[[Path, list[str], str | None], Any] | None = None
+    featurize_options: Callable[[Path], dict] | None = None
+    model_inputs: tuple[str, ...] = ("input_ids", "attention_mask", "token_type_ids")
+    supports_lora: bool = True
 
 
 @dataclass

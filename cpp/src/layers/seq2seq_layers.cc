@@ -34,7 +34,7 @@ void add_inplace(Tensor& x, const Tensor& y) {
 
 Seq2SeqEncoderLayer::Seq2SeqEncoderLayer(const Weights& w, const std::string& scope, const Seq2SeqConfig& c)
     : attention_(std::make_unique<Seq2SeqAttention>(w, attention_names(c, scope, false), c.d_model,
-                                                    c.encoder_heads, c.head_dim, c.attention_scale, c.biases,
+                                                    c.encoder_heads, c.encoder_head_dim, c.attention_scale(false), c.biases,
                                                     false)),
       ffn_(std::make_unique<FeedForward>(w, ffn_names(c, scope, false), c.d_model, c.encoder_ffn, c.activation,
                                          c.biases)),
@@ -66,10 +66,10 @@ void Seq2SeqEncoderLayer::operator()(Tensor& x, const std::vector<int64_t>& seq_
 
 Seq2SeqDecoderLayer::Seq2SeqDecoderLayer(const Weights& w, const std::string& scope, const Seq2SeqConfig& c)
     : self_attention_(std::make_unique<Seq2SeqAttention>(w, attention_names(c, scope, false), c.d_model,
-                                                         c.decoder_heads, c.head_dim, c.attention_scale, c.biases,
+                                                         c.decoder_heads, c.decoder_head_dim, c.attention_scale(true), c.biases,
                                                          false)),
       cross_attention_(std::make_unique<Seq2SeqAttention>(w, attention_names(c, scope, true), c.d_model,
-                                                          c.decoder_heads, c.head_dim, c.attention_scale,
+                                                          c.decoder_heads, c.decoder_head_dim, c.attention_scale(true),
                                                           c.biases, true)),
       ffn_(std::make_unique<FeedForward>(w, ffn_names(c, scope, true), c.d_model, c.decoder_ffn, c.activation,
                                          c.biases)),

@@ -39,14 +39,10 @@ void read_bart_family(Seq2SeqConfig& c, const Config& config) {
   if (c.d_model % c.encoder_heads != 0 || c.d_model % c.decoder_heads != 0)
     throw ModelError(config.path() + ": d_model " + std::to_string(c.d_model) +
                      " is not divisible by the number of attention heads");
-  if (c.encoder_heads != c.decoder_heads)
-    throw ModelError(config.path() + ": encoder_attention_heads and decoder_attention_heads differ (" +
-                     std::to_string(c.encoder_heads) + " vs " + std::to_string(c.decoder_heads) +
-                     "); not supported");
-  c.head_dim = c.d_model / c.encoder_heads;
+  c.encoder_head_dim = c.d_model / c.encoder_heads;
+  c.decoder_head_dim = c.d_model / c.decoder_heads;
   c.activation = parse_activation(config, "activation_function", config.get_string("activation_function", "gelu"));
   c.embed_scale = config.get_bool("scale_embedding", false) ? std::sqrt(static_cast<float>(c.d_model)) : 1.f;
-  c.attention_scale = 1.f / std::sqrt(static_cast<float>(c.head_dim));
   c.norm_eps = 1e-5f;  // nn.LayerNorm's default
   c.biases = true;
 }
@@ -81,7 +77,7 @@ Seq2SeqConfig Seq2SeqConfig::from_config(const Config& config) {
     c.vocab_size = require_positive(config, "vocab_size");
     c.decoder_vocab_size = c.vocab_size;
     c.d_model = positive(config, "d_model", config.get_int("d_model", 512));
-    c.head_dim = positive(config, "d_kv", config.get_int("d_kv", 64));
+    c.encoder_head_dim = c.decoder_head_dim = positive(config, "d_kv", config.get_int("d_kv", 64));
     c.encoder_ffn = c.decoder_ffn = positive(config, "d_ff", config.get_int("d_ff", 2048));
     c.encoder_layers = positive(config, "num_layers", config.get_int("num_layers", 6));
     c.decoder_layers = positive(config, "num_decoder_layers", config.get_int("num_decoder_layers", c.encoder_layers));
@@ -113,7 +109,7 @@ Seq2SeqConfig Seq2SeqConfig::from_config(const Config& config) {
     bool scale = config.get_bool("tie_word_embeddings", true);
     scale = config.get_bool("scale_decoder_outputs", scale);
     c.lm_head_scale = scale ? 1.f / std::sqrt(static_cast<float>(c.d_model)) : 1.f;
-    c.attention_scale = 1.f;
+    c.scale_attention = false;
     c.pad_token_id = config.get_int("pad_token_id", 0);
     c.decoder_start_token_id = config.get_int("decoder_start_token_id", c.pad_token_id);
   } else {

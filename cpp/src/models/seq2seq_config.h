@@ -1,5 +1,6 @@
 #pragma once
 
+#include <cmath>
 #include <string>
 #include <vector>
 
@@ -24,7 +25,7 @@ struct Seq2SeqConfig {
   int64_t d_model = 0;
   int64_t encoder_layers = 0, decoder_layers = 0;
   int64_t encoder_heads = 0, decoder_heads = 0;
-  int64_t head_dim = 0;  // d_kv in T5; d_model / heads elsewhere
+  int64_t encoder_head_dim = 0, decoder_head_dim = 0;  // d_kv in T5; d_model / heads elsewhere
   int64_t encoder_ffn = 0, decoder_ffn = 0;
   int64_t max_position_embeddings = 0;  // 0: no limit (relative positions)
   Seq2SeqPositions positions = Seq2SeqPositions::Learned;
@@ -36,14 +37,18 @@ struct Seq2SeqConfig {
   bool gated_ffn = false;        // T5 v1.1 / flan: act(wi_0 x) * wi_1 x
   bool shared_decoder_embeddings = true;  // Marian's share_encoder_decoder_embeddings
   float embed_scale = 1.f;       // sqrt(d_model) with scale_embedding
-  float attention_scale = 1.f;   // head_dim^-0.5; 1 for T5
+  bool scale_attention = true;   // scores times head_dim^-0.5; T5 does not scale
   float norm_eps = 1e-5f;
   float lm_head_scale = 1.f;     // T5 with tied embeddings: d_model^-0.5
   ops::Activation activation = ops::Activation::GeluErf;
   int64_t pad_token_id = 0;
   int64_t decoder_start_token_id = 0;
 
-  int64_t inner_dim(bool decoder) const { return (decoder ? decoder_heads : encoder_heads) * head_dim; }
+  int64_t head_dim(bool decoder) const { return decoder ? decoder_head_dim : encoder_head_dim; }
+  int64_t inner_dim(bool decoder) const { return (decoder ? decoder_heads : encoder_heads) * head_dim(decoder); }
+  float attention_scale(bool decoder) const {
+    return scale_attention ? 1.f / std::sqrt(static_cast<float>(head_dim(decoder))) : 1.f;
+  }
 
   static Seq2SeqConfig from_config(const Config& config);
   static bool is_seq2seq(const Config& config);

@@ -103,6 +103,8 @@ def train(
           --out ./my-ner --epochs 3 --lora r=8,alpha=16,targets=query,value
       engine train --task classification --base ./base --train train.jsonl --dev dev.jsonl \\
           --out ./sentiment --config train.toml
+      engine train --task summarization --base ./bart-base --train train.jsonl \\
+          --dev dev.jsonl --out ./summarizer --max-length 512
     """
     try:
         from nlpengine.training.trainer import TrainingError

@@ -19,13 +19,14 @@ def epoch_batches(num_examples: int, batch_size: int, seed: int, epoch: int, wor
 
 
 def collate(features: list[dict], pad_id: int, token_labels: bool):
-    """Pads a list of features into tensors; with ``token_labels`` the labels are per
-    token (padded with -100), else one int (or a multi-hot float list) per example."""
+    """Pads a list of features into tensors, each key to its longest in the batch; with
+    ``token_labels`` the labels are per token (padded with -100: per source token for a
+    token head, per target token for an encoder-decoder), else one int (or a multi-hot
+    float list) per example."""
     import torch
 
-    longest = max(len(f["input_ids"]) for f in features)
-
     def pad(key: str, value):
+        longest = max(len(f[key]) for f in features)
         return [f[key] + [value] * (longest - len(f[key])) for f in features]
 
     batch = {

@@ -34,8 +34,13 @@ TOKENIZER_FILES = (
     "vocab.json",
     "merges.txt",
     "sentencepiece.bpe.model",
+    "spiece.model",
+    "source.spm",
+    "target.spm",
 )
 STATE_DIR = "checkpoint"
+#: Heads whose labels are one per token (cross entropy over every label that is not -100).
+TOKEN_LEVEL_HEADS = ("token_classification", "seq2seq_lm")
 
 
 class TrainingError(RuntimeError):
@@ -92,10 +97,10 @@ def train(
     """Fine-tunes ``base_dir`` for ``spec`` and writes the best epoch to ``out_dir``."""
     import torch
 
-    from nlpengine.torch import load_pretrained
-
     if spec.training is None:
         raise TrainingError(f"task '{spec.name}' does not support training")
+    if config.lora is not None and not spec.training.supports_lora:
+        raise TrainingError(f"task '{spec.name}' does not support --lora training yet")
     group = ProcessGroup.from_environment()
     if config.batch_size % group.world_size:
         raise TrainingError(
@@ -118,21 +123,27 @@ def train(
     label2id = {label: i for i, label in enumerate(labels)}
     problem_type = training.problem_type(examples)
     multi_label = problem_type == "multi_label_classification"
-    token_labels = spec.head == "token_classification"
+    token_labels = spec.head in TOKEN_LEVEL_HEADS
 
     from tokenizers import Tokenizer
 
     tokenizer = Tokenizer.from_file(str(base_dir / "tokenizer.json"))
     pad_id = tokenizer.padding["pad_id"] if tokenizer.padding else _pad_id(tokenizer)
-    features = training.featurize(examples, tokenizer, label2id, config.max_length)
+    extra = training.featurize_options(base_dir) if training.featurize_options else {}
+    features = training.featurize(examples, tokenizer, label2id, config.max_length, **extra)
 
-    model = load_pretrained(
-        base_dir,
-        head=spec.head,
-        num_labels=len(labels),
-        id2label=dict(enumerate(labels)),
-        problem_type=problem_type,
-    )
+    if training.load_model is not None:
+        model = training.load_model(base_dir, labels, problem_type)
+    else:
+        from nlpengine.torch import load_pretrained
+
+        model = load_pretrained(
+            base_dir,
+            head=spec.head,
+            num_labels=len(labels),
+            id2label=dict(enumerate(labels)),
+            problem_type=problem_type,
+        )
     if config.lora is not None:
         from nlpengine.torch.lora import apply_lora
 
@@ -145,7 +156,13 @@ def train(
             modules_to_save=_head_modules(model),
         )
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
-    no_decay = ("bias", "LayerNorm.weight", "layer_norm.weight", "norm.weight")
+    no_decay = (
+        "bias",
+        "LayerNorm.weight",
+        "layer_norm.weight",
+        "norm.weight",
+        "layernorm_embedding.weight",
+    )
     optimizer = torch.optim.AdamW(
         [
             {
@@ -196,11 +213,7 @@ def train(
         for step, global_batch in enumerate(batches, start=1):
             mine = global_batch[group.rank :: group.world_size]
             batch = collate([features[i] for i in mine], pad_id, token_labels)
-            logits = net(
-                batch["input_ids"],
-                attention_mask=batch["attention_mask"],
-                token_type_ids=batch.get("token_type_ids"),
-            )
+            logits = net(**{k: batch[k] for k in training.model_inputs if k in batch})
             loss = _loss(torch, logits, batch["labels"], token_labels, multi_label, group)
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for _, p in trainable], config.max_grad_norm)
