@@ -2,9 +2,9 @@
 
 A word-level tokenizer (the ``tokenizers`` library) over a synthetic vocabulary, with
 BART's special tokens and template (``<s> $A </s>``) or T5's (``$A </s>``), saved as
-tokenizer.json beside a seeded tiny transformers model whose vocabulary is the
-tokenizer's. The data are template "articles" whose summary is their first sentence
-(no shared data is copied).
+tokenizer.json beside a seeded tiny transformers model (built by ``seq2seq_models``) whose
+vocabulary is the tokenizer's. The data are template "articles" whose summary is their
+first sentence (no shared data is copied).
 """
 
 from __future__ import annotations
@@ -12,6 +12,8 @@ from __future__ import annotations
 import json
 import random
 from pathlib import Path
+
+from seq2seq_models import SEQ2SEQ_CONFIGS, save_seq2seq
 
 PEOPLE = ["alice", "kofi", "li", "sara", "tom", "ana", "omar", "june"]
 PLACES = ["lisbon", "nairobi", "oslo", "quito", "hanoi", "dublin", "lima", "riga"]
@@ -71,53 +73,28 @@ def make_tokenizer(kind: str):
     return tokenizer
 
 
+#: The tiny runtime parity models, with the tokenizer's vocabulary and transformers' own
+#: initialisation: bart with a 2-layer decoder, FFN 64 and unscaled embeddings, t5 gated-gelu.
+SUMMARIZER_CONFIGS = {
+    "bart": dict(
+        SEQ2SEQ_CONFIGS["bart"],
+        decoder_layers=2,
+        encoder_ffn_dim=64,
+        decoder_ffn_dim=64,
+        scale_embedding=False,
+    ),
+    "t5": dict(
+        SEQ2SEQ_CONFIGS["t5"], relative_attention_max_distance=16, feed_forward_proj="gated-gelu"
+    ),
+}
+
+
 def save_tiny_summarizer(path: Path, kind: str = "bart", seed: int = 0, **overrides) -> Path:
     """A tiny seeded ``bart`` or ``t5`` summarizer directory (config.json,
     model.safetensors, generation_config.json, tokenizer.json)."""
-    import torch
-    from transformers import AutoConfig, AutoModelForSeq2SeqLM
-
     tokenizer = make_tokenizer(kind)
-    vocab = tokenizer.get_vocab_size()
-    if kind == "bart":
-        params = dict(
-            vocab_size=vocab,
-            d_model=32,
-            encoder_layers=2,
-            decoder_layers=2,
-            encoder_attention_heads=4,
-            decoder_attention_heads=4,
-            encoder_ffn_dim=64,
-            decoder_ffn_dim=64,
-            max_position_embeddings=64,
-            dropout=0.0,
-            pad_token_id=1,
-            bos_token_id=0,
-            eos_token_id=2,
-            decoder_start_token_id=2,
-            forced_eos_token_id=2,
-        )
-    else:
-        params = dict(
-            vocab_size=vocab,
-            d_model=32,
-            d_kv=8,
-            d_ff=48,
-            num_layers=2,
-            num_heads=4,
-            relative_attention_num_buckets=8,
-            relative_attention_max_distance=16,
-            feed_forward_proj="gated-gelu",
-            dropout_rate=0.0,
-            pad_token_id=0,
-            eos_token_id=1,
-            decoder_start_token_id=0,
-        )
-    params.update(overrides)
-    config = AutoConfig.for_model(kind, **params)
-    torch.manual_seed(seed)
-    model = AutoModelForSeq2SeqLM.from_config(config).eval()
+    config = dict(SUMMARIZER_CONFIGS[kind], vocab_size=tokenizer.get_vocab_size(), **overrides)
     path = Path(path)
-    model.save_pretrained(path)
+    save_seq2seq(path, config, seed, std=None)
     tokenizer.save(str(path / "tokenizer.json"))
     return path

@@ -10,13 +10,13 @@ import nlpengine
 import numpy as np
 import pytest
 from safetensors.numpy import load_file, save_file
-from seq2seq_models import SEQ2SEQ_VOCAB, save_seq2seq
+from seq2seq_models import SEQ2SEQ_CONFIGS, SEQ2SEQ_VOCAB, save_seq2seq
 
 
 @pytest.fixture(scope="module", params=["bart", "t5"])
 def good_dir(request, tmp_path_factory):
     path = tmp_path_factory.mktemp(f"good_{request.param}")
-    save_seq2seq(request.param, path)
+    save_seq2seq(path, SEQ2SEQ_CONFIGS[request.param])
     return path
 
 
@@ -124,7 +124,7 @@ def test_bad_inputs(model):
 
 def test_positions_limit_is_an_error_not_a_crash(tmp_path):
     # BART's learned positions bound both the source and the generated length.
-    save_seq2seq("bart", tmp_path)
+    save_seq2seq(tmp_path, SEQ2SEQ_CONFIGS["bart"])
     model = nlpengine.load(tmp_path, threads=1)
     limit = model.config["max_source_length"]
     assert limit == 64

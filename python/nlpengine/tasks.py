@@ -17,6 +17,17 @@ class RecordError(ValueError):
     """An input record the task cannot use (missing field, wrong type, ...)."""
 
 
+def record_text(record: dict, field: str) -> str:
+    """The string ``record[field]`` (a text task's pipeline input); a RecordError naming
+    the field when it is missing, null or not a string."""
+    if field not in record or record[field] is None:
+        raise RecordError(f"missing text field '{field}'")
+    text = record[field]
+    if not isinstance(text, str):
+        raise RecordError(f"field '{field}' must be a string, got {type(text).__name__}")
+    return text
+
+
 @dataclass(frozen=True)
 class TaskOption:
     """A task-specific option, exposed as ``--name-with-dashes`` on ``engine run``/``eval``

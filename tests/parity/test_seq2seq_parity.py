@@ -8,7 +8,7 @@ import nlpengine
 import numpy as np
 import pytest
 import torch
-from seq2seq_models import SEQ2SEQ_CONFIGS, SEQ2SEQ_VOCAB, save_seq2seq
+from seq2seq_models import DECISIVE_STD, SEQ2SEQ_CONFIGS, SEQ2SEQ_VOCAB, save_seq2seq
 
 TOLERANCE = 1e-4
 ARCHS = sorted(SEQ2SEQ_CONFIGS)
@@ -18,7 +18,7 @@ ARCHS = sorted(SEQ2SEQ_CONFIGS)
 def pair(request, tmp_path_factory):
     name = request.param
     path = tmp_path_factory.mktemp(name.replace(".", "_"))
-    reference = save_seq2seq(name, path, seed=ARCHS.index(name))
+    reference = save_seq2seq(path, SEQ2SEQ_CONFIGS[name], ARCHS.index(name), std=DECISIVE_STD)
     return name, reference, nlpengine.load(path, threads=2)
 
 
@@ -32,6 +32,16 @@ def _sources(lengths, pad_id, seed=0):
         ids[i, :n] = rng.integers(3, SEQ2SEQ_VOCAB - 2, size=n)
         mask[i, :n] = 1
     return ids, mask
+
+
+def _reference_logits(reference, ids, mask, decoder):
+    """transformers' LM logits for explicit decoder inputs, as a numpy array."""
+    with torch.no_grad():
+        return reference(
+            input_ids=torch.from_numpy(ids),
+            attention_mask=torch.from_numpy(mask),
+            decoder_input_ids=torch.from_numpy(decoder),
+        ).logits.numpy()
 
 
 def _pad_id(reference):
@@ -50,12 +60,7 @@ def test_forward_logits_match(pair):
     rng = np.random.default_rng(2)
     decoder = rng.integers(3, SEQ2SEQ_VOCAB - 2, size=(3, 6)).astype(np.int64)
     decoder[:, 0] = reference.config.decoder_start_token_id
-    with torch.no_grad():
-        expected = reference(
-            input_ids=torch.from_numpy(ids),
-            attention_mask=torch.from_numpy(mask),
-            decoder_input_ids=torch.from_numpy(decoder),
-        ).logits.numpy()
+    expected = _reference_logits(reference, ids, mask, decoder)
     actual = model.forward(ids, mask, decoder)
     assert actual.shape == expected.shape
     np.testing.assert_allclose(actual, expected, atol=TOLERANCE, rtol=0)
@@ -120,7 +125,7 @@ def test_defaults_come_from_generation_config(tmp_path):
     forced BOS, n-gram blocking and early_stopping="never" here)."""
     from transformers import GenerationConfig
 
-    reference = save_seq2seq("bart", tmp_path, seed=11)
+    reference = save_seq2seq(tmp_path, SEQ2SEQ_CONFIGS["bart"], 11, std=DECISIVE_STD)
     GenerationConfig(
         num_beams=3,
         no_repeat_ngram_size=3,
@@ -152,33 +157,20 @@ def test_defaults_come_from_generation_config(tmp_path):
 def test_marian_with_its_own_decoder_vocabulary(tmp_path):
     """share_encoder_decoder_embeddings=False: separate decoder embeddings and a
     decoder_vocab_size-wide LM head."""
-    from transformers import MarianConfig, MarianMTModel
-
-    settings = dict(SEQ2SEQ_CONFIGS["marian"])
-    settings.pop("model_type")
-    settings.update(
+    config = dict(
+        SEQ2SEQ_CONFIGS["marian"],
         share_encoder_decoder_embeddings=False,
         decoder_vocab_size=70,
         pad_token_id=69,
         decoder_start_token_id=69,
     )
-    torch.manual_seed(5)
-    reference = MarianMTModel(MarianConfig(**settings)).eval()
-    with torch.no_grad():
-        for name, p in reference.named_parameters():
-            if p.dim() > 1 and "embed_positions" not in name:
-                p.mul_(15.0)  # decisive predictions (see build_seq2seq)
-    reference.save_pretrained(tmp_path)
+    reference = save_seq2seq(tmp_path, config, 5, std=DECISIVE_STD)
     model = nlpengine.load(tmp_path)
     assert model.config["decoder_vocab_size"] == 70
     ids, mask = _sources([6, 10], pad_id=69, seed=13)
     decoder = np.array([[69, 5, 6, 7], [69, 8, 9, 10]], dtype=np.int64)
+    expected = _reference_logits(reference, ids, mask, decoder)
     with torch.no_grad():
-        expected = reference(
-            input_ids=torch.from_numpy(ids),
-            attention_mask=torch.from_numpy(mask),
-            decoder_input_ids=torch.from_numpy(decoder),
-        ).logits.numpy()
         generated = reference.generate(
             input_ids=torch.from_numpy(ids),
             attention_mask=torch.from_numpy(mask),

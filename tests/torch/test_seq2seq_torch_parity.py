@@ -20,23 +20,49 @@ import pytest
 import torch
 from nlpengine.torch import Seq2SeqLM, load_seq2seq
 from safetensors import safe_open
-from seq2seq_helpers import (
-    CASE_IDS,
-    SEQ2SEQ_CASES,
-    VOCAB,
-    label_batch,
-    save_seq2seq_case,
-    source_batch,
-)
+from seq2seq_models import ODD_SIZE_CONFIGS, ODD_VOCAB, save_seq2seq
 
 #: Max abs difference of float32 logits against transformers, over every position.
 TOLERANCE = 1e-4
 
 
+def save_case(tmp_path, name: str, seed: int = 0):
+    """(model_dir, transformers model) of ODD_SIZE_CONFIGS[name]; a config saying
+    tie_word_embeddings: false gets an LM head of its own."""
+    config = ODD_SIZE_CONFIGS[name]
+    model_dir = tmp_path / f"{name}-{seed}"
+    untie = config.get("tie_word_embeddings") is False
+    return model_dir, save_seq2seq(model_dir, config, seed, untie_head=untie)
+
+
+def source_batch(vocab: int, pad_id: int, lengths, seed: int = 0):
+    """Right-padded source ids and mask (int64), no pad id among real tokens."""
+    rng = np.random.default_rng(seed)
+    width = max(lengths)
+    ids = np.full((len(lengths), width), pad_id, dtype=np.int64)
+    mask = np.zeros((len(lengths), width), dtype=np.int64)
+    allowed = np.array([i for i in range(vocab) if i != pad_id])
+    for row, n in enumerate(lengths):
+        ids[row, :n] = rng.choice(allowed, size=n)
+        mask[row, :n] = 1
+    return ids, mask
+
+
+def label_batch(vocab: int, pad_id: int, lengths, seed: int = 1):
+    """Target ids padded with -100 (as training labels are)."""
+    rng = np.random.default_rng(seed)
+    width = max(lengths)
+    labels = np.full((len(lengths), width), -100, dtype=np.int64)
+    allowed = np.array([i for i in range(vocab) if i != pad_id])
+    for row, n in enumerate(lengths):
+        labels[row, :n] = rng.choice(allowed, size=n)
+    return labels
+
+
 def _inputs(hf_model):
     pad = hf_model.config.pad_token_id
-    ids, mask = source_batch(VOCAB, pad, [9, 4, 1, 6], seed=5)
-    labels = label_batch(VOCAB, pad, [5, 7, 2, 3], seed=6)
+    ids, mask = source_batch(ODD_VOCAB, pad, [9, 4, 1, 6], seed=5)
+    labels = label_batch(ODD_VOCAB, pad, [5, 7, 2, 3], seed=6)
     return torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(labels)
 
 
@@ -46,26 +72,27 @@ def _max_diff(a: torch.Tensor, b: torch.Tensor) -> float:
     return float((a.double() - b.double()).abs().max())
 
 
-@pytest.mark.parametrize("case", SEQ2SEQ_CASES, ids=CASE_IDS)
+@pytest.mark.parametrize("case", list(ODD_SIZE_CONFIGS))
 def test_logits_loss_and_round_trip(tmp_path, case):
     from transformers import AutoModelForSeq2SeqLM
 
-    model_dir, hf_model = save_seq2seq_case(tmp_path, case, seed=2)
+    config = ODD_SIZE_CONFIGS[case]
+    model_dir, hf_model = save_case(tmp_path, case, seed=2)
     ids, mask, labels = _inputs(hf_model)
     with torch.no_grad():
         expected = hf_model(input_ids=ids, attention_mask=mask, labels=labels)
 
     model = load_seq2seq(model_dir)
     assert isinstance(model, Seq2SeqLM)
-    assert model.config.model_type == case[1]
+    assert model.config.model_type == config["model_type"]
     assert model.loading_info["unexpected_keys"] == []
-    untied = case[2].get("tie_word_embeddings") is False
+    untied = config.get("tie_word_embeddings") is False
     assert model.lm_head_tied is not untied
     with torch.no_grad():
         logits = model(ids, mask, labels=labels)
         loss = model.loss(logits, labels)
     diff = _max_diff(logits, expected.logits)
-    print(f"{case[0]}: logits max abs diff {diff:.2e}")
+    print(f"{case}: logits max abs diff {diff:.2e}")
     assert diff <= TOLERANCE
     assert abs(float(loss) - float(expected.loss)) <= TOLERANCE
 
@@ -103,8 +130,7 @@ def test_logits_loss_and_round_trip(tmp_path, case):
 def test_t5_scale_follows_the_saved_config(tmp_path):
     """transformers 5.x writes scale_decoder_outputs; 4.x-era v1.1 configs only say
     tie_word_embeddings: false. Both mean what transformers reads them as."""
-    case = next(c for c in SEQ2SEQ_CASES if c[0] == "t5-gated-gelu-untied")
-    model_dir, _ = save_seq2seq_case(tmp_path, case)
+    model_dir, _ = save_case(tmp_path, "t5-gated-gelu-untied")
     assert load_seq2seq(model_dir).config.scale_decoder_outputs is False
     config = json.loads((model_dir / "config.json").read_text())
     config.update(tie_word_embeddings=True, scale_decoder_outputs=False)
@@ -120,8 +146,7 @@ def test_tied_copies_are_found_under_any_name(tmp_path):
     every tied copy) loads the same weights."""
     from safetensors.torch import load_file, save_file
 
-    case = next(c for c in SEQ2SEQ_CASES if c[0] == "bart")
-    model_dir, hf_model = save_seq2seq_case(tmp_path, case)
+    model_dir, hf_model = save_case(tmp_path, "bart")
     tensors = load_file(str(model_dir / "model.safetensors"))
     shared = tensors.pop("model.shared.weight")
     tensors["model.encoder.embed_tokens.weight"] = shared
@@ -137,8 +162,7 @@ def test_missing_and_misshapen_weights_name_the_tensor(tmp_path):
     from nlpengine import ModelError
     from safetensors.torch import load_file, save_file
 
-    case = next(c for c in SEQ2SEQ_CASES if c[0] == "t5-relu-tied")
-    model_dir, _ = save_seq2seq_case(tmp_path, case)
+    model_dir, _ = save_case(tmp_path, "t5-relu-tied")
     path = model_dir / "model.safetensors"
     tensors = load_file(str(path))
     name = "decoder.block.1.layer.1.EncDecAttention.k.weight"
@@ -153,8 +177,7 @@ def test_missing_and_misshapen_weights_name_the_tensor(tmp_path):
 
 
 def test_gradients_flow_and_dropout_follows_train_mode(tmp_path):
-    case = next(c for c in SEQ2SEQ_CASES if c[0] == "bart")
-    model_dir, hf_model = save_seq2seq_case(tmp_path, case)
+    model_dir, hf_model = save_case(tmp_path, "bart")
     ids, mask, labels = _inputs(hf_model)
     model = load_seq2seq(model_dir)
     model.train()
@@ -172,8 +195,7 @@ def test_gradients_flow_and_dropout_follows_train_mode(tmp_path):
 
 
 def test_positions_beyond_the_table_are_an_error(tmp_path):
-    case = next(c for c in SEQ2SEQ_CASES if c[0] == "marian")
-    model_dir, hf_model = save_seq2seq_case(tmp_path, case)
+    model_dir, hf_model = save_case(tmp_path, "marian")
     model = load_seq2seq(model_dir)
     ids = torch.ones(1, 41, dtype=torch.long)
     with pytest.raises(ValueError, match="exceeds the model's maximum 40"):

@@ -7,7 +7,14 @@ from pathlib import Path
 import click
 from nlpengine.hookspecs import hookimpl
 from nlpengine.io import InputError
-from nlpengine.tasks import RecordError, TaskOption, TaskSpec, TrainingSpec, packaged_model
+from nlpengine.tasks import (
+    RecordError,
+    TaskOption,
+    TaskSpec,
+    TrainingSpec,
+    packaged_model,
+    record_text,
+)
 
 PAIR_FIELD = "text_pair"
 
@@ -24,20 +31,11 @@ def _create_pipeline(model_dir, *, threads, batch_size, top_k, function_to_apply
     )
 
 
-def _text(record: dict, field: str) -> str:
-    if field not in record or record[field] is None:
-        raise RecordError(f"missing text field '{field}'")
-    value = record[field]
-    if not isinstance(value, str):
-        raise RecordError(f"field '{field}' must be a string, got {type(value).__name__}")
-    return value
-
-
 def to_input(record: dict, text_field: str):
     """A text, or a (text, text_pair) tuple when the record has a ``text_pair`` field."""
-    text = _text(record, text_field)
+    text = record_text(record, text_field)
     if record.get(PAIR_FIELD) is not None:
-        return (text, _text(record, PAIR_FIELD))
+        return (text, record_text(record, PAIR_FIELD))
     return text
 
 

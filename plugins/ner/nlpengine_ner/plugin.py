@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from nlpengine.hookspecs import hookimpl
 from nlpengine.io import InputError
-from nlpengine.tasks import RecordError, TaskOption, TaskSpec, TrainingSpec, packaged_model
+from nlpengine.tasks import TaskOption, TaskSpec, TrainingSpec, packaged_model, record_text
 
 STRATEGIES = ("none", "simple", "first", "average", "max")
 EVAL_CHUNK = 256
@@ -28,13 +28,8 @@ def _create_pipeline(
     )
 
 
-def to_input(record: dict, text_field: str) -> str:
-    if text_field not in record or record[text_field] is None:
-        raise RecordError(f"missing text field '{text_field}'")
-    text = record[text_field]
-    if not isinstance(text, str):
-        raise RecordError(f"field '{text_field}' must be a string, got {type(text).__name__}")
-    return text
+#: A record's text field is the pipeline input.
+to_input = record_text
 
 
 def to_output(record_id, entities: list[dict]) -> dict:

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 from nlpengine.hookspecs import hookimpl
 from nlpengine.io import InputError
-from nlpengine.tasks import RecordError, TaskOption, TaskSpec, TrainingSpec
+from nlpengine.tasks import RecordError, TaskOption, TaskSpec, TrainingSpec, record_text
 
 GOLD_FIELD = "summary"
 EVAL_CHUNK = 64
@@ -45,13 +45,8 @@ def _create_pipeline(model_dir, *, threads, batch_size, max_source_length, **gen
     )
 
 
-def to_input(record: dict, text_field: str) -> str:
-    if text_field not in record or record[text_field] is None:
-        raise RecordError(f"missing text field '{text_field}'")
-    text = record[text_field]
-    if not isinstance(text, str):
-        raise RecordError(f"field '{text_field}' must be a string, got {type(text).__name__}")
-    return text
+#: A record's text field is the pipeline input.
+to_input = record_text
 
 
 def to_output(record_id, result: dict) -> dict:

@@ -17,14 +17,22 @@ import torch
 from nlpengine.torch.config import EncoderConfig, _normalize_head
 from nlpengine.torch.heads import POOLER_MODEL_TYPES, EncoderModel, head_weight_names
 
-__all__ = ["load_pretrained", "read_state_dict", "save_pretrained"]
+__all__ = [
+    "copy_checked",
+    "load_pretrained",
+    "model_error",
+    "read_state_dict",
+    "save_pretrained",
+    "write_checkpoint",
+    "write_json",
+]
 
 WEIGHTS_NAME = "model.safetensors"
 WEIGHTS_INDEX_NAME = "model.safetensors.index.json"
 TORCH_WEIGHTS_NAME = "pytorch_model.bin"
 
 
-def _model_error(message: str) -> Exception:
+def model_error(message: str) -> Exception:
     """nlpengine.ModelError (the runtime's error type for unusable model directories)."""
     try:
         from nlpengine.errors import ModelError
@@ -55,24 +63,57 @@ def read_state_dict(model_dir: str | os.PathLike) -> tuple[dict[str, torch.Tenso
         with open(index, encoding="utf-8") as f:
             weight_map = json.load(f).get("weight_map")
         if not isinstance(weight_map, dict):
-            raise _model_error(f"{index}: no 'weight_map' object")
+            raise model_error(f"{index}: no 'weight_map' object")
         files = [model_dir / name for name in sorted(set(weight_map.values()))]
         for file in files:
             if not file.is_file():
-                raise _model_error(f"{index}: shard {file.name} is missing")
+                raise model_error(f"{index}: shard {file.name} is missing")
     elif (model_dir / TORCH_WEIGHTS_NAME).is_file():
         state = torch.load(model_dir / TORCH_WEIGHTS_NAME, map_location="cpu", weights_only=True)
         return {_legacy_name(k): v for k, v in state.items()}, [str(model_dir / TORCH_WEIGHTS_NAME)]
     else:
-        raise _model_error(f"{model_dir}: no {WEIGHTS_NAME} or {WEIGHTS_INDEX_NAME}")
+        raise model_error(f"{model_dir}: no {WEIGHTS_NAME} or {WEIGHTS_INDEX_NAME}")
     for file in files:
         try:
             loaded = load_file(str(file), device="cpu")
         except Exception as exc:  # safetensors raises its own error types
-            raise _model_error(f"{file}: cannot read safetensors file: {exc}") from exc
+            raise model_error(f"{file}: cannot read safetensors file: {exc}") from exc
         for name, tensor in loaded.items():
             tensors[_legacy_name(name)] = tensor
     return tensors, [str(f) for f in files]
+
+
+def copy_checked(target: torch.Tensor, value: torch.Tensor, source: str, where: str) -> None:
+    """Copy checkpoint tensor ``value`` (named ``source`` in file ``where``) into ``target``,
+    refusing another shape or an integer tensor for a floating-point weight."""
+    if tuple(value.shape) != tuple(target.shape):
+        raise model_error(
+            f"{where}: tensor '{source}' has shape {tuple(value.shape)}, "
+            f"expected {tuple(target.shape)}"
+        )
+    if not value.is_floating_point() and target.is_floating_point():
+        raise model_error(f"{where}: tensor '{source}' has dtype {value.dtype}")
+    target.copy_(value.to(target.dtype))
+
+
+def write_json(path: Path, data: dict) -> None:
+    """A JSON file as transformers writes its configs (indented, sorted keys)."""
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(data, f, indent=2, sort_keys=True)
+        f.write("\n")
+
+
+def write_checkpoint(out_dir: Path, state: dict[str, torch.Tensor], config: dict) -> None:
+    """``model.safetensors`` (metadata ``{"format": "pt"}``) and ``config.json`` in
+    ``out_dir``, removing a stale shard index."""
+    from safetensors.torch import save_file
+
+    out_dir.mkdir(parents=True, exist_ok=True)
+    save_file(state, str(out_dir / WEIGHTS_NAME), metadata={"format": "pt"})
+    index = out_dir / WEIGHTS_INDEX_NAME
+    if index.exists():  # a stale shard index would shadow nothing but confuse readers
+        index.unlink()
+    write_json(out_dir / "config.json", config)
 
 
 def _lookup(tensors: dict, name: str, prefix: str, is_encoder: bool) -> str | None:
@@ -109,11 +150,11 @@ def load_pretrained(
     model_dir = Path(model_dir)
     config_path = model_dir / "config.json"
     if not config_path.is_file():
-        raise _model_error(f"{model_dir}: config.json is missing")
+        raise model_error(f"{model_dir}: config.json is missing")
     try:
         config = EncoderConfig.from_file(config_path)
     except (ValueError, KeyError, TypeError) as exc:
-        raise _model_error(f"{config_path}: {exc}") from exc
+        raise model_error(f"{config_path}: {exc}") from exc
     head = _normalize_head(head) if head is not None else config.head_from_architectures()
     tensors, files = read_state_dict(model_dir)
     where = files[0] if len(files) == 1 else str(model_dir / WEIGHTS_INDEX_NAME)
@@ -125,10 +166,10 @@ def load_pretrained(
     if head is not None and present:
         out_name = [n for n in head_names if n.endswith("weight")][-1]
         if out_name not in tensors:
-            raise _model_error(f"{where}: tensor '{out_name}' is missing")
+            raise model_error(f"{where}: tensor '{out_name}' is missing")
         file_labels = int(tensors[out_name].shape[0])
         if num_labels is not None and num_labels != file_labels:
-            raise _model_error(
+            raise model_error(
                 f"{where}: tensor '{out_name}' has {file_labels} labels, num_labels={num_labels}"
             )
         if id2label is not None:
@@ -176,16 +217,8 @@ def load_pretrained(
                 if is_pooler and head == "sequence_classification":
                     initialised.append(name)  # a base checkpoint without pooler
                     continue
-                raise _model_error(f"{where}: tensor '{name}' is missing")
-            value = tensors[source]
-            if tuple(value.shape) != tuple(target.shape):
-                raise _model_error(
-                    f"{where}: tensor '{source}' has shape {tuple(value.shape)}, "
-                    f"expected {tuple(target.shape)}"
-                )
-            if not value.is_floating_point() and target.is_floating_point():
-                raise _model_error(f"{where}: tensor '{source}' has dtype {value.dtype}")
-            target.copy_(value.to(target.dtype))
+                raise model_error(f"{where}: tensor '{name}' is missing")
+            copy_checked(target, tensors[source], source, where)
             used.add(source)
     model.loading_info = {
         "initialized_keys": initialised,
@@ -198,20 +231,8 @@ def load_pretrained(
 def save_pretrained(model: EncoderModel, out_dir: str | os.PathLike) -> None:
     """Write ``config.json`` and ``model.safetensors`` (transformers' names, contiguous
     float tensors, metadata ``{"format": "pt"}``) into ``out_dir``."""
-    from safetensors.torch import save_file
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    config = model.config
     state = {
         name: tensor.detach().to("cpu").contiguous().clone()
         for name, tensor in model.state_dict().items()
     }
-    save_file(state, str(out_dir / WEIGHTS_NAME), metadata={"format": "pt"})
-    index = out_dir / WEIGHTS_INDEX_NAME
-    if index.exists():  # a stale shard index would shadow nothing but confuse readers
-        index.unlink()
-    data = config.to_dict(model.head)
-    with open(out_dir / "config.json", "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
+    write_checkpoint(Path(out_dir), state, model.config.to_dict(model.head))

@@ -7,10 +7,11 @@ type, so a config.json means the same architecture here as there.
 from __future__ import annotations
 
 import copy
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
+
+from nlpengine.torch.config_json import check_positive_ints, read_config_json
 
 __all__ = [
     "ARCHITECTURE_PREFIXES",
@@ -45,8 +46,9 @@ _HEAD_SUFFIXES = {
     None: "Model",
     "sequence_classification": "ForSequenceClassification",
     "token_classification": "ForTokenClassification",
+    "question_answering": "ForQuestionAnswering",
 }
-HEADS = (None, "sequence_classification", "token_classification")
+HEADS = (None, "sequence_classification", "token_classification", "question_answering")
 
 _ROBERTA_LIKE = frozenset({"roberta", "xlm-roberta", "camembert"})
 
@@ -116,6 +118,8 @@ def head_from_architectures(architectures) -> str | None:
             return "sequence_classification"
         if name.endswith("ForTokenClassification"):
             return "token_classification"
+        if name.endswith("ForQuestionAnswering"):
+            return "question_answering"
     return None
 
 
@@ -125,8 +129,8 @@ def _normalize_head(head: str | None) -> str | None:
     h = str(head).replace("-", "_")
     if h not in HEADS:
         raise ValueError(
-            f"unknown head {head!r}: expected None, 'sequence_classification' or "
-            "'token_classification'"
+            f"unknown head {head!r}: expected None, 'sequence_classification', "
+            "'token_classification' or 'question_answering'"
         )
     return h
 
@@ -281,31 +285,25 @@ class EncoderConfig:
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> EncoderConfig:
         """Read a config.json file or the one in a model directory."""
-        path = os.fspath(path)
-        if os.path.isdir(path):
-            path = os.path.join(path, "config.json")
-        with open(path, encoding="utf-8") as f:
-            raw = json.load(f)
-        if not isinstance(raw, dict):
-            raise ValueError(f"{path}: expected a JSON object")
+        path, raw = read_config_json(path)
         try:
             return cls.from_dict(raw)
         except ValueError as exc:
             raise ValueError(f"{path}: {exc}") from None
 
     def validate(self) -> None:
-        for key in (
-            "vocab_size",
-            "hidden_size",
-            "num_hidden_layers",
-            "num_attention_heads",
-            "intermediate_size",
-            "max_position_embeddings",
-            "embedding_size",
-        ):
-            value = getattr(self, key)
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"config.json: {key} must be a positive integer, got {value!r}")
+        check_positive_ints(
+            self,
+            (
+                "vocab_size",
+                "hidden_size",
+                "num_hidden_layers",
+                "num_attention_heads",
+                "intermediate_size",
+                "max_position_embeddings",
+                "embedding_size",
+            ),
+        )
         if self.hidden_size % self.num_attention_heads:
             raise ValueError(
                 f"config.json: hidden size {self.hidden_size} is not a multiple of the number "

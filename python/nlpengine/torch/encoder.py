@@ -30,6 +30,7 @@ __all__ = [
     "Encoder",
     "Pooler",
     "SelfAttention",
+    "check_input_ids",
     "extended_attention_mask",
     "get_activation",
     "init_module",
@@ -234,6 +235,24 @@ class Pooler(nn.Module):
         return torch.tanh(self.dense(hidden[:, 0]))
 
 
+def check_input_ids(
+    input_ids: torch.Tensor, attention_mask: torch.Tensor | None
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """(batch, seq) token ids as int64 and their attention mask (all ones when None);
+    a ValueError for another rank or a mask of another shape."""
+    if input_ids.dim() != 2:
+        raise ValueError(f"input_ids: expected shape (batch, seq), got {tuple(input_ids.shape)}")
+    input_ids = input_ids.long()
+    if attention_mask is None:
+        attention_mask = torch.ones_like(input_ids)
+    elif attention_mask.shape != input_ids.shape:
+        raise ValueError(
+            f"attention_mask shape {tuple(attention_mask.shape)} differs from input_ids "
+            f"shape {tuple(input_ids.shape)}"
+        )
+    return input_ids, attention_mask
+
+
 class Encoder(nn.Module):
     """The encoder backbone: embeddings -> [embeddings_project] -> layers.
 
@@ -265,18 +284,7 @@ class Encoder(nn.Module):
         attention_mask: torch.Tensor | None = None,
         token_type_ids: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        if input_ids.dim() != 2:
-            raise ValueError(
-                f"input_ids: expected shape (batch, seq), got {tuple(input_ids.shape)}"
-            )
-        input_ids = input_ids.long()
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        elif attention_mask.shape != input_ids.shape:
-            raise ValueError(
-                f"attention_mask shape {tuple(attention_mask.shape)} differs from input_ids "
-                f"shape {tuple(input_ids.shape)}"
-            )
+        input_ids, attention_mask = check_input_ids(input_ids, attention_mask)
         if token_type_ids is not None:
             if token_type_ids.shape != input_ids.shape:
                 raise ValueError(

@@ -24,6 +24,15 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from nlpengine.torch.checkpoint import (
+    WEIGHTS_INDEX_NAME,
+    copy_checked,
+    model_error,
+    read_state_dict,
+    write_checkpoint,
+    write_json,
+)
+from nlpengine.torch.encoder import check_input_ids
 from nlpengine.torch.seq2seq_config import Seq2SeqConfig
 
 __all__ = [
@@ -33,6 +42,7 @@ __all__ = [
     "additive_mask",
     "causal_mask",
     "load_seq2seq",
+    "multi_head_attention",
     "save_seq2seq",
     "shift_tokens_right",
 ]
@@ -72,28 +82,55 @@ def causal_mask(
     return additive_mask(keep, dtype)
 
 
-def _model_error(message: str) -> Exception:
-    try:
-        from nlpengine.errors import ModelError
-    except ImportError:  # pragma: no cover - native module missing
-        return ValueError(message)
-    return ModelError(message)
+def multi_head_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    mask: torch.Tensor,
+    num_heads: int,
+    dropout_p: float,
+    scale: float,
+) -> torch.Tensor:
+    """Scaled dot-product attention of projected (batch, length, heads * head_dim) queries,
+    keys and values under an additive ``mask``; the heads merged back to (batch,
+    query_length, heads * head_dim), ready for the output projection."""
+    b, t, inner = query.shape
+    head_dim = inner // num_heads
+
+    def heads(y: torch.Tensor) -> torch.Tensor:
+        return y.view(b, y.shape[1], num_heads, head_dim).transpose(1, 2)
+
+    out = F.scaled_dot_product_attention(
+        heads(query), heads(key), heads(value), attn_mask=mask, dropout_p=dropout_p, scale=scale
+    )
+    return out.transpose(1, 2).reshape(b, t, -1)
 
 
 class Seq2SeqLM(nn.Module):
     """Base of the encoder-decoder LMs (:class:`~nlpengine.torch.bart.BartForConditionalGeneration`,
     ``MarianMTModel``, ``T5ForConditionalGeneration``).
 
-    Subclasses build the modules with transformers' names and implement ``encode`` and
-    ``decode`` (decoder hidden states -> logits through ``lm_logits``). ``tied_names``
-    maps each weight that may be the shared embedding to the names it is found under.
+    Subclasses name their ``model_type``, build the modules with transformers' names (an
+    ``lm_head`` that is None while tied to the shared embedding) and implement ``encode``
+    and ``decode`` (decoder hidden states -> logits through ``lm_logits``).
+    ``shared_names`` lists the names the shared embedding is found under, the first its
+    canonical one.
     """
 
     config: Seq2SeqConfig
     head = "seq2seq_lm"
+    #: config.json's model_type this class implements.
+    model_type: str
+    #: Weights a checkpoint may leave out (initialised by ``reset_parameters``).
+    optional_weights: tuple[str, ...] = ()
+    lm_head: nn.Linear | None
 
     def __init__(self, config: Seq2SeqConfig):
         super().__init__()
+        if config.model_type != self.model_type:
+            raise ValueError(
+                f"expected a {self.model_type} config, got model_type {config.model_type!r}"
+            )
         self.config = config
         #: generation_config.json of the loaded directory, written back on save.
         self.generation_config: dict | None = None
@@ -117,13 +154,19 @@ class Seq2SeqLM(nn.Module):
     def lm_logits(self, decoder_hidden: torch.Tensor) -> torch.Tensor:
         raise NotImplementedError
 
+    @classmethod
+    def shared_names(cls, config: Seq2SeqConfig) -> tuple[str, ...]:
+        raise NotImplementedError
+
     @property
     def lm_head_tied(self) -> bool:
-        raise NotImplementedError
+        return self.lm_head is None
 
     def weight_aliases(self) -> dict[str, tuple[str, ...]]:
         """Other checkpoint names a parameter may be stored under (tied copies)."""
-        return {}
+        names = self.shared_names(self.config)
+        extra = ("lm_head.weight",) if self.lm_head_tied else ()
+        return {names[0]: (*names[1:], *extra)}
 
     def reset_parameters(self) -> None:
         raise NotImplementedError
@@ -150,16 +193,7 @@ class Seq2SeqLM(nn.Module):
         """LM logits (batch, target_len, vocab) with teacher forcing: ``decoder_input_ids``,
         or ``labels`` shifted right behind ``decoder_start_token_id`` (as transformers does).
         """
-        if input_ids.dim() != 2:
-            raise ValueError(f"input_ids: expected (batch, seq), got {tuple(input_ids.shape)}")
-        input_ids = input_ids.long()
-        if attention_mask is None:
-            attention_mask = torch.ones_like(input_ids)
-        elif attention_mask.shape != input_ids.shape:
-            raise ValueError(
-                f"attention_mask shape {tuple(attention_mask.shape)} differs from input_ids "
-                f"shape {tuple(input_ids.shape)}"
-            )
+        input_ids, attention_mask = check_input_ids(input_ids, attention_mask)
         if decoder_input_ids is None:
             if labels is None:
                 raise ValueError("pass decoder_input_ids or labels")
@@ -224,9 +258,9 @@ def _read_generation_config(model_dir: Path) -> dict | None:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError) as exc:
-        raise _model_error(f"{path}: cannot read generation config: {exc}") from exc
+        raise model_error(f"{path}: cannot read generation config: {exc}") from exc
     if not isinstance(data, dict):
-        raise _model_error(f"{path}: expected a JSON object")
+        raise model_error(f"{path}: expected a JSON object")
     return data
 
 
@@ -249,16 +283,14 @@ def load_seq2seq(model_dir: str | os.PathLike) -> Seq2SeqLM:
     ``final_logits_bias``, zeros when absent, as in transformers); extra tensors are
     listed in ``model.loading_info["unexpected_keys"]``.
     """
-    from nlpengine.torch.checkpoint import WEIGHTS_INDEX_NAME, read_state_dict
-
     model_dir = Path(model_dir)
     config_path = model_dir / "config.json"
     if not config_path.is_file():
-        raise _model_error(f"{model_dir}: config.json is missing")
+        raise model_error(f"{model_dir}: config.json is missing")
     try:
         config = Seq2SeqConfig.from_file(config_path)
     except (ValueError, KeyError, TypeError) as exc:
-        raise _model_error(str(exc)) from exc
+        raise model_error(str(exc)) from exc
     tensors, files = read_state_dict(model_dir)
     where = files[0] if len(files) == 1 else str(model_dir / WEIGHTS_INDEX_NAME)
     cls = _model_class(config.model_type)
@@ -266,7 +298,7 @@ def load_seq2seq(model_dir: str | os.PathLike) -> Seq2SeqLM:
     model = cls(config, tie_lm_head=not untied)
     model.reset_parameters()
     aliases = model.weight_aliases()
-    optional = set(getattr(model, "optional_weights", ()))
+    optional = set(model.optional_weights)
     used: set[str] = set()
     initialised: list[str] = []
     targets = dict(model.named_parameters())
@@ -278,16 +310,8 @@ def load_seq2seq(model_dir: str | os.PathLike) -> Seq2SeqLM:
                 if name in optional:
                     initialised.append(name)
                     continue
-                raise _model_error(f"{where}: tensor '{name}' is missing")
-            value = tensors[source]
-            if tuple(value.shape) != tuple(target.shape):
-                raise _model_error(
-                    f"{where}: tensor '{source}' has shape {tuple(value.shape)}, "
-                    f"expected {tuple(target.shape)}"
-                )
-            if not value.is_floating_point():
-                raise _model_error(f"{where}: tensor '{source}' has dtype {value.dtype}")
-            target.copy_(value.to(target.dtype))
+                raise model_error(f"{where}: tensor '{name}' is missing")
+            copy_checked(target, tensors[source], source, where)
             used.add(source)
     # Tied copies stored under their own names are the same weights, not unexpected.
     for name in list(tensors):
@@ -306,12 +330,7 @@ def save_seq2seq(model: Seq2SeqLM, out_dir: str | os.PathLike) -> None:
     """Write ``config.json``, ``model.safetensors`` (each tensor once, under its canonical
     transformers name: tied copies are left out as transformers leaves them out) and
     ``generation_config.json`` when the loaded directory had one."""
-    from safetensors.torch import save_file
-
-    from nlpengine.torch.checkpoint import WEIGHTS_INDEX_NAME, WEIGHTS_NAME
-
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
     state = {
         name: tensor.detach().to("cpu", torch.float32).contiguous().clone()
         for name, tensor in model.named_parameters()
@@ -320,15 +339,6 @@ def save_seq2seq(model: Seq2SeqLM, out_dir: str | os.PathLike) -> None:
     for name, buffer in model.named_buffers():
         if name in persistent:
             state[name] = buffer.detach().to("cpu", torch.float32).contiguous().clone()
-    save_file(state, str(out_dir / WEIGHTS_NAME), metadata={"format": "pt"})
-    index = out_dir / WEIGHTS_INDEX_NAME
-    if index.exists():
-        index.unlink()
-    data = model.config.to_dict(tied_lm_head=model.lm_head_tied)
-    with open(out_dir / "config.json", "w", encoding="utf-8") as f:
-        json.dump(data, f, indent=2, sort_keys=True)
-        f.write("\n")
+    write_checkpoint(out_dir, state, model.config.to_dict(tied_lm_head=model.lm_head_tied))
     if model.generation_config is not None:
-        with open(out_dir / GENERATION_CONFIG_NAME, "w", encoding="utf-8") as f:
-            json.dump(model.generation_config, f, indent=2, sort_keys=True)
-            f.write("\n")
+        write_json(out_dir / GENERATION_CONFIG_NAME, model.generation_config)

@@ -18,10 +18,11 @@ written by transformers 4.x say ``tie_word_embeddings: false`` and do neither).
 from __future__ import annotations
 
 import copy
-import json
 import os
 from dataclasses import dataclass, field
 from typing import Any
+
+from nlpengine.torch.config_json import check_positive_ints, read_config_json
 
 __all__ = ["SEQ2SEQ_ARCHITECTURES", "SEQ2SEQ_MODEL_TYPES", "Seq2SeqConfig"]
 
@@ -251,32 +252,26 @@ class Seq2SeqConfig:
     @classmethod
     def from_file(cls, path: str | os.PathLike) -> Seq2SeqConfig:
         """Read a config.json file or the one in a model directory."""
-        path = os.fspath(path)
-        if os.path.isdir(path):
-            path = os.path.join(path, "config.json")
-        with open(path, encoding="utf-8") as f:
-            raw = json.load(f)
-        if not isinstance(raw, dict):
-            raise ValueError(f"{path}: expected a JSON object")
+        path, raw = read_config_json(path)
         try:
             return cls.from_dict(raw)
         except (ValueError, TypeError, KeyError) as exc:
             raise ValueError(f"{path}: {exc}") from None
 
     def validate(self) -> None:
-        for key in (
-            "vocab_size",
-            "d_model",
-            "encoder_layers",
-            "decoder_layers",
-            "encoder_attention_heads",
-            "decoder_attention_heads",
-            "encoder_ffn_dim",
-            "decoder_ffn_dim",
-        ):
-            value = getattr(self, key)
-            if not isinstance(value, int) or value <= 0:
-                raise ValueError(f"config.json: {key} must be a positive integer, got {value!r}")
+        check_positive_ints(
+            self,
+            (
+                "vocab_size",
+                "d_model",
+                "encoder_layers",
+                "decoder_layers",
+                "encoder_attention_heads",
+                "decoder_attention_heads",
+                "encoder_ffn_dim",
+                "decoder_ffn_dim",
+            ),
+        )
         if self.is_t5:
             if not self.d_kv or self.d_kv <= 0:
                 raise ValueError(f"config.json: d_kv must be a positive integer, got {self.d_kv}")

@@ -20,7 +20,13 @@ import torch.nn.functional as F
 from torch import nn
 
 from nlpengine.torch.encoder import get_activation
-from nlpengine.torch.seq2seq import Seq2SeqLM, additive_mask, causal_mask, padding_keep
+from nlpengine.torch.seq2seq import (
+    Seq2SeqLM,
+    additive_mask,
+    causal_mask,
+    multi_head_attention,
+    padding_keep,
+)
 from nlpengine.torch.seq2seq_config import Seq2SeqConfig
 
 __all__ = ["T5ForConditionalGeneration", "relative_position_bucket"]
@@ -99,20 +105,16 @@ class T5Attention(nn.Module):
     ) -> torch.Tensor:
         """``bias``: additive (mask + position bias), broadcastable to (b, h, q, k)."""
         source = x if key_value is None else key_value
-        b, t, _ = x.shape
-
-        def heads(y: torch.Tensor) -> torch.Tensor:
-            return y.view(b, y.shape[1], self.num_heads, self.d_kv).transpose(1, 2)
-
-        out = F.scaled_dot_product_attention(
-            heads(self.q(x)),
-            heads(self.k(source)),
-            heads(self.v(source)),
-            attn_mask=bias,
-            dropout_p=self.dropout_p if self.training else 0.0,
-            scale=1.0,
+        out = multi_head_attention(
+            self.q(x),
+            self.k(source),
+            self.v(source),
+            bias,
+            self.num_heads,
+            self.dropout_p if self.training else 0.0,
+            1.0,
         )
-        return self.o(out.transpose(1, 2).reshape(b, t, -1))
+        return self.o(out)
 
 
 class T5LayerSelfAttention(nn.Module):
@@ -206,12 +208,10 @@ class T5Stack(nn.Module):
 class T5ForConditionalGeneration(Seq2SeqLM):
     """T5 with its LM head, weight for weight transformers' class of the same name."""
 
-    optional_weights = ()
+    model_type = "t5"
 
     def __init__(self, config: Seq2SeqConfig, *, tie_lm_head: bool = True):
         super().__init__(config)
-        if config.model_type != "t5":
-            raise ValueError(f"expected a t5 config, got model_type {config.model_type!r}")
         self.shared = nn.Embedding(config.vocab_size, config.d_model)
         self.encoder = T5Stack(config, self.shared, decoder=False)
         self.decoder = T5Stack(config, self.shared, decoder=True)
@@ -220,15 +220,6 @@ class T5ForConditionalGeneration(Seq2SeqLM):
     @classmethod
     def shared_names(cls, config: Seq2SeqConfig) -> tuple[str, ...]:
         return ("shared.weight", "encoder.embed_tokens.weight", "decoder.embed_tokens.weight")
-
-    @property
-    def lm_head_tied(self) -> bool:
-        return self.lm_head is None
-
-    def weight_aliases(self) -> dict[str, tuple[str, ...]]:
-        names = self.shared_names(self.config)
-        extra = ("lm_head.weight",) if self.lm_head_tied else ()
-        return {names[0]: (*names[1:], *extra)}
 
     def reset_parameters(self) -> None:
         """transformers' T5 initialisation (initializer_factor scaled)."""
