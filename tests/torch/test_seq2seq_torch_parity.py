@@ -176,6 +176,15 @@ def test_missing_and_misshapen_weights_name_the_tensor(tmp_path):
         load_seq2seq(model_dir)
 
 
+def test_broken_config_names_the_file(tmp_path):
+    from nlpengine import ModelError
+
+    model_dir, _ = save_case(tmp_path, "t5-relu-tied")
+    (model_dir / "config.json").write_text('{"model_type": "t5", "d_model": ')
+    with pytest.raises(ModelError, match=r"config\.json: not valid JSON"):
+        load_seq2seq(model_dir)
+
+
 def test_gradients_flow_and_dropout_follows_train_mode(tmp_path):
     model_dir, hf_model = save_case(tmp_path, "bart")
     ids, mask, labels = _inputs(hf_model)

@@ -16,7 +16,10 @@ def read_config_json(path: str | os.PathLike) -> tuple[str, dict]:
     if os.path.isdir(path):
         path = os.path.join(path, "config.json")
     with open(path, encoding="utf-8") as f:
-        raw = json.load(f)
+        try:
+            raw = json.load(f)
+        except json.JSONDecodeError as e:
+            raise ValueError(f"{path}: not valid JSON: {e}") from None
     if not isinstance(raw, dict):
         raise ValueError(f"{path}: expected a JSON object")
     return path, raw
