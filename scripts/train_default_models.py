@@ -35,11 +35,11 @@ RECIPES = {
         "test": DATA / "ner/silver/test.conll",
         "options": [
             "--epochs",
-            "1",
+            "6",
             "--batch-size",
             "32",
             "--learning-rate",
-            "1e-3",
+            "2e-3",
             "--warmup-ratio",
             "0.06",
             "--lora",
