@@ -33,7 +33,8 @@ class EncoderOutput:
     mask is 0 are zeros. ``pooler_output``: float32 (batch, hidden), or None when the
     checkpoint has no pooler (DistilBERT, ELECTRA, task checkpoints without one).
     ``logits``: the task head's output, or None for a bare encoder: float32
-    (batch, seq, num_labels) for token classification (zeros where the mask is 0),
+    (batch, seq, num_labels) for token classification and (batch, seq, 2) for question
+    answering (``[..., 0]`` start and ``[..., 1]`` end logits; zeros where the mask is 0),
     (batch, num_labels) for sequence classification.
     """
 
@@ -96,7 +97,8 @@ class EncoderModel:
     @property
     def head(self) -> str | None:
         """The runtime head config.json's "architectures" selects:
-        "sequence_classification", "token_classification", or None for a bare encoder."""
+        "sequence_classification", "token_classification", "question_answering", or None
+        for a bare encoder."""
         head = self._native.info["head"]
         return None if head == "none" else head
 

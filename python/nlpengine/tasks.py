@@ -53,7 +53,8 @@ class TrainingSpec:
     ``featurize(examples, tokenizer, label2id, max_length)`` returns one dict per example
     with ``input_ids``, ``attention_mask``, optional ``token_type_ids`` (lists of ints) and
     ``labels`` (an int for sequence heads, a list per token with -100 where no loss is
-    taken for token heads, a multi-hot list of floats for multi-label heads).
+    taken for token heads, a multi-hot list of floats for multi-label heads, or a short
+    list of ints such as a span head's start and end positions, with ``loss``).
     ``problem_type(examples)`` is "single_label_classification", "multi_label_classification"
     or None. ``metric`` names the key of ``TaskSpec.evaluate``'s result that picks the best
     epoch (higher is better).
@@ -69,6 +70,9 @@ class TrainingSpec:
     its batch: ids with the pad id, masks with 0, labels with -100); ``supports_lora``.
     Heads whose labels are per token ("token_classification", "seq2seq_lm") take a cross
     entropy over every label that is not -100.
+    ``loss(logits, labels)``: for a head whose loss is none of those, the loss summed over
+    the batch's examples and the number of examples (the trainer averages over the global
+    batch); e.g. a span QA head's start/end cross entropies.
     """
 
     read_examples: Callable[[Path], list]
@@ -80,6 +84,7 @@ class TrainingSpec:
     featurize_options: Callable[[Path], dict] | None = None
     model_inputs: tuple[str, ...] = ("input_ids", "attention_mask", "token_type_ids")
     supports_lora: bool = True
+    loss: Callable[[Any, Any], tuple[Any, Any]] | None = None
 
 
 @dataclass

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import nlpengine
 
-HEADS = (None, "sequence_classification", "token_classification")
+HEADS = (None, "sequence_classification", "token_classification", "question_answering")
 
 
 def hf_auto_class(head):
@@ -23,6 +23,7 @@ def hf_auto_class(head):
         None: transformers.AutoModel,
         "sequence_classification": transformers.AutoModelForSequenceClassification,
         "token_classification": transformers.AutoModelForTokenClassification,
+        "question_answering": transformers.AutoModelForQuestionAnswering,
     }[head]
 
 
@@ -40,7 +41,7 @@ def save_tiny_head_model(tmp_path, arch, head, *, seed=0, num_labels=3, **overri
     else:
         cfg = tiny_config(arch, **overrides)
     if head is not None:
-        cfg.num_labels = num_labels
+        cfg.num_labels = 2 if head == "question_answering" else num_labels
     torch.manual_seed(seed)
     model = hf_auto_class(head).from_config(cfg)
     _randomize_parameters(model, seed)
@@ -62,6 +63,8 @@ def hf_forward(model, head, input_ids, attention_mask, token_type_ids):
     model.eval()
     with torch.no_grad():
         out = model(**kwargs)
+    if head == "question_answering":  # the runtime's (batch, seq, 2) start/end logits
+        return torch.stack([out.start_logits, out.end_logits], dim=-1).float().numpy()
     return (out.last_hidden_state if head is None else out.logits).float().numpy()
 
 

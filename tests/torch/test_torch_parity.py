@@ -51,7 +51,12 @@ ARCH_CASES = [
     ("electra-e24", "electra", {"embedding_size": 24}),
     ("electra-e40", "electra", {"embedding_size": 40}),
 ]
-HEAD_IDS = {None: "none", "sequence_classification": "seq", "token_classification": "tok"}
+HEAD_IDS = {
+    None: "none",
+    "sequence_classification": "seq",
+    "token_classification": "tok",
+    "question_answering": "qa",
+}
 
 EXPECTED_ARCHITECTURE = {
     ("bert", None): "BertModel",
@@ -59,6 +64,7 @@ EXPECTED_ARCHITECTURE = {
     ("xlm-roberta", "sequence_classification"): "XLMRobertaForSequenceClassification",
     ("distilbert", "sequence_classification"): "DistilBertForSequenceClassification",
     ("electra", "token_classification"): "ElectraForTokenClassification",
+    ("distilbert", "question_answering"): "DistilBertForQuestionAnswering",
 }
 
 
@@ -116,7 +122,8 @@ def test_parity_and_round_trip(tmp_path, case, head):
     if expected_arch is not None:
         assert saved_config["architectures"] == [expected_arch]
     if head is not None:
-        assert saved_config["id2label"] == {str(i): f"LABEL_{i}" for i in range(3)}
+        labels = 2 if head == "question_answering" else 3
+        assert saved_config["id2label"] == {str(i): f"LABEL_{i}" for i in range(labels)}
     with safe_open(str(out_dir / "model.safetensors"), "pt") as f:
         assert f.metadata() == {"format": "pt"}
         assert set(f.keys()) == set(model.state_dict())
@@ -362,3 +369,22 @@ def test_defaults_without_mask_and_types(tmp_path):
         ours = model(torch.from_numpy(ids)).numpy()
         ref = hf_model(input_ids=torch.from_numpy(ids)).logits.numpy()
     assert_close(ours, ref, TOLERANCE, "no mask / no token types")
+
+
+def test_span_qa_loss_matches_transformers(tmp_path):
+    model_dir, hf_model = save_tiny_head_model(tmp_path, "bert", "question_answering", seed=4)
+    ids, mask, types = _batch(hf_model.config)
+    model = load_pretrained(model_dir)
+    positions = torch.tensor([[1, 3], [2, 2], [0, 40]])  # 40: past the end, ignored
+    with torch.no_grad():
+        logits = model(torch.from_numpy(ids), torch.from_numpy(mask), torch.from_numpy(types))
+        loss = model.loss(logits, positions)
+    with torch.no_grad():
+        expected = hf_model(
+            input_ids=torch.from_numpy(ids),
+            attention_mask=torch.from_numpy(mask),
+            token_type_ids=torch.from_numpy(types),
+            start_positions=positions[:, 0],
+            end_positions=positions[:, 1],
+        ).loss
+    assert loss.item() == pytest.approx(expected.item(), abs=1e-5)

@@ -37,8 +37,9 @@ struct EncoderInfo {
   int64_t type_vocab_size;      // 0 when the model takes no token type ids
   int64_t pad_token_id;
   bool has_pooler;
-  // "sequence_classification", "token_classification", or "none" for a bare
-  // encoder; chosen by config.json's "architectures".
+  // "sequence_classification", "token_classification", "question_answering"
+  // (span start/end logits), or "none" for a bare encoder; chosen by config.json's
+  // "architectures".
   std::string head;
   int64_t num_labels;  // 0 without a head
 };
@@ -48,7 +49,8 @@ struct EncoderOutput {
   Tensor last_hidden_state;
   // (batch, hidden) F32 = tanh(dense(first token)); undefined without a pooler.
   Tensor pooler_output;
-  // The head's logits: (batch, seq, labels) for token classification (zeros where
+  // The head's logits: (batch, seq, labels) for token classification and
+  // (batch, seq, 2) start/end logits for question answering (zeros where
   // attention_mask is 0), (batch, labels) for sequence classification; undefined
   // without a head.
   Tensor logits;

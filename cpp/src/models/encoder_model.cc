@@ -101,6 +101,8 @@ std::shared_ptr<const EncoderModel> EncoderModel::load(const std::string& direct
       head_kind = HeadKind::TokenClassification;
     if (head_kind == HeadKind::None && adapter.task_type() == "SEQ_CLS")
       head_kind = HeadKind::SequenceClassification;
+    if (head_kind == HeadKind::None && adapter.task_type() == "QUESTION_ANS")
+      head_kind = HeadKind::QuestionAnswering;
   }
   const Weights weights(impl->store, prefix, config_path);
   impl->embeddings = std::make_unique<EncoderEmbeddings>(weights, c);

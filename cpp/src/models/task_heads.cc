@@ -28,6 +28,17 @@ int64_t classifier_labels(const Weights& weights, const std::string& scope, cons
   return labels;
 }
 
+// The span QA head's output size, which transformers' models split into start and
+// end logits: it must be 2 (config.json's labels do not matter for this head).
+int64_t span_outputs(const Weights& weights, const std::string& scope) {
+  const std::string name = weights.prefix() + scope + ".weight";
+  const TensorInfo& info = weights.info(scope + ".weight");  // throws when missing
+  if (info.shape.size() != 2 || info.shape[0] != 2)
+    throw ModelError(weights.store().file_for(name) + ": tensor '" + name + "' has shape " +
+                     shape_to_string(info.shape) + ", expected (2, hidden_size): start and end logits");
+  return 2;
+}
+
 // Gathers each sequence's first packed token (its first real token).
 Tensor first_tokens(const Tensor& hidden, const PackedBatch& batch) {
   const int64_t h = hidden.dim(1);
@@ -69,10 +80,12 @@ class SequenceClassificationHead : public TaskHead {
   int64_t labels_;
 };
 
+// A linear layer on every token: the token classifier ("classifier") and the span
+// QA head ("qa_outputs", start and end logits in its two columns).
 class TokenClassificationHead : public TaskHead {
  public:
-  TokenClassificationHead(const Weights& weights, int64_t hidden, int64_t labels)
-      : classifier_(weights, "classifier", labels, hidden), labels_(labels) {}
+  TokenClassificationHead(const Weights& weights, const std::string& scope, int64_t hidden, int64_t labels)
+      : classifier_(weights, scope, labels, hidden), labels_(labels) {}
 
   Tensor operator()(const Tensor& hidden, const PackedBatch& batch) const override {
     const int64_t tokens = batch.num_tokens();
@@ -99,6 +112,8 @@ const char* head_kind_name(HeadKind kind) {
       return "sequence_classification";
     case HeadKind::TokenClassification:
       return "token_classification";
+    case HeadKind::QuestionAnswering:
+      return "question_answering";
     case HeadKind::None:
       break;
   }
@@ -113,6 +128,7 @@ HeadKind head_kind_from_config(const Config& config) {
     const std::string name = arch.get<std::string>();
     if (ends_with(name, "ForSequenceClassification")) return HeadKind::SequenceClassification;
     if (ends_with(name, "ForTokenClassification")) return HeadKind::TokenClassification;
+    if (ends_with(name, "ForQuestionAnswering")) return HeadKind::QuestionAnswering;
   }
   return HeadKind::None;
 }
@@ -122,8 +138,10 @@ std::unique_ptr<TaskHead> make_task_head(HeadKind kind, const Weights& weights,
                                          const Config& raw_config) {
   const int64_t h = config.hidden_size;
   if (kind == HeadKind::TokenClassification)
-    return std::make_unique<TokenClassificationHead>(weights, h,
+    return std::make_unique<TokenClassificationHead>(weights, "classifier", h,
                                                      classifier_labels(weights, "classifier", raw_config));
+  if (kind == HeadKind::QuestionAnswering)
+    return std::make_unique<TokenClassificationHead>(weights, "qa_outputs", h, span_outputs(weights, "qa_outputs"));
   if (kind != HeadKind::SequenceClassification) return nullptr;
 
   const std::string& type = config.model_type;

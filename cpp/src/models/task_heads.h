@@ -1,6 +1,6 @@
 // Task heads on top of the encoder, loaded by their Hugging Face weight names so
-// that checkpoints saved from AutoModelFor{Sequence,Token}Classification run as
-// they are.
+// that checkpoints saved from AutoModelFor{Sequence,Token}Classification and
+// AutoModelForQuestionAnswering run as they are.
 #pragma once
 
 #include <memory>
@@ -13,7 +13,7 @@
 
 namespace nle {
 
-enum class HeadKind { None, SequenceClassification, TokenClassification };
+enum class HeadKind { None, SequenceClassification, TokenClassification, QuestionAnswering };
 
 const char* head_kind_name(HeadKind kind);
 // From config.json's "architectures" (e.g. "RobertaForTokenClassification").
@@ -23,13 +23,15 @@ class TaskHead {
  public:
   virtual ~TaskHead() = default;
   // hidden: the packed (T, hidden) encoder output of `batch`.
-  // Returns (batch, seq, labels) for token heads, (batch, labels) for sequence heads.
+  // Returns (batch, seq, labels) for token heads, (batch, seq, 2) start/end logits
+  // for the span QA head, (batch, labels) for sequence heads.
   virtual Tensor operator()(const Tensor& hidden, const PackedBatch& batch) const = 0;
   virtual int64_t num_labels() const = 0;
 };
 
 // Builds the head the config names, or null for a bare encoder. `weights` has no
-// prefix (heads live at the top level: "classifier.weight", ...); `encoder_prefix`
+// prefix (heads live at the top level: "classifier.weight", "qa_outputs.weight",
+// ...); `encoder_prefix`
 // is where the encoder's own weights (BERT's pooler) live.
 std::unique_ptr<TaskHead> make_task_head(HeadKind kind, const Weights& weights,
                                          const std::string& encoder_prefix, const EncoderConfig& config,

@@ -28,7 +28,8 @@ from nlpengine.io import InputError
     "data_path",
     required=True,
     type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Gold data in a format the task reads (ner: CoNLL; classification: JSONL).",
+    help="Gold data in a format the task reads (ner: CoNLL; classification: JSONL; "
+    "qa: SQuAD JSON).",
 )
 @click.option(
     "--output",
@@ -48,6 +49,7 @@ def eval_command(ctx, task_name, model_dir, data_path, output_path, as_json, bat
     Examples:
       engine eval --task ner --model ./my-ner --data test.conll
       engine eval --task classification --model ./sentiment --data test.jsonl --output m.json
+      engine eval --task qa --model ./my-qa --data dev-v2.0.json --handle-impossible-answer true
     """
     spec = resolve_task(task_name)
     if spec.evaluate is None:

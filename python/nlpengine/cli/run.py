@@ -43,7 +43,7 @@ from nlpengine.runner import run_job
     "fmt",
     type=click.Choice(FORMATS),
     default=None,
-    help="Input format [default: from the extension].",
+    help="Input format [default: from the extension; .json is SQuAD for qa, else JSONL].",
 )
 @click.option(
     "--text-field",
@@ -95,11 +95,13 @@ def run(
       engine run --task classification --model ./sentiment --input reviews.csv \\
           --output labels.jsonl --text-field review --top-k 2
       engine run --task ner --input docs.jsonl --output ents.jsonl --resume
+      engine run --task qa --model ./my-qa --input dev.json --output answers.jsonl \\
+          --top-k 3 --doc-stride 128 --handle-impossible-answer true
     """
     spec = resolve_task(task_name)
     options = parse_task_options(spec, ctx.args, "engine run")
     try:
-        fmt = fmt or guess_format(input_path)
+        fmt = fmt or guess_format(input_path, spec.input_formats)
         pipe = nlpengine.pipeline(
             spec.name, model=model_dir, threads=threads, batch_size=batch_size, **options
         )

@@ -6,16 +6,18 @@ from __future__ import annotations
 
 import csv
 import json
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-FORMATS = ("jsonl", "csv", "tsv", "text", "conll")
+FORMATS = ("jsonl", "csv", "tsv", "text", "conll", "squad")
 
+#: The formats an extension may mean, the usual one first (a task that reads only some
+#: formats takes the first of them it reads: ``.json`` is SQuAD for question answering).
 _EXTENSIONS = {
     ".jsonl": "jsonl",
     ".ndjson": "jsonl",
-    ".json": "jsonl",
+    ".json": ("jsonl", "squad"),
     ".csv": "csv",
     ".tsv": "tsv",
     ".txt": "text",
@@ -36,8 +38,17 @@ class InputItem:
     error: str | None = None
 
 
-def guess_format(path: Path) -> str:
-    fmt = _EXTENSIONS.get(path.suffix.lower())
+def guess_format(path: Path, accepted: Sequence[str] | None = None) -> str:
+    """The format ``path``'s extension means; with ``accepted`` (the formats a task
+    reads, preferred first), the first accepted one the extension may mean."""
+    meanings = _EXTENSIONS.get(path.suffix.lower())
+    if isinstance(meanings, str):
+        meanings = (meanings,)
+    fmt = None
+    if meanings:
+        fmt = meanings[0]
+        if accepted:
+            fmt = next((f for f in accepted if f in meanings), fmt)
     if fmt is None:
         raise InputError(
             f"{path}: cannot guess the input format from the extension '{path.suffix}'; "
@@ -47,12 +58,15 @@ def guess_format(path: Path) -> str:
 
 
 def read_records(path: Path, fmt: str) -> Iterator[InputItem]:
+    from nlpengine.io.squad import read_squad
+
     readers = {
         "jsonl": _read_jsonl,
         "csv": lambda p: _read_delimited(p, ","),
         "tsv": lambda p: _read_delimited(p, "\t"),
         "text": _read_text,
         "conll": read_conll,
+        "squad": read_squad,
     }
     if fmt not in readers:
         raise InputError(f"{path}: unknown format '{fmt}' (expected one of {', '.join(FORMATS)})")

@@ -5,7 +5,8 @@
 * bare encoder (``head=None``): no prefix (``embeddings.word_embeddings.weight``);
 * task models: the encoder under its base-model prefix (``bert.``, ``roberta.`` for
   roberta / xlm-roberta / camembert, ``distilbert.``, ``electra.``) and the head at the
-  top level (``classifier.weight``, ``classifier.out_proj.weight``, ``pre_classifier.*``).
+  top level (``classifier.weight``, ``classifier.out_proj.weight``, ``pre_classifier.*``,
+  ``qa_outputs.*`` for span question answering).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from torch import nn
 from nlpengine.torch.config import EncoderConfig, _normalize_head
 from nlpengine.torch.encoder import Encoder, get_activation
 
-__all__ = ["ClassificationHead", "EncoderModel", "head_weight_names"]
+__all__ = ["ClassificationHead", "EncoderModel", "head_weight_names", "span_loss"]
 
 #: Model types whose transformers base model (AutoModel) carries a pooler.
 POOLER_MODEL_TYPES = frozenset({"bert", "roberta", "xlm-roberta", "camembert"})
@@ -42,6 +43,18 @@ class ClassificationHead(nn.Module):
         return self.out_proj(x)
 
 
+def span_loss(logits: torch.Tensor, positions: torch.Tensor, reduction: str = "mean"):
+    """transformers' extractive QA loss: ``logits`` (batch, seq, 2) start/end logits,
+    ``positions`` (batch, 2) the answer's start and end token. Positions outside the
+    sequence are clamped to ``seq`` and ignored; the result is (start + end) / 2 of the
+    cross entropies (``reduction`` "mean" or "sum" over the batch)."""
+    seq = logits.shape[1]
+    positions = positions.long().clamp(0, seq)
+    start = F.cross_entropy(logits[..., 0], positions[:, 0], ignore_index=seq, reduction=reduction)
+    end = F.cross_entropy(logits[..., 1], positions[:, 1], ignore_index=seq, reduction=reduction)
+    return (start + end) / 2
+
+
 def head_weight_names(config: EncoderConfig, head: str | None) -> list[str]:
     """Top-level weight names of a head (the pooler of BERT's sequence head excluded)."""
     head = _normalize_head(head)
@@ -49,6 +62,8 @@ def head_weight_names(config: EncoderConfig, head: str | None) -> list[str]:
         return []
     if head == "token_classification":
         return ["classifier.weight", "classifier.bias"]
+    if head == "question_answering":
+        return ["qa_outputs.weight", "qa_outputs.bias"]
     if config.model_type == "distilbert":
         return [
             "pre_classifier.weight",
@@ -77,8 +92,9 @@ class EncoderModel(nn.Module):
     """An encoder of a supported model type with an optional task head.
 
     ``model(input_ids, attention_mask=None, token_type_ids=None)`` returns the
-    logits ((batch, seq, labels) for token classification, (batch, labels) for
-    sequence classification) or, without a head, ``last_hidden_state``.
+    logits ((batch, seq, labels) for token classification, (batch, seq, 2) start and
+    end logits for question answering, (batch, labels) for sequence classification)
+    or, without a head, ``last_hidden_state``.
     ``model.encoder(...)`` always returns ``last_hidden_state``.
     """
 
@@ -119,6 +135,13 @@ class EncoderModel(nn.Module):
         if head == "token_classification":
             self.dropout = nn.Dropout(config.head_dropout_prob)
             self.classifier = nn.Linear(h, n)
+        elif head == "question_answering":
+            if n != 2:
+                raise ValueError(f"a question-answering head has 2 outputs (start, end), got {n}")
+            # Only DistilBERT's QA model applies dropout before qa_outputs.
+            qa_dropout = config.raw.get("qa_dropout", 0.1) if config.is_distilbert else 0.0
+            self.dropout = nn.Dropout(float(qa_dropout))
+            self.qa_outputs = nn.Linear(h, n)
         elif head == "sequence_classification":
             if config.model_type == "distilbert":
                 self.pre_classifier = nn.Linear(h, h)
@@ -169,6 +192,7 @@ class EncoderModel(nn.Module):
                 if isinstance(module, nn.Linear) and name.split(".")[0] in (
                     "classifier",
                     "pre_classifier",
+                    "qa_outputs",
                 ):
                     module.weight.normal_(0.0, std)
                     if module.bias is not None:
@@ -198,6 +222,8 @@ class EncoderModel(nn.Module):
             return hidden
         if self.head == "token_classification":
             return self.classifier(self.dropout(hidden))
+        if self.head == "question_answering":
+            return self.qa_outputs(self.dropout(hidden))
         if self.config.model_type == "distilbert":
             x = F.relu(self.pre_classifier(hidden[:, 0]))
             return self.classifier(self.dropout(x))
@@ -214,8 +240,11 @@ class EncoderModel(nn.Module):
         """The loss transformers' task models compute for ``labels``.
 
         Token classification: cross entropy over tokens, ignoring label -100 and
-        (when given) masked positions. Sequence classification by ``problem_type``
-        (inferred like transformers when unset): regression -> MSE,
+        (when given) masked positions. Question answering: ``labels`` (batch, 2) holds
+        the start and end token of each answer; the mean of the start and end cross
+        entropies over positions (positions outside the sequence are ignored).
+        Sequence classification by ``problem_type`` (inferred like transformers when
+        unset): regression -> MSE,
         single_label_classification -> cross entropy, multi_label_classification
         -> BCE with logits.
         """
@@ -227,6 +256,8 @@ class EncoderModel(nn.Module):
             if attention_mask is not None:
                 labels = labels.masked_fill(attention_mask == 0, -100)
             return F.cross_entropy(logits.reshape(-1, n), labels.reshape(-1), ignore_index=-100)
+        if self.head == "question_answering":
+            return span_loss(logits, labels)
         problem = self.config.problem_type
         if problem is None:
             if n == 1:

@@ -21,8 +21,8 @@ def epoch_batches(num_examples: int, batch_size: int, seed: int, epoch: int, wor
 def collate(features: list[dict], pad_id: int, token_labels: bool):
     """Pads a list of features into tensors, each key to its longest in the batch; with
     ``token_labels`` the labels are per token (padded with -100: per source token for a
-    token head, per target token for an encoder-decoder), else one int (or a multi-hot
-    float list) per example."""
+    token head, per target token for an encoder-decoder), else one int, a multi-hot
+    float list or a list of ints (a span's start and end) per example."""
     import torch
 
     def pad(key: str, value):
@@ -38,7 +38,9 @@ def collate(features: list[dict], pad_id: int, token_labels: bool):
     if token_labels:
         batch["labels"] = torch.tensor(pad("labels", IGNORE_INDEX), dtype=torch.long)
     elif isinstance(features[0]["labels"], list):
-        batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.float)
+        labels = [f["labels"] for f in features]
+        integral = all(isinstance(v, int) for row in labels for v in row)
+        batch["labels"] = torch.tensor(labels, dtype=torch.long if integral else torch.float)
     else:
         batch["labels"] = torch.tensor([f["labels"] for f in features], dtype=torch.long)
     return batch

@@ -63,10 +63,14 @@ def _head_modules(model) -> tuple[str, ...]:
     return tuple(n for n in ("pre_classifier", "classifier") if n in names)
 
 
-def _loss(torch, logits, labels, token_labels: bool, multi_label: bool, group: ProcessGroup):
+def _loss(torch, logits, labels, token_labels, multi_label, group: ProcessGroup, task_loss=None):
     """The mean loss over the *global* batch: each process divides its sum by the global
-    count times the world size, since DDP averages gradients over processes."""
-    if token_labels:
+    count times the world size, since DDP averages gradients over processes.
+    ``task_loss(logits, labels)`` (the task's own loss) gives that sum and count."""
+    if task_loss is not None:
+        total, count = task_loss(logits, labels)
+        count = torch.as_tensor(count)
+    elif token_labels:
         flat = logits.reshape(-1, logits.shape[-1])
         target = labels.reshape(-1)
         total = torch.nn.functional.cross_entropy(
@@ -214,7 +218,9 @@ def train(
             mine = global_batch[group.rank :: group.world_size]
             batch = collate([features[i] for i in mine], pad_id, token_labels)
             logits = net(**{k: batch[k] for k in training.model_inputs if k in batch})
-            loss = _loss(torch, logits, batch["labels"], token_labels, multi_label, group)
+            loss = _loss(
+                torch, logits, batch["labels"], token_labels, multi_label, group, training.loss
+            )
             loss.backward()
             torch.nn.utils.clip_grad_norm_([p for _, p in trainable], config.max_grad_norm)
             optimizer.step()
