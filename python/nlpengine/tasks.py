@@ -73,6 +73,13 @@ class TrainingSpec:
     ``loss(logits, labels)``: for a head whose loss is none of those, the loss summed over
     the batch's examples and the number of examples (the trainer averages over the global
     batch); e.g. a span QA head's start/end cross entropies.
+    ``collate(features, pad_id)``: for features that are not one padded sequence per example
+    (a batch of several texts per example, say), the dict of tensors a batch becomes
+    (``labels`` included); default: pad ``input_ids``/``attention_mask``/``token_type_ids``.
+    ``task_options``: names of the task's options (``TaskSpec.options``, given to
+    ``engine train`` as to ``engine run``) that ``read_examples``, ``featurize_options`` and
+    ``load_model`` take as keyword arguments, e.g. a file the examples refer to. Every task
+    option given to ``engine train`` also reaches the pipeline that scores each epoch.
     """
 
     read_examples: Callable[[Path], list]
@@ -85,6 +92,8 @@ class TrainingSpec:
     model_inputs: tuple[str, ...] = ("input_ids", "attention_mask", "token_type_ids")
     supports_lora: bool = True
     loss: Callable[[Any, Any], tuple[Any, Any]] | None = None
+    collate: Callable[[list[dict], int], dict] | None = None
+    task_options: tuple[str, ...] = ()
 
 
 @dataclass

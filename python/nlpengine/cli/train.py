@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import click
 from click.core import ParameterSource
 
-from nlpengine.cli.options import resolve_task, task_option
+from nlpengine.cli.options import (
+    TASK_OPTIONS_CONTEXT,
+    parse_task_options,
+    resolve_task,
+    task_option,
+)
 from nlpengine.io import InputError
 from nlpengine.training.config import LoraSettings, TrainConfig
 
@@ -48,7 +54,7 @@ def _training_options(function):
     return function
 
 
-@click.command()
+@click.command(context_settings=TASK_OPTIONS_CONTEXT)
 @task_option
 @click.option(
     "--base",
@@ -97,6 +103,9 @@ def train(
     adapter next to a pointer to the base). Multi-process: torchrun --nproc-per-node 2
     $(which engine) train ...
 
+    Task options (see `engine tasks`) follow the command's own, e.g. --items F for
+    recommendation; they reach the task's data reading and the per-epoch scoring.
+
     \b
     Examples:
       engine train --task ner --base ./all-MiniLM-L6-v2 --train train.conll --dev dev.conll \\
@@ -105,6 +114,8 @@ def train(
           --out ./sentiment --config train.toml
       engine train --task summarization --base ./bart-base --train train.jsonl \\
           --dev dev.jsonl --out ./summarizer --max-length 512
+      engine train --task recommendation --base ./all-MiniLM-L6-v2 --train train.jsonl \
+          --dev dev.jsonl --out ./recommender --items items.jsonl --interactions history.jsonl
     """
     try:
         from nlpengine.training.trainer import TrainingError
@@ -124,8 +135,23 @@ def train(
                 settings[name] = value
         if lora is not None:
             settings["lora"] = LoraSettings.parse(lora)
+        given = _given_task_options(spec, ctx.args)
+        if given:
+            settings["task_options"] = {**settings.get("task_options", {}), **given}
         config = TrainConfig(**settings)
         summary = run_training(spec, base_dir, train_path, dev_path, out_dir, config, resume=resume)
     except (InputError, TrainingError, ValueError) as e:
         raise click.ClickException(str(e)) from e
     click.echo(json.dumps({"best": summary["best"], "out": summary["out"]}), err=True)
+
+
+def _given_task_options(spec, args: list[str]) -> dict:
+    """The task options given on the command line (those left at their default are not),
+    with paths as strings so that they go into training_log.json."""
+    values = parse_task_options(spec, args, "engine train")
+    defaults = spec.option_defaults()
+    return {
+        name: os.fspath(value) if isinstance(value, os.PathLike) else value
+        for name, value in values.items()
+        if value != defaults[name]
+    }

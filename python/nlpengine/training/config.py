@@ -68,6 +68,7 @@ class TrainConfig:
     threads: int | None = None
     lora: LoraSettings | None = None
     limit_train: int | None = None  # use only the first N training examples
+    task_options: dict = field(default_factory=dict)  # the task's own options (--items F, ...)
     extra: dict = field(default_factory=dict)
 
     @classmethod

@@ -120,7 +120,11 @@ def train(
     state_dir = out_dir / STATE_DIR
     state_file = state_dir / "state.pt"
     training = spec.training
-    examples = training.read_examples(train_path)
+    # The task's options (engine train --items F, ...): the hooks named in
+    # TrainingSpec.task_options take them; the per-epoch pipeline takes all given.
+    task_options = spec.resolve_options(config.task_options)
+    hook_options = {name: task_options[name] for name in training.task_options}
+    examples = training.read_examples(train_path, **hook_options)
     if config.limit_train:
         examples = examples[: config.limit_train]
     labels = training.label_list(examples)
@@ -133,11 +137,13 @@ def train(
 
     tokenizer = Tokenizer.from_file(str(base_dir / "tokenizer.json"))
     pad_id = tokenizer.padding["pad_id"] if tokenizer.padding else _pad_id(tokenizer)
-    extra = training.featurize_options(base_dir) if training.featurize_options else {}
+    extra = (
+        training.featurize_options(base_dir, **hook_options) if training.featurize_options else {}
+    )
     features = training.featurize(examples, tokenizer, label2id, config.max_length, **extra)
 
     if training.load_model is not None:
-        model = training.load_model(base_dir, labels, problem_type)
+        model = training.load_model(base_dir, labels, problem_type, **hook_options)
     else:
         from nlpengine.torch import load_pretrained
 
@@ -216,7 +222,11 @@ def train(
         progress = _Progress(epoch, config.epochs)
         for step, global_batch in enumerate(batches, start=1):
             mine = global_batch[group.rank :: group.world_size]
-            batch = collate([features[i] for i in mine], pad_id, token_labels)
+            chosen = [features[i] for i in mine]
+            if training.collate is not None:
+                batch = training.collate(chosen, pad_id)
+            else:
+                batch = collate(chosen, pad_id, token_labels)
             logits = net(**{k: batch[k] for k in training.model_inputs if k in batch})
             loss = _loss(
                 torch, logits, batch["labels"], token_labels, multi_label, group, training.loss
@@ -328,9 +338,13 @@ def _evaluate_epoch(spec, model, base_dir, dev_path, out_dir, epoch, config) -> 
     _merged_copy(model).save_pretrained(epoch_dir)
     copy_tokenizer(base_dir, epoch_dir)
     pipe = nlpengine.pipeline(
-        spec.name, model=epoch_dir, threads=config.threads, batch_size=config.eval_batch_size
+        spec.name,
+        model=epoch_dir,
+        threads=config.threads,
+        batch_size=config.eval_batch_size,
+        **config.task_options,
     )
-    return spec.evaluate(pipe, Path(dev_path), spec.option_defaults())
+    return spec.evaluate(pipe, Path(dev_path), spec.resolve_options(config.task_options))
 
 
 def _write_output(model, base_dir, out_dir, config, spec, history) -> None:
