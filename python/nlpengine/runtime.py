@@ -60,6 +60,10 @@ def _as_ids(name: str, array, reference_shape=None) -> np.ndarray:
     return a
 
 
+#: What ``load(..., compute_type=...)`` accepts.
+COMPUTE_TYPES = ("float32", "int8", "bf16")
+
+
 class EncoderModel:
     """A BERT-family encoder (bert, roberta, xlm-roberta, distilbert, electra) loaded
     from a Hugging Face model directory. Immutable and safe to share between threads."""
@@ -107,6 +111,11 @@ class EncoderModel:
         return self._native.num_threads
 
     @property
+    def compute_type(self) -> str:
+        """ "float32", "int8" or "bf16": the arithmetic of the Linear layers."""
+        return self._native.compute_type
+
+    @property
     def directory(self) -> str:
         """The base model directory (config.json, model.safetensors)."""
         return self._native.directory
@@ -141,7 +150,8 @@ class EncoderModel:
         info = self._native.info
         return (
             f"EncoderModel({info['model_type']}, hidden={info['hidden_size']}, "
-            f"layers={info['num_layers']}, threads={self.threads}, dir={self.directory!r}"
+            f"layers={info['num_layers']}, threads={self.threads}, "
+            f"compute_type={self.compute_type!r}, dir={self.directory!r}"
             + (f", adapter={self.adapter_directory!r})" if self.adapter_directory else ")")
         )
 
@@ -225,6 +235,7 @@ def load(
     path: str | os.PathLike,
     threads: int | None = None,
     adapter: str | os.PathLike | None = None,
+    compute_type: str = "float32",
 ) -> EncoderModel | Seq2SeqModel:
     """Load a model directory in Hugging Face layout (config.json, model.safetensors).
 
@@ -232,6 +243,11 @@ def load(
     ``adapter``: a PEFT LoRA adapter directory (adapter_config.json,
     adapter_model.safetensors) merged into the weights at load; the untouched
     weights stay memory-mapped, so several adapters over one base share its pages.
+    ``compute_type``: the arithmetic of the Linear layers. "float32" (default) is
+    exact; "int8" quantizes their weights per output channel at load and their inputs
+    per row at each call, with exact int32 sums (needs a CPU with VNNI); "bf16" rounds
+    weights and inputs to bfloat16 and sums in float32. Attention, norms and task
+    heads stay float32.
     ``path`` may itself be an adapter directory (adapter_config.json and no model
     weights): its base is then found with :func:`resolve_adapter`.
     An encoder-decoder directory (model_type bart, t5 or marian) gives a
@@ -241,6 +257,11 @@ def load(
     """
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    if compute_type not in COMPUTE_TYPES:
+        raise ValueError(
+            f"compute_type must be one of {', '.join(map(repr, COMPUTE_TYPES))}, "
+            f"got {compute_type!r}"
+        )
     path = os.fspath(path)
     if _is_adapter_dir(path):
         if adapter is not None:
@@ -250,5 +271,5 @@ def load(
     if adapter is not None and not adapter_dir:
         raise ValueError("adapter must be an adapter directory or None, got ''")
     if not adapter_dir and _core.Seq2SeqModel.is_seq2seq_directory(path):
-        return Seq2SeqModel(_core.Seq2SeqModel.load(path, threads or 0))
-    return EncoderModel(_core.EncoderModel.load(path, threads or 0, adapter_dir))
+        return Seq2SeqModel(_core.Seq2SeqModel.load(path, threads or 0, compute_type))
+    return EncoderModel(_core.EncoderModel.load(path, threads or 0, adapter_dir, compute_type))

@@ -108,6 +108,11 @@ class Seq2SeqModel:
         return self._native.num_threads
 
     @property
+    def compute_type(self) -> str:
+        """ "float32", "int8" or "bf16": the arithmetic of the Linear layers."""
+        return self._native.compute_type
+
+    @property
     def directory(self) -> str:
         return self._native.directory
 

@@ -10,6 +10,7 @@
 #include <memory>
 #include <string>
 
+#include "nlpengine/compute_type.h"
 #include "nlpengine/export.h"
 #include "nlpengine/tensor.h"
 
@@ -23,6 +24,8 @@ struct LoadOptions {
   // present, supplies the task head's keys (architectures, id2label, label2id,
   // num_labels, problem_type); the encoder's config always comes from the base.
   std::string adapter_directory;
+  // The arithmetic of the Linear layers (task heads stay float32).
+  ComputeType compute_type = ComputeType::Float32;
 };
 
 // What a caller may want to know about a loaded encoder.
@@ -72,6 +75,8 @@ class NLE_API EncoderModel {
 
   const EncoderInfo& info() const;
   int num_threads() const;
+  // The arithmetic of the Linear layers, as loaded.
+  ComputeType compute_type() const;
   const std::string& directory() const;
   // The adapter merged at load, or "" for none.
   const std::string& adapter_directory() const;

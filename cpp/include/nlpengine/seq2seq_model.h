@@ -58,6 +58,8 @@ class NLE_API Seq2SeqModel {
 
   const Seq2SeqInfo& info() const;
   int num_threads() const;
+  // The arithmetic of the Linear layers, as loaded.
+  ComputeType compute_type() const;
   const std::string& directory() const;
 
   struct Impl;  // opaque; public so the implementation's helpers can name it

@@ -154,19 +154,23 @@ NB_MODULE(_core, m) {
   nb::class_<nle::EncoderModel>(m, "EncoderModel")
       .def_static(
           "load",
-          [](const std::string& directory, int threads, const std::string& adapter) {
+          [](const std::string& directory, int threads, const std::string& adapter,
+             const std::string& compute_type) {
             nle::LoadOptions options;
             options.num_threads = threads;
             options.adapter_directory = adapter;
+            options.compute_type = nle::compute_type_from_name(compute_type);
             nb::gil_scoped_release release;
             return std::const_pointer_cast<nle::EncoderModel>(nle::EncoderModel::load(directory, options));
           },
-          "directory"_a, "threads"_a = 0, "adapter"_a = "")
+          "directory"_a, "threads"_a = 0, "adapter"_a = "", "compute_type"_a = "float32")
       .def("encode", &encode, "input_ids"_a, "attention_mask"_a = nb::none(),
            "token_type_ids"_a = nb::none())
       .def_prop_ro("num_threads", &nle::EncoderModel::num_threads)
       .def_prop_ro("directory", &nle::EncoderModel::directory)
       .def_prop_ro("adapter_directory", &nle::EncoderModel::adapter_directory)
+      .def_prop_ro("compute_type",
+                   [](const nle::EncoderModel& model) { return nle::compute_type_name(model.compute_type()); })
       .def_prop_ro("info", [](const nle::EncoderModel& model) {
         const nle::EncoderInfo& i = model.info();
         nb::dict d;
@@ -188,19 +192,22 @@ NB_MODULE(_core, m) {
   nb::class_<nle::Seq2SeqModel>(m, "Seq2SeqModel")
       .def_static(
           "load",
-          [](const std::string& directory, int threads) {
+          [](const std::string& directory, int threads, const std::string& compute_type) {
             nle::LoadOptions options;
             options.num_threads = threads;
+            options.compute_type = nle::compute_type_from_name(compute_type);
             nb::gil_scoped_release release;
             return std::const_pointer_cast<nle::Seq2SeqModel>(nle::Seq2SeqModel::load(directory, options));
           },
-          "directory"_a, "threads"_a = 0)
+          "directory"_a, "threads"_a = 0, "compute_type"_a = "float32")
       .def_static("is_seq2seq_directory", &nle::Seq2SeqModel::is_seq2seq_directory, "directory"_a)
       .def("generate", &generate, "input_ids"_a, "attention_mask"_a = nb::none(), "options_json"_a = "")
       .def("forward", &forward, "input_ids"_a, "attention_mask"_a, "decoder_input_ids"_a)
       .def_prop_ro("generation_defaults",
                    [](const nle::Seq2SeqModel& model) { return generation_dict(model.generation_defaults()); })
       .def_prop_ro("num_threads", &nle::Seq2SeqModel::num_threads)
+      .def_prop_ro("compute_type",
+                   [](const nle::Seq2SeqModel& model) { return nle::compute_type_name(model.compute_type()); })
       .def_prop_ro("directory", &nle::Seq2SeqModel::directory)
       .def_prop_ro("info", [](const nle::Seq2SeqModel& model) {
         const nle::Seq2SeqInfo& i = model.info();

@@ -4,11 +4,15 @@
 #include <vector>
 
 #include "layers/weights.h"
+#include "nlpengine/compute_type.h"
 #include "ops/activation.h"
+#include "ops/int8_gemm.h"
 
 namespace nle {
 
 // y = act(x Wᵀ + b) with W stored (out_features, in_features) as in PyTorch.
+// Built from Weights, the product uses their compute type: float32, or the
+// weight converted at load to int8 (per output channel) or bf16.
 class Linear {
  public:
   Linear() = default;
@@ -16,7 +20,7 @@ class Linear {
   Linear(const Weights& weights, const std::string& scope, int64_t out_features, int64_t in_features,
          bool has_bias = true);
   // From tensors already loaded (e.g. an LM head tied to the embeddings); bias may be undefined.
-  Linear(Tensor weight, Tensor bias) : weight_(std::move(weight)), bias_(std::move(bias)) {}
+  Linear(Tensor weight, Tensor bias, ComputeType compute_type = ComputeType::Float32);
   // Several projections of the same input fused into one (e.g. query, key and
   // value): their weights are concatenated along the output dimension.
   static Linear fused(const Weights& weights, const std::vector<std::string>& scopes,
@@ -24,12 +28,20 @@ class Linear {
 
   // x: (rows, in_features) -> y: (rows, out_features)
   void operator()(Tensor& y, const Tensor& x, ops::Activation act = ops::Activation::None) const;
-  int64_t out_features() const { return weight_.dim(0); }
-  int64_t in_features() const { return weight_.dim(1); }
+  int64_t out_features() const { return out_features_; }
+  int64_t in_features() const { return in_features_; }
+  ComputeType compute_type() const { return compute_type_; }
 
  private:
-  Tensor weight_;
+  // Converts weight_ for compute_type_ (int8 or bf16), then drops the float copy.
+  void convert(ComputeType compute_type);
+
+  Tensor weight_;       // F32, or BF16 for the bf16 compute type; undefined for int8
+  ops::Int8Weight int8_;  // for the int8 compute type
   Tensor bias_;
+  int64_t out_features_ = 0;
+  int64_t in_features_ = 0;
+  ComputeType compute_type_ = ComputeType::Float32;
 };
 
 }  // namespace nle

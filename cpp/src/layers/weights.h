@@ -3,6 +3,7 @@
 #include <string>
 
 #include "core/weight_store.h"
+#include "nlpengine/compute_type.h"
 #include "nlpengine/tensor.h"
 
 namespace nle {
@@ -13,8 +14,13 @@ namespace nle {
 // naming the file, the tensor and both shapes.
 class Weights {
  public:
-  Weights(const WeightStore& store, std::string prefix, std::string config_path)
-      : store_(store), prefix_(std::move(prefix)), config_path_(std::move(config_path)) {}
+  // compute_type: the arithmetic the Linear layers built from these weights use.
+  Weights(const WeightStore& store, std::string prefix, std::string config_path,
+          ComputeType compute_type = ComputeType::Float32)
+      : store_(store),
+        prefix_(std::move(prefix)),
+        config_path_(std::move(config_path)),
+        compute_type_(compute_type) {}
 
   // The F32 tensor `prefix + name` with exactly `expected` shape; F16/BF16
   // weights are converted, other dtypes are rejected.
@@ -26,11 +32,17 @@ class Weights {
   const TensorInfo& info(const std::string& name) const { return store_.info(prefix_ + name); }
   const WeightStore& store() const { return store_; }
   const std::string& prefix() const { return prefix_; }
+  ComputeType compute_type() const { return compute_type_; }
+  // The same weights for Linear layers of another compute type.
+  Weights with_compute_type(ComputeType type) const {
+    return Weights(store_, prefix_, config_path_, type);
+  }
 
  private:
   const WeightStore& store_;
   std::string prefix_;
   std::string config_path_;
+  ComputeType compute_type_;
 };
 
 }  // namespace nle

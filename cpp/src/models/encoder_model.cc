@@ -24,6 +24,7 @@ struct EncoderModel::Impl {
   EncoderConfig config;
   EncoderInfo info;
   int num_threads;
+  ComputeType compute_type = ComputeType::Float32;
   WeightStore store;
   std::unique_ptr<EncoderEmbeddings> embeddings;
   std::vector<TransformerEncoderLayer> layers;
@@ -85,6 +86,7 @@ std::shared_ptr<const EncoderModel> EncoderModel::load(const std::string& direct
   const Config raw_config = Config::from_file(config_path);
   impl->config = EncoderConfig::from_config(raw_config);
   impl->num_threads = options.num_threads > 0 ? options.num_threads : default_num_threads();
+  impl->compute_type = options.compute_type;
   impl->store = WeightStore::open_directory(directory);
 
   const EncoderConfig& c = impl->config;
@@ -104,7 +106,7 @@ std::shared_ptr<const EncoderModel> EncoderModel::load(const std::string& direct
     if (head_kind == HeadKind::None && adapter.task_type() == "QUESTION_ANS")
       head_kind = HeadKind::QuestionAnswering;
   }
-  const Weights weights(impl->store, prefix, config_path);
+  const Weights weights(impl->store, prefix, config_path, options.compute_type);
   impl->embeddings = std::make_unique<EncoderEmbeddings>(weights, c);
   const EncoderLayerNames names = EncoderLayerNames::for_layout(c.layout);
   const std::string stack = c.layout == EncoderLayout::DistilBert ? "transformer.layer." : "encoder.layer.";
@@ -138,6 +140,7 @@ EncoderModel::~EncoderModel() = default;
 
 const EncoderInfo& EncoderModel::info() const { return impl_->info; }
 int EncoderModel::num_threads() const { return impl_->num_threads; }
+ComputeType EncoderModel::compute_type() const { return impl_->compute_type; }
 const std::string& EncoderModel::directory() const { return impl_->directory; }
 const std::string& EncoderModel::adapter_directory() const { return impl_->adapter_directory; }
 

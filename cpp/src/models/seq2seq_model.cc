@@ -27,6 +27,7 @@ struct Seq2SeqModel::Impl {
   Seq2SeqConfig config;
   Seq2SeqInfo info;
   int num_threads = 1;
+  ComputeType compute_type = ComputeType::Float32;
   WeightStore store;
   std::unique_ptr<Seq2SeqEmbeddings> encoder_embeddings, decoder_embeddings;
   std::vector<Seq2SeqEncoderLayer> encoder_layers;
@@ -142,6 +143,7 @@ std::shared_ptr<const Seq2SeqModel> Seq2SeqModel::load(const std::string& direct
   const Config raw = Config::from_file(config_path);
   impl->config = Seq2SeqConfig::from_config(raw);
   impl->num_threads = options.num_threads > 0 ? options.num_threads : default_num_threads();
+  impl->compute_type = options.compute_type;
   impl->store = WeightStore::open_directory(directory);
   const Seq2SeqConfig& c = impl->config;
   const bool t5 = c.model_type == "t5";
@@ -150,7 +152,7 @@ std::shared_ptr<const Seq2SeqModel> Seq2SeqModel::load(const std::string& direct
   std::string prefix;
   if (!t5 && (impl->store.contains("model.shared.weight") || impl->store.contains("model.encoder.embed_tokens.weight")))
     prefix = "model.";
-  const Weights w(impl->store, prefix, config_path);
+  const Weights w(impl->store, prefix, config_path, options.compute_type);
   const Weights root(impl->store, "", config_path);
 
   const Tensor encoder_tokens = w.require_any({"encoder.embed_tokens.weight", "shared.weight"}, {c.vocab_size, c.d_model});
@@ -186,7 +188,7 @@ std::shared_ptr<const Seq2SeqModel> Seq2SeqModel::load(const std::string& direct
   if (root.contains("final_logits_bias")) {
     head_bias = root.require("final_logits_bias", {1, c.decoder_vocab_size}).reshape({c.decoder_vocab_size});
   }
-  impl->lm_head = Linear(head, head_bias);
+  impl->lm_head = Linear(head, head_bias, options.compute_type);
 
   impl->defaults = read_generation_defaults(directory, raw, c.decoder_start_token_id);
   impl->info = Seq2SeqInfo{c.model_type,     c.vocab_size,     c.decoder_vocab_size,
@@ -201,6 +203,7 @@ Seq2SeqModel::~Seq2SeqModel() = default;
 
 const Seq2SeqInfo& Seq2SeqModel::info() const { return impl_->info; }
 int Seq2SeqModel::num_threads() const { return impl_->num_threads; }
+ComputeType Seq2SeqModel::compute_type() const { return impl_->compute_type; }
 const std::string& Seq2SeqModel::directory() const { return impl_->directory; }
 const GenerationOptions& Seq2SeqModel::generation_defaults() const { return impl_->defaults; }
 

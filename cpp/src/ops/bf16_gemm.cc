@@ -1,0 +1,34 @@
+#include "ops/bf16_gemm.h"
+
+#include <vector>
+
+#include "ops/check.h"
+
+namespace nle::ops {
+
+Tensor to_bf16(const Tensor& x) {
+  check_cpu_f32("to_bf16", {&x});
+  Tensor out(DType::BF16, x.shape());
+  cpu::float_to_bf16(out.data<uint16_t>(), x.data<float>(), x.numel());
+  return out;
+}
+
+void matmul_nt_bf16(Tensor& y, const Tensor& x, const Tensor& w) {
+  check_cpu_f32("matmul_nt_bf16", {&y, &x});
+  check_rank("matmul_nt_bf16", "x", x, 2);
+  check_rank("matmul_nt_bf16", "w", w, 2);
+  if (w.dtype() != DType::BF16)
+    throw InvalidInputError(std::string("matmul_nt_bf16: w must be BF16, got ") + dtype_name(w.dtype()));
+  const int64_t m = x.dim(0), k = x.dim(1), n = w.dim(0);
+  if (w.dim(1) != k || y.dim(0) != m || y.dim(1) != n)
+    throw InvalidInputError("matmul_nt_bf16: shapes x " + shape_to_string(x.shape()) + ", w " +
+                            shape_to_string(w.shape()) + ", y " + shape_to_string(y.shape()) +
+                            " do not fit y = x · w^T");
+  if (m == 0) return;
+  thread_local std::vector<uint16_t> a;  // grows to the largest call, then reused
+  a.resize(static_cast<size_t>(m * k));
+  cpu::float_to_bf16(a.data(), x.data<float>(), m * k);
+  cpu::gemm_bf16(y.data<float>(), a.data(), w.data<uint16_t>(), m, n, k);
+}
+
+}  // namespace nle::ops

@@ -1,0 +1,27 @@
+// Matrix products in bfloat16 for the bf16 compute type: weights converted once,
+// activations rounded to bfloat16 at each call, float32 accumulation.
+#pragma once
+
+#include <cstdint>
+
+#include "nlpengine/tensor.h"
+
+namespace nle::ops {
+
+// An F32 tensor rounded to BF16 (round to nearest even; NaN stays NaN).
+Tensor to_bf16(const Tensor& x);
+
+// y (M, N) = x (M, K) · wᵀ with x F32 (rounded to bf16 on the fly) and w BF16 (N, K).
+void matmul_nt_bf16(Tensor& y, const Tensor& x, const Tensor& w);
+
+namespace cpu {
+void float_to_bf16(uint16_t* out, const float* in, int64_t n);
+// c (M, N) = a (M, K) · bᵀ, a and b bf16 bit patterns, b stored (N, K).
+void gemm_bf16(float* c, const uint16_t* a, const uint16_t* b, int64_t m, int64_t n, int64_t k);
+}  // namespace cpu
+
+namespace reference {
+void gemm_bf16(float* c, const uint16_t* a, const uint16_t* b, int64_t m, int64_t n, int64_t k);
+}
+
+}  // namespace nle::ops

@@ -1,0 +1,29 @@
+#include <mkl.h>
+
+#include <cstring>
+
+#include "ops/bf16_gemm.h"
+
+namespace nle::ops::cpu {
+
+void float_to_bf16(uint16_t* out, const float* in, int64_t n) {
+#pragma omp parallel for simd schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) {
+    uint32_t bits;
+    std::memcpy(&bits, &in[i], sizeof(bits));
+    const bool nan = (bits & 0x7fffffffu) > 0x7f800000u;
+    const uint32_t rounded = bits + 0x7fffu + ((bits >> 16) & 1u);  // to nearest even
+    out[i] = static_cast<uint16_t>(nan ? (bits >> 16) | 0x40u : rounded >> 16);
+  }
+}
+
+void gemm_bf16(float* c, const uint16_t* a, const uint16_t* b, int64_t m, int64_t n, int64_t k) {
+  if (m == 0 || n == 0) return;
+  cblas_gemm_bf16bf16f32(CblasRowMajor, CblasNoTrans, CblasTrans, static_cast<MKL_INT>(m),
+                         static_cast<MKL_INT>(n), static_cast<MKL_INT>(k), 1.f,
+                         reinterpret_cast<const MKL_BF16*>(a), static_cast<MKL_INT>(k),
+                         reinterpret_cast<const MKL_BF16*>(b), static_cast<MKL_INT>(k), 0.f, c,
+                         static_cast<MKL_INT>(n));
+}
+
+}  // namespace nle::ops::cpu

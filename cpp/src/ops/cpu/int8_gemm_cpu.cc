@@ -1,0 +1,57 @@
+#include <mkl.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "ops/int8_gemm.h"
+
+namespace nle::ops::cpu {
+
+void quantize_rows_u8(uint8_t* q, float* scale, int32_t* zero, const float* x, int64_t rows,
+                      int64_t cols) {
+#pragma omp parallel for schedule(static) if (rows * cols > 16384)
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * cols;
+    float lo = 0.f, hi = 0.f;  // the range always holds 0, so 0 is exact
+#pragma omp simd reduction(min : lo) reduction(max : hi)
+    for (int64_t c = 0; c < cols; ++c) {
+      lo = std::min(lo, row[c]);
+      hi = std::max(hi, row[c]);
+    }
+    const float s = hi > lo ? (hi - lo) / 255.f : 1.f;
+    const float inv = 1.f / s;
+    const float z = std::clamp(std::nearbyint(-lo * inv), 0.f, 255.f);
+    uint8_t* out = q + r * cols;
+#pragma omp simd
+    for (int64_t c = 0; c < cols; ++c)
+      out[c] = static_cast<uint8_t>(std::clamp(std::nearbyint(row[c] * inv) + z, 0.f, 255.f));
+    scale[r] = s;
+    zero[r] = static_cast<int32_t>(z);
+  }
+}
+
+void gemm_u8s8s32(int32_t* c, const uint8_t* a, const int8_t* b, int64_t m, int64_t n, int64_t k) {
+  if (m == 0 || n == 0) return;
+  const MKL_INT32 no_offset = 0;
+  // Row-major: A (u8) is m x k, B (s8) is stored n x k and used transposed.
+  cblas_gemm_s8u8s32(CblasRowMajor, CblasNoTrans, CblasTrans, CblasFixOffset,
+                     static_cast<MKL_INT>(m), static_cast<MKL_INT>(n), static_cast<MKL_INT>(k), 1.f,
+                     a, static_cast<MKL_INT>(k), 0, b, static_cast<MKL_INT>(k), 0, 0.f, c,
+                     static_cast<MKL_INT>(n), &no_offset);
+}
+
+void dequantize_rows(float* y, const int32_t* c, const float* row_scale, const int32_t* row_zero,
+                     const float* col_scale, const int32_t* col_sum, int64_t m, int64_t n) {
+#pragma omp parallel for schedule(static) if (m * n > 16384)
+  for (int64_t r = 0; r < m; ++r) {
+    const float s = row_scale[r];
+    const int32_t z = row_zero[r];
+    const int32_t* cr = c + r * n;
+    float* yr = y + r * n;
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j)
+      yr[j] = s * col_scale[j] * static_cast<float>(cr[j] - z * col_sum[j]);
+  }
+}
+
+}  // namespace nle::ops::cpu

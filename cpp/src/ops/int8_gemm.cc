@@ -1,0 +1,92 @@
+#include "ops/int8_gemm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <mutex>
+#include <vector>
+
+#include "ops/check.h"
+
+namespace nle::ops {
+
+Int8Weight quantize_weight_int8(const Tensor& w) {
+  check_cpu_f32("quantize_weight_int8", {&w});
+  check_rank("quantize_weight_int8", "w", w, 2);
+  const int64_t n = w.dim(0), k = w.dim(1);
+  Int8Weight out{Tensor(DType::I8, {n, k}), Tensor(DType::F32, {n}), Tensor(DType::I32, {n})};
+  const float* src = w.data<float>();
+  int8_t* q = out.q.data<int8_t>();
+  float* scale = out.scale.data<float>();
+  int32_t* sum = out.row_sum.data<int32_t>();
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < n; ++r) {
+    const float* row = src + r * k;
+    float amax = 0.f;
+    for (int64_t c = 0; c < k; ++c) amax = std::max(amax, std::fabs(row[c]));
+    const float s = amax > 0.f ? amax / 127.f : 1.f;
+    const float inv = 1.f / s;
+    int32_t total = 0;
+    for (int64_t c = 0; c < k; ++c) {
+      const float v = std::nearbyint(row[c] * inv);
+      const int8_t qv = static_cast<int8_t>(std::clamp(v, -127.f, 127.f));
+      q[r * k + c] = qv;
+      total += qv;
+    }
+    scale[r] = s;
+    sum[r] = total;
+  }
+  return out;
+}
+
+namespace {
+
+// The GEMM library's int8 product is exact only where the CPU has VNNI (a 32-bit
+// dot-product instruction); elsewhere it may saturate 16-bit pair sums. Probe once
+// with the worst case (255 · 127 in every pair) against the exact reference.
+void check_exact_int8_products() {
+  static std::once_flag once;
+  static bool exact = false;
+  std::call_once(once, [] {
+    const int64_t m = 3, n = 5, k = 64;
+    std::vector<uint8_t> a(static_cast<size_t>(m * k), 255);
+    std::vector<int8_t> b(static_cast<size_t>(n * k), 127);
+    for (int64_t i = 0; i < n * k; i += 3) b[static_cast<size_t>(i)] = -127;
+    std::vector<int32_t> fast(static_cast<size_t>(m * n)), exact_c(fast.size());
+    cpu::gemm_u8s8s32(fast.data(), a.data(), b.data(), m, n, k);
+    reference::gemm_u8s8s32(exact_c.data(), a.data(), b.data(), m, n, k);
+    exact = fast == exact_c;
+  });
+  if (!exact)
+    throw Error(
+        "compute_type int8: this CPU's 8-bit integer products are not exact (no VNNI "
+        "instructions); use compute_type float32");
+}
+
+}  // namespace
+
+void matmul_nt_int8(Tensor& y, const Tensor& x, const Int8Weight& w) {
+  check_cpu_f32("matmul_nt_int8", {&y, &x});
+  check_rank("matmul_nt_int8", "x", x, 2);
+  check_rank("matmul_nt_int8", "y", y, 2);
+  const int64_t m = x.dim(0), k = x.dim(1), n = w.out_features();
+  if (w.in_features() != k || y.dim(0) != m || y.dim(1) != n)
+    throw InvalidInputError("matmul_nt_int8: shapes x " + shape_to_string(x.shape()) + ", w " +
+                            shape_to_string(w.q.shape()) + ", y " + shape_to_string(y.shape()) +
+                            " do not fit y = x · w^T");
+  check_exact_int8_products();
+  if (m == 0) return;
+  // Per-thread scratch that grows to the largest call and is then reused.
+  thread_local std::vector<uint8_t> q;
+  thread_local std::vector<float> row_scale;
+  thread_local std::vector<int32_t> row_zero, acc;
+  q.resize(static_cast<size_t>(m * k));
+  row_scale.resize(static_cast<size_t>(m));
+  row_zero.resize(static_cast<size_t>(m));
+  acc.resize(static_cast<size_t>(m * n));
+  cpu::quantize_rows_u8(q.data(), row_scale.data(), row_zero.data(), x.data<float>(), m, k);
+  cpu::gemm_u8s8s32(acc.data(), q.data(), w.q.data<int8_t>(), m, n, k);
+  cpu::dequantize_rows(y.data<float>(), acc.data(), row_scale.data(), row_zero.data(),
+                       w.scale.data<float>(), w.row_sum.data<int32_t>(), m, n);
+}
+
+}  // namespace nle::ops

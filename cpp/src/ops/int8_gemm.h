@@ -1,0 +1,49 @@
+// Matrix products in 8-bit integers for the int8 compute type: weights quantized
+// once per output channel (symmetric int8), activations quantized per row at each
+// call (asymmetric uint8, so a row's whole range gets all 256 levels), products
+// accumulated exactly in int32, then rescaled to float32.
+#pragma once
+
+#include <cstdint>
+
+#include "nlpengine/tensor.h"
+
+namespace nle::ops {
+
+// A Linear weight w (N, K) as w[n,k] ≈ scale[n] · q[n,k], q in [-127, 127].
+struct Int8Weight {
+  Tensor q;        // I8 (N, K)
+  Tensor scale;    // F32 (N)
+  Tensor row_sum;  // I32 (N): Σ_k q[n,k], which cancels the activations' zero points
+
+  bool defined() const { return q.defined(); }
+  int64_t out_features() const { return q.dim(0); }
+  int64_t in_features() const { return q.dim(1); }
+};
+
+// Quantizes an F32 (N, K) weight. A row of zeros gets scale 1 (and stays zero).
+Int8Weight quantize_weight_int8(const Tensor& w);
+
+// y (M, N) = x (M, K) · wᵀ, x F32 quantized per row on the fly. Throws Error when
+// this CPU's int8 products are not exact (no VNNI: the GEMM library would
+// saturate 16-bit intermediate sums), found by a probe the first time it runs.
+void matmul_nt_int8(Tensor& y, const Tensor& x, const Int8Weight& w);
+
+namespace cpu {
+// x[r,k] ≈ scale[r] · (q[r,k] - zero[r]), q in [0, 255], zero in [0, 255].
+void quantize_rows_u8(uint8_t* q, float* scale, int32_t* zero, const float* x, int64_t rows,
+                      int64_t cols);
+// c (M, N) = a (M, K) · bᵀ with b stored (N, K); exact int32 sums.
+void gemm_u8s8s32(int32_t* c, const uint8_t* a, const int8_t* b, int64_t m, int64_t n, int64_t k);
+// y[r,n] = row_scale[r] · col_scale[n] · (c[r,n] - row_zero[r] · col_sum[n]).
+void dequantize_rows(float* y, const int32_t* c, const float* row_scale, const int32_t* row_zero,
+                     const float* col_scale, const int32_t* col_sum, int64_t m, int64_t n);
+}  // namespace cpu
+
+namespace reference {
+void quantize_rows_u8(uint8_t* q, float* scale, int32_t* zero, const float* x, int64_t rows,
+                      int64_t cols);
+void gemm_u8s8s32(int32_t* c, const uint8_t* a, const int8_t* b, int64_t m, int64_t n, int64_t k);
+}  // namespace reference
+
+}  // namespace nle::ops

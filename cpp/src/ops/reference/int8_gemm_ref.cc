@@ -1,0 +1,38 @@
+#include <algorithm>
+#include <cmath>
+
+#include "ops/int8_gemm.h"
+
+namespace nle::ops::reference {
+
+void quantize_rows_u8(uint8_t* q, float* scale, int32_t* zero, const float* x, int64_t rows,
+                      int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* row = x + r * cols;
+    float lo = 0.f, hi = 0.f;
+    for (int64_t c = 0; c < cols; ++c) {
+      lo = std::min(lo, row[c]);
+      hi = std::max(hi, row[c]);
+    }
+    const float s = hi > lo ? (hi - lo) / 255.f : 1.f;
+    const float inv = 1.f / s;  // as the CPU kernel computes it, so both agree exactly
+    const float z = std::clamp(std::nearbyint(-lo * inv), 0.f, 255.f);
+    for (int64_t c = 0; c < cols; ++c)
+      q[r * cols + c] =
+          static_cast<uint8_t>(std::clamp(std::nearbyint(row[c] * inv) + z, 0.f, 255.f));
+    scale[r] = s;
+    zero[r] = static_cast<int32_t>(z);
+  }
+}
+
+void gemm_u8s8s32(int32_t* c, const uint8_t* a, const int8_t* b, int64_t m, int64_t n, int64_t k) {
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t j = 0; j < n; ++j) {
+      int64_t acc = 0;
+      for (int64_t p = 0; p < k; ++p)
+        acc += static_cast<int64_t>(a[i * k + p]) * static_cast<int64_t>(b[j * k + p]);
+      c[i * n + j] = static_cast<int32_t>(acc);
+    }
+}
+
+}  // namespace nle::ops::reference

@@ -1,0 +1,129 @@
+// The int8 and bf16 matrix products of the fast compute types: the CPU kernels
+// against the exact references, and the end-to-end error of a quantized product.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "core/half.h"
+#include "ops/bf16_gemm.h"
+#include "ops/gemm.h"
+#include "ops/int8_gemm.h"
+#include "test_utils.h"
+
+namespace nle::test {
+
+namespace {
+Tensor tensor_from(const std::vector<float>& values, Shape shape) {
+  Tensor t(DType::F32, std::move(shape));
+  std::copy(values.begin(), values.end(), t.data<float>());
+  return t;
+}
+
+std::vector<float> exact_product(const std::vector<float>& x, const std::vector<float>& w, int64_t m,
+                                 int64_t n, int64_t k) {
+  std::vector<float> y(static_cast<size_t>(m * n));
+  ops::reference::gemm_f32(y.data(), x.data(), w.data(), false, true, m, n, k, k, k, n, 1.f, 0.f);
+  return y;
+}
+
+float max_abs(const std::vector<float>& v) {
+  float m = 0.f;
+  for (float x : v) m = std::max(m, std::fabs(x));
+  return m;
+}
+}  // namespace
+
+TEST(Int8GemmTest, QuantizeRowsMatchesReference) {
+  const int64_t rows = 37, cols = 300;
+  auto x = random_floats(static_cast<size_t>(rows * cols), 31, 4.f);
+  for (int64_t c = 0; c < cols; ++c) x[static_cast<size_t>(5 * cols + c)] = 0.f;     // all zeros
+  for (int64_t c = 0; c < cols; ++c) x[static_cast<size_t>(6 * cols + c)] = 1.f + c;  // all positive
+  std::vector<uint8_t> q(x.size()), q_ref(x.size());
+  std::vector<float> s(rows), s_ref(rows);
+  std::vector<int32_t> z(rows), z_ref(rows);
+  ops::cpu::quantize_rows_u8(q.data(), s.data(), z.data(), x.data(), rows, cols);
+  ops::reference::quantize_rows_u8(q_ref.data(), s_ref.data(), z_ref.data(), x.data(), rows, cols);
+  EXPECT_EQ(q, q_ref);
+  EXPECT_EQ(s, s_ref);
+  EXPECT_EQ(z, z_ref);
+  // Every value comes back within half a step, and 0 exactly.
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      const size_t i = static_cast<size_t>(r * cols + c);
+      const float back = s[static_cast<size_t>(r)] * static_cast<float>(q[i] - z[static_cast<size_t>(r)]);
+      EXPECT_LE(std::fabs(back - x[i]), 0.5001f * s[static_cast<size_t>(r)]) << r << "," << c;
+    }
+  EXPECT_EQ(z[6], 0);
+}
+
+TEST(Int8GemmTest, IntegerProductIsExact) {
+  // Extreme values in every pair: a product that saturates 16-bit sums would differ.
+  for (int64_t k : {1, 4, 63, 64, 384, 1536}) {
+    const int64_t m = 19, n = 45;
+    std::vector<uint8_t> a(static_cast<size_t>(m * k));
+    std::vector<int8_t> b(static_cast<size_t>(n * k));
+    for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<uint8_t>(i % 7 == 0 ? 3 : 255 - i % 5);
+    for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<int8_t>(i % 3 == 0 ? -127 : 127 - i % 4);
+    std::vector<int32_t> c(static_cast<size_t>(m * n)), expected(c.size());
+    ops::cpu::gemm_u8s8s32(c.data(), a.data(), b.data(), m, n, k);
+    ops::reference::gemm_u8s8s32(expected.data(), a.data(), b.data(), m, n, k);
+    EXPECT_EQ(c, expected) << "k " << k;
+  }
+}
+
+TEST(Int8GemmTest, QuantizedProductIsClose) {
+  const int64_t m = 50, n = 96, k = 384;
+  const auto x = random_floats(static_cast<size_t>(m * k), 32, 2.f);
+  auto w = random_floats(static_cast<size_t>(n * k), 33, 0.1f);
+  for (int64_t c = 0; c < k; ++c) w[static_cast<size_t>(7 * k + c)] = 0.f;  // a zero channel
+  const Tensor xt = tensor_from(x, {m, k}), wt = tensor_from(w, {n, k});
+  const ops::Int8Weight q = ops::quantize_weight_int8(wt);
+  Tensor y(DType::F32, {m, n});
+  ops::matmul_nt_int8(y, xt, q);
+  const std::vector<float> got(y.data<float>(), y.data<float>() + m * n);
+  const auto expected = exact_product(x, w, m, n, k);
+  // Two 8-bit roundings of random data: about 1% of the output's range.
+  EXPECT_LT(max_abs_diff(got, expected), 0.02f * max_abs(expected));
+  for (int64_t r = 0; r < m; ++r) EXPECT_EQ(got[static_cast<size_t>(r * n + 7)], 0.f);
+}
+
+TEST(Int8GemmTest, ShapeMismatchIsAnError) {
+  const Tensor w = tensor_from(random_floats(12, 34), {3, 4});
+  const ops::Int8Weight q = ops::quantize_weight_int8(w);
+  Tensor x(DType::F32, {2, 5}), y(DType::F32, {2, 3});
+  EXPECT_THROW(ops::matmul_nt_int8(y, x, q), InvalidInputError);
+}
+
+TEST(Bf16GemmTest, RoundsToNearestEven) {
+  const std::vector<float> in = {1.f, 1.00390625f /* halfway, even below */, 1.01171875f /* halfway, odd below */,
+                                 -2.5f, 0.f, 3.0e38f};
+  std::vector<uint16_t> out(in.size());
+  ops::cpu::float_to_bf16(out.data(), in.data(), static_cast<int64_t>(in.size()));
+  EXPECT_EQ(bf16_to_float(out[0]), 1.f);
+  EXPECT_EQ(bf16_to_float(out[1]), 1.f);
+  EXPECT_EQ(bf16_to_float(out[2]), 1.015625f);
+  EXPECT_EQ(bf16_to_float(out[3]), -2.5f);
+  EXPECT_EQ(bf16_to_float(out[4]), 0.f);
+  EXPECT_NEAR(bf16_to_float(out[5]), 3.0e38f, 3.0e38f / 128);
+}
+
+TEST(Bf16GemmTest, MatchesReference) {
+  const int64_t m = 33, n = 70, k = 384;
+  const auto x = random_floats(static_cast<size_t>(m * k), 35, 2.f);
+  const auto w = random_floats(static_cast<size_t>(n * k), 36, 0.1f);
+  const Tensor xt = tensor_from(x, {m, k});
+  const Tensor wb = ops::to_bf16(tensor_from(w, {n, k}));
+  Tensor y(DType::F32, {m, n});
+  ops::matmul_nt_bf16(y, xt, wb);
+  std::vector<uint16_t> xb(x.size());
+  ops::cpu::float_to_bf16(xb.data(), x.data(), static_cast<int64_t>(x.size()));
+  std::vector<float> expected(static_cast<size_t>(m * n));
+  ops::reference::gemm_bf16(expected.data(), xb.data(), wb.data<uint16_t>(), m, n, k);
+  const std::vector<float> got(y.data<float>(), y.data<float>() + m * n);
+  EXPECT_LT(max_abs_diff(got, expected), 1e-4f * max_abs(expected));
+  // ... and close to the float32 product: bf16 keeps 8 bits of mantissa.
+  EXPECT_LT(max_abs_diff(got, exact_product(x, w, m, n, k)), 0.02f * max_abs(expected));
+}
+
+}  // namespace nle::test

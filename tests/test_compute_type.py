@@ -1,0 +1,129 @@
+"""The fast compute types: ``nlpengine.load(path, compute_type="int8" | "bf16")``.
+
+They trade exactness for speed, so they are compared with the float32 runtime (itself
+within 1e-4 of transformers, tests/parity) with tolerances for their arithmetic:
+- int8: weights rounded to 255 levels per output channel and inputs to 256 levels per
+  row in every Linear layer; on the real all-MiniLM-L6-v2 the mean-pooled sentence
+  vectors keep a cosine of about 0.998 with float32 (tolerance here: 0.995 mean, 0.99
+  for every sentence).
+- bf16: weights and inputs rounded to 8 significant bits, float32 sums; cosine about
+  0.99998 (tolerance 0.9995).
+Task heads stay float32; generation with a quantized seq2seq model still runs the
+whole search.
+"""
+
+from __future__ import annotations
+
+import nlpengine
+import numpy as np
+import pytest
+from conftest import save_tiny_model
+from seq2seq_models import SEQ2SEQ_CONFIGS, save_seq2seq
+from tokenizers import Tokenizer
+
+#: (mean, min) cosine of mean-pooled MiniLM sentence vectors with float32.
+POOLED_COSINE = {"int8": (0.995, 0.98), "bf16": (0.9995, 0.999)}
+#: Relative error ||logits - float32 logits|| / ||float32 logits|| of tiny random models
+#: (their random weights make them far more sensitive than trained ones).
+RELATIVE_LOGIT_ERROR = {"int8": 0.1, "bf16": 0.03}
+
+SENTENCES = [
+    "The library opens at nine on weekdays and at ten on Saturdays.",
+    "Our train was delayed by forty minutes because of a signal failure near the bridge.",
+    "She planted tomatoes, basil and two rows of beans behind the garage.",
+    "Quarterly sales rose 8% while shipping costs fell for the first time in two years.",
+    "Can you send me the slides before the meeting tomorrow?",
+    "The referee stopped the match after the floodlights failed in the second half.",
+    "A thin layer of frost covered the windscreen this morning.",
+    "Thanks!",
+    "He rewrote the parser in a weekend and the build got twice as fast.",
+    "The museum's new wing shows maps drawn by sailors in the eighteenth century, "
+    "next to the instruments they used to measure the stars.",
+]
+
+
+def pooled(model, ids, mask) -> np.ndarray:
+    hidden = model.encode(ids, mask).last_hidden_state
+    vectors = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+    return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+
+def relative_error(actual, expected) -> float:
+    error = np.linalg.norm(actual - expected) / np.linalg.norm(expected)
+    print(f"relative error {error:.2e}")
+    return error
+
+
+@pytest.fixture(scope="module")
+def minilm_batch(minilm_dir):
+    tokenizer = Tokenizer.from_file(str(minilm_dir / "tokenizer.json"))
+    tokenizer.enable_padding(pad_id=0)
+    encodings = tokenizer.encode_batch(SENTENCES)
+    ids = np.array([e.ids for e in encodings], dtype=np.int64)
+    mask = np.array([e.attention_mask for e in encodings], dtype=np.int64)
+    return ids, mask
+
+
+@pytest.mark.parametrize("compute_type", ["int8", "bf16"])
+def test_minilm_sentence_vectors_stay_close(minilm_dir, minilm_batch, compute_type):
+    ids, mask = minilm_batch
+    reference = pooled(nlpengine.load(minilm_dir, threads=2), ids, mask)
+    model = nlpengine.load(minilm_dir, threads=2, compute_type=compute_type)
+    assert model.compute_type == compute_type
+    assert compute_type in repr(model)
+    cosine = (pooled(model, ids, mask) * reference).sum(axis=1)
+    mean_floor, min_floor = POOLED_COSINE[compute_type]
+    assert cosine.mean() >= mean_floor, cosine
+    assert cosine.min() >= min_floor, cosine
+    # Not float32 in disguise: the rounding is visible.
+    assert cosine.min() < 1 - 1e-7
+
+
+def test_float32_is_the_default_and_exact(minilm_dir, minilm_batch):
+    ids, mask = minilm_batch
+    default = nlpengine.load(minilm_dir, threads=1)
+    explicit = nlpengine.load(minilm_dir, threads=1, compute_type="float32")
+    assert default.compute_type == "float32"
+    np.testing.assert_array_equal(
+        default.encode(ids, mask).last_hidden_state, explicit.encode(ids, mask).last_hidden_state
+    )
+
+
+@pytest.mark.parametrize("compute_type", ["int8", "bf16"])
+def test_token_classification_head_on_quantized_encoder(tmp_path, compute_type):
+    model_dir, _ = save_tiny_model(tmp_path, "bert", head="token-classification", seed=3)
+    rng = np.random.default_rng(0)
+    ids = rng.integers(5, 90, size=(3, 11))
+    mask = np.ones_like(ids)
+    mask[1, 7:] = 0
+    reference = nlpengine.load(model_dir, threads=1).encode(ids, mask).logits
+    model = nlpengine.load(model_dir, threads=1, compute_type=compute_type)
+    logits = model.encode(ids, mask).logits
+    assert logits.shape == reference.shape
+    keep = mask.astype(bool)
+    assert relative_error(logits[keep], reference[keep]) <= RELATIVE_LOGIT_ERROR[compute_type]
+
+
+@pytest.mark.parametrize("compute_type", ["int8", "bf16"])
+@pytest.mark.parametrize("arch", ["bart", "t5"])
+def test_seq2seq_logits_and_generation(tmp_path, arch, compute_type):
+    save_seq2seq(tmp_path / arch, SEQ2SEQ_CONFIGS[arch], seed=5)
+    rng = np.random.default_rng(1)
+    ids = rng.integers(4, 90, size=(2, 9))
+    mask = np.ones_like(ids)
+    mask[0, 6:] = 0
+    decoder_ids = rng.integers(4, 90, size=(2, 5))
+    exact = nlpengine.load(tmp_path / arch, threads=1)
+    model = nlpengine.load(tmp_path / arch, threads=1, compute_type=compute_type)
+    assert model.compute_type == compute_type
+    reference = exact.forward(ids, mask, decoder_ids)
+    logits = model.forward(ids, mask, decoder_ids)
+    assert relative_error(logits, reference) <= RELATIVE_LOGIT_ERROR[compute_type]
+    out = model.generate(ids, mask, num_beams=2, min_new_tokens=4, max_new_tokens=6)
+    assert out.sequences.shape[0] == 2
+    assert np.isfinite(out.scores).all()
+
+
+def test_unknown_compute_type_is_a_clear_error(minilm_dir):
+    with pytest.raises(ValueError, match="compute_type must be one of 'float32', 'int8', 'bf16'"):
+        nlpengine.load(minilm_dir, compute_type="fp8")
