@@ -62,6 +62,8 @@ def _as_ids(name: str, array, reference_shape=None) -> np.ndarray:
 
 #: What ``load(..., compute_type=...)`` accepts.
 COMPUTE_TYPES = ("float32", "int8", "bf16")
+#: The environment variable that gives ``load`` its compute type when none is passed.
+COMPUTE_TYPE_VARIABLE = "NLPENGINE_COMPUTE_TYPE"
 
 
 class EncoderModel:
@@ -235,7 +237,7 @@ def load(
     path: str | os.PathLike,
     threads: int | None = None,
     adapter: str | os.PathLike | None = None,
-    compute_type: str = "float32",
+    compute_type: str | None = None,
 ) -> EncoderModel | Seq2SeqModel:
     """Load a model directory in Hugging Face layout (config.json, model.safetensors).
 
@@ -243,11 +245,12 @@ def load(
     ``adapter``: a PEFT LoRA adapter directory (adapter_config.json,
     adapter_model.safetensors) merged into the weights at load; the untouched
     weights stay memory-mapped, so several adapters over one base share its pages.
-    ``compute_type``: the arithmetic of the Linear layers. "float32" (default) is
-    exact; "int8" quantizes their weights per output channel at load and their inputs
-    per row at each call, with exact int32 sums (needs a CPU with VNNI); "bf16" rounds
-    weights and inputs to bfloat16 and sums in float32. Attention, norms and task
-    heads stay float32.
+    ``compute_type``: the arithmetic of the Linear layers (None: the environment
+    variable ``NLPENGINE_COMPUTE_TYPE``, which ``engine run --compute-type`` sets, else
+    "float32"). "float32" is exact; "int8" quantizes their weights per output channel
+    at load and their inputs per row at each call, with exact int32 sums (needs a CPU
+    with VNNI); "bf16" rounds weights and inputs to bfloat16 and sums in float32.
+    Attention, norms and task heads stay float32.
     ``path`` may itself be an adapter directory (adapter_config.json and no model
     weights): its base is then found with :func:`resolve_adapter`.
     An encoder-decoder directory (model_type bart, t5 or marian) gives a
@@ -257,10 +260,13 @@ def load(
     """
     if threads is not None and (not isinstance(threads, int) or threads < 1):
         raise ValueError(f"threads must be a positive integer or None, got {threads!r}")
+    source = "compute_type"
+    if compute_type is None:
+        compute_type = os.environ.get(COMPUTE_TYPE_VARIABLE) or "float32"
+        source = COMPUTE_TYPE_VARIABLE
     if compute_type not in COMPUTE_TYPES:
         raise ValueError(
-            f"compute_type must be one of {', '.join(map(repr, COMPUTE_TYPES))}, "
-            f"got {compute_type!r}"
+            f"{source} must be one of {', '.join(map(repr, COMPUTE_TYPES))}, got {compute_type!r}"
         )
     path = os.fspath(path)
     if _is_adapter_dir(path):

@@ -353,6 +353,36 @@ def test_classification_run_and_pairs(tmp_path, sentiment_model_dir):  # noqa: F
         assert abs(sum(x["score"] for x in r["labels"]) - 1.0) < 1e-5
 
 
+def test_compute_type_reaches_every_model_the_command_loads(
+    tmp_path,
+    sentiment_model_dir,  # noqa: F811
+    monkeypatch,
+):
+    texts = ["I loved every minute of it.", "Terrible service.", "Fine."]
+    src = write_jsonl(tmp_path / "reviews.jsonl", [{"text": t} for t in texts])
+    scores = {}
+    for compute_type in ("int8", "float32"):
+        out = tmp_path / f"{compute_type}.jsonl"
+        engine("run", "--task", "classification", "--model", sentiment_model_dir,
+               "--input", src, "--output", out, "--top-k", "0",
+               "--compute-type", compute_type)  # fmt: skip
+        result = [r["labels"] for r in read_jsonl(out)]
+        monkeypatch.setenv("NLPENGINE_COMPUTE_TYPE", compute_type)
+        pipe = nlpengine.pipeline("classification", model=sentiment_model_dir, top_k=0)
+        assert result == json.loads(json.dumps(pipe(texts))), compute_type
+        scores[compute_type] = [x["score"] for r in result for x in r]
+    assert scores["int8"] != scores["float32"]  # the int8 model really ran
+    assert max(abs(a - b) for a, b in zip(*scores.values(), strict=True)) < 0.05
+
+    monkeypatch.setenv("NLPENGINE_COMPUTE_TYPE", "fp8")
+    with pytest.raises(ValueError, match="NLPENGINE_COMPUTE_TYPE must be one of"):
+        nlpengine.load(sentiment_model_dir)
+    proc = engine("run", "--task", "classification", "--model", sentiment_model_dir,
+                  "--input", src, "--output", tmp_path / "x.jsonl", "--compute-type", "fp8",
+                  check=False)  # fmt: skip
+    assert proc.returncode == 2 and "'fp8' is not one of" in proc.stderr
+
+
 def test_eval_ner_and_classification(tmp_path, ner_model_dir, sentiment_model_dir):  # noqa: F811
     gold = tmp_path / "gold.conll"
     gold.write_text(

@@ -11,6 +11,7 @@ import click
 import numpy as np
 
 import nlpengine
+from nlpengine.cli.options import compute_type_option
 from nlpengine.models import default_encoder_dir
 from nlpengine.tokenization import load_tokenizer
 
@@ -58,6 +59,7 @@ def _read_texts(path: Path, text_field: str):
 @click.option("--text-field", default="text", show_default=True, help="Field of .jsonl records.")
 @click.option("--batch-size", default=32, show_default=True, type=click.IntRange(min=1))
 @click.option("--threads", default=None, type=click.IntRange(min=1), help="[default: all cores]")
+@compute_type_option
 @click.option(
     "--normalize/--no-normalize",
     default=True,

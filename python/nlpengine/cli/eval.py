@@ -11,6 +11,7 @@ import nlpengine
 from nlpengine.cli.options import (
     TASK_OPTIONS_CONTEXT,
     batch_size_option,
+    compute_type_option,
     model_option,
     parse_task_options,
     resolve_task,
@@ -41,6 +42,7 @@ from nlpengine.io import InputError
 @click.option("--json", "as_json", is_flag=True, help="Print the metrics as JSON.")
 @batch_size_option
 @threads_option
+@compute_type_option
 @click.pass_context
 def eval_command(ctx, task_name, model_dir, data_path, output_path, as_json, batch_size, threads):
     """Score a model on gold data with the task's metrics.

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import click
 
 from nlpengine.plugins import UnknownTaskError, get_registry
+from nlpengine.runtime import COMPUTE_TYPE_VARIABLE, COMPUTE_TYPES
 from nlpengine.tasks import TaskSpec
 
 task_option = click.option(
@@ -38,6 +40,25 @@ threads_option = click.option(
     type=click.IntRange(min=1),
     envvar="NLPENGINE_THREADS",
     help="Runtime threads [default: all cores].",
+)
+
+
+def _set_compute_type(ctx, param, value):
+    # Every model the command loads (through any task plugin) reads it from there.
+    if value is not None:
+        os.environ[COMPUTE_TYPE_VARIABLE] = value
+    return value
+
+
+compute_type_option = click.option(
+    "--compute-type",
+    type=click.Choice(COMPUTE_TYPES),
+    default=None,
+    envvar=COMPUTE_TYPE_VARIABLE,
+    expose_value=False,
+    callback=_set_compute_type,
+    help="Arithmetic of the runtime's Linear layers: float32 (exact), or the faster "
+    "int8 (needs VNNI) or bf16 [default: float32].",
 )
 
 # Lets a command accept the options of whichever task --task names.

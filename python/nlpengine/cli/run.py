@@ -10,6 +10,7 @@ import nlpengine
 from nlpengine.cli.options import (
     TASK_OPTIONS_CONTEXT,
     batch_size_option,
+    compute_type_option,
     model_option,
     parse_task_options,
     resolve_task,
@@ -59,6 +60,7 @@ from nlpengine.runner import run_job
 )
 @batch_size_option
 @threads_option
+@compute_type_option
 @click.option("--resume", is_flag=True, help="Continue an interrupted run of the same job.")
 @click.option(
     "--on-error",
