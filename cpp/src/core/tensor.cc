@@ -4,6 +4,7 @@
 #include <cstring>
 #include <limits>
 
+#include "core/buffer_pool.h"
 #include "core/half.h"
 
 namespace nle {
@@ -33,10 +34,11 @@ Tensor::Tensor(DType dtype, Shape shape, Device device)
   // empty tensors still have a valid pointer.
   size_t bytes = (nbytes() + 63) / 64 * 64;
   if (bytes == 0) bytes = 64;
-  void* p = std::aligned_alloc(64, bytes);
+  void* p = pool_allocate(bytes);
   if (!p) throw Error("Tensor: out of memory allocating " + std::to_string(bytes) + " bytes");
   data_ = p;
-  owner_ = std::shared_ptr<const void>(p, [](const void* q) { std::free(const_cast<void*>(q)); });
+  owner_ = std::shared_ptr<const void>(
+      p, [bytes](const void* q) { pool_release(const_cast<void*>(q), bytes); });
 }
 
 Tensor Tensor::view(DType dtype, Shape shape, const void* data, std::shared_ptr<const void> owner,

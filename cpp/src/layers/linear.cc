@@ -7,6 +7,12 @@
 
 namespace nle {
 
+namespace {
+// Up to this many rows a product uses the packed weight (measured on MiniLM, 1 thread:
+// batch-1 latency 14% lower packed; 2,000-row batches 5% slower packed).
+constexpr int64_t kPackedRows = 64;
+}  // namespace
+
 Linear::Linear(const Weights& weights, const std::string& scope, int64_t out_features,
                int64_t in_features, bool has_bias)
     : weight_(weights.require(scope + ".weight", {out_features, in_features})) {
@@ -23,11 +29,16 @@ void Linear::convert(ComputeType compute_type) {
   out_features_ = weight_.dim(0);
   in_features_ = weight_.dim(1);
   compute_type_ = compute_type;
-  if (compute_type == ComputeType::Int8) {
-    int8_ = ops::quantize_weight_int8(weight_);
-    weight_ = Tensor();
-  } else if (compute_type == ComputeType::BFloat16) {
-    weight_ = ops::to_bf16(weight_);
+  switch (compute_type) {
+    case ComputeType::Float32:
+      break;
+    case ComputeType::Int8:
+      int8_ = ops::quantize_weight_int8(weight_, /*pack=*/true);
+      weight_ = Tensor();
+      break;
+    case ComputeType::BFloat16:
+      weight_ = ops::to_bf16(weight_);
+      break;
   }
 }
 
@@ -38,21 +49,36 @@ Linear Linear::fused(const Weights& weights, const std::vector<std::string>& sco
   fused.weight_ = Tensor(DType::F32, {parts * out_features_each, in_features});
   if (has_bias) fused.bias_ = Tensor(DType::F32, {parts * out_features_each});
   for (int64_t p = 0; p < parts; ++p) {
-    const Linear part(weights.with_compute_type(ComputeType::Float32), scopes[p], out_features_each, in_features, has_bias);
-    std::memcpy(fused.weight_.data<float>() + p * out_features_each * in_features,
-                part.weight_.data<float>(), part.weight_.nbytes());
-    if (has_bias)
-      std::memcpy(fused.bias_.data<float>() + p * out_features_each, part.bias_.data<float>(),
-                  part.bias_.nbytes());
+    const Tensor w = weights.require(scopes[p] + ".weight", {out_features_each, in_features});
+    std::memcpy(fused.weight_.data<float>() + p * out_features_each * in_features, w.data<float>(),
+                w.nbytes());
+    if (has_bias) {
+      const Tensor b = weights.require(scopes[p] + ".bias", {out_features_each});
+      std::memcpy(fused.bias_.data<float>() + p * out_features_each, b.data<float>(), b.nbytes());
+    }
   }
   fused.convert(weights.compute_type());
   return fused;
 }
 
+const ops::PackedWeight& Linear::packed_f32() const {
+  std::call_once(packed_->once, [this] { packed_->weight = ops::pack_weight_f32(weight_); });
+  return packed_->weight;
+}
+
 void Linear::operator()(Tensor& y, const Tensor& x, ops::Activation act) const {
   switch (compute_type_) {
-    case ComputeType::Float32: ops::matmul_nt(y, x, weight_); break;
-    case ComputeType::Int8: ops::matmul_nt_int8(y, x, int8_); break;
+    case ComputeType::Float32:
+      if (x.rank() == 2 && x.dim(0) <= kPackedRows)
+        ops::matmul_nt_packed(y, x, packed_f32());
+      else
+        ops::matmul_nt(y, x, weight_);
+      break;
+    case ComputeType::Int8:
+      // The bias is added while the int32 sums are rescaled: one pass over y fewer.
+      ops::matmul_nt_int8(y, x, int8_, bias_.defined() ? &bias_ : nullptr);
+      if (act != ops::Activation::None) ops::bias_activation(y, nullptr, act);
+      return;
     case ComputeType::BFloat16: ops::matmul_nt_bf16(y, x, weight_); break;
   }
   if (bias_.defined() || act != ops::Activation::None)

@@ -1,5 +1,7 @@
 #pragma once
 
+#include <memory>
+#include <mutex>
 #include <string>
 #include <vector>
 
@@ -7,6 +9,7 @@
 #include "nlpengine/compute_type.h"
 #include "ops/activation.h"
 #include "ops/int8_gemm.h"
+#include "ops/packed_gemm.h"
 
 namespace nle {
 
@@ -33,11 +36,21 @@ class Linear {
   ComputeType compute_type() const { return compute_type_; }
 
  private:
-  // Converts weight_ for compute_type_ (int8 or bf16), then drops the float copy.
+  // Converts weight_ for compute_type_ (packed int8 or bf16).
   void convert(ComputeType compute_type);
 
-  Tensor weight_;       // F32, or BF16 for the bf16 compute type; undefined for int8
-  ops::Int8Weight int8_;  // for the int8 compute type
+  // The float32 weight in the GEMM library's layout, made on the first call with few
+  // rows (where re-packing per call costs most; with many rows the plain product is
+  // as fast), so loading stays a memory map.
+  struct LazyPacked {
+    std::once_flag once;
+    ops::PackedWeight weight;
+  };
+  const ops::PackedWeight& packed_f32() const;
+
+  Tensor weight_;  // F32 (BF16 for the bf16 compute type); undefined for int8
+  std::shared_ptr<LazyPacked> packed_ = std::make_shared<LazyPacked>();
+  ops::Int8Weight int8_;      // for the int8 compute type (packed too)
   Tensor bias_;
   int64_t out_features_ = 0;
   int64_t in_features_ = 0;

@@ -9,11 +9,16 @@
 
 namespace nle::ops {
 
-Int8Weight quantize_weight_int8(const Tensor& w) {
+Int8Weight quantize_weight_int8(const Tensor& w, bool pack) {
   check_cpu_f32("quantize_weight_int8", {&w});
   check_rank("quantize_weight_int8", "w", w, 2);
   const int64_t n = w.dim(0), k = w.dim(1);
-  Int8Weight out{Tensor(DType::I8, {n, k}), Tensor(DType::F32, {n}), Tensor(DType::I32, {n})};
+  Int8Weight out;
+  out.q = Tensor(DType::I8, {n, k});
+  out.scale = Tensor(DType::F32, {n});
+  out.row_sum = Tensor(DType::I32, {n});
+  out.out_features = n;
+  out.in_features = k;
   const float* src = w.data<float>();
   int8_t* q = out.q.data<int8_t>();
   float* scale = out.scale.data<float>();
@@ -34,6 +39,10 @@ Int8Weight quantize_weight_int8(const Tensor& w) {
     }
     scale[r] = s;
     sum[r] = total;
+  }
+  if (pack) {
+    out.packed = pack_weight_s8(out.q);
+    out.q = Tensor();
   }
   return out;
 }
@@ -64,15 +73,21 @@ void check_exact_int8_products() {
 
 }  // namespace
 
-void matmul_nt_int8(Tensor& y, const Tensor& x, const Int8Weight& w) {
+void matmul_nt_int8(Tensor& y, const Tensor& x, const Int8Weight& w, const Tensor* bias) {
   check_cpu_f32("matmul_nt_int8", {&y, &x});
   check_rank("matmul_nt_int8", "x", x, 2);
   check_rank("matmul_nt_int8", "y", y, 2);
-  const int64_t m = x.dim(0), k = x.dim(1), n = w.out_features();
-  if (w.in_features() != k || y.dim(0) != m || y.dim(1) != n)
-    throw InvalidInputError("matmul_nt_int8: shapes x " + shape_to_string(x.shape()) + ", w " +
-                            shape_to_string(w.q.shape()) + ", y " + shape_to_string(y.shape()) +
-                            " do not fit y = x · w^T");
+  const int64_t m = x.dim(0), k = x.dim(1), n = w.out_features;
+  if (w.in_features != k || y.dim(0) != m || y.dim(1) != n)
+    throw InvalidInputError("matmul_nt_int8: shapes x " + shape_to_string(x.shape()) + ", w (" +
+                            std::to_string(n) + ", " + std::to_string(w.in_features) + "), y " +
+                            shape_to_string(y.shape()) + " do not fit y = x · w^T");
+  if (bias) {
+    check_cpu_f32("matmul_nt_int8", {bias});
+    if (bias->numel() != n)
+      throw InvalidInputError("matmul_nt_int8: bias " + shape_to_string(bias->shape()) +
+                              " does not fit " + std::to_string(n) + " outputs");
+  }
   check_exact_int8_products();
   if (m == 0) return;
   // Per-thread scratch that grows to the largest call and is then reused.
@@ -84,9 +99,13 @@ void matmul_nt_int8(Tensor& y, const Tensor& x, const Int8Weight& w) {
   row_zero.resize(static_cast<size_t>(m));
   acc.resize(static_cast<size_t>(m * n));
   cpu::quantize_rows_u8(q.data(), row_scale.data(), row_zero.data(), x.data<float>(), m, k);
-  cpu::gemm_u8s8s32(acc.data(), q.data(), w.q.data<int8_t>(), m, n, k);
+  if (w.packed.defined())
+    cpu::gemm_u8s8s32_packed(acc.data(), q.data(), w.packed.data.get(), m, n, k);
+  else
+    cpu::gemm_u8s8s32(acc.data(), q.data(), w.q.data<int8_t>(), m, n, k);
   cpu::dequantize_rows(y.data<float>(), acc.data(), row_scale.data(), row_zero.data(),
-                       w.scale.data<float>(), w.row_sum.data<int32_t>(), m, n);
+                       w.scale.data<float>(), w.row_sum.data<int32_t>(),
+                       bias ? bias->data<float>() : nullptr, m, n);
 }
 
 }  // namespace nle::ops

@@ -7,27 +7,28 @@
 #include <cstdint>
 
 #include "nlpengine/tensor.h"
+#include "ops/packed_gemm.h"
 
 namespace nle::ops {
 
 // A Linear weight w (N, K) as w[n,k] ≈ scale[n] · q[n,k], q in [-127, 127].
 struct Int8Weight {
-  Tensor q;        // I8 (N, K)
-  Tensor scale;    // F32 (N)
-  Tensor row_sum;  // I32 (N): Σ_k q[n,k], which cancels the activations' zero points
-
-  bool defined() const { return q.defined(); }
-  int64_t out_features() const { return q.dim(0); }
-  int64_t in_features() const { return q.dim(1); }
+  Tensor q;             // I8 (N, K); undefined once packed
+  PackedWeight packed;  // q in the GEMM library's layout, when packed
+  Tensor scale;         // F32 (N)
+  Tensor row_sum;       // I32 (N): Σ_k q[n,k], which cancels the activations' zero points
+  int64_t out_features = 0;
+  int64_t in_features = 0;
 };
 
 // Quantizes an F32 (N, K) weight. A row of zeros gets scale 1 (and stays zero).
-Int8Weight quantize_weight_int8(const Tensor& w);
+// With pack, q is packed for the GEMM library (and the plain copy dropped).
+Int8Weight quantize_weight_int8(const Tensor& w, bool pack = false);
 
-// y (M, N) = x (M, K) · wᵀ, x F32 quantized per row on the fly. Throws Error when
+// y (M, N) = x (M, K) · wᵀ (+ bias (N) when given), x F32 quantized per row on the fly. Throws Error when
 // this CPU's int8 products are not exact (no VNNI: the GEMM library would
 // saturate 16-bit intermediate sums), found by a probe the first time it runs.
-void matmul_nt_int8(Tensor& y, const Tensor& x, const Int8Weight& w);
+void matmul_nt_int8(Tensor& y, const Tensor& x, const Int8Weight& w, const Tensor* bias = nullptr);
 
 namespace cpu {
 // x[r,k] ≈ scale[r] · (q[r,k] - zero[r]), q in [0, 255], zero in [0, 255].
@@ -35,9 +36,10 @@ void quantize_rows_u8(uint8_t* q, float* scale, int32_t* zero, const float* x, i
                       int64_t cols);
 // c (M, N) = a (M, K) · bᵀ with b stored (N, K); exact int32 sums.
 void gemm_u8s8s32(int32_t* c, const uint8_t* a, const int8_t* b, int64_t m, int64_t n, int64_t k);
-// y[r,n] = row_scale[r] · col_scale[n] · (c[r,n] - row_zero[r] · col_sum[n]).
+// y[r,n] = row_scale[r] · col_scale[n] · (c[r,n] - row_zero[r] · col_sum[n]) (+ bias[n]).
 void dequantize_rows(float* y, const int32_t* c, const float* row_scale, const int32_t* row_zero,
-                     const float* col_scale, const int32_t* col_sum, int64_t m, int64_t n);
+                     const float* col_scale, const int32_t* col_sum, const float* bias, int64_t m,
+                     int64_t n);
 }  // namespace cpu
 
 namespace reference {

@@ -10,6 +10,8 @@ namespace nle::ops::cpu {
 
 namespace {
 
+// VML's low-accuracy mode (within 4 ulp) is used throughout: far inside the runtime's
+// 1e-4 parity, and cheaper than the high-accuracy one.
 // Rows are processed in blocks so that MKL's vector math works on long arrays
 // while the block stays in cache.
 constexpr int64_t kBlockElements = 16384;
@@ -21,14 +23,14 @@ void activate_block(float* x, float* scratch, MKL_INT n, Activation act) {
     case Activation::GeluErf: {
       const float inv_sqrt2 = 0.70710678118654752440f;
       for (MKL_INT i = 0; i < n; ++i) scratch[i] = x[i] * inv_sqrt2;
-      vmsErf(n, scratch, scratch, VML_HA);
+      vmsErf(n, scratch, scratch, VML_LA);
       for (MKL_INT i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.f + scratch[i]);
       return;
     }
     case Activation::GeluTanh: {
       const float k = 0.79788456080286535588f;  // sqrt(2 / pi)
       for (MKL_INT i = 0; i < n; ++i) scratch[i] = k * (x[i] + 0.044715f * x[i] * x[i] * x[i]);
-      vmsTanh(n, scratch, scratch, VML_HA);
+      vmsTanh(n, scratch, scratch, VML_LA);
       for (MKL_INT i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.f + scratch[i]);
       return;
     }
@@ -36,7 +38,7 @@ void activate_block(float* x, float* scratch, MKL_INT n, Activation act) {
     case Activation::Silu: {
       const float a = act == Activation::QuickGelu ? -1.702f : -1.f;
       for (MKL_INT i = 0; i < n; ++i) scratch[i] = a * x[i];
-      vmsExp(n, scratch, scratch, VML_HA);
+      vmsExp(n, scratch, scratch, VML_LA);
       for (MKL_INT i = 0; i < n; ++i) x[i] = x[i] / (1.f + scratch[i]);
       return;
     }
@@ -44,7 +46,7 @@ void activate_block(float* x, float* scratch, MKL_INT n, Activation act) {
       for (MKL_INT i = 0; i < n; ++i) x[i] = x[i] > 0.f ? x[i] : 0.f;
       return;
     case Activation::Tanh:
-      vmsTanh(n, x, x, VML_HA);
+      vmsTanh(n, x, x, VML_LA);
       return;
   }
 }

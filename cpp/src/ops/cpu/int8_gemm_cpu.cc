@@ -7,24 +7,37 @@
 
 namespace nle::ops::cpu {
 
+namespace {
+// Rounds to the nearest integer, ties to even, for 0 <= v < 2^22: adding 1.5 · 2^23
+// leaves no fraction bits. Written this way the loops below vectorise.
+inline float round_small(float v) {
+  constexpr float kMagic = 12582912.f;
+  return (v + kMagic) - kMagic;
+}
+}  // namespace
+
 void quantize_rows_u8(uint8_t* q, float* scale, int32_t* zero, const float* x, int64_t rows,
                       int64_t cols) {
 #pragma omp parallel for schedule(static) if (rows * cols > 16384)
   for (int64_t r = 0; r < rows; ++r) {
-    const float* row = x + r * cols;
+    const float* __restrict row = x + r * cols;
     float lo = 0.f, hi = 0.f;  // the range always holds 0, so 0 is exact
 #pragma omp simd reduction(min : lo) reduction(max : hi)
     for (int64_t c = 0; c < cols; ++c) {
-      lo = std::min(lo, row[c]);
-      hi = std::max(hi, row[c]);
+      lo = row[c] < lo ? row[c] : lo;
+      hi = row[c] > hi ? row[c] : hi;
     }
     const float s = hi > lo ? (hi - lo) / 255.f : 1.f;
     const float inv = 1.f / s;
-    const float z = std::clamp(std::nearbyint(-lo * inv), 0.f, 255.f);
-    uint8_t* out = q + r * cols;
+    const float z = std::min(std::max(std::nearbyint(-lo * inv), 0.f), 255.f);
+    uint8_t* __restrict out = q + r * cols;
 #pragma omp simd
-    for (int64_t c = 0; c < cols; ++c)
-      out[c] = static_cast<uint8_t>(std::clamp(std::nearbyint(row[c] * inv) + z, 0.f, 255.f));
+    for (int64_t c = 0; c < cols; ++c) {
+      float v = row[c] * inv + z;
+      v = v < 0.f ? 0.f : v;
+      v = v > 255.f ? 255.f : v;
+      out[c] = static_cast<uint8_t>(static_cast<int32_t>(round_small(v)));
+    }
     scale[r] = s;
     zero[r] = static_cast<int32_t>(z);
   }
@@ -41,16 +54,24 @@ void gemm_u8s8s32(int32_t* c, const uint8_t* a, const int8_t* b, int64_t m, int6
 }
 
 void dequantize_rows(float* y, const int32_t* c, const float* row_scale, const int32_t* row_zero,
-                     const float* col_scale, const int32_t* col_sum, int64_t m, int64_t n) {
+                     const float* col_scale, const int32_t* col_sum, const float* bias, int64_t m,
+                     int64_t n) {
 #pragma omp parallel for schedule(static) if (m * n > 16384)
   for (int64_t r = 0; r < m; ++r) {
     const float s = row_scale[r];
     const int32_t z = row_zero[r];
-    const int32_t* cr = c + r * n;
-    float* yr = y + r * n;
+    const int32_t* __restrict cr = c + r * n;
+    const float* __restrict cs = col_scale;
+    const int32_t* __restrict sums = col_sum;
+    float* __restrict yr = y + r * n;
+    if (bias) {
+      const float* __restrict b = bias;
 #pragma omp simd
-    for (int64_t j = 0; j < n; ++j)
-      yr[j] = s * col_scale[j] * static_cast<float>(cr[j] - z * col_sum[j]);
+      for (int64_t j = 0; j < n; ++j) yr[j] = s * cs[j] * static_cast<float>(cr[j] - z * sums[j]) + b[j];
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) yr[j] = s * cs[j] * static_cast<float>(cr[j] - z * sums[j]);
+    }
   }
 }
 

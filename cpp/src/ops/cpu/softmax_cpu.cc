@@ -10,9 +10,12 @@ namespace nle::ops::cpu {
 
 void softmax_row_f32(float* x, int64_t cols) {
   float max_v = -std::numeric_limits<float>::infinity();
-  for (int64_t c = 0; c < cols; ++c) max_v = std::max(max_v, x[c]);
+#pragma omp simd reduction(max : max_v)
+  for (int64_t c = 0; c < cols; ++c) max_v = x[c] > max_v ? x[c] : max_v;  // vectorises
+#pragma omp simd
   for (int64_t c = 0; c < cols; ++c) x[c] -= max_v;
-  vmsExp(static_cast<MKL_INT>(cols), x, x, VML_HA);
+  // VML's low-accuracy mode is still within 4 ulp, far inside the runtime's 1e-4 parity.
+  vmsExp(static_cast<MKL_INT>(cols), x, x, VML_LA);
   float sum = 0.f;
 #pragma omp simd reduction(+ : sum)
   for (int64_t c = 0; c < cols; ++c) sum += x[c];

@@ -17,9 +17,8 @@ void quantize_rows_u8(uint8_t* q, float* scale, int32_t* zero, const float* x, i
     const float s = hi > lo ? (hi - lo) / 255.f : 1.f;
     const float inv = 1.f / s;  // as the CPU kernel computes it, so both agree exactly
     const float z = std::clamp(std::nearbyint(-lo * inv), 0.f, 255.f);
-    for (int64_t c = 0; c < cols; ++c)
-      q[r * cols + c] =
-          static_cast<uint8_t>(std::clamp(std::nearbyint(row[c] * inv) + z, 0.f, 255.f));
+    for (int64_t c = 0; c < cols; ++c)  // round half to even (the default rounding mode)
+      q[r * cols + c] = static_cast<uint8_t>(std::nearbyint(std::clamp(row[c] * inv + z, 0.f, 255.f)));
     scale[r] = s;
     zero[r] = static_cast<int32_t>(z);
   }

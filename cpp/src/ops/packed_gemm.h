@@ -1,0 +1,38 @@
+// Weights packed once, at load, into the GEMM library's internal layout, so that
+// no call spends time re-packing them (most felt with few rows: a short sentence,
+// a decoder step).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+
+#include "nlpengine/tensor.h"
+
+namespace nle::ops {
+
+// A (N, K) weight w for products x (M, K) · wᵀ with any M.
+struct PackedWeight {
+  std::shared_ptr<void> data;  // the library's buffer (freed with it)
+  int64_t out_features = 0;    // N
+  int64_t in_features = 0;     // K
+
+  bool defined() const { return data != nullptr; }
+};
+
+// Packs an F32 (N, K) weight.
+PackedWeight pack_weight_f32(const Tensor& w);
+// Packs an I8 (N, K) weight for the int8 product (ops/int8_gemm.h).
+PackedWeight pack_weight_s8(const Tensor& q);
+
+// y (M, N) = x (M, K) · wᵀ, F32.
+void matmul_nt_packed(Tensor& y, const Tensor& x, const PackedWeight& w);
+
+namespace cpu {
+// c (M, N) = a (M, K) · bᵀ with b packed by pack_weight_f32.
+void gemm_f32_packed(float* c, const float* a, const void* packed_b, int64_t m, int64_t n, int64_t k);
+// c (M, N) = a (M, K) · bᵀ in exact int32 with b packed by pack_weight_s8.
+void gemm_u8s8s32_packed(int32_t* c, const uint8_t* a, const void* packed_b, int64_t m, int64_t n,
+                         int64_t k);
+}  // namespace cpu
+
+}  // namespace nle::ops
