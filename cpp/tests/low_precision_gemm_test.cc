@@ -3,12 +3,15 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstring>
 #include <vector>
 
 #include "core/half.h"
 #include "ops/bf16_gemm.h"
 #include "ops/gemm.h"
+#include "core/buffer_pool.h"
 #include "ops/int8_gemm.h"
+#include "ops/packed_gemm.h"
 #include "test_utils.h"
 
 namespace nle::test {
@@ -124,6 +127,53 @@ TEST(Bf16GemmTest, MatchesReference) {
   EXPECT_LT(max_abs_diff(got, expected), 1e-4f * max_abs(expected));
   // ... and close to the float32 product: bf16 keeps 8 bits of mantissa.
   EXPECT_LT(max_abs_diff(got, exact_product(x, w, m, n, k)), 0.02f * max_abs(expected));
+}
+
+TEST(PackedGemmTest, FloatMatchesReferenceForAnyRowCount) {
+  const int64_t n = 70, k = 96;
+  const auto w = random_floats(static_cast<size_t>(n * k), 37, 0.3f);
+  const ops::PackedWeight packed = ops::pack_weight_f32(tensor_from(w, {n, k}));
+  for (int64_t m : {1, 5, 64, 301}) {
+    const auto x = random_floats(static_cast<size_t>(m * k), 38 + static_cast<uint32_t>(m));
+    Tensor y(DType::F32, {m, n});
+    ops::matmul_nt_packed(y, tensor_from(x, {m, k}), packed);
+    const std::vector<float> got(y.data<float>(), y.data<float>() + m * n);
+    EXPECT_LT(max_abs_diff(got, exact_product(x, w, m, n, k)), 1e-4f) << "m " << m;
+  }
+}
+
+TEST(PackedGemmTest, Int8PackedEqualsUnpacked) {
+  const int64_t n = 45, k = 200;
+  const Tensor w = tensor_from(random_floats(static_cast<size_t>(n * k), 39, 0.2f), {n, k});
+  const ops::Int8Weight plain = ops::quantize_weight_int8(w, /*pack=*/false);
+  const ops::Int8Weight packed = ops::quantize_weight_int8(w, /*pack=*/true);
+  EXPECT_FALSE(packed.q.defined());
+  const Tensor bias = tensor_from(random_floats(static_cast<size_t>(n), 40), {n});
+  for (int64_t m : {1, 17, 130}) {
+    const Tensor x = tensor_from(random_floats(static_cast<size_t>(m * k), 41, 3.f), {m, k});
+    Tensor a(DType::F32, {m, n}), b(DType::F32, {m, n});
+    ops::matmul_nt_int8(a, x, plain, &bias);
+    ops::matmul_nt_int8(b, x, packed, &bias);
+    EXPECT_EQ(0, std::memcmp(a.data<float>(), b.data<float>(), a.nbytes())) << "m " << m;
+  }
+}
+
+TEST(BufferPoolTest, ReusesReleasedBuffers) {
+  const size_t bytes = 3u << 20;
+  void* a = pool_allocate(bytes);
+  ASSERT_NE(a, nullptr);
+  std::memset(a, 1, bytes);
+  pool_release(a, bytes);
+  void* b = pool_allocate(bytes - 100);  // the same size class
+  EXPECT_EQ(a, b);
+  void* c = pool_allocate(bytes);  // nothing cached now: a new buffer
+  EXPECT_NE(b, c);
+  pool_release(b, bytes - 100);
+  pool_release(c, bytes);
+  void* small = pool_allocate(100);
+  ASSERT_NE(small, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(small) % 64, 0u);
+  pool_release(small, 100);
 }
 
 }  // namespace nle::test
