@@ -71,6 +71,44 @@ TEST(GatheredAttentionTest, MatchesReferenceWithBiasAndEmptyLists) {
   }
 }
 
+TEST(GatheredAttentionTest, QueriesSharingContiguousKeysMatchReference) {
+  // Cross-attention's layout: the beams of one source read the same block of rows.
+  const int64_t heads = 2, head_dim = 8, width = heads * head_dim, key_rows_total = 40;
+  const auto q = random_floats(static_cast<size_t>(7 * width), 28, 2.f);
+  const auto kv = random_floats(static_cast<size_t>(key_rows_total * 2 * width), 29, 2.f);
+  std::vector<int64_t> offsets = {0}, rows;
+  auto add = [&](std::vector<int64_t> r) {
+    rows.insert(rows.end(), r.begin(), r.end());
+    offsets.push_back(static_cast<int64_t>(rows.size()));
+  };
+  for (int b = 0; b < 3; ++b) add({10, 11, 12, 13, 14, 15});  // a group of 3
+  add({10, 11, 12, 13, 14});                                // same start, fewer keys
+  add({20, 21, 22, 23, 24, 25});                            // another block
+  add({20, 21, 22, 23, 24, 25});
+  add({5, 7, 6, 8, 9, 30});  // scattered
+  const auto bias = random_floats(static_cast<size_t>(heads * 6), 30);
+  ops::GatheredAttention a;
+  a.q = q.data();
+  a.ld_q = width;
+  a.num_queries = 7;
+  a.k = kv.data();
+  a.v = kv.data() + width;
+  a.ld_kv = 2 * width;
+  a.key_offsets = offsets.data();
+  a.key_rows = rows.data();
+  a.num_heads = heads;
+  a.head_dim = head_dim;
+  a.scale = 0.3f;
+  a.bias_ld = 6;
+  for (const float* b : {static_cast<const float*>(nullptr), bias.data()}) {
+    a.bias = b;
+    std::vector<float> out(static_cast<size_t>(7 * width), 1.f), expected(out.size(), 2.f);
+    ops::cpu::gathered_attention_f32(out.data(), width, a);
+    ops::reference::gathered_attention_f32(expected.data(), width, a);
+    EXPECT_LT(max_abs_diff(out, expected), 1e-5f);
+  }
+}
+
 TEST(GatheredAttentionTest, RejectsDecreasingOffsets) {
   std::vector<float> buf(64);
   const std::vector<int64_t> offsets = {0, 2, 1};

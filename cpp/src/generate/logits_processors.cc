@@ -1,11 +1,14 @@
 #include "generate/logits_processors.h"
 
+#include <mkl.h>
+
 #include <algorithm>
 #include <cmath>
 #include <limits>
 #include <map>
 #include <numeric>
 #include <set>
+#include <vector>
 
 namespace nle {
 
@@ -86,12 +89,20 @@ void warp_logits(float* scores, int64_t vocab, const ProcessorSettings& s) {
 
 void log_softmax_row(float* x, int64_t n) {
   float max_v = kNegInf;
-  for (int64_t i = 0; i < n; ++i) max_v = std::max(max_v, x[i]);
+#pragma omp simd reduction(max : max_v)
+  for (int64_t i = 0; i < n; ++i) max_v = x[i] > max_v ? x[i] : max_v;  // vectorises
   if (max_v == kNegInf) return;
-  float sum = 0.f;
-  for (int64_t i = 0; i < n; ++i) sum += std::exp(x[i] - max_v);
-  const float log_sum = std::log(sum);
-  for (int64_t i = 0; i < n; ++i) x[i] = x[i] - max_v - log_sum;
+  // exp over the whole row at once (vocabularies are tens of thousands long).
+  thread_local std::vector<float> e;
+  e.resize(static_cast<size_t>(n));
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) e[static_cast<size_t>(i)] = x[i] - max_v;
+  vmsExp(static_cast<MKL_INT>(n), e.data(), e.data(), VML_LA);
+  double sum = 0.0;
+  for (int64_t i = 0; i < n; ++i) sum += e[static_cast<size_t>(i)];
+  const float shift = max_v + static_cast<float>(std::log(sum));
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) x[i] -= shift;
 }
 
 }  // namespace nle

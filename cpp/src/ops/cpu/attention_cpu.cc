@@ -44,8 +44,40 @@ void packed_self_attention_f32(float* out, const float* q, const float* k, const
   }
 }
 
+namespace {
+
+// Queries that attend to the same contiguous block of key rows (the beams of one
+// source in cross-attention) form a group: their scores are one small GEMM.
+struct QueryGroup {
+  int64_t first_query, num_queries;
+  int64_t first_row, num_keys;  // first_row < 0: rows not contiguous, one query
+};
+
+std::vector<QueryGroup> group_queries(const GatheredAttention& a) {
+  std::vector<QueryGroup> groups;
+  for (int64_t i = 0; i < a.num_queries; ++i) {
+    const int64_t begin = a.key_offsets[i], n = a.key_offsets[i + 1] - begin;
+    const int64_t* rows = a.key_rows + begin;
+    bool contiguous = n > 0;
+    for (int64_t j = 1; j < n && contiguous; ++j) contiguous = rows[j] == rows[0] + j;
+    const int64_t first = contiguous ? rows[0] : -1;
+    if (contiguous && !groups.empty()) {
+      QueryGroup& last = groups.back();
+      if (last.first_row == first && last.num_keys == n) {
+        ++last.num_queries;
+        continue;
+      }
+    }
+    groups.push_back({i, 1, first, n});
+  }
+  return groups;
+}
+
+}  // namespace
+
 void gathered_attention_f32(float* out, int64_t ld_out, const GatheredAttention& a) {
-  const int64_t items = a.num_queries * a.num_heads;
+  const std::vector<QueryGroup> groups = group_queries(a);
+  const int64_t items = static_cast<int64_t>(groups.size()) * a.num_heads;
   const int64_t d = a.head_dim;
 #pragma omp parallel if (items > 1)
   {
@@ -53,16 +85,35 @@ void gathered_attention_f32(float* out, int64_t ld_out, const GatheredAttention&
     std::vector<float> acc(static_cast<size_t>(d));
 #pragma omp for schedule(dynamic, 4)
     for (int64_t item = 0; item < items; ++item) {
-      const int64_t i = item / a.num_heads, h = item % a.num_heads;
-      const int64_t begin = a.key_offsets[i], n = a.key_offsets[i + 1] - begin;
+      const QueryGroup& g = groups[static_cast<size_t>(item / a.num_heads)];
+      const int64_t h = item % a.num_heads, n = g.num_keys;
+      const int64_t i = g.first_query;
       float* o = out + i * ld_out + h * d;
       if (n == 0) {
-        std::fill(o, o + d, 0.f);
+        for (int64_t r = 0; r < g.num_queries; ++r) std::fill(o + r * ld_out, o + r * ld_out + d, 0.f);
+        continue;
+      }
+      const float* qh = a.q + i * a.ld_q + h * d;
+      const float* bias = a.bias ? a.bias + h * a.bias_ld : nullptr;
+      if (g.first_row >= 0) {
+        // (G, n) = (G, d) · (n, d)ᵀ and (G, d) = (G, n) · (n, d), straight from the
+        // cached rows; the GEMM library runs single-threaded in this parallel region.
+        const float* kh = a.k + g.first_row * a.ld_kv + h * d;
+        const float* vh = a.v + g.first_row * a.ld_kv + h * d;
+        scores.resize(static_cast<size_t>(g.num_queries * n));
+        gemm_f32(scores.data(), qh, kh, false, true, g.num_queries, n, d, a.ld_q, a.ld_kv, n, a.scale,
+                 0.f);
+        for (int64_t r = 0; r < g.num_queries; ++r) {
+          float* sr = scores.data() + r * n;
+          if (bias)
+            for (int64_t j = 0; j < n; ++j) sr[j] += bias[j];
+          softmax_row_f32(sr, n);
+        }
+        gemm_f32(o, scores.data(), vh, false, false, g.num_queries, d, n, n, a.ld_kv, ld_out, 1.f, 0.f);
         continue;
       }
       scores.resize(static_cast<size_t>(n));
-      const float* qh = a.q + i * a.ld_q + h * d;
-      const int64_t* rows = a.key_rows + begin;
+      const int64_t* rows = a.key_rows + a.key_offsets[i];
       for (int64_t j = 0; j < n; ++j) {
         const float* kr = a.k + rows[j] * a.ld_kv + h * d;
         float dot = 0.f;
@@ -70,10 +121,8 @@ void gathered_attention_f32(float* out, int64_t ld_out, const GatheredAttention&
         for (int64_t x = 0; x < d; ++x) dot += qh[x] * kr[x];
         scores[j] = dot * a.scale;
       }
-      if (a.bias) {
-        const float* b = a.bias + h * a.bias_ld;
-        for (int64_t j = 0; j < n; ++j) scores[j] += b[j];
-      }
+      if (bias)
+        for (int64_t j = 0; j < n; ++j) scores[j] += bias[j];
       softmax_row_f32(scores.data(), n);
       std::fill(acc.begin(), acc.end(), 0.f);
       for (int64_t j = 0; j < n; ++j) {
