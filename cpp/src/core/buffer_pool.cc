@@ -12,7 +12,7 @@ namespace {
 // Below this a request is served by malloc, which already recycles small blocks.
 constexpr size_t kPooledBytes = size_t{1} << 16;
 // Freed buffers kept for reuse, at most; beyond it they go back to the system.
-constexpr size_t kMaxCachedBytes = size_t{1} << 30;
+constexpr size_t kMaxCachedBytes = size_t{256} << 20;
 
 // Size classes: a power of two split into four steps, so at most 25% is wasted.
 size_t size_class(size_t bytes) {

@@ -29,13 +29,27 @@ struct SourceState {
 };
 
 // Indices of the k largest values, largest first (ties: lower index first).
+// The k best indices, best first; equal values rank by index (as a stable sort would).
+// One pass keeping a small sorted list: after the first k, an element enters only if
+// it beats the worst kept one, which almost none of a vocabulary-sized row does.
 std::vector<int64_t> top_k_indices(const std::vector<float>& values, int64_t k) {
-  std::vector<int64_t> idx(values.size());
-  std::iota(idx.begin(), idx.end(), 0);
-  auto better = [&](int64_t a, int64_t b) { return values[a] > values[b] || (values[a] == values[b] && a < b); };
-  std::partial_sort(idx.begin(), idx.begin() + k, idx.end(), better);
-  idx.resize(static_cast<size_t>(k));
-  return idx;
+  const int64_t n = static_cast<int64_t>(values.size());
+  k = std::min(k, n);
+  std::vector<int64_t> best;
+  if (k <= 0) return best;
+  best.reserve(static_cast<size_t>(k) + 1);
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = values[static_cast<size_t>(i)];
+    if (static_cast<int64_t>(best.size()) == k) {
+      // i is larger than every kept index, so a tie with the worst never beats it.
+      if (!(v > values[static_cast<size_t>(best.back())])) continue;
+      best.pop_back();
+    }
+    auto pos = best.end();
+    while (pos != best.begin() && v > values[static_cast<size_t>(*(pos - 1))]) --pos;
+    best.insert(pos, i);
+  }
+  return best;
 }
 
 }  // namespace
