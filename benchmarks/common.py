@@ -143,3 +143,18 @@ def run_worker_process(cmd: list[str], env: dict[str, str]) -> WorkerRun:
             except json.JSONDecodeError:
                 continue
     return WorkerRun(result, proc.returncode, proc.stderr)
+
+
+def csv_list(value: str) -> list[str]:
+    """A comma-separated option as a list, blanks dropped."""
+    return [item.strip() for item in value.split(",") if item.strip()]
+
+
+def write_report(output: Path, report: dict, table: str, log) -> None:
+    """The JSON report at ``output``, the markdown table next to it (``.md``), and the
+    table on stdout."""
+    output.parent.mkdir(parents=True, exist_ok=True)
+    output.write_text(json.dumps(report, indent=2) + "\n")
+    output.with_suffix(".md").write_text(table + "\n")
+    log(f"wrote {output} and {output.with_suffix('.md')}")
+    print(table)

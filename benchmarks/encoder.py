@@ -80,11 +80,13 @@ import numpy as np
 from common import (
     child_env,
     cpu_flags,
+    csv_list,
     git_state,
     machine_info,
     package_version,
     peak_rss_mb,
     run_worker_process,
+    write_report,
 )
 
 REFERENCE_SYSTEM = "torch"
@@ -1515,18 +1517,9 @@ def run_parent(args: argparse.Namespace) -> None:
     }
 
     output = Path(args.output) if args.output else default_output(args, model_label)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2) + "\n")
-    table = markdown_report(report)
-    output.with_suffix(".md").write_text(table + "\n")
-    log(f"wrote {output} and {output.with_suffix('.md')}")
-    print(table)
+    write_report(output, report, markdown_report(report), log)
     if failed:
         raise SystemExit("some workers failed; see the report")
-
-
-def _csv(value: str) -> list[str]:
-    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -1593,7 +1586,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     args = parser.parse_args(argv)
 
     try:
-        args.threads = [int(t) for t in _csv(args.threads)]
+        args.threads = [int(t) for t in csv_list(args.threads)]
     except ValueError:
         parser.error(f"--threads must be integers, got {args.threads!r}")
     if not args.threads or min(args.threads) < 1:
@@ -1622,7 +1615,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error("--worker needs --model and --batches")
         return args
 
-    args.systems = _csv(args.systems)
+    args.systems = csv_list(args.systems)
     unknown = [s for s in args.systems if s not in SYSTEMS]
     if unknown or not args.systems:
         parser.error(f"unknown systems {unknown}; available: {', '.join(SYSTEMS)}")

@@ -59,11 +59,13 @@ from pathlib import Path
 import numpy as np
 from common import (
     child_env,
+    csv_list,
     git_state,
     machine_info,
     package_version,
     peak_rss_mb,
     run_worker_process,
+    write_report,
 )
 
 REFERENCE_SYSTEM = "transformers"
@@ -917,18 +919,9 @@ def run_parent(args: argparse.Namespace) -> None:
     }
 
     output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    output.write_text(json.dumps(report, indent=2) + "\n")
-    table = markdown_report(report)
-    output.with_suffix(".md").write_text(table + "\n")
-    log(f"wrote {output} and {output.with_suffix('.md')}")
-    print(table)
+    write_report(output, report, markdown_report(report), log)
     if failed:
         raise SystemExit("some workers failed; see the report")
-
-
-def _csv(value: str) -> list[str]:
-    return [item.strip() for item in value.split(",") if item.strip()]
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -978,18 +971,18 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         return args
 
     models = []
-    for name in _csv(args.models):
+    for name in csv_list(args.models):
         for expanded in MODEL_ALIASES.get(name, (name,)):
             if expanded not in MODELS:
                 parser.error(f"unknown model {name!r}; available: {', '.join(MODELS)}, tiny")
             if expanded not in models:
                 models.append(expanded)
     args.models = models
-    args.systems = _csv(args.systems)
+    args.systems = csv_list(args.systems)
     unknown = [s for s in args.systems if s not in SYSTEMS]
     if unknown or not args.systems:
         parser.error(f"unknown systems {unknown}; available: {', '.join(SYSTEMS)}")
-    args.searches = _csv(args.searches)
+    args.searches = csv_list(args.searches)
     for search in args.searches:
         try:
             parse_search(search)
