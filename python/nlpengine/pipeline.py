@@ -6,8 +6,10 @@ import os
 from pathlib import Path
 from typing import Any
 
+from nlpengine.errors import ModelError
 from nlpengine.plugins import get_registry
 from nlpengine.tasks import TaskSpec
+from nlpengine.tokenization import TOKEN_TYPES_KEY, model_token_type_scheme
 
 
 class TaskPipeline:
@@ -72,6 +74,13 @@ def pipeline(
             raise ValueError(f"task '{task}' has no default model: pass model=DIR")
         model = spec.default_model()
     model_dir = Path(model)
+    scheme = model_token_type_scheme(model_dir)
+    if scheme not in spec.token_type_schemes:
+        raise ModelError(
+            f"{model_dir / 'config.json'}: the model takes '{scheme}' token types "
+            f"({TOKEN_TYPES_KEY}), which task '{task}' cannot make (it makes: "
+            f"{', '.join(spec.token_type_schemes)})"
+        )
     resolved = spec.resolve_options(options)
     runner = spec.create_pipeline(model_dir, threads=threads, batch_size=batch_size, **resolved)
     return TaskPipeline(spec, model_dir, runner, resolved)

@@ -20,7 +20,14 @@ __all__ = ["EncoderModel", "EncoderOutput", "load", "resolve_adapter"]
 
 #: config.json keys of the task head that an adapter directory's config.json
 #: overrides (the encoder's keys always come from the base model's config.json).
-HEAD_CONFIG_KEYS = ("architectures", "id2label", "label2id", "num_labels", "problem_type")
+HEAD_CONFIG_KEYS = (
+    "architectures",
+    "id2label",
+    "label2id",
+    "num_labels",
+    "problem_type",
+    "nlpengine_token_types",
+)
 #: Keys of adapter_config.json naming the base model directory, tried in order.
 BASE_POINTER_KEYS = ("nlpengine_base", "base_model_name_or_path")
 

@@ -108,6 +108,9 @@ class TaskSpec:
     ``evaluate(pipeline, data_path, options)`` scores the pipeline on a gold file and
     returns a JSON-serialisable dict of metrics.
     ``default_model()`` gives the model directory used when ``--model`` is not given.
+    ``token_type_schemes``: the token-type schemes (``nlpengine.tokenization``) the task's
+    pipeline and ``TrainingSpec.featurize`` (its ``token_types`` keyword) can make; a model
+    whose config.json asks for another is refused with an error naming it.
     """
 
     name: str
@@ -121,6 +124,7 @@ class TaskSpec:
     options: Sequence[TaskOption] = ()
     input_formats: Sequence[str] = ("jsonl", "csv", "tsv", "text", "conll")
     training: TrainingSpec | None = None
+    token_type_schemes: Sequence[str] = ("segments",)
     # Filled in by the registry from the registering plugin's entry point.
     plugin: str = ""
     version: str = ""

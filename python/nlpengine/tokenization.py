@@ -41,3 +41,57 @@ def _pad_token(model_dir: Path, tokenizer: Tokenizer) -> tuple[int, str]:
         if candidate is not None and tokenizer.token_to_id(candidate) is not None:
             return tokenizer.token_to_id(candidate), candidate
     return 0, "[PAD]"
+
+
+#: config.json key that says how a model's token type ids are made. Absent (or
+#: "segments"): the tokenizer's own type ids (0 for a single text, 0/1 for the two texts of
+#: a pair), as in transformers. "casing": each token's type says whether the word it comes
+#: from starts with a capital letter (see :func:`casing_type_ids`), which lets a model over a
+#: lower-casing tokenizer see capitalisation. ``engine train --token-types casing`` writes it.
+TOKEN_TYPES_KEY = "nlpengine_token_types"
+#: The values TOKEN_TYPES_KEY may take.
+TOKEN_TYPE_SCHEMES = ("segments", "casing")
+
+
+def token_type_scheme(config: dict, where: str | Path = "config.json") -> str:
+    """The token-type scheme a model's config.json asks for ("segments" when absent);
+    ModelError naming ``where`` for an unknown one."""
+    scheme = config.get(TOKEN_TYPES_KEY) or "segments"
+    if scheme not in TOKEN_TYPE_SCHEMES:
+        raise ModelError(
+            f"{where}: {TOKEN_TYPES_KEY} is {scheme!r}; expected one of "
+            f"{', '.join(TOKEN_TYPE_SCHEMES)}"
+        )
+    return scheme
+
+
+def model_token_type_scheme(model_dir: str | Path) -> str:
+    """:func:`token_type_scheme` of a model (or adapter) directory's config.json."""
+    path = Path(model_dir) / "config.json"
+    if not path.is_file():
+        return "segments"
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise ModelError(f"{path}: cannot read: {e}") from e
+    return token_type_scheme(config if isinstance(config, dict) else {}, path)
+
+
+def casing_type_ids(text: str, encoding) -> list[int]:
+    """Token types that carry capitalisation: 1 for every token of a word whose first
+    character is upper case (``"Paris"``, ``"NASA"``, all pieces of ``"McDonald"``), 0 for
+    the others and for special tokens.
+
+    ``encoding`` is a ``tokenizers.Encoding`` of ``text`` (with or without special tokens);
+    a word is what the tokenizer's pre-tokenizer made of it (its ``word_ids``), so BERT's
+    ``"U.S."`` is four words, two of them capitalised.
+    """
+    starts: dict[int, int] = {}
+    for word, (start, end) in zip(encoding.word_ids, encoding.offsets, strict=True):
+        if word is not None and end > start:
+            starts[word] = min(start, starts.get(word, start))
+    types = []
+    for word in encoding.word_ids:
+        start = starts.get(word) if word is not None else None
+        types.append(int(start is not None and text[start].isupper()))
+    return types

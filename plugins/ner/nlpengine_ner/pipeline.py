@@ -46,6 +46,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
+from nlpengine.tokenization import casing_type_ids, token_type_scheme
 from tokenizers import Tokenizer
 
 from nlpengine_ner.tags import _check_scheme, detect_scheme, split_tag
@@ -168,6 +169,14 @@ class NerPipeline:
         self.stride = stride
         self._pad_id = int(config.get("pad_token_id") or 0)
         self._use_types = int(config.get("type_vocab_size") or 0) > 0
+        # A model trained with --token-types casing sees each word's capitalisation.
+        hf_config = getattr(self.model, "hf_config", None) or {}
+        self.casing = token_type_scheme(hf_config, self.directory / "config.json") == "casing"
+        if self.casing and not self._use_types:
+            raise ValueError(
+                f"{self.directory}: config.json asks for casing token types but the model "
+                "has no token-type embeddings"
+            )
 
     # ------------------------------------------------------------------ public API
 
@@ -197,7 +206,8 @@ class NerPipeline:
         with_special = self.tokenizer.encode_batch(texts, add_special_tokens=True)
         plain = self.tokenizer.encode_batch(texts, add_special_tokens=False)
         return [
-            _Doc.build(w, p, i) for i, (w, p) in enumerate(zip(with_special, plain, strict=True))
+            _Doc.build(w, p, i, casing_type_ids(text, w) if self.casing else None)
+            for i, (text, w, p) in enumerate(zip(texts, with_special, plain, strict=True))
         ]
 
     def window_spans(self, num_tokens: int) -> list[tuple[int, int]]:
@@ -378,7 +388,8 @@ class _Doc:
     )
 
     @classmethod
-    def build(cls, full, plain, index: int) -> _Doc:
+    def build(cls, full, plain, index: int, type_ids: list[int] | None = None) -> _Doc:
+        """``type_ids`` replaces the tokenizer's type ids of ``full`` (casing types)."""
         ids = full.ids
         n = len(plain.ids)
         extra = len(ids) - n
@@ -390,12 +401,13 @@ class _Doc:
             )
         doc = cls()
         doc.ids = ids[p : p + n]
-        doc.type_ids = full.type_ids
+        types = full.type_ids if type_ids is None else type_ids
+        doc.type_ids = types
         doc.offsets = full.offsets[p : p + n]
         doc.tokens = full.tokens[p : p + n]
         doc.special = full.special_tokens_mask[p : p + n]
-        doc.prefix = (ids[:p], full.type_ids[:p])
-        doc.suffix = (ids[p + n :], full.type_ids[p + n :])
+        doc.prefix = (ids[:p], types[:p])
+        doc.suffix = (ids[p + n :], types[p + n :])
         doc.prefix_len = p
         doc.num_special = extra
         doc.num_tokens = n

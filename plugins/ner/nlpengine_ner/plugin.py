@@ -97,6 +97,7 @@ def register_tasks(register):
             evaluate=evaluate,
             training=_training(),
             default_model=default_model,
+            token_type_schemes=("segments", "casing"),
             options=(
                 TaskOption(
                     "aggregation_strategy",

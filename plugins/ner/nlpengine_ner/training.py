@@ -6,6 +6,10 @@ sub-word token and its continuation pieces get the matching inside tag (``I-X`` 
 ``B-X`` or ``I-X`` word, ``O`` for ``O``; transformers' ``label_all_tokens``), so that every
 aggregation strategy, ``simple`` included, sees trained predictions on every piece. Special
 tokens and tokens outside any word are ignored by the loss (-100).
+
+With ``token_types="casing"`` (``engine train --token-types casing``) the token type ids
+carry each word's capitalisation (:func:`nlpengine.tokenization.casing_type_ids`), as the
+pipeline computes them for a model whose config.json says so.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ import bisect
 from pathlib import Path
 
 from nlpengine.io import InputError, read_records
+from nlpengine.tokenization import casing_type_ids
 
 IGNORE = -100
 
@@ -39,7 +44,13 @@ def label_list(examples: list[dict]) -> list[str]:
     return ["O", *others]
 
 
-def featurize(examples: list[dict], tokenizer, label2id: dict[str, int], max_length: int):
+def featurize(
+    examples: list[dict],
+    tokenizer,
+    label2id: dict[str, int],
+    max_length: int,
+    token_types: str = "segments",
+):
     tokenizer.no_padding()
     tokenizer.enable_truncation(max_length=max_length)
     encodings = tokenizer.encode_batch([example["text"] for example in examples])
@@ -66,7 +77,11 @@ def featurize(examples: list[dict], tokenizer, label2id: dict[str, int], max_len
             {
                 "input_ids": encoding.ids,
                 "attention_mask": encoding.attention_mask,
-                "token_type_ids": encoding.type_ids,
+                "token_type_ids": (
+                    casing_type_ids(example["text"], encoding)
+                    if token_types == "casing"
+                    else encoding.type_ids
+                ),
                 "labels": labels,
             }
         )

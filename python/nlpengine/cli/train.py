@@ -16,6 +16,7 @@ from nlpengine.cli.options import (
     task_option,
 )
 from nlpengine.io import InputError
+from nlpengine.tokenization import TOKEN_TYPE_SCHEMES
 from nlpengine.training.config import LoraSettings, TrainConfig
 
 EXISTING_FILE = click.Path(exists=True, dir_okay=False, path_type=Path)
@@ -37,6 +38,14 @@ _TRAINING_OPTIONS = [
     ("--seed", "seed", int, "Seed for initialisation, shuffling and dropout."),
     ("--threads", "threads", click.IntRange(min=1), "torch and runtime threads."),
     ("--limit-train", "limit_train", click.IntRange(min=1), "Use the first N examples."),
+    (
+        "--token-types",
+        "token_types",
+        click.Choice(TOKEN_TYPE_SCHEMES),
+        "What token type ids carry: the tokenizer's segments, or each word's capitalisation "
+        "(casing: lets a model over a lower-casing tokenizer see case; the token-type "
+        "embeddings train with the head and the model's pipelines compute the same types).",
+    ),
 ]
 
 

@@ -58,7 +58,14 @@ TOKENIZER_FILES = (
 )
 #: config.json keys that describe the task head; the adapter directory's
 #: config.json carries only these (the encoder's config comes from the base).
-HEAD_CONFIG_KEYS = ("architectures", "id2label", "label2id", "num_labels", "problem_type")
+HEAD_CONFIG_KEYS = (
+    "architectures",
+    "id2label",
+    "label2id",
+    "num_labels",
+    "problem_type",
+    "nlpengine_token_types",
+)
 
 _ATTR = "_nlpengine_lora"  # the settings apply_lora used, kept on the model
 

@@ -68,6 +68,9 @@ class TrainConfig:
     threads: int | None = None
     lora: LoraSettings | None = None
     limit_train: int | None = None  # use only the first N training examples
+    # How token type ids are made (nlpengine.tokenization.TOKEN_TYPE_SCHEMES): "casing"
+    # feeds each word's capitalisation, for bases whose tokenizer lower-cases.
+    token_types: str = "segments"
     task_options: dict = field(default_factory=dict)  # the task's own options (--items F, ...)
     extra: dict = field(default_factory=dict)
 

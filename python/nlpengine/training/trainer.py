@@ -22,6 +22,7 @@ from pathlib import Path
 import numpy as np
 
 from nlpengine.tasks import TaskSpec
+from nlpengine.tokenization import TOKEN_TYPE_SCHEMES, TOKEN_TYPES_KEY, model_token_type_scheme
 from nlpengine.training.config import TrainConfig
 from nlpengine.training.data import IGNORE_INDEX, collate, epoch_batches
 from nlpengine.training.distributed import ProcessGroup
@@ -39,6 +40,8 @@ TOKENIZER_FILES = (
     "target.spm",
 )
 STATE_DIR = "checkpoint"
+#: The embedding module (Hugging Face name) that --token-types casing trains.
+TOKEN_TYPE_MODULE = "token_type_embeddings"
 #: Heads whose labels are one per token (cross entropy over every label that is not -100).
 TOKEN_LEVEL_HEADS = ("token_classification", "seq2seq_lm")
 
@@ -61,6 +64,56 @@ def copy_tokenizer(source: Path, target: Path) -> None:
 def _head_modules(model) -> tuple[str, ...]:
     names = {name for name, _ in model.named_children()}
     return tuple(n for n in ("pre_classifier", "classifier") if n in names)
+
+
+def _token_type_scheme(spec: TaskSpec, base_dir: Path, config: TrainConfig) -> str:
+    """The token-type scheme to train with: ``--token-types``, else the base model's own
+    (fine-tuning a casing model again keeps casing)."""
+    scheme = config.token_types
+    if scheme not in TOKEN_TYPE_SCHEMES:
+        raise TrainingError(
+            f"token_types must be one of {', '.join(TOKEN_TYPE_SCHEMES)}, got {scheme!r}"
+        )
+    if scheme == "segments":
+        scheme = model_token_type_scheme(base_dir)
+    if scheme not in spec.token_type_schemes:
+        raise TrainingError(
+            f"task '{spec.name}' cannot feed token types '{scheme}' (it supports: "
+            f"{', '.join(spec.token_type_schemes)})"
+        )
+    return scheme
+
+
+def _record_token_types(model, scheme: str, base_dir: Path) -> None:
+    """Check the model has token-type embeddings for ``scheme`` and write the scheme into
+    its config (config.json of every epoch and of the output, adapter or not)."""
+    rows = _token_type_rows(model)
+    if rows < 2:
+        raise TrainingError(
+            f"{base_dir}: --token-types {scheme} needs token-type embeddings with at least 2 "
+            f"rows (type_vocab_size); this model has {rows}"
+        )
+    model.config.raw[TOKEN_TYPES_KEY] = scheme
+
+
+def _token_type_rows(model) -> int:
+    for name, module in model.named_modules():
+        if name.endswith(TOKEN_TYPE_MODULE) and hasattr(module, "num_embeddings"):
+            return int(module.num_embeddings)
+    return 0
+
+
+def model_token_types(model) -> str:
+    """The token-type scheme recorded in a torch model's config ("segments" if none)."""
+    raw = getattr(getattr(model, "config", None), "raw", None)
+    return (raw or {}).get(TOKEN_TYPES_KEY) or "segments"
+
+
+def _saved_modules(model, token_types: str) -> tuple[str, ...]:
+    """What a LoRA adapter saves whole: the head, and the token-type embeddings when they
+    carry something the base never learned (casing)."""
+    extra = (TOKEN_TYPE_MODULE,) if token_types != "segments" else ()
+    return _head_modules(model) + extra
 
 
 def _loss(torch, logits, labels, token_labels, multi_label, group: ProcessGroup, task_loss=None):
@@ -140,6 +193,9 @@ def train(
     extra = (
         training.featurize_options(base_dir, **hook_options) if training.featurize_options else {}
     )
+    token_types = _token_type_scheme(spec, base_dir, config)
+    if token_types != "segments":
+        extra["token_types"] = token_types
     features = training.featurize(examples, tokenizer, label2id, config.max_length, **extra)
 
     if training.load_model is not None:
@@ -154,6 +210,8 @@ def train(
             id2label=dict(enumerate(labels)),
             problem_type=problem_type,
         )
+    if token_types != "segments":
+        _record_token_types(model, token_types, base_dir)
     if config.lora is not None:
         from nlpengine.torch.lora import apply_lora
 
@@ -163,7 +221,7 @@ def train(
             alpha=config.lora.alpha,
             targets=config.lora.targets,
             dropout=config.lora.dropout,
-            modules_to_save=_head_modules(model),
+            modules_to_save=_saved_modules(model, token_types),
         )
     trainable = [(n, p) for n, p in model.named_parameters() if p.requires_grad]
     no_decay = (
@@ -361,7 +419,7 @@ def _write_output(model, base_dir, out_dir, config, spec, history) -> None:
             r=config.lora.r,
             alpha=config.lora.alpha,
             targets=config.lora.targets,
-            modules_to_save=_head_modules(model),
+            modules_to_save=_saved_modules(model, model_token_types(model)),
             task_type="TOKEN_CLS" if spec.head == "token_classification" else "SEQ_CLS",
         )
     copy_tokenizer(base_dir, out_dir)
