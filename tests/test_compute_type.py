@@ -79,6 +79,21 @@ def test_minilm_sentence_vectors_stay_close(minilm_dir, minilm_batch, compute_ty
     assert cosine.min() < 1 - 1e-7
 
 
+def test_int8_batch_runs_in_sequence_groups_with_the_same_results(minilm_dir, minilm_batch):
+    """A batch of several sequences runs each int8 layer in groups of whole sequences, one
+    group per thread (TransformerEncoderLayer::kGroupRows); a sentence alone runs as one
+    group on all threads. Row-wise quantization and exact integer sums make the two the same
+    up to float32 rounding in attention."""
+    ids, mask = minilm_batch
+    model = nlpengine.load(minilm_dir, compute_type="int8", threads=2)
+    assert mask.sum() > 2 * 64  # enough tokens for several groups
+    batch = model.encode(ids, mask).last_hidden_state
+    for row in range(ids.shape[0]):
+        n = int(mask[row].sum())
+        alone = model.encode(ids[row : row + 1, :n], mask[row : row + 1, :n]).last_hidden_state
+        assert np.abs(alone[0] - batch[row, :n]).max() < 1e-4
+
+
 def test_float32_is_the_default_and_exact(minilm_dir, minilm_batch):
     ids, mask = minilm_batch
     default = nlpengine.load(minilm_dir, threads=1)
