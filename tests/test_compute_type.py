@@ -81,7 +81,7 @@ def test_minilm_sentence_vectors_stay_close(minilm_dir, minilm_batch, compute_ty
 
 def test_int8_batch_runs_in_sequence_groups_with_the_same_results(minilm_dir, minilm_batch):
     """A batch of several sequences runs each int8 layer in groups of whole sequences, one
-    group per thread (TransformerEncoderLayer::kGroupRows); a sentence alone runs as one
+    group per thread (cpp/src/layers/sequence_groups.h); a sentence alone runs as one
     group on all threads. Row-wise quantization and exact integer sums make the two the same
     up to float32 rounding in attention."""
     ids, mask = minilm_batch
@@ -137,6 +137,28 @@ def test_seq2seq_logits_and_generation(tmp_path, arch, compute_type):
     out = model.generate(ids, mask, num_beams=2, min_new_tokens=4, max_new_tokens=6)
     assert out.sequences.shape[0] == 2
     assert np.isfinite(out.scores).all()
+
+
+@pytest.mark.parametrize("arch", ["bart", "t5"])
+def test_seq2seq_int8_encoder_groups_give_the_same_logits(tmp_path, arch):
+    """Sources of a batch run the int8 encoder in groups of whole sequences, one group per
+    thread; each source alone runs as one group on all threads: the logits agree."""
+    save_seq2seq(tmp_path / arch, SEQ2SEQ_CONFIGS[arch], seed=5)
+    rng = np.random.default_rng(2)
+    lengths = [40, 28, 50, 9, 33, 45]  # several groups of at least 64 tokens
+    ids = np.zeros((len(lengths), max(lengths)), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for row, n in enumerate(lengths):
+        ids[row, :n] = rng.integers(4, 90, size=n)
+        mask[row, :n] = 1
+    decoder_ids = rng.integers(4, 90, size=(len(lengths), 4))
+    model = nlpengine.load(tmp_path / arch, threads=2, compute_type="int8")
+    batch = model.forward(ids, mask, decoder_ids)
+    for row, n in enumerate(lengths):
+        alone = model.forward(
+            ids[row : row + 1, :n], mask[row : row + 1, :n], decoder_ids[row : row + 1]
+        )
+        assert np.abs(alone[0] - batch[row]).max() < 1e-4
 
 
 def test_unknown_compute_type_is_a_clear_error(minilm_dir):

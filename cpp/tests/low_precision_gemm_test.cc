@@ -12,7 +12,7 @@
 #include "core/buffer_pool.h"
 #include "ops/int8_gemm.h"
 #include "ops/packed_gemm.h"
-#include "layers/transformer_encoder_layer.h"
+#include "layers/sequence_groups.h"
 #include "test_utils.h"
 
 namespace nle::test {
@@ -179,16 +179,15 @@ TEST(BufferPoolTest, ReusesReleasedBuffers) {
 
 }  // namespace nle::test
 
-// The int8 encoder layer runs a batch in groups of whole sequences with at least
-// kGroupRows tokens each (the last group may have fewer).
+// int8 encoder layers run a batch in groups of whole sequences with at least
+// kSequenceGroupRows tokens each (the last group may have fewer).
 TEST(SequenceGroups, WholeSequencesOfAtLeastMinRows) {
-  using nle::TransformerEncoderLayer;
   // Sequence lengths 30, 40, 10, 70, 5, 20.
   const std::vector<int64_t> offsets{0, 30, 70, 80, 150, 155, 175};
-  EXPECT_EQ(TransformerEncoderLayer::sequence_groups(offsets, 64), (std::vector<size_t>{0, 2, 4, 6}));
-  EXPECT_EQ(TransformerEncoderLayer::sequence_groups(offsets, 1),
+  EXPECT_EQ(nle::sequence_groups(offsets, 64), (std::vector<size_t>{0, 2, 4, 6}));
+  EXPECT_EQ(nle::sequence_groups(offsets, 1),
             (std::vector<size_t>{0, 1, 2, 3, 4, 5, 6}));
-  EXPECT_EQ(TransformerEncoderLayer::sequence_groups(offsets, 1000), (std::vector<size_t>{0, 6}));
-  EXPECT_EQ(TransformerEncoderLayer::sequence_groups({0, 12}, 64), (std::vector<size_t>{0, 1}));
-  EXPECT_EQ(TransformerEncoderLayer::sequence_groups({0}, 64), (std::vector<size_t>{0}));
+  EXPECT_EQ(nle::sequence_groups(offsets, 1000), (std::vector<size_t>{0, 6}));
+  EXPECT_EQ(nle::sequence_groups({0, 12}, 64), (std::vector<size_t>{0, 1}));
+  EXPECT_EQ(nle::sequence_groups({0}, 64), (std::vector<size_t>{0}));
 }

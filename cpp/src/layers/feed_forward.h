@@ -17,6 +17,7 @@ class FeedForward {
               ops::Activation activation, bool biases);
   // x, out: (rows, d_model); out must not alias x.
   void operator()(Tensor& out, const Tensor& x) const;
+  ComputeType compute_type() const { return in_.compute_type(); }
 
  private:
   Linear in_;

@@ -1,5 +1,7 @@
 #include "layers/seq2seq_layers.h"
 
+#include "layers/sequence_groups.h"
+
 namespace nle {
 
 namespace {
@@ -47,6 +49,22 @@ Seq2SeqEncoderLayer::Seq2SeqEncoderLayer(const Weights& w, const std::string& sc
 
 void Seq2SeqEncoderLayer::operator()(Tensor& x, const std::vector<int64_t>& seq_offsets,
                                      const ops::RelativeBias* bias) const {
+  if (ffn_->compute_type() == ComputeType::Int8) {
+    const std::vector<size_t> groups = sequence_groups(seq_offsets, kSequenceGroupRows);
+    if (groups.size() > 2) {
+      for_each_sequence_group(seq_offsets, groups,
+                              [&](int64_t begin, int64_t end, const std::vector<int64_t>& offsets) {
+                                Tensor xg = row_view(x, begin, end);
+                                run_rows(xg, offsets, bias);
+                              });
+      return;
+    }
+  }
+  run_rows(x, seq_offsets, bias);
+}
+
+void Seq2SeqEncoderLayer::run_rows(Tensor& x, const std::vector<int64_t>& seq_offsets,
+                                   const ops::RelativeBias* bias) const {
   Tensor tmp(DType::F32, x.shape());
   Tensor out(DType::F32, x.shape());
   if (pre_norm_) {

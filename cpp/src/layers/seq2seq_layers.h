@@ -19,10 +19,13 @@ class Seq2SeqEncoderLayer {
  public:
   // scope: "model.encoder.layers.3." (BART, Marian) or "encoder.block.3." (T5).
   Seq2SeqEncoderLayer(const Weights& weights, const std::string& scope, const Seq2SeqConfig& config);
-  // x (T, d_model) packed by seq_offsets, updated in place.
+  // x (T, d_model) packed by seq_offsets, updated in place. With int8 products a batch of
+  // several sequences runs in groups of whole sequences (layers/sequence_groups.h).
   void operator()(Tensor& x, const std::vector<int64_t>& seq_offsets, const ops::RelativeBias* bias) const;
 
  private:
+  void run_rows(Tensor& x, const std::vector<int64_t>& seq_offsets, const ops::RelativeBias* bias) const;
+
   std::unique_ptr<Seq2SeqAttention> attention_;
   Norm attention_norm_;
   std::unique_ptr<FeedForward> ffn_;

@@ -1,0 +1,44 @@
+#include "layers/sequence_groups.h"
+
+#include <exception>
+#include <mutex>
+
+namespace nle {
+
+std::vector<size_t> sequence_groups(const std::vector<int64_t>& seq_offsets, int64_t min_rows) {
+  std::vector<size_t> bounds{0};
+  const size_t sequences = seq_offsets.empty() ? 0 : seq_offsets.size() - 1;
+  for (size_t s = 1; s <= sequences; ++s)
+    if (seq_offsets[s] - seq_offsets[bounds.back()] >= min_rows || s == sequences) bounds.push_back(s);
+  return bounds;
+}
+
+Tensor row_view(Tensor& t, int64_t begin, int64_t end) {
+  const int64_t cols = t.dim(1);
+  return Tensor::view(DType::F32, {end - begin, cols}, t.data<float>() + begin * cols, t.owner());
+}
+
+void for_each_sequence_group(
+    const std::vector<int64_t>& seq_offsets, const std::vector<size_t>& groups,
+    const std::function<void(int64_t, int64_t, const std::vector<int64_t>&)>& run) {
+  const int64_t count = static_cast<int64_t>(groups.size()) - 1;
+  std::exception_ptr failure;
+  std::mutex failure_mutex;
+#pragma omp parallel for schedule(dynamic, 1)
+  for (int64_t g = 0; g < count; ++g) {
+    try {
+      const size_t first = groups[g], last = groups[g + 1];
+      const int64_t begin = seq_offsets[first];
+      std::vector<int64_t> offsets(seq_offsets.begin() + static_cast<int64_t>(first),
+                                   seq_offsets.begin() + static_cast<int64_t>(last) + 1);
+      for (int64_t& o : offsets) o -= begin;
+      run(begin, seq_offsets[last], offsets);
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(failure_mutex);
+      if (!failure) failure = std::current_exception();
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
+}
+
+}  // namespace nle

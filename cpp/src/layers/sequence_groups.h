@@ -1,0 +1,41 @@
+// Running a packed batch of sequences in groups of whole sequences, one group per
+// thread at a time.
+//
+// With int8 products a layer spends as long in the short passes around each product
+// (quantize, rescale, activation, softmax, norms) as in the products themselves. Run
+// over a whole batch, every pass streams the batch's activations through memory and
+// ends in a barrier. Run over a group of a few sequences on one thread, the group's
+// activations stay in that core's L2 cache through the whole layer and no pass waits
+// for the other threads. The GEMM library's small products are as fast as its large
+// ones only with pre-packed (int8) weights; float32 measured slower this way.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "nlpengine/tensor.h"
+
+namespace nle {
+
+// The smallest group, in tokens: large enough for efficient products, small enough
+// that a group's (rows, intermediate) activations fit in L2.
+constexpr int64_t kSequenceGroupRows = 64;
+
+// Sequence indices where groups start, then the sequence count: each group holds
+// consecutive sequences and at least min_rows tokens (the last may hold fewer).
+// seq_offsets: the batch's packed offsets, 0 first and the token count last.
+std::vector<size_t> sequence_groups(const std::vector<int64_t>& seq_offsets, int64_t min_rows);
+
+// Rows [begin, end) of a 2-D F32 tensor, sharing its storage.
+Tensor row_view(Tensor& t, int64_t begin, int64_t end);
+
+// Calls run(begin row, end row, offsets rebased to 0) for each group, groups spread over
+// the threads; the operations run() calls stay on its thread (nested parallel regions and
+// MKL inside a parallel region are serial). The first exception is rethrown after all
+// groups end.
+void for_each_sequence_group(
+    const std::vector<int64_t>& seq_offsets, const std::vector<size_t>& groups,
+    const std::function<void(int64_t, int64_t, const std::vector<int64_t>&)>& run);
+
+}  // namespace nle
