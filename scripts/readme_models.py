@@ -26,10 +26,13 @@ def recipe(model_dir: Path) -> str:
         epochs = f"{trained} epochs of a {c['epochs']}-epoch schedule"
     best = log.get("best_epoch") or {"epoch": trained}
     best = best["epoch"] if isinstance(best, dict) else best
+    types = c.get("token_types", "segments")
     return (
         f"{epochs}, best epoch {best}, batch {c['batch_size']}, lr {c['learning_rate']}, "
         f"warmup {c['warmup_ratio']}, LoRA r={lora['r']} alpha={lora['alpha']:g} on "
-        f"{', '.join(lora['targets'])}, seed {c['seed']}"
+        f"{', '.join(lora['targets'])}"
+        + (f", {types} token types" if types != "segments" else "")
+        + f", seed {c['seed']}"
     )
 
 
