@@ -24,9 +24,11 @@ fi
 [[ -x .venv/bin/python ]] || "$PYTHON" -m venv .venv
 PIP=(.venv/bin/python -m pip install -q --disable-pip-version-check)
 # Build requirements live in the venv so rebuilds need no isolated environment.
-# setuptools and wheel build rouge-score (an sdist) without isolation.
+# setuptools and wheel build rouge-score and seqeval (sdists) without isolation;
+# seqeval's setup_requires names setuptools-scm, which setuptools would otherwise
+# fetch as an egg without its own dependency (vcs-versioning) and fail.
 "${PIP[@]}" "scikit-build-core>=0.10" "nanobind>=2.4" mkl-static==2026.2.0 mkl-include==2026.2.0 \
-  "setuptools>=70" wheel
+  "setuptools>=70" wheel setuptools-scm
 if [[ "$MODE" == test ]]; then
   "${PIP[@]}" torch==2.13.0 "transformers>=4.40" "safetensors>=0.4" "peft>=0.13" "pytest>=8" ruff
 fi
