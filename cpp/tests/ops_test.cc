@@ -193,7 +193,10 @@ TEST_P(AttentionTest, MatchesReference) {
                                             p.head_dim, ld, width, scale);
   const float diff = max_abs_diff(out, expected);
   std::printf("attention %zu seqs max diff %g\n", p.lengths.size(), diff);
-  EXPECT_LT(diff, 1e-5f);
+  // Float32 sums over up to 130 keys with VML's low-accuracy exp (4 ulp); the summation
+  // order of MKL's products depends on the kernel it picks for the CPU (1.03e-5 seen on one
+  // machine, under 1e-5 on others). The model-level parity tests hold 1e-4 against transformers.
+  EXPECT_LT(diff, 3e-5f);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,

@@ -55,7 +55,12 @@ def test_ner_run_writes_one_record_per_input_in_order(tmp_path, ner_model_dir): 
     assert [r["id"] for r in records] == [f"d{i}" for i in range(len(TEXTS))]
     expected = nlpengine.pipeline("ner", model=ner_model_dir)(TEXTS)
     for record, text, entities in zip(records, TEXTS, expected, strict=True):
-        assert record["entities"] == json.loads(json.dumps(entities))
+        # Batches of 2 here and of the default size in the pipeline: the GEMM library may
+        # pick kernels by row count, so scores agree to float32 rounding, not bit for bit.
+        expected_entities = json.loads(json.dumps(entities))
+        assert [{**e, "score": pytest.approx(e["score"], abs=1e-5)} for e in expected_entities] == (
+            record["entities"]
+        )
         for e in record["entities"]:
             assert set(e) == {"label", "text", "start", "end", "score"}
             assert text[e["start"] : e["end"]] == e["text"]

@@ -3,6 +3,8 @@
 #include <exception>
 #include <mutex>
 
+#include "core/parallel.h"
+
 namespace nle {
 
 std::vector<size_t> sequence_groups(const std::vector<int64_t>& seq_offsets, int64_t min_rows) {
@@ -27,6 +29,11 @@ void for_each_sequence_group(
 #pragma omp parallel for schedule(dynamic, 1)
   for (int64_t g = 0; g < count; ++g) {
     try {
+      // MKL called from the team's first thread would otherwise keep the caller's thread
+      // count and split its work over a nested team that never forms: MKL's int8 product
+      // then leaves part of its output unwritten (seen on an AMD EPYC host). One thread
+      // per group, MKL included, for the group's run.
+      const ThreadScope one_thread(1);
       const size_t first = groups[g], last = groups[g + 1];
       const int64_t begin = seq_offsets[first];
       std::vector<int64_t> offsets(seq_offsets.begin() + static_cast<int64_t>(first),
