@@ -25,7 +25,10 @@ test-cpp:
 	cmake -S . -B $(CPP_BUILD) -G Ninja -DNLE_BUILD_TESTS=ON -DNLE_BUILD_PYTHON=OFF \
 	  -DPython_EXECUTABLE=$(abspath $(PY)) >/dev/null
 	cmake --build $(CPP_BUILD)
-	ctest --test-dir $(CPP_BUILD) --output-on-failure
+	@echo "ctest with each GEMM library (ops/cpu/gemm_library.h): MKL, then oneDNN"
+	NLPENGINE_GEMM_LIBRARY=mkl ctest --test-dir $(CPP_BUILD) --output-on-failure
+	NLPENGINE_GEMM_LIBRARY=onednn NLPENGINE_ONEDNN_LIBRARY=$(abspath $(VENV))/lib/libdnnl.so.3 \
+	  ctest --test-dir $(CPP_BUILD) --output-on-failure
 
 test-py:  # pytest's exit code 5 means it collected nothing: say so and fail
 	$(PY) -m pytest tests -q; rc=$$?; \

@@ -63,7 +63,21 @@ def machine_info() -> dict[str, object]:
         "cpu_count": os.cpu_count(),
         "mem_total_mb": total_mb,
         "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+        "nlpengine_gemm_library": nlpengine_gemm_library(),
     }
+
+
+def nlpengine_gemm_library() -> str | None:
+    """The GEMM library nlpengine's products run on here (asked in a child process, so the
+    benchmark's parent loads no runtime)."""
+    code = "import nlpengine; print(nlpengine.gemm_library())"
+    try:
+        proc = subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return proc.stdout.strip() or None
 
 
 def package_version(name: str) -> str | None:

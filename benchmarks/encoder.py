@@ -1172,7 +1172,8 @@ def markdown_report(report: dict[str, object]) -> str:
         f"Encoder {s['mode']} benchmark ({report['timestamp']}): {s['model']} | {workload}.",
         "",
         f"Machine: {machine['cpu_model']} ({machine['nproc']} cpus, flags "
-        f"{' '.join(machine['cpu_flags']) or '-'}), load average before start {loadavg[0]:.2f}. "
+        f"{' '.join(machine['cpu_flags']) or '-'}), load average before start {loadavg[0]:.2f}, "
+        f"nlpengine GEMM library {machine.get('nlpengine_gemm_library') or '-'}. "
         "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v is not None) + ".",
         "",
     ]

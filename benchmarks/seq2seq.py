@@ -690,7 +690,8 @@ def markdown_report(report: dict[str, object]) -> str:
         "",
         f"Machine: {machine['cpu_model']} ({machine['nproc']} cpus, "
         f"flags {' '.join(machine['cpu_flags']) or '-'}), load average before start "
-        f"{machine['loadavg'][0]:.2f}. Versions: "
+        f"{machine['loadavg'][0]:.2f}, nlpengine GEMM library "
+        f"{machine.get('nlpengine_gemm_library') or '-'}. Versions: "
         + ", ".join(f"{k} {v}" for k, v in versions.items() if v is not None)
         + ".",
         "",

@@ -7,7 +7,7 @@
 (2, 9, 384)
 """
 
-from nlpengine._core import __version__
+from nlpengine._core import __version__, gemm_library
 from nlpengine.errors import InvalidInputError, ModelError
 from nlpengine.pipeline import TaskPipeline, pipeline  # noqa: E402  (needs load above)
 from nlpengine.runtime import EncoderModel, EncoderOutput, load
@@ -26,6 +26,7 @@ __all__ = [
     "TaskPipeline",
     "TaskSpec",
     "__version__",
+    "gemm_library",
     "load",
     "pipeline",
 ]

@@ -80,7 +80,15 @@ def test_run_fail_names_file_and_line_and_resume_finishes(setup, tmp_path):
     full = tmp_path / "full.jsonl"
     args[args.index(out)] = full
     engine(*args)
-    assert out.read_text("utf-8") == full.read_text("utf-8")
+    # The resumed run batches the remaining records differently, and the GEMM library may
+    # pick its kernels by row count: the same records and rankings, scores to 1e-5.
+    resumed, whole = read_jsonl(out), read_jsonl(full)
+    assert [(r["id"], [i["item_id"] for i in r["items"]]) for r in resumed] == [
+        (r["id"], [i["item_id"] for i in r["items"]]) for r in whole
+    ]
+    for a, b in zip(resumed, whole, strict=True):
+        scores = [i["score"] for i in b["items"]]
+        assert [i["score"] for i in a["items"]] == pytest.approx(scores, abs=1e-5)
 
 
 def test_missing_items_option_is_a_clear_error(setup, tmp_path):

@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "core/parallel.h"
+#include "ops/cpu/gemm_library.h"
 #include "nlpengine/encoder_model.h"
 #include "nlpengine/errors.h"
 #include "nlpengine/seq2seq_model.h"
@@ -150,6 +151,9 @@ NB_MODULE(_core, m) {
 
   m.def("default_num_threads", &nle::default_num_threads,
         "Number of threads a model uses when none is requested.");
+  m.def("gemm_library", &nle::ops::cpu::gemm_library_description,
+        "The library running this process's matrix products, with its version: MKL on Intel "
+        "CPUs, oneDNN elsewhere when installed; NLPENGINE_GEMM_LIBRARY=mkl|onednn overrides.");
 
   nb::class_<nle::EncoderModel>(m, "EncoderModel")
       .def_static(

@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "ops/bf16_gemm.h"
+#include "ops/cpu/gemm_library.h"
 #include "ops/gemm.h"
 
 namespace nle {
@@ -13,8 +14,8 @@ namespace {
 constexpr int64_t kPackedRows = 64;
 }  // namespace
 
-Linear::Linear(const Weights& weights, const std::string& scope, int64_t out_features,
-               int64_t in_features, bool has_bias)
+Linear::Linear(const Weights& weights, const std::string& scope, int64_t out_features, int64_t in_features,
+               bool has_bias)
     : weight_(weights.require(scope + ".weight", {out_features, in_features})) {
   if (has_bias) bias_ = weights.require(scope + ".bias", {out_features});
   convert(weights.compute_type());
@@ -33,7 +34,7 @@ void Linear::convert(ComputeType compute_type) {
     case ComputeType::Float32:
       break;
     case ComputeType::Int8:
-      int8_ = ops::quantize_weight_int8(weight_, /*pack=*/true);
+      int8_ = ops::quantize_weight_int8(weight_, /*pack=*/ops::cpu::gemm_library_packs());
       weight_ = Tensor();
       break;
     case ComputeType::BFloat16:
@@ -69,7 +70,7 @@ const ops::PackedWeight& Linear::packed_f32() const {
 void Linear::operator()(Tensor& y, const Tensor& x, ops::Activation act) const {
   switch (compute_type_) {
     case ComputeType::Float32:
-      if (x.rank() == 2 && x.dim(0) <= kPackedRows)
+      if (x.rank() == 2 && x.dim(0) <= kPackedRows && ops::cpu::gemm_library_packs())
         ops::matmul_nt_packed(y, x, packed_f32());
       else
         ops::matmul_nt(y, x, weight_);
@@ -79,7 +80,9 @@ void Linear::operator()(Tensor& y, const Tensor& x, ops::Activation act) const {
       ops::matmul_nt_int8(y, x, int8_, bias_.defined() ? &bias_ : nullptr);
       if (act != ops::Activation::None) ops::bias_activation(y, nullptr, act);
       return;
-    case ComputeType::BFloat16: ops::matmul_nt_bf16(y, x, weight_); break;
+    case ComputeType::BFloat16:
+      ops::matmul_nt_bf16(y, x, weight_);
+      break;
   }
   if (bias_.defined() || act != ops::Activation::None)
     ops::bias_activation(y, bias_.defined() ? &bias_ : nullptr, act);

@@ -20,9 +20,8 @@ Tensor row_view(Tensor& t, int64_t begin, int64_t end) {
   return Tensor::view(DType::F32, {end - begin, cols}, t.data<float>() + begin * cols, t.owner());
 }
 
-void for_each_sequence_group(
-    const std::vector<int64_t>& seq_offsets, const std::vector<size_t>& groups,
-    const std::function<void(int64_t, int64_t, const std::vector<int64_t>&)>& run) {
+void for_each_sequence_group(const std::vector<int64_t>& seq_offsets, const std::vector<size_t>& groups,
+                             const std::function<void(int64_t, int64_t, const std::vector<int64_t>&)>& run) {
   const int64_t count = static_cast<int64_t>(groups.size()) - 1;
   std::exception_ptr failure;
   std::mutex failure_mutex;

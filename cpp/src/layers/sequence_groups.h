@@ -34,8 +34,7 @@ Tensor row_view(Tensor& t, int64_t begin, int64_t end);
 // the threads; the operations run() calls stay on its thread (each group runs under a
 // one-thread ThreadScope, so nested parallel regions and MKL are serial). The first
 // exception is rethrown after all groups end.
-void for_each_sequence_group(
-    const std::vector<int64_t>& seq_offsets, const std::vector<size_t>& groups,
-    const std::function<void(int64_t, int64_t, const std::vector<int64_t>&)>& run);
+void for_each_sequence_group(const std::vector<int64_t>& seq_offsets, const std::vector<size_t>& groups,
+                             const std::function<void(int64_t, int64_t, const std::vector<int64_t>&)>& run);
 
 }  // namespace nle

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "ops/cpu/gemm_library.h"
 #include "ops/int8_gemm.h"
 
 namespace nle::ops::cpu {
@@ -16,8 +17,7 @@ inline float round_small(float v) {
 }
 }  // namespace
 
-void quantize_rows_u8(uint8_t* q, float* scale, int32_t* zero, const float* x, int64_t rows,
-                      int64_t cols) {
+void quantize_rows_u8(uint8_t* q, float* scale, int32_t* zero, const float* x, int64_t rows, int64_t cols) {
 #pragma omp parallel for schedule(static) if (rows * cols > 16384)
   for (int64_t r = 0; r < rows; ++r) {
     const float* __restrict row = x + r * cols;
@@ -45,12 +45,15 @@ void quantize_rows_u8(uint8_t* q, float* scale, int32_t* zero, const float* x, i
 
 void gemm_u8s8s32(int32_t* c, const uint8_t* a, const int8_t* b, int64_t m, int64_t n, int64_t k) {
   if (m == 0 || n == 0) return;
+  if (gemm_library() == GemmLibrary::OneDnn) {
+    onednn::gemm_u8s8s32(m, n, k, a, b, c);
+    return;
+  }
   const MKL_INT32 no_offset = 0;
   // Row-major: A (u8) is m x k, B (s8) is stored n x k and used transposed.
-  cblas_gemm_s8u8s32(CblasRowMajor, CblasNoTrans, CblasTrans, CblasFixOffset,
-                     static_cast<MKL_INT>(m), static_cast<MKL_INT>(n), static_cast<MKL_INT>(k), 1.f,
-                     a, static_cast<MKL_INT>(k), 0, b, static_cast<MKL_INT>(k), 0, 0.f, c,
-                     static_cast<MKL_INT>(n), &no_offset);
+  cblas_gemm_s8u8s32(CblasRowMajor, CblasNoTrans, CblasTrans, CblasFixOffset, static_cast<MKL_INT>(m),
+                     static_cast<MKL_INT>(n), static_cast<MKL_INT>(k), 1.f, a, static_cast<MKL_INT>(k), 0, b,
+                     static_cast<MKL_INT>(k), 0, 0.f, c, static_cast<MKL_INT>(n), &no_offset);
 }
 
 void dequantize_rows(float* y, const int32_t* c, const float* row_scale, const int32_t* row_zero,

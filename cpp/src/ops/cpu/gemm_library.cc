@@ -1,0 +1,163 @@
+#include "ops/cpu/gemm_library.h"
+
+#include <cpuid.h>
+#include <dlfcn.h>
+#include <mkl.h>
+
+#include <cstdlib>
+#include <cstring>
+#include <mutex>
+#include <vector>
+
+#include "nlpengine/errors.h"
+
+namespace nle::ops::cpu {
+
+namespace {
+
+// The few oneDNN C functions used, declared here so that building needs no oneDNN
+// headers (oneDNN 3.x ABI: dnnl_dim_t is int64_t, status 0 is success).
+using DnnlStatus = int;
+using DnnlSgemm = DnnlStatus (*)(char, char, int64_t, int64_t, int64_t, float, const float*, int64_t,
+                                 const float*, int64_t, float, float*, int64_t);
+using DnnlGemmU8S8S32 = DnnlStatus (*)(char, char, char, int64_t, int64_t, int64_t, float, const uint8_t*,
+                                       int64_t, uint8_t, const int8_t*, int64_t, int8_t, float, int32_t*,
+                                       int64_t, const int32_t*);
+struct DnnlVersion {
+  int major, minor, patch;
+  const char* hash;
+  unsigned cpu_runtime, gpu_runtime;
+};
+using DnnlVersionFn = const DnnlVersion* (*)();
+constexpr unsigned kDnnlRuntimeOmp = 2;
+
+struct State {
+  GemmLibrary library = GemmLibrary::Mkl;
+  std::string description;
+  DnnlSgemm sgemm = nullptr;
+  DnnlGemmU8S8S32 gemm_u8s8s32 = nullptr;
+};
+
+bool intel_cpu() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return false;
+  char vendor[13] = {};
+  std::memcpy(vendor, &ebx, 4);
+  std::memcpy(vendor + 4, &edx, 4);
+  std::memcpy(vendor + 8, &ecx, 4);
+  return std::strcmp(vendor, "GenuineIntel") == 0;
+}
+
+// Where to look for oneDNN: the named file, the library search path, then the lib
+// directory of the environment this runtime was installed into (pip puts the
+// package's libdnnl.so.3 in <prefix>/lib; the Python extension lives in
+// <prefix>/lib/pythonX.Y/site-packages/nlpengine).
+std::vector<std::string> onednn_candidates() {
+  if (const char* path = std::getenv("NLPENGINE_ONEDNN_LIBRARY"); path && *path) return {path};
+  std::vector<std::string> out = {"libdnnl.so.3"};
+  Dl_info info{};
+  if (dladdr(reinterpret_cast<void*>(&onednn_candidates), &info) && info.dli_fname) {
+    std::string dir(info.dli_fname);
+    for (int up = 0; up < 4; ++up) {
+      const size_t slash = dir.rfind('/');
+      if (slash == std::string::npos) break;
+      dir.resize(slash);
+      out.push_back(dir + "/libdnnl.so.3");
+    }
+  }
+  return out;
+}
+
+// Opens oneDNN; "" on success, else why not.
+std::string open_onednn(State& s) {
+  std::string tried;
+  for (const std::string& path : onednn_candidates()) {
+    void* handle = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+    if (!handle) {
+      tried += (tried.empty() ? "" : ", ") + path;
+      continue;
+    }
+    const auto version = reinterpret_cast<DnnlVersionFn>(dlsym(handle, "dnnl_version"));
+    s.sgemm = reinterpret_cast<DnnlSgemm>(dlsym(handle, "dnnl_sgemm"));
+    s.gemm_u8s8s32 = reinterpret_cast<DnnlGemmU8S8S32>(dlsym(handle, "dnnl_gemm_u8s8s32"));
+    const DnnlVersion* v = version ? version() : nullptr;
+    if (!v || v->major != 3 || !s.sgemm || !s.gemm_u8s8s32) {
+      dlclose(handle);
+      return path + " is not oneDNN 3.x";
+    }
+    if (v->cpu_runtime != kDnnlRuntimeOmp) {
+      dlclose(handle);  // a TBB or sequential build would ignore the model's threads
+      return path + " is not an OpenMP build of oneDNN (install onednn-cpu-gomp)";
+    }
+    Dl_info info{};
+    std::string where = path;
+    if (dladdr(reinterpret_cast<void*>(s.sgemm), &info) && info.dli_fname) where = info.dli_fname;
+    s.description = "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
+                    std::to_string(v->patch) + " (" + where + ")";
+    return "";
+  }
+  return "cannot open " + tried;
+}
+
+std::string mkl_description() {
+  MKLVersion v;
+  mkl_get_version(&v);
+  return "MKL " + std::to_string(v.MajorVersion) + "." + std::to_string(v.MinorVersion) + "." +
+         std::to_string(v.UpdateVersion);
+}
+
+const State& state() {
+  static State s;
+  static std::string failure;
+  static std::once_flag once;
+  std::call_once(once, [] {
+    const char* env = std::getenv("NLPENGINE_GEMM_LIBRARY");
+    const std::string wanted = env ? env : "";
+    if (!wanted.empty() && wanted != "mkl" && wanted != "onednn") {
+      failure = "NLPENGINE_GEMM_LIBRARY=" + wanted + ": expected mkl or onednn";
+      return;
+    }
+    if (wanted == "onednn" || (wanted.empty() && !intel_cpu())) {
+      const std::string why = open_onednn(s);
+      if (why.empty()) {
+        s.library = GemmLibrary::OneDnn;
+        return;
+      }
+      if (wanted == "onednn") {
+        failure = "NLPENGINE_GEMM_LIBRARY=onednn: " + why;
+        return;
+      }
+    }
+    s.library = GemmLibrary::Mkl;
+    s.description = mkl_description();
+  });
+  if (!failure.empty()) throw Error(failure);
+  return s;
+}
+
+void check(DnnlStatus status, const char* what) {
+  if (status != 0)
+    throw Error(std::string("oneDNN ") + what + " failed with status " + std::to_string(status));
+}
+
+}  // namespace
+
+GemmLibrary gemm_library() { return state().library; }
+std::string gemm_library_description() { return state().description; }
+bool gemm_library_packs() { return gemm_library() == GemmLibrary::Mkl; }
+
+namespace onednn {
+
+void sgemm(char trans_a, char trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
+  check(state().sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), "sgemm");
+}
+
+void gemm_u8s8s32(int64_t m, int64_t n, int64_t k, const uint8_t* a, const int8_t* b_nk, int32_t* c) {
+  const int32_t no_offset = 0;
+  check(state().gemm_u8s8s32('N', 'T', 'F', m, n, k, 1.f, a, k, 0, b_nk, k, 0, 0.f, c, n, &no_offset),
+        "gemm_u8s8s32");
+}
+
+}  // namespace onednn
+}  // namespace nle::ops::cpu

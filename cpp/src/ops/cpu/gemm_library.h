@@ -1,0 +1,38 @@
+// Which library runs the CPU matrix products. MKL is linked in; oneDNN (PyPI
+// `onednn-cpu-gomp`, GNU OpenMP build) is opened at run time when present. MKL's
+// kernels are tuned for Intel CPUs: on an AMD EPYC with AVX-512 VNNI, oneDNN's GEMM
+// measured 2.4x MKL's in float32 and 25x in int8. So the default is MKL on Intel
+// CPUs and oneDNN on others when it can be loaded.
+//
+// NLPENGINE_GEMM_LIBRARY=mkl|onednn overrides the choice; NLPENGINE_ONEDNN_LIBRARY
+// names the oneDNN shared library to open (default: libdnnl.so.3 from the library
+// search path, then from the lib directory of the Python environment this runtime is
+// installed in). The choice is made once per process.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace nle::ops::cpu {
+
+enum class GemmLibrary { Mkl, OneDnn };
+
+// The library in use (chosen on first call). Throws Error when
+// NLPENGINE_GEMM_LIBRARY names an unknown library or oneDNN cannot be opened.
+GemmLibrary gemm_library();
+// "MKL 2026.2.0" or "oneDNN 3.2.0 (path)": for reports.
+std::string gemm_library_description();
+
+// Whether the chosen library takes weights packed ahead of time (MKL does; oneDNN's
+// GEMM functions take plain row-major matrices).
+bool gemm_library_packs();
+
+// oneDNN's row-major products; only valid when gemm_library() is OneDnn. Throw Error
+// with the library's status on failure.
+namespace onednn {
+void sgemm(char trans_a, char trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
+           int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
+void gemm_u8s8s32(int64_t m, int64_t n, int64_t k, const uint8_t* a, const int8_t* b_nk, int32_t* c);
+}  // namespace onednn
+
+}  // namespace nle::ops::cpu
