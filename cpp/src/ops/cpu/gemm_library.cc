@@ -3,7 +3,9 @@
 #include <cpuid.h>
 #include <dlfcn.h>
 #include <mkl.h>
+#include <omp.h>
 
+#include <algorithm>
 #include <cstdlib>
 #include <cstring>
 #include <mutex>
@@ -148,15 +150,64 @@ bool gemm_library_packs() { return gemm_library() == GemmLibrary::Mkl; }
 
 namespace onednn {
 
+namespace {
+
+// oneDNN's GEMM functions re-pack B on every call, and with few rows of A they split
+// the work so that each thread packs all of B. Below this many rows the threads split
+// the columns instead, each packing and multiplying its own part of B: at 2 threads
+// on MiniLM's layer shapes, 32 rows took 364 us a layer instead of 643 (float32) and
+// 90 instead of 103 (int8); 256 rows 2,205 instead of 2,402.
+constexpr int64_t kColumnSplitRows = 256;
+constexpr int64_t kColumnBlock = 16;
+
+// Calls run(first column, column count) over parts of [0, n), one per thread, when
+// that pays; returns false (having run nothing) when it does not.
+template <typename Run>
+bool split_columns(int64_t m, int64_t n, Run run) {
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (threads < 2 || m > kColumnSplitRows || n < 2 * kColumnBlock) return false;
+  const int64_t part = (n + threads - 1) / threads;
+  const int64_t step = (part + kColumnBlock - 1) / kColumnBlock * kColumnBlock;
+  DnnlStatus failure = 0;
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t first = omp_get_thread_num() * step;
+    if (first < n) {
+      const DnnlStatus status = run(first, std::min(step, n - first));
+      if (status != 0) {
+#pragma omp critical(nle_onednn_status)
+        failure = status;
+      }
+    }
+  }
+  check(failure, "split product");
+  return true;
+}
+
+}  // namespace
+
 void sgemm(char trans_a, char trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
-  check(state().sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), "sgemm");
+  const State& s = state();
+  const bool b_transposed = trans_b == 'T' || trans_b == 't';
+  const bool split = split_columns(m, n, [&](int64_t first, int64_t count) {
+    // Columns [first, first + count) of op(B): rows of a transposed B, columns otherwise.
+    const float* part = b + (b_transposed ? first * ldb : first);
+    return s.sgemm(trans_a, trans_b, m, count, k, alpha, a, lda, part, ldb, beta, c + first, ldc);
+  });
+  if (!split) check(s.sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), "sgemm");
 }
 
 void gemm_u8s8s32(int64_t m, int64_t n, int64_t k, const uint8_t* a, const int8_t* b_nk, int32_t* c) {
+  const State& s = state();
   const int32_t no_offset = 0;
-  check(state().gemm_u8s8s32('N', 'T', 'F', m, n, k, 1.f, a, k, 0, b_nk, k, 0, 0.f, c, n, &no_offset),
-        "gemm_u8s8s32");
+  const bool split = split_columns(m, n, [&](int64_t first, int64_t count) {
+    return s.gemm_u8s8s32('N', 'T', 'F', m, count, k, 1.f, a, k, 0, b_nk + first * k, k, 0, 0.f, c + first, n,
+                          &no_offset);
+  });
+  if (!split)
+    check(s.gemm_u8s8s32('N', 'T', 'F', m, n, k, 1.f, a, k, 0, b_nk, k, 0, 0.f, c, n, &no_offset),
+          "gemm_u8s8s32");
 }
 
 }  // namespace onednn
