@@ -9,9 +9,15 @@
 namespace nle {
 
 namespace {
-// Up to this many rows a product uses the packed weight (measured on MiniLM, 1 thread:
-// batch-1 latency 14% lower packed; 2,000-row batches 5% slower packed).
-constexpr int64_t kPackedRows = 64;
+// With MKL, up to this many rows a product uses the packed weight (measured on MiniLM,
+// 1 thread: batch-1 latency 14% lower packed; 2,000-row batches 5% slower packed).
+// oneDNN's layout (the weight transposed) is as fast or faster at every row count.
+constexpr int64_t kMklPackedRows = 64;
+
+bool use_packed_f32(const Tensor& x) {
+  if (x.rank() != 2) return false;
+  return ops::cpu::gemm_library() == ops::cpu::GemmLibrary::OneDnn || x.dim(0) <= kMklPackedRows;
+}
 }  // namespace
 
 Linear::Linear(const Weights& weights, const std::string& scope, int64_t out_features, int64_t in_features,
@@ -34,7 +40,8 @@ void Linear::convert(ComputeType compute_type) {
     case ComputeType::Float32:
       break;
     case ComputeType::Int8:
-      int8_ = ops::quantize_weight_int8(weight_, /*pack=*/ops::cpu::gemm_library_packs());
+      int8_ = ops::quantize_weight_int8(weight_,
+                                        /*pack=*/ops::cpu::gemm_library() == ops::cpu::GemmLibrary::Mkl);
       weight_ = Tensor();
       break;
     case ComputeType::BFloat16:
@@ -70,7 +77,7 @@ const ops::PackedWeight& Linear::packed_f32() const {
 void Linear::operator()(Tensor& y, const Tensor& x, ops::Activation act) const {
   switch (compute_type_) {
     case ComputeType::Float32:
-      if (x.rank() == 2 && x.dim(0) <= kPackedRows && ops::cpu::gemm_library_packs())
+      if (use_packed_f32(x))
         ops::matmul_nt_packed(y, x, packed_f32());
       else
         ops::matmul_nt(y, x, weight_);

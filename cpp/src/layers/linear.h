@@ -39,9 +39,9 @@ class Linear {
   // Converts weight_ for compute_type_ (packed int8 or bf16).
   void convert(ComputeType compute_type);
 
-  // The float32 weight in the GEMM library's layout, made on the first call with few
-  // rows (where re-packing per call costs most; with many rows the plain product is
-  // as fast), so loading stays a memory map.
+  // The float32 weight in the GEMM library's layout (MKL's packed form, or for oneDNN
+  // the weight transposed), made on the first call that uses it, so loading stays a
+  // memory map.
   struct LazyPacked {
     std::once_flag once;
     ops::PackedWeight weight;

@@ -146,14 +146,13 @@ void check(DnnlStatus status, const char* what) {
 
 GemmLibrary gemm_library() { return state().library; }
 std::string gemm_library_description() { return state().description; }
-bool gemm_library_packs() { return gemm_library() == GemmLibrary::Mkl; }
 
 namespace onednn {
 
 namespace {
 
-// oneDNN's GEMM functions re-pack B on every call, and with few rows of A they split
-// the work so that each thread packs all of B. Below this many rows the threads split
+// oneDNN's GEMM functions re-pack a transposed B on every call, and with few rows of A
+// they split the work so that each thread packs all of B. Below this many rows the threads split
 // the columns instead, each packing and multiplying its own part of B: at 2 threads
 // on MiniLM's layer shapes, 32 rows took 364 us a layer instead of 643 (float32) and
 // 90 instead of 103 (int8); 256 rows 2,205 instead of 2,402.
@@ -190,10 +189,9 @@ void sgemm(char trans_a, char trans_b, int64_t m, int64_t n, int64_t k, float al
            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc) {
   const State& s = state();
   const bool b_transposed = trans_b == 'T' || trans_b == 't';
-  const bool split = split_columns(m, n, [&](int64_t first, int64_t count) {
-    // Columns [first, first + count) of op(B): rows of a transposed B, columns otherwise.
-    const float* part = b + (b_transposed ? first * ldb : first);
-    return s.sgemm(trans_a, trans_b, m, count, k, alpha, a, lda, part, ldb, beta, c + first, ldc);
+  // A plain B is multiplied in place (no packing to share out): oneDNN's own threading.
+  const bool split = b_transposed && split_columns(m, n, [&](int64_t first, int64_t count) {
+    return s.sgemm(trans_a, trans_b, m, count, k, alpha, a, lda, b + first * ldb, ldb, beta, c + first, ldc);
   });
   if (!split) check(s.sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), "sgemm");
 }

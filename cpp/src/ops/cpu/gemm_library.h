@@ -23,10 +23,6 @@ GemmLibrary gemm_library();
 // "MKL 2026.2.0" or "oneDNN 3.2.0 (path)": for reports.
 std::string gemm_library_description();
 
-// Whether the chosen library takes weights packed ahead of time (MKL does; oneDNN's
-// GEMM functions take plain row-major matrices).
-bool gemm_library_packs();
-
 // oneDNN's row-major products; only valid when gemm_library() is OneDnn. Throw Error
 // with the library's status on failure.
 namespace onednn {
