@@ -3,10 +3,13 @@
 // makes a regression visible even when it stays within tolerance.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
+#include <limits>
 
 #include "ops/activation.h"
 #include "ops/attention.h"
+#include "ops/cpu/vector_math.h"
 #include "ops/embedding.h"
 #include "ops/gemm.h"
 #include "ops/layer_norm.h"
@@ -76,6 +79,27 @@ INSTANTIATE_TEST_SUITE_P(All, ActivationTest,
                                            ops::Activation::Relu, ops::Activation::Silu,
                                            ops::Activation::Tanh),
                          [](const auto& info) { return std::string(ops::activation_name(info.param)); });
+
+TEST(VectorMathTest, ExpIsWithinTwoUlpAndErfWithin5e7) {
+  double worst_exp = 0.0, worst_erf = 0.0;
+  for (double v = -87.3; v <= 88.0; v += 0.0137) {
+    const float x = static_cast<float>(v);
+    const double expected = std::exp(static_cast<double>(x));
+    worst_exp = std::max(worst_exp, std::fabs(ops::cpu::exp_f32(x) - expected) / expected);
+  }
+  for (double v = -12.0; v <= 12.0; v += 0.0011) {
+    const float x = static_cast<float>(v);
+    worst_erf = std::max(worst_erf, std::fabs(ops::cpu::erf_f32(x) - std::erf(static_cast<double>(x))));
+  }
+  std::printf("exp max relative error %g, erf max abs error %g\n", worst_exp, worst_erf);
+  EXPECT_LT(worst_exp, 2.5e-7);  // 2 ulp is 2.4e-7
+  EXPECT_LT(worst_erf, 5e-7);  // the formula's 1.5e-7 plus float rounding (4.2e-7 seen)
+  // Below exp's range (and at -inf, as softmax's masked scores) the result is 0.
+  EXPECT_EQ(ops::cpu::exp_f32(-87.5f), 0.f);
+  EXPECT_EQ(ops::cpu::exp_f32(-std::numeric_limits<float>::infinity()), 0.f);
+  EXPECT_EQ(ops::cpu::exp_f32(0.f), 1.f);
+  EXPECT_EQ(ops::cpu::erf_f32(0.f), 0.f);
+}
 
 TEST(ActivationTest, ParsesHuggingFaceNames) {
   ops::Activation act;
@@ -193,9 +217,9 @@ TEST_P(AttentionTest, MatchesReference) {
                                             p.head_dim, ld, width, scale);
   const float diff = max_abs_diff(out, expected);
   std::printf("attention %zu seqs max diff %g\n", p.lengths.size(), diff);
-  // Float32 sums over up to 130 keys with VML's low-accuracy exp (4 ulp); the summation
-  // order of MKL's products depends on the kernel it picks for the CPU (1.03e-5 seen on one
-  // machine, under 1e-5 on others). The model-level parity tests hold 1e-4 against transformers.
+  // Float32 sums over up to 130 keys with an exp within 2 ulp (ops/cpu/vector_math.h); the
+  // summation order of the GEMM library's products depends on the kernel it picks for the CPU
+  // (1.03e-5 seen on one machine, under 1e-5 on others). The model-level parity tests hold 1e-4 against transformers.
   EXPECT_LT(diff, 3e-5f);
 }
 

@@ -1,7 +1,5 @@
 #include "generate/logits_processors.h"
 
-#include <mkl.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
@@ -9,6 +7,8 @@
 #include <numeric>
 #include <set>
 #include <vector>
+
+#include "ops/cpu/vector_math.h"
 
 namespace nle {
 
@@ -51,7 +51,8 @@ void process_logits(float* scores, int64_t vocab, const int64_t* tokens, int64_t
     if (o.min_new_tokens > 0 && cur_len - 1 < o.min_new_tokens) suppress(scores, o.eos_token_id);
   }
   if (o.forced_bos_token_id >= 0 && cur_len == 1) force(scores, vocab, {o.forced_bos_token_id});
-  if (!o.forced_eos_token_id.empty() && cur_len == s.max_length - 1) force(scores, vocab, o.forced_eos_token_id);
+  if (!o.forced_eos_token_id.empty() && cur_len == s.max_length - 1)
+    force(scores, vocab, o.forced_eos_token_id);
 }
 
 void warp_logits(float* scores, int64_t vocab, const ProcessorSettings& s) {
@@ -97,7 +98,7 @@ void log_softmax_row(float* x, int64_t n) {
   e.resize(static_cast<size_t>(n));
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) e[static_cast<size_t>(i)] = x[i] - max_v;
-  vmsExp(static_cast<MKL_INT>(n), e.data(), e.data(), VML_LA);
+  ops::cpu::exp_f32(e.data(), n);
   double sum = 0.0;
   for (int64_t i = 0; i < n; ++i) sum += e[static_cast<size_t>(i)];
   const float shift = max_v + static_cast<float>(std::log(sum));

@@ -1,9 +1,8 @@
-#include <mkl.h>
-
 #include <algorithm>
 #include <cmath>
 #include <limits>
 
+#include "ops/cpu/vector_math.h"
 #include "ops/softmax.h"
 
 namespace nle::ops::cpu {
@@ -14,8 +13,7 @@ void softmax_row_f32(float* x, int64_t cols) {
   for (int64_t c = 0; c < cols; ++c) max_v = x[c] > max_v ? x[c] : max_v;  // vectorises
 #pragma omp simd
   for (int64_t c = 0; c < cols; ++c) x[c] -= max_v;
-  // VML's low-accuracy mode is still within 4 ulp, far inside the runtime's 1e-4 parity.
-  vmsExp(static_cast<MKL_INT>(cols), x, x, VML_LA);
+  exp_f32(x, cols);
   float sum = 0.f;
 #pragma omp simd reduction(+ : sum)
   for (int64_t c = 0; c < cols; ++c) sum += x[c];

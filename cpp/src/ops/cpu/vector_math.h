@@ -1,0 +1,56 @@
+// exp and erf of floats, written so that loops over arrays vectorise (no calls, no
+// branches, no tables). MKL's vector math (vmsErf, vmsExp) runs a generic path on
+// non-Intel CPUs: on an AMD EPYC, vmsErf in GELU took 9.6% of MiniLM's int8 batch-1
+// time, more than every other non-GEMM op together.
+#pragma once
+
+#include <cstdint>
+
+namespace nle::ops::cpu {
+
+// exp(x) within 2 ulp for x in [-87.3, 88]; 0 below that range, exp(88) above it.
+inline float exp_f32(float x) {
+  constexpr float kLog2e = 1.44269504088896341f;
+  constexpr float kLn2Hi = 0.693145751953125f;  // ln 2 split so that n · kLn2Hi is exact
+  constexpr float kLn2Lo = 1.42860682030941723212e-6f;
+  constexpr float kRound = 12582912.f;  // 1.5 · 2^23: adding it rounds to an integer
+  constexpr float kMin = -87.33654f, kMax = 88.f;
+  const float xc = x < kMin ? kMin : (x > kMax ? kMax : x);
+  // x = n ln 2 + r with |r| <= ln 2 / 2; exp(x) = 2^n · exp(r).
+  const float n = (xc * kLog2e + kRound) - kRound;
+  const float r = (xc - n * kLn2Hi) - n * kLn2Lo;
+  // exp(r) by its Taylor series to r^7 / 7!: the next term is below 2^-27 for |r| <= ln 2 / 2.
+  float p = 1.f / 5040.f;
+  p = p * r + 1.f / 720.f;
+  p = p * r + 1.f / 120.f;
+  p = p * r + 1.f / 24.f;
+  p = p * r + 1.f / 6.f;
+  p = p * r + 0.5f;
+  p = p * r + 1.f;
+  p = p * r + 1.f;
+  const float scale = __builtin_bit_cast(float, (static_cast<int32_t>(n) + 127) << 23);
+  return x < kMin ? 0.f : p * scale;
+}
+
+// erf(x) within 5e-7 (absolute: the formula's 1.5e-7 plus float rounding), by Abramowitz and
+// Stegun's formula 7.1.26:
+// erf(a) = 1 - t (a1 + t (a2 + t (a3 + t (a4 + t a5)))) exp(-a²), t = 1 / (1 + p a), a >= 0.
+inline float erf_f32(float x) {
+  const float a = x < 0.f ? -x : x;
+  const float t = 1.f / (1.f + 0.3275911f * a);
+  float poly = 1.061405429f;
+  poly = poly * t - 1.453152027f;
+  poly = poly * t + 1.421413741f;
+  poly = poly * t - 0.284496736f;
+  poly = poly * t + 0.254829592f;
+  const float y = 1.f - poly * t * exp_f32(-a * a);
+  return x < 0.f ? -y : y;
+}
+
+// In place over n floats.
+inline void exp_f32(float* x, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) x[i] = exp_f32(x[i]);
+}
+
+}  // namespace nle::ops::cpu
