@@ -40,8 +40,7 @@ void Linear::convert(ComputeType compute_type) {
     case ComputeType::Float32:
       break;
     case ComputeType::Int8:
-      int8_ = ops::quantize_weight_int8(weight_,
-                                        /*pack=*/ops::cpu::gemm_library() == ops::cpu::GemmLibrary::Mkl);
+      int8_ = ops::quantize_weight_int8(weight_, /*pack=*/true);
       weight_ = Tensor();
       break;
     case ComputeType::BFloat16:

@@ -94,11 +94,13 @@ void matmul_nt_int8(Tensor& y, const Tensor& x, const Int8Weight& w, const Tenso
   thread_local std::vector<uint8_t> q;
   thread_local std::vector<float> row_scale;
   thread_local std::vector<int32_t> row_zero, acc;
-  q.resize(static_cast<size_t>(m * k));
+  const int64_t rows = w.packed.defined() ? cpu::packed_s8_rows(m) : m;  // room the product needs
+  q.resize(static_cast<size_t>(rows * k));
   row_scale.resize(static_cast<size_t>(m));
   row_zero.resize(static_cast<size_t>(m));
-  acc.resize(static_cast<size_t>(m * n));
+  acc.resize(static_cast<size_t>(rows * n));
   cpu::quantize_rows_u8(q.data(), row_scale.data(), row_zero.data(), x.data<float>(), m, k);
+  std::fill(q.begin() + m * k, q.begin() + rows * k, uint8_t{0});
   if (w.packed.defined())
     cpu::gemm_u8s8s32_packed(acc.data(), q.data(), w.packed.data.get(), m, n, k);
   else

@@ -30,7 +30,10 @@ void matmul_nt_packed(Tensor& y, const Tensor& x, const PackedWeight& w);
 namespace cpu {
 // c (M, N) = a (M, K) · bᵀ with b packed by pack_weight_f32.
 void gemm_f32_packed(float* c, const float* a, const void* packed_b, int64_t m, int64_t n, int64_t k);
-// c (M, N) = a (M, K) · bᵀ in exact int32 with b packed by pack_weight_s8.
+// c (M, N) = a (M, K) · bᵀ in exact int32 with b packed by pack_weight_s8. a and c hold
+// packed_s8_rows(m) rows (oneDNN's products run on row counts rounded up; the extra rows
+// of a are read, those of c overwritten).
+int64_t packed_s8_rows(int64_t m);
 void gemm_u8s8s32_packed(int32_t* c, const uint8_t* a, const void* packed_b, int64_t m, int64_t n,
                          int64_t k);
 }  // namespace cpu

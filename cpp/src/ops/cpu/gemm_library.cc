@@ -36,6 +36,7 @@ constexpr unsigned kDnnlRuntimeOmp = 2;
 struct State {
   GemmLibrary library = GemmLibrary::Mkl;
   std::string description;
+  void* onednn = nullptr;  // dlopen handle
   DnnlSgemm sgemm = nullptr;
   DnnlGemmU8S8S32 gemm_u8s8s32 = nullptr;
 };
@@ -94,6 +95,7 @@ std::string open_onednn(State& s) {
     Dl_info info{};
     std::string where = path;
     if (dladdr(reinterpret_cast<void*>(s.sgemm), &info) && info.dli_fname) where = info.dli_fname;
+    s.onednn = handle;
     s.description = "oneDNN " + std::to_string(v->major) + "." + std::to_string(v->minor) + "." +
                     std::to_string(v->patch) + " (" + where + ")";
     return "";
@@ -190,10 +192,18 @@ void sgemm(char trans_a, char trans_b, int64_t m, int64_t n, int64_t k, float al
   const State& s = state();
   const bool b_transposed = trans_b == 'T' || trans_b == 't';
   // A plain B is multiplied in place (no packing to share out): oneDNN's own threading.
-  const bool split = b_transposed && split_columns(m, n, [&](int64_t first, int64_t count) {
+  const auto part = [&](int64_t first, int64_t count) {
     return s.sgemm(trans_a, trans_b, m, count, k, alpha, a, lda, b + first * ldb, ldb, beta, c + first, ldc);
-  });
+  };
+  const bool split = b_transposed && split_columns(m, n, part);
   if (!split) check(s.sgemm(trans_a, trans_b, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc), "sgemm");
+}
+
+void* symbol(const char* name) {
+  const State& s = state();
+  void* f = s.onednn ? dlsym(s.onednn, name) : nullptr;
+  if (!f) throw Error(std::string("oneDNN: no function ") + name + " in " + s.description);
+  return f;
 }
 
 void gemm_u8s8s32(int64_t m, int64_t n, int64_t k, const uint8_t* a, const int8_t* b_nk, int32_t* c) {

@@ -29,6 +29,9 @@ namespace onednn {
 void sgemm(char trans_a, char trans_b, int64_t m, int64_t n, int64_t k, float alpha, const float* a,
            int64_t lda, const float* b, int64_t ldb, float beta, float* c, int64_t ldc);
 void gemm_u8s8s32(int64_t m, int64_t n, int64_t k, const uint8_t* a, const int8_t* b_nk, int32_t* c);
+// A function of the opened oneDNN library by name (for ops/cpu/onednn_matmul.cc); throws
+// Error when it is missing.
+void* symbol(const char* name);
 }  // namespace onednn
 
 }  // namespace nle::ops::cpu

@@ -4,6 +4,7 @@
 
 #include "ops/check.h"
 #include "ops/cpu/gemm_library.h"
+#include "ops/cpu/onednn_matmul.h"
 #include "ops/packed_gemm.h"
 
 namespace nle::ops {
@@ -55,6 +56,9 @@ PackedWeight pack_weight_s8(const Tensor& q) {
   if (q.dtype() != DType::I8 || q.device() != Device::CPU)
     throw InvalidInputError(std::string("pack_weight_s8: expected a CPU I8 tensor, got ") +
                             dtype_name(q.dtype()));
+  if (cpu::gemm_library() == cpu::GemmLibrary::OneDnn)
+    return PackedWeight{cpu::onednn::reorder_s8_weight(q.data<int8_t>(), q.dim(0), q.dim(1)), q.dim(0),
+                        q.dim(1)};
   const auto n = static_cast<MKL_INT>(q.dim(0)), k = static_cast<MKL_INT>(q.dim(1));
   PackedWeight out{library_buffer(cblas_gemm_s8u8s32_pack_get_size(CblasBMatrix, kAnyRows, n, k)),
                    n, k};
@@ -77,9 +81,17 @@ void gemm_f32_packed(float* c, const float* a, const void* packed_b, int64_t m, 
                       static_cast<MKL_INT>(n));
 }
 
+int64_t packed_s8_rows(int64_t m) {
+  return gemm_library() == GemmLibrary::OneDnn ? onednn::padded_rows(m) : m;
+}
+
 void gemm_u8s8s32_packed(int32_t* c, const uint8_t* a, const void* packed_b, int64_t m, int64_t n,
                          int64_t k) {
   if (m == 0 || n == 0) return;
+  if (gemm_library() == GemmLibrary::OneDnn) {
+    onednn::matmul_u8s8s32(c, a, packed_b, m, n, k);
+    return;
+  }
   const MKL_INT32 no_offset = 0;
   cblas_gemm_s8u8s32_compute(CblasRowMajor, CblasNoTrans, CblasPacked, CblasFixOffset,
                              static_cast<MKL_INT>(m), static_cast<MKL_INT>(n),

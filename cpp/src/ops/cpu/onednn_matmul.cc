@@ -1,0 +1,269 @@
+#include "ops/cpu/onednn_matmul.h"
+
+#include <omp.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <initializer_list>
+#include <map>
+#include <mutex>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "nlpengine/errors.h"
+#include "ops/cpu/gemm_library.h"
+
+namespace nle::ops::cpu::onednn {
+
+namespace {
+
+// The oneDNN 3.x C API used here, declared so that building needs no oneDNN headers:
+// handles are opaque pointers, enumerations are ints (values from oneDNN 3.x's
+// dnnl_types.h and dnnl_common_types.h), status 0 is success.
+using Handle = void*;
+using ConstHandle = const void*;
+struct ExecArg {
+  int arg;
+  Handle memory;
+};
+constexpr int kEngineCpu = 1;
+constexpr int kStreamDefaultFlags = 1;
+constexpr int kS32 = 4, kS8 = 5, kU8 = 6;
+constexpr int kTagAny = 1, kTagAb = 3, kTagBa = 14;
+constexpr int kQueryWeightsMd = 131, kQueryScratchpadMd = 136;
+constexpr int kScratchpadModeUser = 1;
+constexpr int kArgSrc = 1, kArgDst = 17, kArgWeights = 33,
+              kArgScratchpad = 80;  // reorders: from = src, to = dst
+
+struct Api {
+  int (*engine_create)(Handle*, int, size_t);
+  int (*stream_create)(Handle*, Handle, unsigned);
+  int (*stream_destroy)(Handle);
+  int (*stream_wait)(Handle);
+  int (*md_create_with_tag)(Handle*, int, const int64_t*, int, int);
+  int (*md_clone)(Handle*, ConstHandle);
+  int (*md_destroy)(Handle);
+  size_t (*md_get_size)(ConstHandle);
+  int (*matmul_pd_create)(Handle*, Handle, ConstHandle, ConstHandle, ConstHandle, ConstHandle, ConstHandle);
+  int (*reorder_pd_create)(Handle*, ConstHandle, Handle, ConstHandle, Handle, ConstHandle);
+  ConstHandle (*pd_query_md)(ConstHandle, int, int);
+  int (*pd_destroy)(Handle);
+  int (*primitive_create)(Handle*, ConstHandle);
+  int (*primitive_destroy)(Handle);
+  int (*primitive_execute)(ConstHandle, Handle, int, const ExecArg*);
+  int (*memory_create)(Handle*, ConstHandle, Handle, void*);
+  int (*memory_destroy)(Handle);
+  int (*attr_create)(Handle*);
+  int (*attr_destroy)(Handle);
+  int (*attr_set_scratchpad_mode)(Handle, int);
+  Handle engine = nullptr;
+};
+
+template <typename F>
+void bind(F& f, const char* name) {
+  f = reinterpret_cast<F>(symbol(name));
+}
+
+const Api& api() {
+  static const Api a = [] {
+    Api x{};
+    bind(x.engine_create, "dnnl_engine_create");
+    bind(x.stream_create, "dnnl_stream_create");
+    bind(x.stream_destroy, "dnnl_stream_destroy");
+    bind(x.stream_wait, "dnnl_stream_wait");
+    bind(x.md_create_with_tag, "dnnl_memory_desc_create_with_tag");
+    bind(x.md_clone, "dnnl_memory_desc_clone");
+    bind(x.md_destroy, "dnnl_memory_desc_destroy");
+    bind(x.md_get_size, "dnnl_memory_desc_get_size");
+    bind(x.matmul_pd_create, "dnnl_matmul_primitive_desc_create");
+    bind(x.reorder_pd_create, "dnnl_reorder_primitive_desc_create");
+    bind(x.pd_query_md, "dnnl_primitive_desc_query_md");
+    bind(x.pd_destroy, "dnnl_primitive_desc_destroy");
+    bind(x.primitive_create, "dnnl_primitive_create");
+    bind(x.primitive_destroy, "dnnl_primitive_destroy");
+    bind(x.primitive_execute, "dnnl_primitive_execute");
+    bind(x.memory_create, "dnnl_memory_create");
+    bind(x.memory_destroy, "dnnl_memory_destroy");
+    bind(x.attr_create, "dnnl_primitive_attr_create");
+    bind(x.attr_destroy, "dnnl_primitive_attr_destroy");
+    bind(x.attr_set_scratchpad_mode, "dnnl_primitive_attr_set_scratchpad_mode");
+    if (x.engine_create(&x.engine, kEngineCpu, 0) != 0) throw Error("oneDNN: cannot create a CPU engine");
+    return x;
+  }();
+  return a;
+}
+
+void check(int status, const std::string& what) {
+  if (status != 0) throw Error("oneDNN " + what + " failed with status " + std::to_string(status));
+}
+
+// Owners that release oneDNN objects when they go out of scope.
+struct Md {
+  Handle h = nullptr;
+  Md() = default;
+  Md(const Md&) = delete;
+  Md& operator=(const Md&) = delete;
+  ~Md() {
+    if (h) api().md_destroy(h);
+  }
+};
+struct Pd {
+  Handle h = nullptr;
+  ~Pd() {
+    if (h) api().pd_destroy(h);
+  }
+};
+struct Memory {
+  Handle h = nullptr;
+  ~Memory() {
+    if (h) api().memory_destroy(h);
+  }
+};
+struct Primitive {
+  Handle h = nullptr;
+  ~Primitive() {
+    if (h) api().primitive_destroy(h);
+  }
+};
+struct Attr {
+  Handle h = nullptr;
+  ~Attr() {
+    if (h) api().attr_destroy(h);
+  }
+};
+
+// One stream per thread (streams are not shared between threads).
+Handle thread_stream() {
+  struct Owner {
+    Handle h = nullptr;
+    ~Owner() {
+      if (h) api().stream_destroy(h);
+    }
+  };
+  thread_local Owner stream;
+  if (!stream.h) check(api().stream_create(&stream.h, api().engine, kStreamDefaultFlags), "stream_create");
+  return stream.h;
+}
+
+void make_md(Md& md, int64_t rows, int64_t cols, int type, int tag) {
+  const int64_t dims[12] = {rows, cols};
+  check(api().md_create_with_tag(&md.h, 2, dims, type, tag), "memory_desc_create");
+}
+
+// Row count of the matmul made to choose a weight's layout (the layout depends on N
+// and K; one primitive per row count then takes that layout as given).
+constexpr int64_t kLayoutRows = 32;
+
+// A product of a fixed row count with a weight of a fixed layout, and its operands'
+// descriptors. Its scratch memory is the caller's (a buffer per thread): with memory the
+// library manages, a primitive may only run on the thread that made it.
+struct RowProduct {
+  Primitive primitive;
+  Md src, dst, scratchpad;
+  size_t scratchpad_bytes = 0;
+};
+
+// A weight in the primitive's layout, with the products made for it so far.
+struct S8Weight {
+  Md md;  // the layout
+  std::unique_ptr<void, decltype(&std::free)> buffer{nullptr, &std::free};
+  int64_t n = 0, k = 0;
+  std::mutex mutex;
+  std::map<std::pair<int64_t, int>, std::unique_ptr<RowProduct>> products;  // by (rows, threads)
+
+  const RowProduct& product(int64_t rows) {
+    const int threads = omp_get_max_threads();  // what oneDNN plans the primitive for
+    std::lock_guard<std::mutex> lock(mutex);
+    std::unique_ptr<RowProduct>& p = products[{rows, threads}];
+    if (!p) {
+      auto made = std::make_unique<RowProduct>();
+      make_md(made->src, rows, k, kU8, kTagAb);
+      make_md(made->dst, rows, n, kS32, kTagAb);
+      Attr attr;
+      check(api().attr_create(&attr.h), "primitive_attr_create");
+      check(api().attr_set_scratchpad_mode(attr.h, kScratchpadModeUser), "set_scratchpad_mode");
+      Pd pd;
+      check(api().matmul_pd_create(&pd.h, api().engine, made->src.h, md.h, nullptr, made->dst.h, attr.h),
+            "matmul (" + std::to_string(rows) + " x " + std::to_string(k) + " x " + std::to_string(n) + ")");
+      check(api().md_clone(&made->scratchpad.h, api().pd_query_md(pd.h, kQueryScratchpadMd, 0)),
+            "memory_desc_clone");
+      made->scratchpad_bytes = api().md_get_size(made->scratchpad.h);
+      check(api().primitive_create(&made->primitive.h, pd.h), "matmul primitive_create");
+      p = std::move(made);
+    }
+    return *p;
+  }
+};
+
+void execute(Handle primitive, std::initializer_list<ExecArg> args) {
+  const Handle stream = thread_stream();
+  check(api().primitive_execute(primitive, stream, static_cast<int>(args.size()), args.begin()), "execute");
+  check(api().stream_wait(stream), "stream_wait");
+}
+
+int64_t round_up_chunk(int64_t rows) {
+  return rows <= kExactRows ? rows : (rows + kRowStep - 1) / kRowStep * kRowStep;
+}
+
+}  // namespace
+
+int64_t padded_rows(int64_t m) {
+  const int64_t full = m / kChunkRows * kChunkRows;
+  return full + round_up_chunk(m - full);
+}
+
+std::shared_ptr<void> reorder_s8_weight(const int8_t* q, int64_t n, int64_t k) {
+  auto w = std::make_shared<S8Weight>();
+  w->n = n;
+  w->k = k;
+  // The layout oneDNN picks for this weight ("any" format).
+  {
+    Md src, any, dst;
+    make_md(src, kLayoutRows, k, kU8, kTagAb);
+    make_md(any, k, n, kS8, kTagAny);
+    make_md(dst, kLayoutRows, n, kS32, kTagAb);
+    Pd pd;
+    check(api().matmul_pd_create(&pd.h, api().engine, src.h, any.h, nullptr, dst.h, nullptr),
+          "matmul for a (" + std::to_string(n) + ", " + std::to_string(k) + ") int8 weight");
+    check(api().md_clone(&w->md.h, api().pd_query_md(pd.h, kQueryWeightsMd, 0)), "memory_desc_clone");
+  }
+  const size_t bytes = api().md_get_size(w->md.h);
+  w->buffer.reset(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+  if (!w->buffer)
+    throw Error("out of memory reordering an int8 weight (" + std::to_string(bytes) + " bytes)");
+  Memory to;
+  check(api().memory_create(&to.h, w->md.h, api().engine, w->buffer.get()), "memory_create");
+  // q is (N, K) row-major: as the (K, N) matrix of the product, its layout is "ba".
+  Md plain;
+  make_md(plain, k, n, kS8, kTagBa);
+  Memory from;
+  check(api().memory_create(&from.h, plain.h, api().engine, const_cast<int8_t*>(q)), "memory_create");
+  Pd pd;
+  check(api().reorder_pd_create(&pd.h, plain.h, api().engine, w->md.h, api().engine, nullptr), "reorder");
+  Primitive reorder;
+  check(api().primitive_create(&reorder.h, pd.h), "reorder primitive_create");
+  execute(reorder.h, {{kArgSrc, from.h}, {kArgDst, to.h}});
+  return w;
+}
+
+void matmul_u8s8s32(int32_t* c, const uint8_t* a, const void* weight, int64_t m, int64_t n, int64_t k) {
+  auto* w = static_cast<S8Weight*>(const_cast<void*>(weight));
+  thread_local std::vector<uint8_t> scratch;
+  for (int64_t first = 0; first < m; first += kChunkRows) {
+    const int64_t rows = round_up_chunk(std::min(kChunkRows, m - first));
+    const RowProduct& p = w->product(rows);
+    if (scratch.size() < p.scratchpad_bytes) scratch.resize(p.scratchpad_bytes);
+    // Memory objects are made per call: none is shared between threads.
+    Memory src, weights, dst, scratchpad;
+    check(api().memory_create(&src.h, p.src.h, api().engine, const_cast<uint8_t*>(a + first * k)),
+          "memory_create");
+    check(api().memory_create(&weights.h, w->md.h, api().engine, w->buffer.get()), "memory_create");
+    check(api().memory_create(&dst.h, p.dst.h, api().engine, c + first * n), "memory_create");
+    check(api().memory_create(&scratchpad.h, p.scratchpad.h, api().engine, scratch.data()), "memory_create");
+    execute(p.primitive.h,
+            {{kArgSrc, src.h}, {kArgWeights, weights.h}, {kArgDst, dst.h}, {kArgScratchpad, scratchpad.h}});
+  }
+}
+
+}  // namespace nle::ops::cpu::onednn
