@@ -11,6 +11,7 @@
 #include "ops/gemm.h"
 #include "core/buffer_pool.h"
 #include "ops/int8_gemm.h"
+#include "ops/cpu/gemm_library.h"
 #include "ops/packed_gemm.h"
 #include "layers/sequence_groups.h"
 #include "test_utils.h"
@@ -156,6 +157,28 @@ TEST(PackedGemmTest, Int8PackedEqualsUnpacked) {
     ops::matmul_nt_int8(a, x, plain, &bias);
     ops::matmul_nt_int8(b, x, packed, &bias);
     EXPECT_EQ(0, std::memcmp(a.data<float>(), b.data<float>(), a.nbytes())) << "m " << m;
+  }
+}
+
+TEST(PackedGemmTest, Bf16PackedMatchesTheReferenceUnderOneDnn) {
+  const int64_t n = 45, k = 200;
+  const auto w = random_floats(static_cast<size_t>(n * k), 42, 0.2f);
+  const Tensor wb = ops::to_bf16(tensor_from(w, {n, k}));
+  if (ops::cpu::gemm_library() != ops::cpu::GemmLibrary::OneDnn) {
+    EXPECT_THROW(ops::pack_weight_bf16(wb), Error);  // MKL takes plain bf16 weights
+    return;
+  }
+  const ops::PackedWeight packed = ops::pack_weight_bf16(wb);
+  for (int64_t m : {1, 17, 130, 300}) {  // 17 and 300 run a padded chunk through scratch
+    const auto x = random_floats(static_cast<size_t>(m * k), 43 + static_cast<uint32_t>(m));
+    Tensor y(DType::F32, {m, n});
+    ops::matmul_nt_bf16_packed(y, tensor_from(x, {m, k}), packed);
+    std::vector<uint16_t> xb(x.size());
+    ops::cpu::float_to_bf16(xb.data(), x.data(), static_cast<int64_t>(x.size()));
+    std::vector<float> expected(static_cast<size_t>(m * n));
+    ops::reference::gemm_bf16(expected.data(), xb.data(), wb.data<uint16_t>(), m, n, k);
+    const std::vector<float> got(y.data<float>(), y.data<float>() + m * n);
+    EXPECT_LT(max_abs_diff(got, expected), 1e-4f * max_abs(expected)) << "m " << m;
   }
 }
 

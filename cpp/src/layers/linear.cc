@@ -68,8 +68,11 @@ Linear Linear::fused(const Weights& weights, const std::vector<std::string>& sco
   return fused;
 }
 
-const ops::PackedWeight& Linear::packed_f32() const {
-  std::call_once(packed_->once, [this] { packed_->weight = ops::pack_weight_f32(weight_); });
+const ops::PackedWeight& Linear::packed() const {
+  std::call_once(packed_->once, [this] {
+    packed_->weight = compute_type_ == ComputeType::BFloat16 ? ops::pack_weight_bf16(weight_)
+                                                              : ops::pack_weight_f32(weight_);
+  });
   return packed_->weight;
 }
 
@@ -77,7 +80,7 @@ void Linear::operator()(Tensor& y, const Tensor& x, ops::Activation act) const {
   switch (compute_type_) {
     case ComputeType::Float32:
       if (use_packed_f32(x))
-        ops::matmul_nt_packed(y, x, packed_f32());
+        ops::matmul_nt_packed(y, x, packed());
       else
         ops::matmul_nt(y, x, weight_);
       break;
@@ -87,7 +90,11 @@ void Linear::operator()(Tensor& y, const Tensor& x, ops::Activation act) const {
       if (act != ops::Activation::None) ops::bias_activation(y, nullptr, act);
       return;
     case ComputeType::BFloat16:
-      ops::matmul_nt_bf16(y, x, weight_);
+      // oneDNN's bf16 matmul on the weight reordered for it (MKL takes the plain weight).
+      if (x.rank() == 2 && ops::cpu::gemm_library() == ops::cpu::GemmLibrary::OneDnn)
+        ops::matmul_nt_bf16_packed(y, x, packed());
+      else
+        ops::matmul_nt_bf16(y, x, weight_);
       break;
   }
   if (bias_.defined() || act != ops::Activation::None)

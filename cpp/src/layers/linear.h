@@ -39,14 +39,14 @@ class Linear {
   // Converts weight_ for compute_type_ (packed int8 or bf16).
   void convert(ComputeType compute_type);
 
-  // The float32 weight in the GEMM library's layout (MKL's packed form, or for oneDNN
-  // the weight transposed), made on the first call that uses it, so loading stays a
-  // memory map.
+  // The weight in the GEMM library's layout, made on the first call that uses it, so
+  // loading stays a memory map: float32 in MKL's packed form or, for oneDNN, transposed;
+  // bf16 (oneDNN only) reordered for its matmul primitive.
   struct LazyPacked {
     std::once_flag once;
     ops::PackedWeight weight;
   };
-  const ops::PackedWeight& packed_f32() const;
+  const ops::PackedWeight& packed() const;
 
   Tensor weight_;  // F32 (BF16 for the bf16 compute type); undefined for int8
   std::shared_ptr<LazyPacked> packed_ = std::make_shared<LazyPacked>();

@@ -24,18 +24,26 @@ PackedWeight pack_weight_f32(const Tensor& w);
 // Packs an I8 (N, K) weight for the int8 product (ops/int8_gemm.h).
 PackedWeight pack_weight_s8(const Tensor& q);
 
+// Packs a BF16 (N, K) weight; only oneDNN takes packed bf16 weights (MKL's bf16 product
+// is used with plain ones), so this throws Error under MKL.
+PackedWeight pack_weight_bf16(const Tensor& w);
+
 // y (M, N) = x (M, K) · wᵀ, F32.
 void matmul_nt_packed(Tensor& y, const Tensor& x, const PackedWeight& w);
+// The same with w from pack_weight_bf16 and x rounded to bf16 on the fly.
+void matmul_nt_bf16_packed(Tensor& y, const Tensor& x, const PackedWeight& w);
 
 namespace cpu {
 // c (M, N) = a (M, K) · bᵀ with b packed by pack_weight_f32.
 void gemm_f32_packed(float* c, const float* a, const void* packed_b, int64_t m, int64_t n, int64_t k);
+// c (M, N) = a (M, K) · bᵀ with b packed by pack_weight_bf16; a holds packed_s8_rows(m)
+// rows (the same rounding), c m rows.
+void gemm_bf16_packed(float* c, const uint16_t* a, const void* packed_b, int64_t m, int64_t n, int64_t k);
 // c (M, N) = a (M, K) · bᵀ in exact int32 with b packed by pack_weight_s8. a and c hold
 // packed_s8_rows(m) rows (oneDNN's products run on row counts rounded up; the extra rows
 // of a are read, those of c overwritten).
 int64_t packed_s8_rows(int64_t m);
-void gemm_u8s8s32_packed(int32_t* c, const uint8_t* a, const void* packed_b, int64_t m, int64_t n,
-                         int64_t k);
+void gemm_u8s8s32_packed(int32_t* c, const uint8_t* a, const void* packed_b, int64_t m, int64_t n, int64_t k);
 }  // namespace cpu
 
 }  // namespace nle::ops

@@ -4,6 +4,7 @@
 
 #include <algorithm>
 #include <cstdlib>
+#include <cstring>
 #include <initializer_list>
 #include <map>
 #include <mutex>
@@ -29,7 +30,7 @@ struct ExecArg {
 };
 constexpr int kEngineCpu = 1;
 constexpr int kStreamDefaultFlags = 1;
-constexpr int kS32 = 4, kS8 = 5, kU8 = 6;
+constexpr int kBf16 = 2, kF32 = 3, kS32 = 4, kS8 = 5, kU8 = 6;
 constexpr int kTagAny = 1, kTagAb = 3, kTagBa = 14;
 constexpr int kQueryWeightsMd = 131, kQueryScratchpadMd = 136;
 constexpr int kScratchpadModeUser = 1;
@@ -164,8 +165,19 @@ struct RowProduct {
   size_t scratchpad_bytes = 0;
 };
 
+// oneDNN data types and element sizes of a product's operands.
+struct Types {
+  int src, weights, dst;
+  int64_t src_bytes, dst_bytes;
+};
+Types types_of(MatmulType type) {
+  if (type == MatmulType::U8S8S32) return {kU8, kS8, kS32, 1, 4};
+  return {kBf16, kBf16, kF32, 2, 4};
+}
+
 // A weight in the primitive's layout, with the products made for it so far.
-struct S8Weight {
+struct Weight {
+  Types types{};
   Md md;  // the layout
   std::unique_ptr<void, decltype(&std::free)> buffer{nullptr, &std::free};
   int64_t n = 0, k = 0;
@@ -178,8 +190,8 @@ struct S8Weight {
     std::unique_ptr<RowProduct>& p = products[{rows, threads}];
     if (!p) {
       auto made = std::make_unique<RowProduct>();
-      make_md(made->src, rows, k, kU8, kTagAb);
-      make_md(made->dst, rows, n, kS32, kTagAb);
+      make_md(made->src, rows, k, types.src, kTagAb);
+      make_md(made->dst, rows, n, types.dst, kTagAb);
       Attr attr;
       check(api().attr_create(&attr.h), "primitive_attr_create");
       check(api().attr_set_scratchpad_mode(attr.h, kScratchpadModeUser), "set_scratchpad_mode");
@@ -213,19 +225,20 @@ int64_t padded_rows(int64_t m) {
   return full + round_up_chunk(m - full);
 }
 
-std::shared_ptr<void> reorder_s8_weight(const int8_t* q, int64_t n, int64_t k) {
-  auto w = std::make_shared<S8Weight>();
+std::shared_ptr<void> reorder_weight(const void* weight, MatmulType type, int64_t n, int64_t k) {
+  auto w = std::make_shared<Weight>();
+  w->types = types_of(type);
   w->n = n;
   w->k = k;
   // The layout oneDNN picks for this weight ("any" format).
   {
     Md src, any, dst;
-    make_md(src, kLayoutRows, k, kU8, kTagAb);
-    make_md(any, k, n, kS8, kTagAny);
-    make_md(dst, kLayoutRows, n, kS32, kTagAb);
+    make_md(src, kLayoutRows, k, w->types.src, kTagAb);
+    make_md(any, k, n, w->types.weights, kTagAny);
+    make_md(dst, kLayoutRows, n, w->types.dst, kTagAb);
     Pd pd;
     check(api().matmul_pd_create(&pd.h, api().engine, src.h, any.h, nullptr, dst.h, nullptr),
-          "matmul for a (" + std::to_string(n) + ", " + std::to_string(k) + ") int8 weight");
+          "matmul for a (" + std::to_string(n) + ", " + std::to_string(k) + ") weight");
     check(api().md_clone(&w->md.h, api().pd_query_md(pd.h, kQueryWeightsMd, 0)), "memory_desc_clone");
   }
   const size_t bytes = api().md_get_size(w->md.h);
@@ -234,11 +247,11 @@ std::shared_ptr<void> reorder_s8_weight(const int8_t* q, int64_t n, int64_t k) {
     throw Error("out of memory reordering an int8 weight (" + std::to_string(bytes) + " bytes)");
   Memory to;
   check(api().memory_create(&to.h, w->md.h, api().engine, w->buffer.get()), "memory_create");
-  // q is (N, K) row-major: as the (K, N) matrix of the product, its layout is "ba".
+  // The weight is (N, K) row-major: as the (K, N) matrix of the product, its layout is "ba".
   Md plain;
-  make_md(plain, k, n, kS8, kTagBa);
+  make_md(plain, k, n, w->types.weights, kTagBa);
   Memory from;
-  check(api().memory_create(&from.h, plain.h, api().engine, const_cast<int8_t*>(q)), "memory_create");
+  check(api().memory_create(&from.h, plain.h, api().engine, const_cast<void*>(weight)), "memory_create");
   Pd pd;
   check(api().reorder_pd_create(&pd.h, plain.h, api().engine, w->md.h, api().engine, nullptr), "reorder");
   Primitive reorder;
@@ -247,22 +260,29 @@ std::shared_ptr<void> reorder_s8_weight(const int8_t* q, int64_t n, int64_t k) {
   return w;
 }
 
-void matmul_u8s8s32(int32_t* c, const uint8_t* a, const void* weight, int64_t m, int64_t n, int64_t k) {
-  auto* w = static_cast<S8Weight*>(const_cast<void*>(weight));
-  thread_local std::vector<uint8_t> scratch;
+void matmul(void* c, const void* a, const void* weight, int64_t m, int64_t n, int64_t k, bool c_padded) {
+  auto* w = static_cast<Weight*>(const_cast<void*>(weight));
+  thread_local std::vector<uint8_t> scratch, padded_c;
   for (int64_t first = 0; first < m; first += kChunkRows) {
-    const int64_t rows = round_up_chunk(std::min(kChunkRows, m - first));
+    const int64_t real = std::min(kChunkRows, m - first);
+    const int64_t rows = round_up_chunk(real);
     const RowProduct& p = w->product(rows);
     if (scratch.size() < p.scratchpad_bytes) scratch.resize(p.scratchpad_bytes);
+    auto* c_chunk = static_cast<uint8_t*>(c) + first * n * w->types.dst_bytes;
+    const bool through_scratch = rows != real && !c_padded;
+    if (through_scratch) padded_c.resize(static_cast<size_t>(rows * n * w->types.dst_bytes));
     // Memory objects are made per call: none is shared between threads.
     Memory src, weights, dst, scratchpad;
-    check(api().memory_create(&src.h, p.src.h, api().engine, const_cast<uint8_t*>(a + first * k)),
-          "memory_create");
+    const auto* a_chunk = static_cast<const uint8_t*>(a) + first * k * w->types.src_bytes;
+    check(api().memory_create(&src.h, p.src.h, api().engine, const_cast<uint8_t*>(a_chunk)), "memory_create");
     check(api().memory_create(&weights.h, w->md.h, api().engine, w->buffer.get()), "memory_create");
-    check(api().memory_create(&dst.h, p.dst.h, api().engine, c + first * n), "memory_create");
+    check(api().memory_create(&dst.h, p.dst.h, api().engine, through_scratch ? padded_c.data() : c_chunk),
+          "memory_create");
     check(api().memory_create(&scratchpad.h, p.scratchpad.h, api().engine, scratch.data()), "memory_create");
     execute(p.primitive.h,
             {{kArgSrc, src.h}, {kArgWeights, weights.h}, {kArgDst, dst.h}, {kArgScratchpad, scratchpad.h}});
+    if (through_scratch)
+      std::memcpy(c_chunk, padded_c.data(), static_cast<size_t>(real * n * w->types.dst_bytes));
   }
 }
 

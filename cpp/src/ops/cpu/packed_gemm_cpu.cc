@@ -57,14 +57,26 @@ PackedWeight pack_weight_s8(const Tensor& q) {
     throw InvalidInputError(std::string("pack_weight_s8: expected a CPU I8 tensor, got ") +
                             dtype_name(q.dtype()));
   if (cpu::gemm_library() == cpu::GemmLibrary::OneDnn)
-    return PackedWeight{cpu::onednn::reorder_s8_weight(q.data<int8_t>(), q.dim(0), q.dim(1)), q.dim(0),
-                        q.dim(1)};
+    return PackedWeight{
+        cpu::onednn::reorder_weight(q.data<int8_t>(), cpu::onednn::MatmulType::U8S8S32, q.dim(0), q.dim(1)),
+        q.dim(0), q.dim(1)};
   const auto n = static_cast<MKL_INT>(q.dim(0)), k = static_cast<MKL_INT>(q.dim(1));
-  PackedWeight out{library_buffer(cblas_gemm_s8u8s32_pack_get_size(CblasBMatrix, kAnyRows, n, k)),
-                   n, k};
-  cblas_gemm_s8u8s32_pack(CblasRowMajor, CblasBMatrix, CblasTrans, kAnyRows, n, k, q.data<int8_t>(),
-                          k, out.data.get());
+  PackedWeight out{library_buffer(cblas_gemm_s8u8s32_pack_get_size(CblasBMatrix, kAnyRows, n, k)), n, k};
+  cblas_gemm_s8u8s32_pack(CblasRowMajor, CblasBMatrix, CblasTrans, kAnyRows, n, k, q.data<int8_t>(), k,
+                          out.data.get());
   return out;
+}
+
+PackedWeight pack_weight_bf16(const Tensor& w) {
+  check_rank("pack_weight_bf16", "w", w, 2);
+  if (w.dtype() != DType::BF16 || w.device() != Device::CPU)
+    throw InvalidInputError(std::string("pack_weight_bf16: expected a CPU BF16 tensor, got ") +
+                            dtype_name(w.dtype()));
+  if (cpu::gemm_library() != cpu::GemmLibrary::OneDnn)
+    throw Error("pack_weight_bf16: only oneDNN takes packed bf16 weights");
+  return PackedWeight{cpu::onednn::reorder_weight(w.data<uint16_t>(), cpu::onednn::MatmulType::BF16BF16F32,
+                                                  w.dim(0), w.dim(1)),
+                      w.dim(0), w.dim(1)};
 }
 
 namespace cpu {
@@ -81,6 +93,11 @@ void gemm_f32_packed(float* c, const float* a, const void* packed_b, int64_t m, 
                       static_cast<MKL_INT>(n));
 }
 
+void gemm_bf16_packed(float* c, const uint16_t* a, const void* packed_b, int64_t m, int64_t n, int64_t k) {
+  if (m == 0 || n == 0) return;
+  onednn::matmul(c, a, packed_b, m, n, k, /*c_padded=*/false);
+}
+
 int64_t packed_s8_rows(int64_t m) {
   return gemm_library() == GemmLibrary::OneDnn ? onednn::padded_rows(m) : m;
 }
@@ -89,14 +106,14 @@ void gemm_u8s8s32_packed(int32_t* c, const uint8_t* a, const void* packed_b, int
                          int64_t k) {
   if (m == 0 || n == 0) return;
   if (gemm_library() == GemmLibrary::OneDnn) {
-    onednn::matmul_u8s8s32(c, a, packed_b, m, n, k);
+    onednn::matmul(c, a, packed_b, m, n, k, /*c_padded=*/true);
     return;
   }
   const MKL_INT32 no_offset = 0;
   cblas_gemm_s8u8s32_compute(CblasRowMajor, CblasNoTrans, CblasPacked, CblasFixOffset,
-                             static_cast<MKL_INT>(m), static_cast<MKL_INT>(n),
-                             static_cast<MKL_INT>(k), 1.f, a, static_cast<MKL_INT>(k), 0, packed_b,
-                             static_cast<MKL_INT>(k), 0, 0.f, c, static_cast<MKL_INT>(n), &no_offset);
+                             static_cast<MKL_INT>(m), static_cast<MKL_INT>(n), static_cast<MKL_INT>(k), 1.f,
+                             a, static_cast<MKL_INT>(k), 0, packed_b, static_cast<MKL_INT>(k), 0, 0.f, c,
+                             static_cast<MKL_INT>(n), &no_offset);
 }
 
 }  // namespace cpu
