@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/half.h"
+#include "ops/activation.h"
 #include "ops/bf16_gemm.h"
 #include "ops/gemm.h"
 #include "core/buffer_pool.h"
@@ -180,6 +181,54 @@ TEST(PackedGemmTest, Bf16PackedMatchesTheReferenceUnderOneDnn) {
     const std::vector<float> got(y.data<float>(), y.data<float>() + m * n);
     EXPECT_LT(max_abs_diff(got, expected), 1e-4f * max_abs(expected)) << "m " << m;
   }
+}
+
+// The bias and activation run in oneDNN's kernel (its post-ops), and bf16 products take
+// and give bf16 tensors: each combination against the reference product followed by the
+// reference bias and activation (and, for a bf16 result, rounding to bf16).
+TEST(PackedGemmTest, Bf16PackedEpilogueMatchesTheReference) {
+  const int64_t n = 40, k = 72;
+  const auto w = random_floats(static_cast<size_t>(n * k), 7, 0.3f);
+  const Tensor wb = ops::to_bf16(tensor_from(w, {n, k}));
+  if (ops::cpu::gemm_library() != ops::cpu::GemmLibrary::OneDnn) {
+    EXPECT_THROW(ops::pack_weight_bf16(wb), Error);  // MKL takes plain bf16 weights
+    return;
+  }
+  const ops::PackedWeight packed = ops::pack_weight_bf16(wb);
+  const Tensor bias = tensor_from(random_floats(static_cast<size_t>(n), 8), {n});
+  for (ops::Activation act : {ops::Activation::None, ops::Activation::GeluErf, ops::Activation::GeluTanh,
+                              ops::Activation::QuickGelu, ops::Activation::Relu, ops::Activation::Silu,
+                              ops::Activation::Tanh}) {
+    for (int64_t m : {1, 17, 300}) {
+      const auto x = random_floats(static_cast<size_t>(m * k), 9 + static_cast<uint32_t>(m));
+      std::vector<uint16_t> xb(x.size());
+      ops::cpu::float_to_bf16(xb.data(), x.data(), static_cast<int64_t>(x.size()));
+      std::vector<float> expected(static_cast<size_t>(m * n));
+      ops::reference::gemm_bf16(expected.data(), xb.data(), wb.data<uint16_t>(), m, n, k);
+      ops::reference::bias_activation_f32(expected.data(), bias.data<float>(), m, n, act);
+      const float scale = max_abs(expected);
+      Tensor x_bf16(DType::BF16, {m, k});
+      std::copy(xb.begin(), xb.end(), x_bf16.data<uint16_t>());
+      for (bool bf16_in : {false, true}) {
+        for (bool bf16_out : {false, true}) {
+          Tensor y(bf16_out ? DType::BF16 : DType::F32, {m, n});
+          ops::matmul_nt_bf16_packed(y, bf16_in ? x_bf16 : tensor_from(x, {m, k}), packed, &bias, act);
+          const Tensor got = y.to_float32();
+          float worst = 0.f;  // the largest error over its bound
+          for (int64_t i = 0; i < m * n; ++i) {
+            const float e = expected[static_cast<size_t>(i)];
+            // bf16 keeps 8 significant bits: a rounding error of at most 2^-9 relative.
+            const float bound = 2e-4f * scale + (bf16_out ? std::ldexp(std::fabs(e), -8) : 0.f);
+            worst = std::max(worst, std::fabs(got.data<float>()[i] - e) / bound);
+          }
+          EXPECT_LE(worst, 1.f) << ops::activation_name(act) << " m " << m << (bf16_in ? " bf16 in" : " f32 in")
+                                << (bf16_out ? " bf16 out" : " f32 out");
+        }
+      }
+    }
+  }
+  Tensor y(DType::I32, {2, n});  // neither F32 nor BF16
+  EXPECT_THROW(ops::matmul_nt_bf16_packed(y, tensor_from(random_floats(2 * k, 1), {2, k}), packed), InvalidInputError);
 }
 
 TEST(BufferPoolTest, ReusesReleasedBuffers) {

@@ -76,6 +76,10 @@ const ops::PackedWeight& Linear::packed() const {
   return packed_->weight;
 }
 
+bool Linear::bf16_io() const {
+  return compute_type_ == ComputeType::BFloat16 && ops::cpu::gemm_library() == ops::cpu::GemmLibrary::OneDnn;
+}
+
 void Linear::operator()(Tensor& y, const Tensor& x, ops::Activation act) const {
   switch (compute_type_) {
     case ComputeType::Float32:
@@ -85,16 +89,18 @@ void Linear::operator()(Tensor& y, const Tensor& x, ops::Activation act) const {
         ops::matmul_nt(y, x, weight_);
       break;
     case ComputeType::Int8:
-      // The bias is added while the int32 sums are rescaled: one pass over y fewer.
-      ops::matmul_nt_int8(y, x, int8_, bias_.defined() ? &bias_ : nullptr);
-      if (act != ops::Activation::None) ops::bias_activation(y, nullptr, act);
+      // The bias and activation are applied while the int32 sums are rescaled: no extra
+      // pass over y.
+      ops::matmul_nt_int8(y, x, int8_, bias_.defined() ? &bias_ : nullptr, act);
       return;
     case ComputeType::BFloat16:
-      // oneDNN's bf16 matmul on the weight reordered for it (MKL takes the plain weight).
-      if (x.rank() == 2 && ops::cpu::gemm_library() == ops::cpu::GemmLibrary::OneDnn)
-        ops::matmul_nt_bf16_packed(y, x, packed());
-      else
-        ops::matmul_nt_bf16(y, x, weight_);
+      // oneDNN's bf16 matmul on the weight reordered for it, the bias and activation applied
+      // by its kernel (MKL takes the plain weight).
+      if (x.rank() == 2 && bf16_io()) {
+        ops::matmul_nt_bf16_packed(y, x, packed(), bias_.defined() ? &bias_ : nullptr, act);
+        return;
+      }
+      ops::matmul_nt_bf16(y, x, weight_);
       break;
   }
   if (bias_.defined() || act != ops::Activation::None)

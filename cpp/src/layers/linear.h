@@ -29,8 +29,12 @@ class Linear {
   static Linear fused(const Weights& weights, const std::vector<std::string>& scopes,
                       int64_t out_features_each, int64_t in_features, bool has_bias = true);
 
-  // x: (rows, in_features) -> y: (rows, out_features)
+  // x: (rows, in_features) -> y: (rows, out_features), F32; where bf16_io(), either may
+  // also be BF16.
   void operator()(Tensor& y, const Tensor& x, ops::Activation act = ops::Activation::None) const;
+  // Whether this product takes and gives BF16 tensors as well as F32 (the bf16 compute
+  // type on oneDNN): one bf16 product feeding another then skips a float32 round trip.
+  bool bf16_io() const;
   int64_t out_features() const { return out_features_; }
   int64_t in_features() const { return in_features_; }
   ComputeType compute_type() const { return compute_type_; }

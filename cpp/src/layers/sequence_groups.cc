@@ -17,7 +17,9 @@ std::vector<size_t> sequence_groups(const std::vector<int64_t>& seq_offsets, int
 
 Tensor row_view(Tensor& t, int64_t begin, int64_t end) {
   const int64_t cols = t.dim(1);
-  return Tensor::view(DType::F32, {end - begin, cols}, t.data<float>() + begin * cols, t.owner());
+  const size_t row_bytes = static_cast<size_t>(cols) * dtype_size(t.dtype());
+  return Tensor::view(t.dtype(), {end - begin, cols}, static_cast<uint8_t*>(t.raw_data()) + begin * row_bytes,
+                      t.owner());
 }
 
 void for_each_sequence_group(const std::vector<int64_t>& seq_offsets, const std::vector<size_t>& groups,

@@ -39,11 +39,16 @@ TransformerEncoderLayer::TransformerEncoderLayer(const Weights& weights, const s
       output_norm_(weights, scope + names.output_norm, config.hidden_size, config.layer_norm_eps),
       activation_(config.activation) {}
 
-TransformerEncoderLayer::Workspace::Workspace(int64_t tokens, const EncoderConfig& config)
+TransformerEncoderLayer::Workspace::Workspace(int64_t tokens, const EncoderConfig& config,
+                                              DType intermediate_dtype)
     : qkv(DType::F32, {tokens, 3 * config.hidden_size}),
       context(DType::F32, {tokens, config.hidden_size}),
       projected(DType::F32, {tokens, config.hidden_size}),
-      intermediate(DType::F32, {tokens, config.intermediate_size}) {}
+      intermediate(intermediate_dtype, {tokens, config.intermediate_size}) {}
+
+DType TransformerEncoderLayer::intermediate_dtype() const {
+  return intermediate_.bf16_io() && output_.bf16_io() ? DType::BF16 : DType::F32;
+}
 
 void TransformerEncoderLayer::operator()(Tensor& x, const std::vector<int64_t>& seq_offsets,
                                          Workspace& ws) const {

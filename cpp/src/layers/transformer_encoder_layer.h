@@ -32,8 +32,12 @@ class TransformerEncoderLayer {
   // Per-call scratch buffers, sized for T packed tokens.
   struct Workspace {
     Tensor qkv, context, projected, intermediate;
-    Workspace(int64_t tokens, const EncoderConfig& config);
+    // intermediate_dtype: the layers' intermediate_dtype().
+    Workspace(int64_t tokens, const EncoderConfig& config, DType intermediate_dtype = DType::F32);
   };
+  // BF16 where the feed-forward products take and give bf16 (Linear::bf16_io), so that
+  // the (tokens, intermediate) activations go between them at half the bytes; else F32.
+  DType intermediate_dtype() const;
 
   // x: (T, hidden), updated in place. With int8 products a batch of several sequences
   // runs in groups of whole sequences (layers/sequence_groups.h).

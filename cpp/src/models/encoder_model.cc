@@ -197,7 +197,8 @@ EncoderOutput EncoderModel::encode(const int64_t* input_ids, const int64_t* atte
 
   Tensor hidden(DType::F32, {tokens, c.hidden_size});
   (*impl_->embeddings)(hidden, packed);
-  TransformerEncoderLayer::Workspace workspace(tokens, c);
+  TransformerEncoderLayer::Workspace workspace(
+      tokens, c, impl_->layers.empty() ? DType::F32 : impl_->layers.front().intermediate_dtype());
   for (const auto& layer : impl_->layers) layer(hidden, packed.seq_offsets, workspace);
 
   EncoderOutput out;

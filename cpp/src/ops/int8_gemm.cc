@@ -73,7 +73,7 @@ void check_exact_int8_products() {
 
 }  // namespace
 
-void matmul_nt_int8(Tensor& y, const Tensor& x, const Int8Weight& w, const Tensor* bias) {
+void matmul_nt_int8(Tensor& y, const Tensor& x, const Int8Weight& w, const Tensor* bias, Activation act) {
   check_cpu_f32("matmul_nt_int8", {&y, &x});
   check_rank("matmul_nt_int8", "x", x, 2);
   check_rank("matmul_nt_int8", "y", y, 2);
@@ -107,7 +107,7 @@ void matmul_nt_int8(Tensor& y, const Tensor& x, const Int8Weight& w, const Tenso
     cpu::gemm_u8s8s32(acc.data(), q.data(), w.q.data<int8_t>(), m, n, k);
   cpu::dequantize_rows(y.data<float>(), acc.data(), row_scale.data(), row_zero.data(),
                        w.scale.data<float>(), w.row_sum.data<int32_t>(),
-                       bias ? bias->data<float>() : nullptr, m, n);
+                       bias ? bias->data<float>() : nullptr, m, n, act);
 }
 
 }  // namespace nle::ops

@@ -7,6 +7,7 @@
 #include <cstdint>
 
 #include "nlpengine/tensor.h"
+#include "ops/activation.h"
 #include "ops/packed_gemm.h"
 
 namespace nle::ops {
@@ -25,10 +26,13 @@ struct Int8Weight {
 // With pack, q is packed for the GEMM library (and the plain copy dropped).
 Int8Weight quantize_weight_int8(const Tensor& w, bool pack = false);
 
-// y (M, N) = x (M, K) · wᵀ (+ bias (N) when given), x F32 quantized per row on the fly. Throws Error when
-// this CPU's int8 products are not exact (no VNNI: the GEMM library would
-// saturate 16-bit intermediate sums), found by a probe the first time it runs.
-void matmul_nt_int8(Tensor& y, const Tensor& x, const Int8Weight& w, const Tensor* bias = nullptr);
+// y (M, N) = act(x (M, K) · wᵀ + bias (N)), x F32 quantized per row on the fly; bias may be
+// null. The bias and activation are applied as the int32 sums are rescaled, row by row
+// while each row is in cache. Throws Error when this CPU's int8 products are not exact
+// (no VNNI: the GEMM library would saturate 16-bit intermediate sums), found by a probe
+// the first time it runs.
+void matmul_nt_int8(Tensor& y, const Tensor& x, const Int8Weight& w, const Tensor* bias = nullptr,
+                    Activation act = Activation::None);
 
 namespace cpu {
 // x[r,k] ≈ scale[r] · (q[r,k] - zero[r]), q in [0, 255], zero in [0, 255].
@@ -36,10 +40,11 @@ void quantize_rows_u8(uint8_t* q, float* scale, int32_t* zero, const float* x, i
                       int64_t cols);
 // c (M, N) = a (M, K) · bᵀ with b stored (N, K); exact int32 sums.
 void gemm_u8s8s32(int32_t* c, const uint8_t* a, const int8_t* b, int64_t m, int64_t n, int64_t k);
-// y[r,n] = row_scale[r] · col_scale[n] · (c[r,n] - row_zero[r] · col_sum[n]) (+ bias[n]).
+// y[r,n] = act(row_scale[r] · col_scale[n] · (c[r,n] - row_zero[r] · col_sum[n]) + bias[n])
+// (no bias when null).
 void dequantize_rows(float* y, const int32_t* c, const float* row_scale, const int32_t* row_zero,
-                     const float* col_scale, const int32_t* col_sum, const float* bias, int64_t m,
-                     int64_t n);
+                     const float* col_scale, const int32_t* col_sum, const float* bias, int64_t m, int64_t n,
+                     Activation act = Activation::None);
 }  // namespace cpu
 
 namespace reference {

@@ -7,6 +7,7 @@
 #include <memory>
 
 #include "nlpengine/tensor.h"
+#include "ops/activation.h"
 
 namespace nle::ops {
 
@@ -30,15 +31,22 @@ PackedWeight pack_weight_bf16(const Tensor& w);
 
 // y (M, N) = x (M, K) · wᵀ, F32.
 void matmul_nt_packed(Tensor& y, const Tensor& x, const PackedWeight& w);
-// The same with w from pack_weight_bf16 and x rounded to bf16 on the fly.
-void matmul_nt_bf16_packed(Tensor& y, const Tensor& x, const PackedWeight& w);
+// y (M, N) = act(x (M, K) · wᵀ + bias (N)) with w from pack_weight_bf16; bias may be null.
+// The bias and activation are fused into the product. x is F32 (rounded to bf16 on the
+// fly) or BF16; y is F32 or BF16 (results rounded to nearest even): a BF16 y feeding
+// another bf16 product skips a float32 round trip through memory.
+void matmul_nt_bf16_packed(Tensor& y, const Tensor& x, const PackedWeight& w, const Tensor* bias = nullptr,
+                           Activation act = Activation::None);
 
 namespace cpu {
 // c (M, N) = a (M, K) · bᵀ with b packed by pack_weight_f32.
 void gemm_f32_packed(float* c, const float* a, const void* packed_b, int64_t m, int64_t n, int64_t k);
-// c (M, N) = a (M, K) · bᵀ with b packed by pack_weight_bf16; a holds packed_s8_rows(m)
-// rows (the same rounding), c m rows.
-void gemm_bf16_packed(float* c, const uint16_t* a, const void* packed_b, int64_t m, int64_t n, int64_t k);
+// c (M, N) = act(a (M, K) · bᵀ + bias) with b packed by pack_weight_bf16; bias (N) may be
+// null. With a_padded, a holds packed_s8_rows(m) rows (the same rounding), else m; c holds
+// m rows, float32 or, with c_bf16, bf16.
+void gemm_bf16_packed(void* c, const uint16_t* a, const void* packed_b, int64_t m, int64_t n, int64_t k,
+                      bool a_padded, const float* bias = nullptr, Activation act = Activation::None,
+                      bool c_bf16 = false);
 // c (M, N) = a (M, K) · bᵀ in exact int32 with b packed by pack_weight_s8. a and c hold
 // packed_s8_rows(m) rows (oneDNN's products run on row counts rounded up; the extra rows
 // of a are read, those of c overwritten).

@@ -1,6 +1,7 @@
 #include <algorithm>
 
 #include "ops/activation.h"
+#include "ops/cpu/vector_clones.h"
 #include "ops/cpu/vector_math.h"
 
 namespace nle::ops::cpu {
@@ -12,7 +13,7 @@ constexpr int64_t kBlockElements = 16384;
 
 // exp and erf from vector_math.h (within 2 ulp and 5e-7): far inside the runtime's 1e-4
 // parity, and the loops vectorise.
-void activate_block(float* __restrict x, int64_t n, Activation act) {
+NLE_VECTOR_CLONES void activate_block(float* __restrict x, int64_t n, Activation act) {
   switch (act) {
     case Activation::None:
       return;
@@ -51,7 +52,16 @@ void activate_block(float* __restrict x, int64_t n, Activation act) {
   }
 }
 
+NLE_VECTOR_CLONES void add_bias_block(float* __restrict x, const float* __restrict bias, int64_t rows,
+                                      int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r, x += cols)
+#pragma omp simd
+    for (int64_t c = 0; c < cols; ++c) x[c] += bias[c];
+}
+
 }  // namespace
+
+void activate_f32(float* x, int64_t n, Activation act) { activate_block(x, n, act); }
 
 void bias_activation_f32(float* y, const float* bias, int64_t rows, int64_t cols, Activation act) {
   if (rows == 0 || cols == 0) return;
@@ -61,10 +71,7 @@ void bias_activation_f32(float* y, const float* bias, int64_t rows, int64_t cols
   for (int64_t b = 0; b < blocks; ++b) {
     const int64_t r0 = b * rows_per_block;
     const int64_t r1 = std::min(rows, r0 + rows_per_block);
-    float* x = y + r0 * cols;
-    if (bias)
-      for (int64_t r = r0; r < r1; ++r, x += cols)
-        for (int64_t c = 0; c < cols; ++c) x[c] += bias[c];
+    if (bias) add_bias_block(y + r0 * cols, bias, r1 - r0, cols);
     activate_block(y + r0 * cols, (r1 - r0) * cols, act);
   }
 }

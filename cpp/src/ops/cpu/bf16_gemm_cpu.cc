@@ -1,19 +1,33 @@
 #include <mkl.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "ops/bf16_gemm.h"
+#include "ops/cpu/vector_clones.h"
 
 namespace nle::ops::cpu {
 
-void float_to_bf16(uint16_t* out, const float* in, int64_t n) {
-#pragma omp parallel for simd schedule(static) if (n > 65536)
+namespace {
+NLE_VECTOR_CLONES void float_to_bf16_block(uint16_t* __restrict out, const float* __restrict in, int64_t n) {
+#pragma omp simd
   for (int64_t i = 0; i < n; ++i) {
     uint32_t bits;
     std::memcpy(&bits, &in[i], sizeof(bits));
     const bool nan = (bits & 0x7fffffffu) > 0x7f800000u;
     const uint32_t rounded = bits + 0x7fffu + ((bits >> 16) & 1u);  // to nearest even
     out[i] = static_cast<uint16_t>(nan ? (bits >> 16) | 0x40u : rounded >> 16);
+  }
+}
+constexpr int64_t kBf16Block = 16384;
+}  // namespace
+
+void float_to_bf16(uint16_t* out, const float* in, int64_t n) {
+  const int64_t blocks = (n + kBf16Block - 1) / kBf16Block;
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t b = 0; b < blocks; ++b) {
+    const int64_t first = b * kBf16Block;
+    float_to_bf16_block(out + first, in + first, std::min(kBf16Block, n - first));
   }
 }
 

@@ -4,6 +4,7 @@
 #include <cmath>
 
 #include "ops/cpu/gemm_library.h"
+#include "ops/cpu/vector_clones.h"
 #include "ops/int8_gemm.h"
 
 namespace nle::ops::cpu {
@@ -15,32 +16,49 @@ inline float round_small(float v) {
   constexpr float kMagic = 12582912.f;
   return (v + kMagic) - kMagic;
 }
+
+// One row: out ≈ row / scale + zero (see quantize_rows_u8).
+NLE_VECTOR_CLONES void quantize_row_u8(uint8_t* __restrict out, float* scale, int32_t* zero,
+                                       const float* __restrict row, int64_t cols) {
+  float lo = 0.f, hi = 0.f;  // the range always holds 0, so 0 is exact
+#pragma omp simd reduction(min : lo) reduction(max : hi)
+  for (int64_t c = 0; c < cols; ++c) {
+    lo = row[c] < lo ? row[c] : lo;
+    hi = row[c] > hi ? row[c] : hi;
+  }
+  const float s = hi > lo ? (hi - lo) / 255.f : 1.f;
+  const float inv = 1.f / s;
+  const float z = std::min(std::max(std::nearbyint(-lo * inv), 0.f), 255.f);
+#pragma omp simd
+  for (int64_t c = 0; c < cols; ++c) {
+    float v = row[c] * inv + z;
+    v = v < 0.f ? 0.f : v;
+    v = v > 255.f ? 255.f : v;
+    out[c] = static_cast<uint8_t>(static_cast<int32_t>(round_small(v)));
+  }
+  *scale = s;
+  *zero = static_cast<int32_t>(z);
+}
+
+// One row of dequantize_rows.
+NLE_VECTOR_CLONES void dequantize_row(float* __restrict y, const int32_t* __restrict c, float s, int32_t z,
+                                      const float* __restrict col_scale, const int32_t* __restrict col_sum,
+                                      const float* __restrict bias, int64_t n, Activation act) {
+  if (bias) {
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j)
+      y[j] = s * col_scale[j] * static_cast<float>(c[j] - z * col_sum[j]) + bias[j];
+  } else {
+#pragma omp simd
+    for (int64_t j = 0; j < n; ++j) y[j] = s * col_scale[j] * static_cast<float>(c[j] - z * col_sum[j]);
+  }
+  activate_f32(y, n, act);
+}
 }  // namespace
 
 void quantize_rows_u8(uint8_t* q, float* scale, int32_t* zero, const float* x, int64_t rows, int64_t cols) {
 #pragma omp parallel for schedule(static) if (rows * cols > 16384)
-  for (int64_t r = 0; r < rows; ++r) {
-    const float* __restrict row = x + r * cols;
-    float lo = 0.f, hi = 0.f;  // the range always holds 0, so 0 is exact
-#pragma omp simd reduction(min : lo) reduction(max : hi)
-    for (int64_t c = 0; c < cols; ++c) {
-      lo = row[c] < lo ? row[c] : lo;
-      hi = row[c] > hi ? row[c] : hi;
-    }
-    const float s = hi > lo ? (hi - lo) / 255.f : 1.f;
-    const float inv = 1.f / s;
-    const float z = std::min(std::max(std::nearbyint(-lo * inv), 0.f), 255.f);
-    uint8_t* __restrict out = q + r * cols;
-#pragma omp simd
-    for (int64_t c = 0; c < cols; ++c) {
-      float v = row[c] * inv + z;
-      v = v < 0.f ? 0.f : v;
-      v = v > 255.f ? 255.f : v;
-      out[c] = static_cast<uint8_t>(static_cast<int32_t>(round_small(v)));
-    }
-    scale[r] = s;
-    zero[r] = static_cast<int32_t>(z);
-  }
+  for (int64_t r = 0; r < rows; ++r) quantize_row_u8(q + r * cols, scale + r, zero + r, x + r * cols, cols);
 }
 
 void gemm_u8s8s32(int32_t* c, const uint8_t* a, const int8_t* b, int64_t m, int64_t n, int64_t k) {
@@ -57,25 +75,11 @@ void gemm_u8s8s32(int32_t* c, const uint8_t* a, const int8_t* b, int64_t m, int6
 }
 
 void dequantize_rows(float* y, const int32_t* c, const float* row_scale, const int32_t* row_zero,
-                     const float* col_scale, const int32_t* col_sum, const float* bias, int64_t m,
-                     int64_t n) {
+                     const float* col_scale, const int32_t* col_sum, const float* bias, int64_t m, int64_t n,
+                     Activation act) {
 #pragma omp parallel for schedule(static) if (m * n > 16384)
-  for (int64_t r = 0; r < m; ++r) {
-    const float s = row_scale[r];
-    const int32_t z = row_zero[r];
-    const int32_t* __restrict cr = c + r * n;
-    const float* __restrict cs = col_scale;
-    const int32_t* __restrict sums = col_sum;
-    float* __restrict yr = y + r * n;
-    if (bias) {
-      const float* __restrict b = bias;
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j) yr[j] = s * cs[j] * static_cast<float>(cr[j] - z * sums[j]) + b[j];
-    } else {
-#pragma omp simd
-      for (int64_t j = 0; j < n; ++j) yr[j] = s * cs[j] * static_cast<float>(cr[j] - z * sums[j]);
-    }
-  }
+  for (int64_t r = 0; r < m; ++r)
+    dequantize_row(y + r * n, c + r * n, row_scale[r], row_zero[r], col_scale, col_sum, bias, n, act);
 }
 
 }  // namespace nle::ops::cpu

@@ -9,6 +9,7 @@
 #include <map>
 #include <mutex>
 #include <string>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -34,8 +35,13 @@ constexpr int kBf16 = 2, kF32 = 3, kS32 = 4, kS8 = 5, kU8 = 6;
 constexpr int kTagAny = 1, kTagAb = 3, kTagBa = 14;
 constexpr int kQueryWeightsMd = 131, kQueryScratchpadMd = 136;
 constexpr int kScratchpadModeUser = 1;
-constexpr int kArgSrc = 1, kArgDst = 17, kArgWeights = 33,
+constexpr int kArgSrc = 1, kArgDst = 17, kArgWeights = 33, kArgBias = 41,
               kArgScratchpad = 80;  // reorders: from = src, to = dst
+// dnnl_alg_kind_t values of the element-wise post-ops used (dnnl_eltwise_relu = 0x20, then
+// tanh, elu, square, abs, sqrt, linear, soft_relu, hardsigmoid, logistic, exp, gelu_tanh,
+// swish, log, clip, clip_v2, pow, gelu_erf).
+constexpr int kEltwiseRelu = 0x20, kEltwiseTanh = 0x21, kEltwiseGeluTanh = 0x2b, kEltwiseSwish = 0x2c,
+              kEltwiseGeluErf = 0x31;
 
 struct Api {
   int (*engine_create)(Handle*, int, size_t);
@@ -58,6 +64,10 @@ struct Api {
   int (*attr_create)(Handle*);
   int (*attr_destroy)(Handle);
   int (*attr_set_scratchpad_mode)(Handle, int);
+  int (*attr_set_post_ops)(Handle, ConstHandle);
+  int (*post_ops_create)(Handle*);
+  int (*post_ops_destroy)(Handle);
+  int (*post_ops_append_eltwise)(Handle, int, float, float);
   Handle engine = nullptr;
 };
 
@@ -89,6 +99,10 @@ const Api& api() {
     bind(x.attr_create, "dnnl_primitive_attr_create");
     bind(x.attr_destroy, "dnnl_primitive_attr_destroy");
     bind(x.attr_set_scratchpad_mode, "dnnl_primitive_attr_set_scratchpad_mode");
+    bind(x.attr_set_post_ops, "dnnl_primitive_attr_set_post_ops");
+    bind(x.post_ops_create, "dnnl_post_ops_create");
+    bind(x.post_ops_destroy, "dnnl_post_ops_destroy");
+    bind(x.post_ops_append_eltwise, "dnnl_post_ops_append_eltwise");
     if (x.engine_create(&x.engine, kEngineCpu, 0) != 0) throw Error("oneDNN: cannot create a CPU engine");
     return x;
   }();
@@ -133,6 +147,45 @@ struct Attr {
     if (h) api().attr_destroy(h);
   }
 };
+struct PostOps {
+  Handle h = nullptr;
+  ~PostOps() {
+    if (h) api().post_ops_destroy(h);
+  }
+};
+
+// Appends act as oneDNN's element-wise post-op. QuickGelu and SiLU are its swish,
+// x · sigmoid(alpha x).
+void append_activation(Handle post_ops, Activation act) {
+  int alg = 0;
+  float alpha = 0.f;
+  switch (act) {
+    case Activation::None:
+      return;
+    case Activation::GeluErf:
+      alg = kEltwiseGeluErf;
+      break;
+    case Activation::GeluTanh:
+      alg = kEltwiseGeluTanh;
+      break;
+    case Activation::QuickGelu:
+      alg = kEltwiseSwish;
+      alpha = 1.702f;
+      break;
+    case Activation::Silu:
+      alg = kEltwiseSwish;
+      alpha = 1.f;
+      break;
+    case Activation::Relu:
+      alg = kEltwiseRelu;
+      break;
+    case Activation::Tanh:
+      alg = kEltwiseTanh;
+      break;
+  }
+  check(api().post_ops_append_eltwise(post_ops, alg, alpha, 0.f),
+        std::string("post_ops_append_eltwise (") + activation_name(act) + ")");
+}
 
 // One stream per thread (streams are not shared between threads).
 Handle thread_stream() {
@@ -161,8 +214,17 @@ constexpr int64_t kLayoutRows = 32;
 // library manages, a primitive may only run on the thread that made it.
 struct RowProduct {
   Primitive primitive;
-  Md src, dst, scratchpad;
+  Md src, dst, bias, scratchpad;
   size_t scratchpad_bytes = 0;
+};
+
+// The shape of an Epilogue, which a primitive is made for.
+struct EpilogueKind {
+  bool bias = false;
+  Activation act = Activation::None;
+  bool bf16_out = false;
+  auto key() const { return std::make_tuple(bias, static_cast<int>(act), bf16_out); }
+  bool operator<(const EpilogueKind& o) const { return key() < o.key(); }
 };
 
 // oneDNN data types and element sizes of a product's operands.
@@ -182,21 +244,29 @@ struct Weight {
   std::unique_ptr<void, decltype(&std::free)> buffer{nullptr, &std::free};
   int64_t n = 0, k = 0;
   std::mutex mutex;
-  std::map<std::pair<int64_t, int>, std::unique_ptr<RowProduct>> products;  // by (rows, threads)
+  // by (rows, threads, epilogue)
+  std::map<std::tuple<int64_t, int, EpilogueKind>, std::unique_ptr<RowProduct>> products;
 
-  const RowProduct& product(int64_t rows) {
+  const RowProduct& product(int64_t rows, EpilogueKind epilogue) {
     const int threads = omp_get_max_threads();  // what oneDNN plans the primitive for
     std::lock_guard<std::mutex> lock(mutex);
-    std::unique_ptr<RowProduct>& p = products[{rows, threads}];
+    std::unique_ptr<RowProduct>& p = products[{rows, threads, epilogue}];
     if (!p) {
       auto made = std::make_unique<RowProduct>();
       make_md(made->src, rows, k, types.src, kTagAb);
-      make_md(made->dst, rows, n, types.dst, kTagAb);
+      make_md(made->dst, rows, n, epilogue.bf16_out ? kBf16 : types.dst, kTagAb);
+      if (epilogue.bias) make_md(made->bias, 1, n, kF32, kTagAb);
       Attr attr;
       check(api().attr_create(&attr.h), "primitive_attr_create");
       check(api().attr_set_scratchpad_mode(attr.h, kScratchpadModeUser), "set_scratchpad_mode");
+      if (epilogue.act != Activation::None) {
+        PostOps post_ops;
+        check(api().post_ops_create(&post_ops.h), "post_ops_create");
+        append_activation(post_ops.h, epilogue.act);
+        check(api().attr_set_post_ops(attr.h, post_ops.h), "primitive_attr_set_post_ops");
+      }
       Pd pd;
-      check(api().matmul_pd_create(&pd.h, api().engine, made->src.h, md.h, nullptr, made->dst.h, attr.h),
+      check(api().matmul_pd_create(&pd.h, api().engine, made->src.h, md.h, made->bias.h, made->dst.h, attr.h),
             "matmul (" + std::to_string(rows) + " x " + std::to_string(k) + " x " + std::to_string(n) + ")");
       check(api().md_clone(&made->scratchpad.h, api().pd_query_md(pd.h, kQueryScratchpadMd, 0)),
             "memory_desc_clone");
@@ -260,29 +330,50 @@ std::shared_ptr<void> reorder_weight(const void* weight, MatmulType type, int64_
   return w;
 }
 
-void matmul(void* c, const void* a, const void* weight, int64_t m, int64_t n, int64_t k, bool c_padded) {
+void matmul(void* c, const void* a, const void* weight, int64_t m, int64_t n, int64_t k, bool a_padded,
+            bool c_padded, const Epilogue& epilogue) {
   auto* w = static_cast<Weight*>(const_cast<void*>(weight));
-  thread_local std::vector<uint8_t> scratch, padded_c;
+  const EpilogueKind kind{epilogue.bias != nullptr, epilogue.act, epilogue.bf16_out};
+  if ((kind.bias || kind.act != Activation::None || kind.bf16_out) && w->types.dst != kF32)
+    throw Error("onednn::matmul: an epilogue needs float32 results");
+  const int64_t c_bytes = kind.bf16_out ? 2 : w->types.dst_bytes;
+  thread_local std::vector<uint8_t> scratch, padded_a, padded_c;
   for (int64_t first = 0; first < m; first += kChunkRows) {
     const int64_t real = std::min(kChunkRows, m - first);
     const int64_t rows = round_up_chunk(real);
-    const RowProduct& p = w->product(rows);
+    const RowProduct& p = w->product(rows, kind);
     if (scratch.size() < p.scratchpad_bytes) scratch.resize(p.scratchpad_bytes);
-    auto* c_chunk = static_cast<uint8_t*>(c) + first * n * w->types.dst_bytes;
+    auto* c_chunk = static_cast<uint8_t*>(c) + first * n * c_bytes;
     const bool through_scratch = rows != real && !c_padded;
-    if (through_scratch) padded_c.resize(static_cast<size_t>(rows * n * w->types.dst_bytes));
+    if (through_scratch) padded_c.resize(static_cast<size_t>(rows * n * c_bytes));
     // Memory objects are made per call: none is shared between threads.
-    Memory src, weights, dst, scratchpad;
+    Memory src, weights, dst, bias_memory, scratchpad;
     const auto* a_chunk = static_cast<const uint8_t*>(a) + first * k * w->types.src_bytes;
+    if (rows != real && !a_padded) {  // the last chunk's rows, then zeros
+      const size_t row_bytes = static_cast<size_t>(k * w->types.src_bytes);
+      padded_a.resize(static_cast<size_t>(rows) * row_bytes);
+      std::memcpy(padded_a.data(), a_chunk, static_cast<size_t>(real) * row_bytes);
+      std::memset(padded_a.data() + real * row_bytes, 0, static_cast<size_t>(rows - real) * row_bytes);
+      a_chunk = padded_a.data();
+    }
     check(api().memory_create(&src.h, p.src.h, api().engine, const_cast<uint8_t*>(a_chunk)), "memory_create");
     check(api().memory_create(&weights.h, w->md.h, api().engine, w->buffer.get()), "memory_create");
     check(api().memory_create(&dst.h, p.dst.h, api().engine, through_scratch ? padded_c.data() : c_chunk),
           "memory_create");
     check(api().memory_create(&scratchpad.h, p.scratchpad.h, api().engine, scratch.data()), "memory_create");
-    execute(p.primitive.h,
-            {{kArgSrc, src.h}, {kArgWeights, weights.h}, {kArgDst, dst.h}, {kArgScratchpad, scratchpad.h}});
-    if (through_scratch)
-      std::memcpy(c_chunk, padded_c.data(), static_cast<size_t>(real * n * w->types.dst_bytes));
+    if (epilogue.bias) {
+      check(api().memory_create(&bias_memory.h, p.bias.h, api().engine, const_cast<float*>(epilogue.bias)),
+            "memory_create");
+      execute(p.primitive.h, {{kArgSrc, src.h},
+                              {kArgWeights, weights.h},
+                              {kArgBias, bias_memory.h},
+                              {kArgDst, dst.h},
+                              {kArgScratchpad, scratchpad.h}});
+    } else {
+      execute(p.primitive.h,
+              {{kArgSrc, src.h}, {kArgWeights, weights.h}, {kArgDst, dst.h}, {kArgScratchpad, scratchpad.h}});
+    }
+    if (through_scratch) std::memcpy(c_chunk, padded_c.data(), static_cast<size_t>(real * n * c_bytes));
   }
 }
 

@@ -16,6 +16,8 @@
 #include <cstdint>
 #include <memory>
 
+#include "ops/activation.h"
+
 namespace nle::ops::cpu::onednn {
 
 constexpr int64_t kChunkRows = 256;
@@ -34,9 +36,20 @@ enum class MatmulType { U8S8S32, BF16BF16F32 };
 // Throws Error on failure.
 std::shared_ptr<void> reorder_weight(const void* w, MatmulType type, int64_t n, int64_t k);
 
-// c (M, N) = a (M, K) · wᵀ, w from reorder_weight. a holds padded_rows(m) rows, the
-// padding readable (their results are discarded); so does c when c_padded, else c holds
-// m rows and the padded chunk goes through a scratch buffer.
-void matmul(void* c, const void* a, const void* w, int64_t m, int64_t n, int64_t k, bool c_padded);
+// What a product does to its results before writing them (BF16BF16F32 only): add a bias
+// (N floats, or none), apply an activation, and write them as bf16 instead of float32.
+// The product's own kernel does this, on results still in registers.
+struct Epilogue {
+  const float* bias = nullptr;
+  Activation act = Activation::None;
+  bool bf16_out = false;
+};
+
+// c (M, N) = a (M, K) · wᵀ, then the epilogue; w from reorder_weight. With a_padded, a holds
+// padded_rows(m) rows, the padding readable (their results are discarded); so does c
+// with c_padded. Otherwise a (or c) holds m rows, and the padded chunk goes through a
+// scratch buffer.
+void matmul(void* c, const void* a, const void* w, int64_t m, int64_t n, int64_t k, bool a_padded,
+            bool c_padded, const Epilogue& epilogue = {});
 
 }  // namespace nle::ops::cpu::onednn

@@ -93,9 +93,10 @@ void gemm_f32_packed(float* c, const float* a, const void* packed_b, int64_t m, 
                       static_cast<MKL_INT>(n));
 }
 
-void gemm_bf16_packed(float* c, const uint16_t* a, const void* packed_b, int64_t m, int64_t n, int64_t k) {
+void gemm_bf16_packed(void* c, const uint16_t* a, const void* packed_b, int64_t m, int64_t n, int64_t k,
+                      bool a_padded, const float* bias, Activation act, bool c_bf16) {
   if (m == 0 || n == 0) return;
-  onednn::matmul(c, a, packed_b, m, n, k, /*c_padded=*/false);
+  onednn::matmul(c, a, packed_b, m, n, k, a_padded, /*c_padded=*/false, {bias, act, c_bf16});
 }
 
 int64_t packed_s8_rows(int64_t m) {
@@ -106,7 +107,7 @@ void gemm_u8s8s32_packed(int32_t* c, const uint8_t* a, const void* packed_b, int
                          int64_t k) {
   if (m == 0 || n == 0) return;
   if (gemm_library() == GemmLibrary::OneDnn) {
-    onednn::matmul(c, a, packed_b, m, n, k, /*c_padded=*/true);
+    onednn::matmul(c, a, packed_b, m, n, k, /*a_padded=*/true, /*c_padded=*/true);
     return;
   }
   const MKL_INT32 no_offset = 0;

@@ -2,12 +2,13 @@
 #include <cmath>
 #include <limits>
 
+#include "ops/cpu/vector_clones.h"
 #include "ops/cpu/vector_math.h"
 #include "ops/softmax.h"
 
 namespace nle::ops::cpu {
 
-void softmax_row_f32(float* x, int64_t cols) {
+NLE_VECTOR_CLONES void softmax_row_f32(float* x, int64_t cols) {
   float max_v = -std::numeric_limits<float>::infinity();
 #pragma omp simd reduction(max : max_v)
   for (int64_t c = 0; c < cols; ++c) max_v = x[c] > max_v ? x[c] : max_v;  // vectorises
