@@ -168,6 +168,26 @@ TEST(SoftmaxTest, UnmaskedMatchesReference) {
   EXPECT_LT(max_abs_diff(y, expected), 1e-6f);
 }
 
+// The block form used by attention: unnormalised exponentials and each row's 1 / sum, which
+// times the row give the reference softmax (rows of 1 to 130 keys, and -inf scores).
+TEST(SoftmaxTest, UnnormalizedRowsTimesInverseSumMatchReference) {
+  for (int64_t cols : {1, 7, 16, 130}) {
+    const int64_t rows = 9;
+    auto x = random_floats(static_cast<size_t>(rows * cols), 17 + static_cast<uint32_t>(cols), 30.f);
+    if (cols > 1) x[3] = -std::numeric_limits<float>::infinity();  // a masked score in row 0
+    std::vector<float> expected(x.size()), inv_sum(static_cast<size_t>(rows));
+    ops::reference::softmax_f32(expected.data(), x.data(), nullptr, rows, cols, 1);
+    ops::cpu::softmax_rows_unnormalized_f32(x.data(), inv_sum.data(), rows, cols);
+    for (int64_t r = 0; r < rows; ++r)
+      for (int64_t c = 0; c < cols; ++c)
+        x[static_cast<size_t>(r * cols + c)] *= inv_sum[static_cast<size_t>(r)];
+    EXPECT_LT(max_abs_diff(x, expected), 1e-6f) << cols << " keys";
+    if (cols > 1) {
+      EXPECT_EQ(x[3], 0.f);
+    }
+  }
+}
+
 TEST(EmbeddingTest, GathersAndAccumulates) {
   const int64_t vocab = 10, dim = 6;
   const auto table = random_floats(static_cast<size_t>(vocab * dim), 14);

@@ -44,8 +44,8 @@ class Linear {
   void convert(ComputeType compute_type);
 
   // The weight in the GEMM library's layout, made on the first call that uses it, so
-  // loading stays a memory map: float32 in MKL's packed form or, for oneDNN, transposed;
-  // bf16 (oneDNN only) reordered for its matmul primitive.
+  // loading stays a memory map: float32 in MKL's packed form or reordered for oneDNN's
+  // matmul primitive, as is bf16 (oneDNN only).
   struct LazyPacked {
     std::once_flag once;
     ops::PackedWeight weight;

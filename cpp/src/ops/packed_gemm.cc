@@ -9,7 +9,7 @@
 
 namespace nle::ops {
 
-void matmul_nt_packed(Tensor& y, const Tensor& x, const PackedWeight& w) {
+void matmul_nt_packed(Tensor& y, const Tensor& x, const PackedWeight& w, const Tensor* bias, Activation act) {
   check_cpu_f32("matmul_nt_packed", {&y, &x});
   check_rank("matmul_nt_packed", "x", x, 2);
   check_rank("matmul_nt_packed", "y", y, 2);
@@ -18,7 +18,14 @@ void matmul_nt_packed(Tensor& y, const Tensor& x, const PackedWeight& w) {
     throw InvalidInputError("matmul_nt_packed: shapes x " + shape_to_string(x.shape()) + ", w (" +
                             std::to_string(n) + ", " + std::to_string(w.in_features) + "), y " +
                             shape_to_string(y.shape()) + " do not fit y = x · w^T");
-  cpu::gemm_f32_packed(y.data<float>(), x.data<float>(), w.data.get(), m, n, k);
+  if (bias) {
+    check_cpu_f32("matmul_nt_packed", {bias});
+    if (bias->numel() != n)
+      throw InvalidInputError("matmul_nt_packed: bias " + shape_to_string(bias->shape()) + " does not fit " +
+                              std::to_string(n) + " outputs");
+  }
+  cpu::gemm_f32_packed(y.data<float>(), x.data<float>(), w.data.get(), m, n, k,
+                       bias ? bias->data<float>() : nullptr, act);
 }
 
 void matmul_nt_bf16_packed(Tensor& y, const Tensor& x, const PackedWeight& w, const Tensor* bias,

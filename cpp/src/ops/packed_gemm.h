@@ -29,8 +29,10 @@ PackedWeight pack_weight_s8(const Tensor& q);
 // is used with plain ones), so this throws Error under MKL.
 PackedWeight pack_weight_bf16(const Tensor& w);
 
-// y (M, N) = x (M, K) · wᵀ, F32.
-void matmul_nt_packed(Tensor& y, const Tensor& x, const PackedWeight& w);
+// y (M, N) = act(x (M, K) · wᵀ + bias (N)), F32; bias may be null. Under oneDNN the bias
+// and activation are applied by the product's kernel.
+void matmul_nt_packed(Tensor& y, const Tensor& x, const PackedWeight& w, const Tensor* bias = nullptr,
+                      Activation act = Activation::None);
 // y (M, N) = act(x (M, K) · wᵀ + bias (N)) with w from pack_weight_bf16; bias may be null.
 // The bias and activation are fused into the product. x is F32 (rounded to bf16 on the
 // fly) or BF16; y is F32 or BF16 (results rounded to nearest even): a BF16 y feeding
@@ -39,8 +41,9 @@ void matmul_nt_bf16_packed(Tensor& y, const Tensor& x, const PackedWeight& w, co
                            Activation act = Activation::None);
 
 namespace cpu {
-// c (M, N) = a (M, K) · bᵀ with b packed by pack_weight_f32.
-void gemm_f32_packed(float* c, const float* a, const void* packed_b, int64_t m, int64_t n, int64_t k);
+// c (M, N) = act(a (M, K) · bᵀ + bias) with b packed by pack_weight_f32; bias (N) may be null.
+void gemm_f32_packed(float* c, const float* a, const void* packed_b, int64_t m, int64_t n, int64_t k,
+                     const float* bias = nullptr, Activation act = Activation::None);
 // c (M, N) = act(a (M, K) · bᵀ + bias) with b packed by pack_weight_bf16; bias (N) may be
 // null. With a_padded, a holds packed_s8_rows(m) rows (the same rounding), else m; c holds
 // m rows, float32 or, with c_bf16, bf16.

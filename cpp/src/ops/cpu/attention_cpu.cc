@@ -14,13 +14,14 @@ void packed_self_attention_f32(float* out, const float* q, const float* k, const
   const int64_t items = num_seqs * num_heads;
 #pragma omp parallel
   {
-    std::vector<float> scores;  // (L, L) for the current sequence, per thread
+    std::vector<float> scores, inv_sum;  // (L, L) and (L) for the current sequence, per thread
 #pragma omp for schedule(dynamic, 1)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t s = item / num_heads, h = item % num_heads;
       const int64_t begin = seq_offsets[s], len = seq_offsets[s + 1] - begin;
       if (len == 0) continue;
       scores.resize(static_cast<size_t>(len * len));
+      inv_sum.resize(static_cast<size_t>(len));
       const int64_t col = h * head_dim;
       const float* qh = q + begin * ld_in + col;
       const float* kh = k + begin * ld_in + col;
@@ -37,9 +38,16 @@ void packed_self_attention_f32(float* out, const float* q, const float* k, const
           for (int64_t c = 0; c < len; ++c) sr[c] += br[c];
         }
       }
-      for (int64_t r = 0; r < len; ++r) softmax_row_f32(scores.data() + r * len, len);
-      gemm_f32(out + begin * ld_out + col, scores.data(), vh, false, false, len, head_dim, len, len,
-               ld_in, ld_out, 1.f, 0.f);
+      // Unnormalised probabilities; each output row is scaled by its 1 / Σ instead.
+      softmax_rows_unnormalized_f32(scores.data(), inv_sum.data(), len, len);
+      float* oh = out + begin * ld_out + col;
+      gemm_f32(oh, scores.data(), vh, false, false, len, head_dim, len, len, ld_in, ld_out, 1.f, 0.f);
+      for (int64_t r = 0; r < len; ++r) {
+        float* o = oh + r * ld_out;
+        const float s = inv_sum[static_cast<size_t>(r)];
+#pragma omp simd
+        for (int64_t c = 0; c < head_dim; ++c) o[c] *= s;
+      }
     }
   }
 }

@@ -234,6 +234,7 @@ struct Types {
 };
 Types types_of(MatmulType type) {
   if (type == MatmulType::U8S8S32) return {kU8, kS8, kS32, 1, 4};
+  if (type == MatmulType::F32F32F32) return {kF32, kF32, kF32, 4, 4};
   return {kBf16, kBf16, kF32, 2, 4};
 }
 
@@ -314,7 +315,7 @@ std::shared_ptr<void> reorder_weight(const void* weight, MatmulType type, int64_
   const size_t bytes = api().md_get_size(w->md.h);
   w->buffer.reset(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
   if (!w->buffer)
-    throw Error("out of memory reordering an int8 weight (" + std::to_string(bytes) + " bytes)");
+    throw Error("out of memory reordering a weight for oneDNN (" + std::to_string(bytes) + " bytes)");
   Memory to;
   check(api().memory_create(&to.h, w->md.h, api().engine, w->buffer.get()), "memory_create");
   // The weight is (N, K) row-major: as the (K, N) matrix of the product, its layout is "ba".
@@ -336,6 +337,7 @@ void matmul(void* c, const void* a, const void* weight, int64_t m, int64_t n, in
   const EpilogueKind kind{epilogue.bias != nullptr, epilogue.act, epilogue.bf16_out};
   if ((kind.bias || kind.act != Activation::None || kind.bf16_out) && w->types.dst != kF32)
     throw Error("onednn::matmul: an epilogue needs float32 results");
+  if (kind.bf16_out && w->types.src != kBf16) throw Error("onednn::matmul: bf16 results need bf16 inputs");
   const int64_t c_bytes = kind.bf16_out ? 2 : w->types.dst_bytes;
   thread_local std::vector<uint8_t> scratch, padded_a, padded_c;
   for (int64_t first = 0; first < m; first += kChunkRows) {

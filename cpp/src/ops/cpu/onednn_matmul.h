@@ -1,5 +1,6 @@
-// oneDNN's matmul primitive for the int8 and bf16 products, with each weight reordered once, at
-// load, into the blocked layout the primitive picks for it. oneDNN's GEMM function
+// oneDNN's matmul primitive for the int8, bf16 and float32 products, with each weight
+// reordered once (int8 at load, the others on first use) into the blocked layout the
+// primitive picks for it; bias and activation run in the primitive's kernel (post-ops). oneDNN's GEMM function
 // (gemm_library.h) re-packs the weight on every call instead: at 2 threads on MiniLM's
 // layer shapes with 32 rows, the primitive took 169 us a layer against 202 for the GEMM
 // function with its columns split over the threads (1 thread: 314 against 344
@@ -28,15 +29,15 @@ constexpr int64_t kRowStep = 8;
 // of matmul must hold for m rows: m rounded up as described above.
 int64_t padded_rows(int64_t m);
 
-// The products made: u8 activations · s8 weights → exact s32, and bf16 · bf16 → f32.
-enum class MatmulType { U8S8S32, BF16BF16F32 };
+// The products made: u8 activations · s8 weights → exact s32, bf16 · bf16 → f32, and f32.
+enum class MatmulType { U8S8S32, BF16BF16F32, F32F32F32 };
 
 // An (N, K) weight (int8, or bf16 bit patterns), stored row-major, reordered for the
 // primitive; freed with the returned pointer. Only valid when gemm_library() is OneDnn.
 // Throws Error on failure.
 std::shared_ptr<void> reorder_weight(const void* w, MatmulType type, int64_t n, int64_t k);
 
-// What a product does to its results before writing them (BF16BF16F32 only): add a bias
+// What a product does to its results before writing them (float32 results only): add a bias
 // (N floats, or none), apply an activation, and write them as bf16 instead of float32.
 // The product's own kernel does this, on results still in registers.
 struct Epilogue {

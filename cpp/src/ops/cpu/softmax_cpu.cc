@@ -23,6 +23,38 @@ NLE_VECTOR_CLONES void softmax_row_f32(float* x, int64_t cols) {
   for (int64_t c = 0; c < cols; ++c) x[c] *= inv;
 }
 
+namespace {
+NLE_VECTOR_CLONES void subtract_row_max(float* __restrict x, int64_t rows, int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r) {
+    float* xr = x + r * cols;
+    float max_v = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : max_v)
+    for (int64_t c = 0; c < cols; ++c) max_v = xr[c] > max_v ? xr[c] : max_v;
+#pragma omp simd
+    for (int64_t c = 0; c < cols; ++c) xr[c] -= max_v;
+  }
+}
+
+NLE_VECTOR_CLONES void exp_block(float* x, int64_t n) { exp_f32(x, n); }
+
+NLE_VECTOR_CLONES void inverse_row_sums(float* __restrict inv_sum, const float* __restrict x, int64_t rows,
+                                        int64_t cols) {
+  for (int64_t r = 0; r < rows; ++r) {
+    const float* xr = x + r * cols;
+    float sum = 0.f;
+#pragma omp simd reduction(+ : sum)
+    for (int64_t c = 0; c < cols; ++c) sum += xr[c];
+    inv_sum[r] = 1.f / sum;
+  }
+}
+}  // namespace
+
+void softmax_rows_unnormalized_f32(float* x, float* inv_sum, int64_t rows, int64_t cols) {
+  subtract_row_max(x, rows, cols);
+  exp_block(x, rows * cols);
+  inverse_row_sums(inv_sum, x, rows, cols);
+}
+
 void softmax_f32(float* y, const float* x, const uint8_t* mask, int64_t rows, int64_t cols,
                  int64_t rows_per_mask_row) {
 #pragma omp parallel for schedule(static)
