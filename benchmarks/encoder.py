@@ -27,8 +27,9 @@ Systems (``--systems``; all but ``ct2-int8-fastmm`` by default), in two classes:
   bfloat16)``), ``ct2-int8`` (CTranslate2 int8, run with
   ``MKL_DISABLE_FAST_MM=1``), ``ort-int8`` (the fused graph after
   ``quantize_dynamic``, int8 weights with per-channel scales) and
-  ``nlpengine-bf16``/``nlpengine-int8`` (``nlpengine.load(dir,
-  compute_type=...)``; reported as unavailable when load rejects the option).
+  ``nlpengine-bf16``/``nlpengine-int8``/``nlpengine-int8-mixed``
+  (``nlpengine.load(dir, compute_type=...)``; reported as unavailable when load
+  rejects the option; int8-mixed's utilisation is against the int8 ceiling).
 
 The parent converts the model once per run for CTranslate2 and exports,
 fuses and quantizes it once for ONNX Runtime (timed, not part of any
@@ -95,7 +96,8 @@ REPO_ROOT = Path(__file__).resolve().parent.parent
 #: The speed classes: each nlpengine variant is compared with the fastest peer of its class.
 CLASSES = {
     "fp32": "float32 arithmetic: torch, ct2, ort (and nlpengine)",
-    "fast": "reduced precision: torch-bf16, ct2-int8, ort-int8 (and nlpengine-bf16/-int8)",
+    "fast": "reduced precision: torch-bf16, ct2-int8, ort-int8 "
+    "(and nlpengine-bf16/-int8/-int8-mixed)",
 }
 #: CPU flags recorded with the machine (the ones bf16/int8 GEMM kernels dispatch on).
 CPU_FLAGS_OF_INTEREST = (
@@ -646,6 +648,13 @@ def load_nlpengine_int8(model_dir: Path, threads: int, artifacts: Path | None) -
     return _load_nlpengine(model_dir, threads, "int8")
 
 
+def load_nlpengine_int8_mixed(
+    model_dir: Path, threads: int, artifacts: Path | None
+) -> LoadedSystem:
+    """nlpengine with ``compute_type="int8-mixed"`` (unavailable if load rejects the option)."""
+    return _load_nlpengine(model_dir, threads, "int8-mixed")
+
+
 def _load_torch(model_dir: Path, threads: int, autocast_dtype: str | None) -> LoadedSystem:
     import torch
     import transformers
@@ -810,6 +819,9 @@ SYSTEMS: dict[str, SystemSpec] = {
     "nlpengine": SystemSpec(("nlpengine",), load_nlpengine, "fp32", "fp32", peer=False),
     "nlpengine-bf16": SystemSpec(("nlpengine",), load_nlpengine_bf16, "fast", "bf16", peer=False),
     "nlpengine-int8": SystemSpec(("nlpengine",), load_nlpengine_int8, "fast", "int8", peer=False),
+    "nlpengine-int8-mixed": SystemSpec(
+        ("nlpengine",), load_nlpengine_int8_mixed, "fast", "int8", peer=False
+    ),
     "torch": SystemSpec(("torch", "transformers"), load_torch, "fp32", "fp32"),
     "torch-bf16": SystemSpec(("torch", "transformers"), load_torch_bf16, "fast", "bf16"),
     "ct2": SystemSpec(("ctranslate2",), load_ct2, "fp32", "fp32", needs="ct2"),

@@ -9,7 +9,7 @@ sentiment) and against the data's labels. The compute types run one after anothe
 this process (a pipeline per type, selected through ``NLPENGINE_COMPUTE_TYPE`` as
 ``engine run --compute-type`` does); nothing is timed here.
 
-    python benchmarks/task_agreement.py                 # int8 and bf16 against float32
+    python benchmarks/task_agreement.py                 # int8, bf16, int8-mixed against float32
     python benchmarks/task_agreement.py --compute-types int8 --threads 2
 
 Writes ``benchmarks/results/task_agreement.json`` and prints a markdown table. The data
@@ -62,7 +62,7 @@ def sentiment_labels(compute_type: str, records: list[dict], threads: int) -> li
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--compute-types", default="int8,bf16")
+    parser.add_argument("--compute-types", default="int8,bf16,int8-mixed")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--output", type=Path, default=DEFAULT_OUTPUT)
     args = parser.parse_args()

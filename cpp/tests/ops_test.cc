@@ -254,6 +254,28 @@ INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
                            return name;
                          });
 
+// int8-mixed projects the values apart from the fused query/key product: v has its own
+// row stride (ld_v). Against the reference on the same numbers laid out as one fused buffer.
+TEST(AttentionTest, ValuesWithTheirOwnRowStride) {
+  const std::vector<int64_t> offsets = {0, 3, 20, 21};
+  const int64_t heads = 3, head_dim = 8, width = heads * head_dim, tokens = offsets.back();
+  const auto qk = random_floats(static_cast<size_t>(tokens * 2 * width), 21, 2.f);
+  const auto v = random_floats(static_cast<size_t>(tokens * width), 22, 2.f);
+  std::vector<float> qkv(static_cast<size_t>(tokens * 3 * width));
+  for (int64_t t = 0; t < tokens; ++t) {
+    std::copy(qk.begin() + t * 2 * width, qk.begin() + (t + 1) * 2 * width, qkv.begin() + t * 3 * width);
+    std::copy(v.begin() + t * width, v.begin() + (t + 1) * width, qkv.begin() + t * 3 * width + 2 * width);
+  }
+  Tensor out(DType::F32, {tokens, width});
+  ops::packed_self_attention(out, qk.data(), qk.data() + width, v.data(), 2 * width, offsets, heads, head_dim,
+                             0.3f, nullptr, width);
+  std::vector<float> expected(static_cast<size_t>(tokens * width));
+  ops::reference::packed_self_attention_f32(expected.data(), qkv.data(), qkv.data() + width, qkv.data() + 2 * width,
+                                            offsets.data(), 3, heads, head_dim, 3 * width, width, 0.3f);
+  const std::vector<float> got(out.data<float>(), out.data<float>() + tokens * width);
+  EXPECT_LT(max_abs_diff(got, expected), 3e-5f);
+}
+
 TEST(AttentionTest, RejectsOffsetsThatDoNotCoverTheTokens) {
   Tensor out(DType::F32, {5, 8});
   std::vector<float> qkv(5 * 24);

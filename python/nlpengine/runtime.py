@@ -68,7 +68,7 @@ def _as_ids(name: str, array, reference_shape=None) -> np.ndarray:
 
 
 #: What ``load(..., compute_type=...)`` accepts.
-COMPUTE_TYPES = ("float32", "int8", "bf16")
+COMPUTE_TYPES = ("float32", "int8", "bf16", "int8-mixed")
 #: The environment variable that gives ``load`` its compute type when none is passed.
 COMPUTE_TYPE_VARIABLE = "NLPENGINE_COMPUTE_TYPE"
 
@@ -121,7 +121,7 @@ class EncoderModel:
 
     @property
     def compute_type(self) -> str:
-        """ "float32", "int8" or "bf16": the arithmetic of the Linear layers."""
+        """ "float32", "int8", "bf16" or "int8-mixed": the arithmetic of the Linear layers."""
         return self._native.compute_type
 
     @property
@@ -256,7 +256,10 @@ def load(
     variable ``NLPENGINE_COMPUTE_TYPE``, which ``engine run --compute-type`` sets, else
     "float32"). "float32" is exact; "int8" quantizes their weights per output channel
     at load and their inputs per row at each call, with exact int32 sums (needs a CPU
-    with VNNI); "bf16" rounds weights and inputs to bfloat16 and sums in float32.
+    with VNNI); "bf16" rounds weights and inputs to bfloat16 and sums in float32;
+    "int8-mixed" is int8 except each self-attention's value projection and each
+    feed-forward's output projection, whose errors reach the residual stream undamped:
+    those run in bf16 where the CPU multiplies bf16 natively, else in float32.
     Attention, norms and task heads stay float32.
     ``path`` may itself be an adapter directory (adapter_config.json and no model
     weights): its base is then found with :func:`resolve_adapter`.

@@ -109,7 +109,7 @@ class Seq2SeqModel:
 
     @property
     def compute_type(self) -> str:
-        """ "float32", "int8" or "bf16": the arithmetic of the Linear layers."""
+        """ "float32", "int8", "bf16" or "int8-mixed": the arithmetic of the Linear layers."""
         return self._native.compute_type
 
     @property

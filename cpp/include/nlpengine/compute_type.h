@@ -16,9 +16,15 @@ enum class ComputeType {
   Int8,
   // Linear layers with bfloat16 weights and inputs and float32 accumulation.
   BFloat16,
+  // Int8, except the products whose errors reach the residual stream undamped: each
+  // self-attention's value projection (not squashed by a softmax, unlike query and key)
+  // and each feed-forward's output projection (its input, after the activation, has the
+  // widest outlier channels). Those run in bf16 where the CPU multiplies bf16 natively
+  // (AVX512-BF16 under oneDNN, AMX under MKL), else in float32.
+  Int8Mixed,
 };
 
-// "float32" (also "fp32", "f32", "default"), "int8", "bf16" (also "bfloat16");
+// "float32" (also "fp32", "f32", "default"), "int8", "bf16" (also "bfloat16"), "int8-mixed";
 // throws InvalidInputError listing the accepted names otherwise.
 NLE_API ComputeType compute_type_from_name(const std::string& name);
 NLE_API const char* compute_type_name(ComputeType type);

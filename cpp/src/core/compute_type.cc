@@ -9,8 +9,9 @@ ComputeType compute_type_from_name(const std::string& name) {
     return ComputeType::Float32;
   if (name == "int8") return ComputeType::Int8;
   if (name == "bf16" || name == "bfloat16") return ComputeType::BFloat16;
+  if (name == "int8-mixed") return ComputeType::Int8Mixed;
   throw InvalidInputError("unknown compute_type '" + name +
-                          "': expected 'float32', 'int8' or 'bf16'");
+                          "': expected 'float32', 'int8', 'bf16' or 'int8-mixed'");
 }
 
 const char* compute_type_name(ComputeType type) {
@@ -18,6 +19,7 @@ const char* compute_type_name(ComputeType type) {
     case ComputeType::Float32: return "float32";
     case ComputeType::Int8: return "int8";
     case ComputeType::BFloat16: return "bf16";
+    case ComputeType::Int8Mixed: return "int8-mixed";
   }
   return "?";
 }

@@ -40,6 +40,8 @@ void Linear::convert(ComputeType compute_type) {
     case ComputeType::Float32:
       break;
     case ComputeType::Int8:
+    case ComputeType::Int8Mixed:  // this product is int8 (error_sensitive() picks the others)
+      compute_type_ = ComputeType::Int8;
       int8_ = ops::quantize_weight_int8(weight_, /*pack=*/true);
       weight_ = Tensor();
       break;
@@ -90,6 +92,7 @@ void Linear::operator()(Tensor& y, const Tensor& x, ops::Activation act) const {
       ops::matmul_nt(y, x, weight_);
       break;
     case ComputeType::Int8:
+    case ComputeType::Int8Mixed:  // never left by convert()
       // The bias and activation are applied while the int32 sums are rescaled: no extra
       // pass over y.
       ops::matmul_nt_int8(y, x, int8_, bias_.defined() ? &bias_ : nullptr, act);

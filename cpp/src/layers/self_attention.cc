@@ -6,21 +6,45 @@
 
 namespace nle {
 
+namespace {
+bool value_is_apart(const Weights& weights) {
+  return weights.error_sensitive().compute_type() != weights.compute_type();
+}
+}  // namespace
+
 SelfAttention::SelfAttention(const Weights& weights, const std::vector<std::string>& qkv_scopes,
                              const std::string& output_scope, int64_t hidden_size, int64_t num_heads)
-    : qkv_(Linear::fused(weights, qkv_scopes, hidden_size, hidden_size)),
+    : qkv_(Linear::fused(
+          weights,
+          value_is_apart(weights) ? std::vector<std::string>{qkv_scopes[0], qkv_scopes[1]} : qkv_scopes,
+          hidden_size, hidden_size)),
+      split_value_(value_is_apart(weights)),
       output_(weights, output_scope, hidden_size, hidden_size),
       hidden_size_(hidden_size),
-      num_heads_(num_heads) {}
+      num_heads_(num_heads) {
+  if (split_value_) value_ = Linear(weights.error_sensitive(), qkv_scopes[2], hidden_size, hidden_size);
+}
 
 void SelfAttention::operator()(Tensor& out, const Tensor& x, const std::vector<int64_t>& seq_offsets,
                                Tensor& qkv, Tensor& context) const {
-  qkv_(qkv, x);
-  const float* base = qkv.data<float>();
   const int64_t head_dim = hidden_size_ / num_heads_;
-  ops::packed_self_attention(context, base, base + hidden_size_, base + 2 * hidden_size_,
-                             3 * hidden_size_, seq_offsets, num_heads_, head_dim,
-                             1.f / std::sqrt(static_cast<float>(head_dim)));
+  const float scale = 1.f / std::sqrt(static_cast<float>(head_dim));
+  float* base = qkv.data<float>();
+  if (!split_value_) {
+    qkv_(qkv, x);
+    ops::packed_self_attention(context, base, base + hidden_size_, base + 2 * hidden_size_, 3 * hidden_size_,
+                               seq_offsets, num_heads_, head_dim, scale);
+  } else {
+    // The (T, 3 hidden) scratch holds a (T, 2 hidden) query/key block, then (T, hidden) values.
+    const int64_t tokens = x.dim(0);
+    Tensor qk = Tensor::view(DType::F32, {tokens, 2 * hidden_size_}, base, qkv.owner());
+    Tensor values =
+        Tensor::view(DType::F32, {tokens, hidden_size_}, base + tokens * 2 * hidden_size_, qkv.owner());
+    qkv_(qk, x);
+    value_(values, x);
+    ops::packed_self_attention(context, base, base + hidden_size_, values.data<float>(), 2 * hidden_size_,
+                               seq_offsets, num_heads_, head_dim, scale, nullptr, hidden_size_);
+  }
   output_(out, context);
 }
 

@@ -8,7 +8,8 @@
 namespace nle {
 
 // Multi-head self-attention with a fused query/key/value projection and the
-// output projection, over packed sequences.
+// output projection, over packed sequences. Under int8-mixed the value projection is
+// error-sensitive (Weights::error_sensitive) and runs apart from the fused query/key one.
 class SelfAttention {
  public:
   SelfAttention(const Weights& weights, const std::vector<std::string>& qkv_scopes,
@@ -18,7 +19,9 @@ class SelfAttention {
                   Tensor& context) const;
 
  private:
-  Linear qkv_;
+  Linear qkv_;    // query, key and value fused; or query and key alone when value_ is used
+  Linear value_;  // the value projection on its own (split_value_)
+  bool split_value_ = false;
   Linear output_;
   int64_t hidden_size_;
   int64_t num_heads_;

@@ -35,7 +35,7 @@ TransformerEncoderLayer::TransformerEncoderLayer(const Weights& weights, const s
                  config.hidden_size, config.num_heads),
       attention_norm_(weights, scope + names.attention_norm, config.hidden_size, config.layer_norm_eps),
       intermediate_(weights, scope + names.intermediate, config.intermediate_size, config.hidden_size),
-      output_(weights, scope + names.output, config.hidden_size, config.intermediate_size),
+      output_(weights.error_sensitive(), scope + names.output, config.hidden_size, config.intermediate_size),
       output_norm_(weights, scope + names.output_norm, config.hidden_size, config.layer_norm_eps),
       activation_(config.activation) {}
 

@@ -1,6 +1,13 @@
 #include "layers/weights.h"
 
+#include "ops/cpu/gemm_library.h"
+
 namespace nle {
+
+Weights Weights::error_sensitive() const {
+  if (compute_type_ != ComputeType::Int8Mixed) return *this;
+  return with_compute_type(ops::cpu::native_bf16_products() ? ComputeType::BFloat16 : ComputeType::Float32);
+}
 
 Tensor Weights::require(const std::string& name, const Shape& expected) const {
   const std::string full = prefix_ + name;

@@ -37,6 +37,11 @@ class Weights {
   Weights with_compute_type(ComputeType type) const {
     return Weights(store_, prefix_, config_path_, type);
   }
+  // The weights for the products whose errors reach the residual stream undamped (a
+  // self-attention's value projection, a feed-forward's output projection): under
+  // int8-mixed, bf16 where this CPU multiplies bf16 natively, else float32; otherwise
+  // these weights themselves.
+  Weights error_sensitive() const;
 
  private:
   const WeightStore& store_;

@@ -7,11 +7,11 @@ namespace nle::ops {
 void packed_self_attention(Tensor& out, const float* q, const float* k, const float* v,
                            int64_t ld_in, const std::vector<int64_t>& seq_offsets,
                            int64_t num_heads, int64_t head_dim, float scale,
-                           const RelativeBias* bias) {
+                           const RelativeBias* bias, int64_t ld_v) {
   check_cpu_f32("packed_self_attention", {&out});
   check_rank("packed_self_attention", "out", out, 2);
   const int64_t width = num_heads * head_dim;
-  if (out.dim(1) != width || ld_in < width)
+  if (out.dim(1) != width || ld_in < width || (ld_v != 0 && ld_v < width))
     throw InvalidInputError("packed_self_attention: output " + shape_to_string(out.shape()) +
                             " or row stride " + std::to_string(ld_in) + " does not fit " +
                             std::to_string(num_heads) + " heads of " + std::to_string(head_dim));
@@ -23,7 +23,7 @@ void packed_self_attention(Tensor& out, const float* q, const float* k, const fl
       throw InvalidInputError("packed_self_attention: sequence offsets must not decrease");
   cpu::packed_self_attention_f32(out.data<float>(), q, k, v, seq_offsets.data(),
                                  static_cast<int64_t>(seq_offsets.size()) - 1, num_heads, head_dim,
-                                 ld_in, width, scale, bias);
+                                 ld_in, width, scale, bias, ld_v);
 }
 
 void gathered_attention(float* out, int64_t ld_out, const GatheredAttention& a) {

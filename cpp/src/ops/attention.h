@@ -25,10 +25,11 @@ struct RelativeBias {
 // q, k, v: (T, num_heads * head_dim), or column slices of a wider (T, ld) buffer
 // such as a fused QKV projection (pass the full row stride as ld_in).
 // out: (T, num_heads * head_dim) = softmax(q kᵀ · scale) v per sequence and head.
+// ld_v: v's row stride when it differs from ld_in (v in a buffer of its own); 0: ld_in.
 void packed_self_attention(Tensor& out, const float* q, const float* k, const float* v,
                            int64_t ld_in, const std::vector<int64_t>& seq_offsets,
                            int64_t num_heads, int64_t head_dim, float scale,
-                           const RelativeBias* bias = nullptr);
+                           const RelativeBias* bias = nullptr, int64_t ld_v = 0);
 
 // Attention of single query rows over listed key/value rows, as in one decoding
 // step: query i (row i of q, stride ld_q) attends over the rows
@@ -57,14 +58,14 @@ namespace cpu {
 void packed_self_attention_f32(float* out, const float* q, const float* k, const float* v,
                                const int64_t* seq_offsets, int64_t num_seqs, int64_t num_heads,
                                int64_t head_dim, int64_t ld_in, int64_t ld_out, float scale,
-                               const RelativeBias* bias = nullptr);
+                               const RelativeBias* bias = nullptr, int64_t ld_v = 0);
 void gathered_attention_f32(float* out, int64_t ld_out, const GatheredAttention& args);
 }  // namespace cpu
 namespace reference {
 void packed_self_attention_f32(float* out, const float* q, const float* k, const float* v,
                                const int64_t* seq_offsets, int64_t num_seqs, int64_t num_heads,
                                int64_t head_dim, int64_t ld_in, int64_t ld_out, float scale,
-                               const RelativeBias* bias = nullptr);
+                               const RelativeBias* bias = nullptr, int64_t ld_v = 0);
 void gathered_attention_f32(float* out, int64_t ld_out, const GatheredAttention& args);
 }  // namespace reference
 

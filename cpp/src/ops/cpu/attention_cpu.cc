@@ -10,7 +10,8 @@ namespace nle::ops::cpu {
 void packed_self_attention_f32(float* out, const float* q, const float* k, const float* v,
                                const int64_t* seq_offsets, int64_t num_seqs, int64_t num_heads,
                                int64_t head_dim, int64_t ld_in, int64_t ld_out, float scale,
-                               const RelativeBias* bias) {
+                               const RelativeBias* bias, int64_t ld_v) {
+  if (ld_v == 0) ld_v = ld_in;
   const int64_t items = num_seqs * num_heads;
 #pragma omp parallel
   {
@@ -25,7 +26,7 @@ void packed_self_attention_f32(float* out, const float* q, const float* k, const
       const int64_t col = h * head_dim;
       const float* qh = q + begin * ld_in + col;
       const float* kh = k + begin * ld_in + col;
-      const float* vh = v + begin * ld_in + col;
+      const float* vh = v + begin * ld_v + col;
       // (L, L) = (L, d) · (L, d)ᵀ; the GEMM library runs single-threaded inside
       // this parallel region.
       gemm_f32(scores.data(), qh, kh, false, true, len, len, head_dim, ld_in, ld_in, len, scale, 0.f);
@@ -41,7 +42,7 @@ void packed_self_attention_f32(float* out, const float* q, const float* k, const
       // Unnormalised probabilities; each output row is scaled by its 1 / Σ instead.
       softmax_rows_unnormalized_f32(scores.data(), inv_sum.data(), len, len);
       float* oh = out + begin * ld_out + col;
-      gemm_f32(oh, scores.data(), vh, false, false, len, head_dim, len, len, ld_in, ld_out, 1.f, 0.f);
+      gemm_f32(oh, scores.data(), vh, false, false, len, head_dim, len, len, ld_v, ld_out, 1.f, 0.f);
       for (int64_t r = 0; r < len; ++r) {
         float* o = oh + r * ld_out;
         const float s = inv_sum[static_cast<size_t>(r)];

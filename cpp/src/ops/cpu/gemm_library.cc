@@ -147,6 +147,19 @@ void check(DnnlStatus status, const char* what) {
 }  // namespace
 
 GemmLibrary gemm_library() { return state().library; }
+
+bool native_bf16_products() {
+  static const bool native = [] {
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+    __builtin_cpu_init();
+    if (gemm_library() == GemmLibrary::OneDnn) return __builtin_cpu_supports("avx512bf16") != 0;
+    return __builtin_cpu_supports("amx-bf16") != 0;
+#else
+    return false;
+#endif
+  }();
+  return native;
+}
 std::string gemm_library_description() { return state().description; }
 
 namespace onednn {

@@ -20,6 +20,10 @@ enum class GemmLibrary { Mkl, OneDnn };
 // The library in use (chosen on first call). Throws Error when
 // NLPENGINE_GEMM_LIBRARY names an unknown library or oneDNN cannot be opened.
 GemmLibrary gemm_library();
+// Whether this CPU runs bf16 products natively with the library in use: AVX512-BF16
+// under oneDNN, AMX under MKL (whose bf16 product runs at or below float32 speed on
+// AVX512-BF16 alone).
+bool native_bf16_products();
 // "MKL 2026.2.0" or "oneDNN 3.2.0 (path)": for reports.
 std::string gemm_library_description();
 

@@ -8,7 +8,8 @@ namespace nle::ops::reference {
 void packed_self_attention_f32(float* out, const float* q, const float* k, const float* v,
                                const int64_t* seq_offsets, int64_t num_seqs, int64_t num_heads,
                                int64_t head_dim, int64_t ld_in, int64_t ld_out, float scale,
-                               const RelativeBias* bias) {
+                               const RelativeBias* bias, int64_t ld_v) {
+  if (ld_v == 0) ld_v = ld_in;
   for (int64_t s = 0; s < num_seqs; ++s) {
     const int64_t begin = seq_offsets[s], len = seq_offsets[s + 1] - begin;
     std::vector<double> p(static_cast<size_t>(len));
@@ -27,7 +28,7 @@ void packed_self_attention_f32(float* out, const float* q, const float* k, const
         for (int64_t j = 0; j < len; ++j) sum += (p[j] = std::exp(p[j] - max_v));
         for (int64_t d = 0; d < head_dim; ++d) {
           double acc = 0;
-          for (int64_t j = 0; j < len; ++j) acc += p[j] / sum * v[(begin + j) * ld_in + col + d];
+          for (int64_t j = 0; j < len; ++j) acc += p[j] / sum * v[(begin + j) * ld_v + col + d];
           out[(begin + i) * ld_out + col + d] = static_cast<float>(acc);
         }
       }
