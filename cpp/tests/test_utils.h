@@ -24,7 +24,8 @@ inline float max_abs_diff(const std::vector<float>& a, const std::vector<float>&
   return m;
 }
 
-// A fresh path under the system temporary directory.
+// A fresh path under the system temporary directory; whatever a test leaves there is
+// removed when the test program ends.
 std::string temp_path(const std::string& name);
 
 }  // namespace nle::test
