@@ -45,11 +45,15 @@ RUN = textwrap.dedent(
     hidden = model.encode(batch["ids"], batch["mask"]).last_hidden_state
     np.save(out_path, hidden)
     print(nlpengine.gemm_library())
+    print("int8_weight_max", nlpengine.int8_weight_max())
     """
 )
 
 
-def run_with(library: str, model_dir, compute_type: str, ids_path, tmp_path) -> np.ndarray:
+def run_with(
+    library: str, model_dir, compute_type: str, ids_path, tmp_path, info=None
+) -> np.ndarray:
+    """The last hidden state under ``library``; ``info`` (a dict) gets its int8 weight range."""
     out = tmp_path / f"{library}-{compute_type}.npy"
     env = {**os.environ, "NLPENGINE_GEMM_LIBRARY": library}
     proc = subprocess.run(
@@ -62,6 +66,8 @@ def run_with(library: str, model_dir, compute_type: str, ids_path, tmp_path) -> 
     assert proc.returncode == 0, proc.stderr
     expected = {"mkl": "MKL ", "onednn": "oneDNN 3."}[library]
     assert proc.stdout.startswith(expected), proc.stdout
+    if info is not None:
+        info["int8_weight_max"] = int(proc.stdout.split("int8_weight_max")[1])
     return np.load(out)
 
 
@@ -101,15 +107,39 @@ def test_both_libraries_match_transformers_in_float32(minilm_dir, batch_file, tm
 
 
 def test_both_libraries_give_the_same_int8_model(minilm_dir, batch_file, tmp_path):
+    """The same int8 model where both libraries take the same weight codes.
+
+    On a CPU without VNNI one library may sum 8-bit products exactly where the other
+    saturates (MKL and oneDNN on an AMD EPYC with AVX2: weight codes up to 127 and 63):
+    the two then quantize differently, and each must stay as close to float32 as
+    tests/test_compute_type.py asks of int8 with its weight range.
+    """
     mask = np.load(batch_file)["mask"]
-    vectors = {}
+
+    def pooled(hidden):
+        vectors = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
+        return vectors / np.linalg.norm(vectors, axis=1, keepdims=True)
+
+    vectors, ranges = {}, {}
     for library in ("mkl", "onednn"):
-        hidden = run_with(library, minilm_dir, "int8", batch_file, tmp_path)
-        pooled = (hidden * mask[..., None]).sum(1) / mask.sum(1, keepdims=True)
-        vectors[library] = pooled / np.linalg.norm(pooled, axis=1, keepdims=True)
-    cosine = (vectors["mkl"] * vectors["onednn"]).sum(1)
-    print(f"int8 cosine between libraries: min {cosine.min():.6f}")
-    assert cosine.min() >= 0.999
+        info = {}
+        vectors[library] = pooled(run_with(library, minilm_dir, "int8", batch_file, tmp_path, info))
+        ranges[library] = info["int8_weight_max"]
+        assert ranges[library] in (127, 63), ranges
+    if ranges["mkl"] == ranges["onednn"]:
+        cosine = (vectors["mkl"] * vectors["onednn"]).sum(1)
+        print(f"int8 cosine between libraries: min {cosine.min():.6f}")
+        assert cosine.min() >= 0.999
+        return
+    reference = pooled(run_with("onednn", minilm_dir, "float32", batch_file, tmp_path))
+    for library, weight_max in ranges.items():
+        cosine = (vectors[library] * reference).sum(1)
+        print(
+            f"{library} int8 (weight codes up to {weight_max}) cosine to float32: "
+            f"mean {cosine.mean():.5f}, min {cosine.min():.5f}"
+        )
+        mean_floor, min_floor = (0.995, 0.98) if weight_max == 127 else (0.993, 0.97)
+        assert cosine.mean() >= mean_floor and cosine.min() >= min_floor, (library, cosine)
 
 
 def test_an_unknown_library_is_named_in_the_error(minilm_dir, batch_file, tmp_path):

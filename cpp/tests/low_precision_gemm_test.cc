@@ -64,13 +64,17 @@ TEST(Int8GemmTest, QuantizeRowsMatchesReference) {
 }
 
 TEST(Int8GemmTest, IntegerProductIsExact) {
-  // Extreme values in every pair: a product that saturates 16-bit sums would differ.
+  // Extreme values in every pair, weights up to the largest code the products on this
+  // CPU take (127 with VNNI, else 63): a product that saturated 16-bit sums would differ.
+  const int32_t w_max = ops::int8_weight_max();
+  ASSERT_TRUE(w_max == 127 || w_max == 63) << w_max;
   for (int64_t k : {1, 4, 63, 64, 384, 1536}) {
     const int64_t m = 19, n = 45;
     std::vector<uint8_t> a(static_cast<size_t>(m * k));
     std::vector<int8_t> b(static_cast<size_t>(n * k));
     for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<uint8_t>(i % 7 == 0 ? 3 : 255 - i % 5);
-    for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<int8_t>(i % 3 == 0 ? -127 : 127 - i % 4);
+    for (size_t i = 0; i < b.size(); ++i)
+      b[i] = static_cast<int8_t>(i % 3 == 0 ? -w_max : w_max - static_cast<int32_t>(i % 4));
     std::vector<int32_t> c(static_cast<size_t>(m * n)), expected(c.size());
     ops::cpu::gemm_u8s8s32(c.data(), a.data(), b.data(), m, n, k);
     ops::reference::gemm_u8s8s32(expected.data(), a.data(), b.data(), m, n, k);
@@ -85,6 +89,10 @@ TEST(Int8GemmTest, QuantizedProductIsClose) {
   for (int64_t c = 0; c < k; ++c) w[static_cast<size_t>(7 * k + c)] = 0.f;  // a zero channel
   const Tensor xt = tensor_from(x, {m, k}), wt = tensor_from(w, {n, k});
   const ops::Int8Weight q = ops::quantize_weight_int8(wt);
+  int32_t largest_code = 0;
+  for (int64_t i = 0; i < n * k; ++i)
+    largest_code = std::max(largest_code, std::abs(int32_t{q.q.data<int8_t>()[i]}));
+  EXPECT_EQ(largest_code, ops::int8_weight_max());  // each channel's largest weight gets the top code
   Tensor y(DType::F32, {m, n});
   ops::matmul_nt_int8(y, xt, q);
   const std::vector<float> got(y.data<float>(), y.data<float>() + m * n);
@@ -165,8 +173,8 @@ TEST(PackedGemmTest, Bf16PackedMatchesTheReferenceUnderOneDnn) {
   const int64_t n = 45, k = 200;
   const auto w = random_floats(static_cast<size_t>(n * k), 42, 0.2f);
   const Tensor wb = ops::to_bf16(tensor_from(w, {n, k}));
-  if (ops::cpu::gemm_library() != ops::cpu::GemmLibrary::OneDnn) {
-    EXPECT_THROW(ops::pack_weight_bf16(wb), Error);  // MKL takes plain bf16 weights
+  if (!ops::packs_bf16_weights()) {  // MKL, or oneDNN on a CPU without AVX-512
+    EXPECT_THROW(ops::pack_weight_bf16(wb), Error);
     return;
   }
   const ops::PackedWeight packed = ops::pack_weight_bf16(wb);
@@ -190,8 +198,8 @@ TEST(PackedGemmTest, Bf16PackedEpilogueMatchesTheReference) {
   const int64_t n = 40, k = 72;
   const auto w = random_floats(static_cast<size_t>(n * k), 7, 0.3f);
   const Tensor wb = ops::to_bf16(tensor_from(w, {n, k}));
-  if (ops::cpu::gemm_library() != ops::cpu::GemmLibrary::OneDnn) {
-    EXPECT_THROW(ops::pack_weight_bf16(wb), Error);  // MKL takes plain bf16 weights
+  if (!ops::packs_bf16_weights()) {  // MKL, or oneDNN on a CPU without AVX-512
+    EXPECT_THROW(ops::pack_weight_bf16(wb), Error);
     return;
   }
   const ops::PackedWeight packed = ops::pack_weight_bf16(wb);

@@ -255,8 +255,9 @@ def load(
     ``compute_type``: the arithmetic of the Linear layers (None: the environment
     variable ``NLPENGINE_COMPUTE_TYPE``, which ``engine run --compute-type`` sets, else
     "float32"). "float32" is exact; "int8" quantizes their weights per output channel
-    at load and their inputs per row at each call, with exact int32 sums (needs a CPU
-    with VNNI); "bf16" rounds weights and inputs to bfloat16 and sums in float32;
+    at load and their inputs per row at each call, with exact int32 sums (7-bit weights
+    on a CPU without VNNI, see :func:`nlpengine.int8_weight_max`); "bf16" rounds
+    weights and inputs to bfloat16 and sums in float32;
     "int8-mixed" is int8 except each self-attention's value projection and each
     feed-forward's output projection, whose errors reach the residual stream undamped:
     those run in bf16 where the CPU multiplies bf16 natively, else in float32.

@@ -11,11 +11,12 @@
 #include <vector>
 
 #include "core/parallel.h"
-#include "ops/cpu/gemm_library.h"
 #include "nlpengine/encoder_model.h"
 #include "nlpengine/errors.h"
 #include "nlpengine/seq2seq_model.h"
 #include "nlpengine/version.h"
+#include "ops/cpu/gemm_library.h"
+#include "ops/int8_gemm.h"
 
 namespace nb = nanobind;
 using namespace nb::literals;
@@ -154,6 +155,10 @@ NB_MODULE(_core, m) {
   m.def("gemm_library", &nle::ops::cpu::gemm_library_description,
         "The library running this process's matrix products, with its version: MKL on Intel "
         "CPUs, oneDNN elsewhere when installed; NLPENGINE_GEMM_LIBRARY=mkl|onednn overrides.");
+  m.def(
+      "int8_weight_max", [] { return nle::ops::int8_weight_max(); },
+      "The largest code of the int8 compute type's weights: 127, or 63 on CPUs without VNNI, "
+      "where the GEMM library's 8-bit products saturate 16-bit pair sums of larger codes.");
 
   nb::class_<nle::EncoderModel>(m, "EncoderModel")
       .def_static(

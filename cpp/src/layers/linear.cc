@@ -78,9 +78,7 @@ const ops::PackedWeight& Linear::packed() const {
   return packed_->weight;
 }
 
-bool Linear::bf16_io() const {
-  return compute_type_ == ComputeType::BFloat16 && ops::cpu::gemm_library() == ops::cpu::GemmLibrary::OneDnn;
-}
+bool Linear::bf16_io() const { return compute_type_ == ComputeType::BFloat16 && ops::packs_bf16_weights(); }
 
 void Linear::operator()(Tensor& y, const Tensor& x, ops::Activation act) const {
   switch (compute_type_) {

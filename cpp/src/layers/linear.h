@@ -33,7 +33,8 @@ class Linear {
   // also be BF16.
   void operator()(Tensor& y, const Tensor& x, ops::Activation act = ops::Activation::None) const;
   // Whether this product takes and gives BF16 tensors as well as F32 (the bf16 compute
-  // type on oneDNN): one bf16 product feeding another then skips a float32 round trip.
+  // type where oneDNN packs bf16 weights, ops::packs_bf16_weights()): one bf16 product
+  // feeding another then skips a float32 round trip.
   bool bf16_io() const;
   int64_t out_features() const { return out_features_; }
   int64_t in_features() const { return in_features_; }

@@ -2,12 +2,48 @@
 
 #include <algorithm>
 #include <cmath>
-#include <mutex>
 #include <vector>
 
 #include "ops/check.h"
 
 namespace nle::ops {
+
+namespace {
+
+// Whether the library's plain and packed products sum weights of codes up to w_max
+// exactly, tried with the worst case (255 · ±w_max in every pair) against the reference.
+bool exact_products(int8_t w_max) {
+  const int64_t m = 3, n = 5, k = 64;
+  std::vector<uint8_t> a(static_cast<size_t>(m * k), 255);
+  Tensor b(DType::I8, {n, k});
+  int8_t* bq = b.data<int8_t>();
+  for (int64_t i = 0; i < n * k; ++i) bq[i] = i % 3 == 0 ? static_cast<int8_t>(-w_max) : w_max;
+  std::vector<int32_t> exact(static_cast<size_t>(m * n)), plain(exact.size());
+  reference::gemm_u8s8s32(exact.data(), a.data(), bq, m, n, k);
+  cpu::gemm_u8s8s32(plain.data(), a.data(), bq, m, n, k);
+  if (plain != exact) return false;
+  const PackedWeight packed = pack_weight_s8(b);
+  const int64_t rows = cpu::packed_s8_rows(m);
+  a.resize(static_cast<size_t>(rows * k), 255);
+  std::vector<int32_t> c(static_cast<size_t>(rows * n));
+  cpu::gemm_u8s8s32_packed(c.data(), a.data(), packed.data.get(), m, n, k);
+  return std::equal(exact.begin(), exact.end(), c.begin());
+}
+
+}  // namespace
+
+int32_t int8_weight_max() {
+  static const int32_t w_max = [] {
+    if (exact_products(127)) return 127;
+    if (exact_products(63)) return 63;
+    return 0;
+  }();
+  if (w_max == 0)
+    throw Error(
+        "compute_type int8: this CPU's 8-bit integer products are not exact even with 7-bit "
+        "weights; use compute_type float32");
+  return w_max;
+}
 
 Int8Weight quantize_weight_int8(const Tensor& w, bool pack) {
   check_cpu_f32("quantize_weight_int8", {&w});
@@ -23,17 +59,18 @@ Int8Weight quantize_weight_int8(const Tensor& w, bool pack) {
   int8_t* q = out.q.data<int8_t>();
   float* scale = out.scale.data<float>();
   int32_t* sum = out.row_sum.data<int32_t>();
+  const auto top = static_cast<float>(int8_weight_max());
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < n; ++r) {
     const float* row = src + r * k;
     float amax = 0.f;
     for (int64_t c = 0; c < k; ++c) amax = std::max(amax, std::fabs(row[c]));
-    const float s = amax > 0.f ? amax / 127.f : 1.f;
+    const float s = amax > 0.f ? amax / top : 1.f;
     const float inv = 1.f / s;
     int32_t total = 0;
     for (int64_t c = 0; c < k; ++c) {
       const float v = std::nearbyint(row[c] * inv);
-      const int8_t qv = static_cast<int8_t>(std::clamp(v, -127.f, 127.f));
+      const int8_t qv = static_cast<int8_t>(std::clamp(v, -top, top));
       q[r * k + c] = qv;
       total += qv;
     }
@@ -46,32 +83,6 @@ Int8Weight quantize_weight_int8(const Tensor& w, bool pack) {
   }
   return out;
 }
-
-namespace {
-
-// The GEMM library's int8 product is exact only where the CPU has VNNI (a 32-bit
-// dot-product instruction); elsewhere it may saturate 16-bit pair sums. Probe once
-// with the worst case (255 · 127 in every pair) against the exact reference.
-void check_exact_int8_products() {
-  static std::once_flag once;
-  static bool exact = false;
-  std::call_once(once, [] {
-    const int64_t m = 3, n = 5, k = 64;
-    std::vector<uint8_t> a(static_cast<size_t>(m * k), 255);
-    std::vector<int8_t> b(static_cast<size_t>(n * k), 127);
-    for (int64_t i = 0; i < n * k; i += 3) b[static_cast<size_t>(i)] = -127;
-    std::vector<int32_t> fast(static_cast<size_t>(m * n)), exact_c(fast.size());
-    cpu::gemm_u8s8s32(fast.data(), a.data(), b.data(), m, n, k);
-    reference::gemm_u8s8s32(exact_c.data(), a.data(), b.data(), m, n, k);
-    exact = fast == exact_c;
-  });
-  if (!exact)
-    throw Error(
-        "compute_type int8: this CPU's 8-bit integer products are not exact (no VNNI "
-        "instructions); use compute_type float32");
-}
-
-}  // namespace
 
 void matmul_nt_int8(Tensor& y, const Tensor& x, const Int8Weight& w, const Tensor* bias, Activation act) {
   check_cpu_f32("matmul_nt_int8", {&y, &x});
@@ -88,7 +99,6 @@ void matmul_nt_int8(Tensor& y, const Tensor& x, const Int8Weight& w, const Tenso
       throw InvalidInputError("matmul_nt_int8: bias " + shape_to_string(bias->shape()) +
                               " does not fit " + std::to_string(n) + " outputs");
   }
-  check_exact_int8_products();
   if (m == 0) return;
   // Per-thread scratch that grows to the largest call and is then reused.
   thread_local std::vector<uint8_t> q;

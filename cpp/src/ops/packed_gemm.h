@@ -25,8 +25,11 @@ PackedWeight pack_weight_f32(const Tensor& w);
 // Packs an I8 (N, K) weight for the int8 product (ops/int8_gemm.h).
 PackedWeight pack_weight_s8(const Tensor& q);
 
-// Packs a BF16 (N, K) weight; only oneDNN takes packed bf16 weights (MKL's bf16 product
-// is used with plain ones), so this throws Error under MKL.
+// Whether bf16 weights are packed here: oneDNN is the GEMM library and has a bf16 matmul
+// for this CPU (it needs AVX-512). Elsewhere bf16 products take plain weights through
+// MKL's bf16 product (ops/bf16_gemm.h).
+bool packs_bf16_weights();
+// Packs a BF16 (N, K) weight; throws Error where !packs_bf16_weights().
 PackedWeight pack_weight_bf16(const Tensor& w);
 
 // y (M, N) = act(x (M, K) · wᵀ + bias (N)), F32; bias may be null. Under oneDNN the bias

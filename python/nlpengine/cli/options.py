@@ -58,7 +58,7 @@ compute_type_option = click.option(
     expose_value=False,
     callback=_set_compute_type,
     help="Arithmetic of the runtime's Linear layers: float32 (exact), or the faster "
-    "int8 (needs VNNI), bf16, or int8-mixed (int8 with the value and feed-forward output "
+    "int8, bf16, or int8-mixed (int8 with the value and feed-forward output "
     "products in bf16) [default: float32].",
 )
 

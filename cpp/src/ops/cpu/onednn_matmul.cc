@@ -296,6 +296,23 @@ int64_t padded_rows(int64_t m) {
   return full + round_up_chunk(m - full);
 }
 
+bool implemented(MatmulType type) {
+  static std::once_flag once[3];
+  static bool available[3] = {};
+  const int i = static_cast<int>(type);
+  std::call_once(once[i], [&] {
+    const Types t = types_of(type);
+    constexpr int64_t k = 64, n = 64;
+    Md src, any, dst;
+    make_md(src, kLayoutRows, k, t.src, kTagAb);
+    make_md(any, k, n, t.weights, kTagAny);
+    make_md(dst, kLayoutRows, n, t.dst, kTagAb);
+    Pd pd;
+    available[i] = api().matmul_pd_create(&pd.h, api().engine, src.h, any.h, nullptr, dst.h, nullptr) == 0;
+  });
+  return available[i];
+}
+
 std::shared_ptr<void> reorder_weight(const void* weight, MatmulType type, int64_t n, int64_t k) {
   auto w = std::make_shared<Weight>();
   w->types = types_of(type);

@@ -32,6 +32,11 @@ int64_t padded_rows(int64_t m);
 // The products made: u8 activations · s8 weights → exact s32, bf16 · bf16 → f32, and f32.
 enum class MatmulType { U8S8S32, BF16BF16F32, F32F32F32 };
 
+// Whether oneDNN has this product for this CPU: its bf16 matmul needs AVX-512 (and
+// runs AVX512-BF16 or AMX kernels where the CPU has them). Probed once per type by
+// asking for a primitive. Only valid when gemm_library() is OneDnn.
+bool implemented(MatmulType type);
+
 // An (N, K) weight (int8, or bf16 bit patterns), stored row-major, reordered for the
 // primitive; freed with the returned pointer. Only valid when gemm_library() is OneDnn.
 // Throws Error on failure.

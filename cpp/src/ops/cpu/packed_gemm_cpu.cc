@@ -56,13 +56,20 @@ PackedWeight pack_weight_s8(const Tensor& q) {
   return out;
 }
 
+bool packs_bf16_weights() {
+  return cpu::gemm_library() == cpu::GemmLibrary::OneDnn &&
+         cpu::onednn::implemented(cpu::onednn::MatmulType::BF16BF16F32);
+}
+
 PackedWeight pack_weight_bf16(const Tensor& w) {
   check_rank("pack_weight_bf16", "w", w, 2);
   if (w.dtype() != DType::BF16 || w.device() != Device::CPU)
     throw InvalidInputError(std::string("pack_weight_bf16: expected a CPU BF16 tensor, got ") +
                             dtype_name(w.dtype()));
-  if (cpu::gemm_library() != cpu::GemmLibrary::OneDnn)
-    throw Error("pack_weight_bf16: only oneDNN takes packed bf16 weights");
+  if (!packs_bf16_weights())
+    throw Error(cpu::gemm_library() == cpu::GemmLibrary::OneDnn
+                    ? "pack_weight_bf16: oneDNN has no bf16 matmul for this CPU (it needs AVX-512)"
+                    : "pack_weight_bf16: only oneDNN takes packed bf16 weights");
   return PackedWeight{cpu::onednn::reorder_weight(w.data<uint16_t>(), cpu::onednn::MatmulType::BF16BF16F32,
                                                   w.dim(0), w.dim(1)),
                       w.dim(0), w.dim(1)};
