@@ -190,5 +190,11 @@ def test_a_shared_context_is_tokenized_once(qa_model):
     pairs = [(q, CONTEXTS[3]) for q in QUESTIONS[:4]]
     alone = [pipe([pair])[0] for pair in pairs]
     counting = pipe.tokenizer = CountingTokenizer(pipe.tokenizer)
-    assert pipe(pairs) == alone
+    together = pipe(pairs)
     assert counting.texts.count(CONTEXTS[3]) == 1
+    # The same answers; scores to float32 rounding, since a product of more rows may add
+    # in another order (oneDNN's GEMM function picks its blocking by row count).
+    spans = [[(a["text"], a["start"], a["end"]) for a in answers] for answers in together]
+    assert spans == [[(a["text"], a["start"], a["end"]) for a in answers] for answers in alone]
+    scores = [a["score"] for answers in together for a in answers]
+    assert scores == pytest.approx([a["score"] for answers in alone for a in answers], rel=1e-5)

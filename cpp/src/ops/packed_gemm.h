@@ -20,6 +20,11 @@ struct PackedWeight {
   bool defined() const { return data != nullptr; }
 };
 
+// Whether float32 products run faster from packed weights: MKL (up to some row count,
+// layers/linear.cc), and oneDNN where its matmul primitive takes the weight in a layout
+// of its own (onednn::packs_weights: with AVX-512). Elsewhere the GEMM function runs
+// them from the plain weight (ops/gemm.h), the bias and activation in a separate pass.
+bool packs_f32_weights();
 // Packs an F32 (N, K) weight.
 PackedWeight pack_weight_f32(const Tensor& w);
 // Packs an I8 (N, K) weight for the int8 product (ops/int8_gemm.h).

@@ -52,6 +52,7 @@ struct Api {
   int (*md_clone)(Handle*, ConstHandle);
   int (*md_destroy)(Handle);
   size_t (*md_get_size)(ConstHandle);
+  int (*md_equal)(ConstHandle, ConstHandle);
   int (*matmul_pd_create)(Handle*, Handle, ConstHandle, ConstHandle, ConstHandle, ConstHandle, ConstHandle);
   int (*reorder_pd_create)(Handle*, ConstHandle, Handle, ConstHandle, Handle, ConstHandle);
   ConstHandle (*pd_query_md)(ConstHandle, int, int);
@@ -87,6 +88,7 @@ const Api& api() {
     bind(x.md_clone, "dnnl_memory_desc_clone");
     bind(x.md_destroy, "dnnl_memory_desc_destroy");
     bind(x.md_get_size, "dnnl_memory_desc_get_size");
+    bind(x.md_equal, "dnnl_memory_desc_equal");
     bind(x.matmul_pd_create, "dnnl_matmul_primitive_desc_create");
     bind(x.reorder_pd_create, "dnnl_reorder_primitive_desc_create");
     bind(x.pd_query_md, "dnnl_primitive_desc_query_md");
@@ -296,22 +298,39 @@ int64_t padded_rows(int64_t m) {
   return full + round_up_chunk(m - full);
 }
 
-bool implemented(MatmulType type) {
+namespace {
+// What oneDNN offers for a product on this CPU, probed once per type with a matmul of
+// MiniLM's feed-forward shape.
+struct Support {
+  bool implemented = false;  // a matmul primitive exists
+  bool own_layout = false;   // it takes the weight in a layout of its own
+};
+const Support& support(MatmulType type) {
   static std::once_flag once[3];
-  static bool available[3] = {};
+  static Support support[3];
   const int i = static_cast<int>(type);
   std::call_once(once[i], [&] {
     const Types t = types_of(type);
-    constexpr int64_t k = 64, n = 64;
+    constexpr int64_t k = 384, n = 1536;
     Md src, any, dst;
     make_md(src, kLayoutRows, k, t.src, kTagAb);
     make_md(any, k, n, t.weights, kTagAny);
     make_md(dst, kLayoutRows, n, t.dst, kTagAb);
     Pd pd;
-    available[i] = api().matmul_pd_create(&pd.h, api().engine, src.h, any.h, nullptr, dst.h, nullptr) == 0;
+    if (api().matmul_pd_create(&pd.h, api().engine, src.h, any.h, nullptr, dst.h, nullptr) != 0) return;
+    support[i].implemented = true;
+    Md ab, ba;
+    make_md(ab, k, n, t.weights, kTagAb);
+    make_md(ba, k, n, t.weights, kTagBa);
+    const ConstHandle chosen = api().pd_query_md(pd.h, kQueryWeightsMd, 0);
+    support[i].own_layout = api().md_equal(chosen, ab.h) == 0 && api().md_equal(chosen, ba.h) == 0;
   });
-  return available[i];
+  return support[i];
 }
+}  // namespace
+
+bool implemented(MatmulType type) { return support(type).implemented; }
+bool packs_weights(MatmulType type) { return support(type).own_layout; }
 
 std::shared_ptr<void> reorder_weight(const void* weight, MatmulType type, int64_t n, int64_t k) {
   auto w = std::make_shared<Weight>();

@@ -36,6 +36,13 @@ enum class MatmulType { U8S8S32, BF16BF16F32, F32F32F32 };
 // runs AVX512-BF16 or AMX kernels where the CPU has them). Probed once per type by
 // asking for a primitive. Only valid when gemm_library() is OneDnn.
 bool implemented(MatmulType type);
+// Whether that primitive takes the weight in a blocked layout of its own, packed once by
+// reorder_weight. Without AVX-512, oneDNN 3.2's float32 matmul is its GEMM function
+// behind the primitive interface: it takes the plain weight and packs it again on every
+// call, i.e. for every chunk of kChunkRows rows (MiniLM's and T5's feed-forward shapes
+// ran at 80-120 GFLOP/s that way, against 165-185 for the GEMM function on all rows at
+// once, on an AVX2-only AMD EPYC).
+bool packs_weights(MatmulType type);
 
 // An (N, K) weight (int8, or bf16 bit patterns), stored row-major, reordered for the
 // primitive; freed with the returned pointer. Only valid when gemm_library() is OneDnn.

@@ -21,6 +21,11 @@ constexpr MKL_INT kAnyRows = 64;
 
 }  // namespace
 
+bool packs_f32_weights() {
+  return cpu::gemm_library() == cpu::GemmLibrary::Mkl ||
+         cpu::onednn::packs_weights(cpu::onednn::MatmulType::F32F32F32);
+}
+
 PackedWeight pack_weight_f32(const Tensor& w) {
   check_cpu_f32("pack_weight_f32", {&w});
   check_rank("pack_weight_f32", "w", w, 2);
