@@ -144,12 +144,34 @@ TEST(PackedGemmTest, FloatMatchesReferenceForAnyRowCount) {
   const int64_t n = 70, k = 96;
   const auto w = random_floats(static_cast<size_t>(n * k), 37, 0.3f);
   const ops::PackedWeight packed = ops::pack_weight_f32(tensor_from(w, {n, k}));
-  for (int64_t m : {1, 5, 64, 301}) {
+  // n = 70 leaves a partial panel of columns (ops/cpu/panel_gemm_f32.h); 5, 6, 7 and 13
+  // rows a partial block of rows.
+  for (int64_t m : {1, 5, 6, 7, 13, 64, 301}) {
     const auto x = random_floats(static_cast<size_t>(m * k), 38 + static_cast<uint32_t>(m));
     Tensor y(DType::F32, {m, n});
     ops::matmul_nt_packed(y, tensor_from(x, {m, k}), packed);
     const std::vector<float> got(y.data<float>(), y.data<float>() + m * n);
     EXPECT_LT(max_abs_diff(got, exact_product(x, w, m, n, k)), 1e-4f) << "m " << m;
+  }
+}
+
+// The bias and activation of a packed float32 product, as fused by each way of packing.
+TEST(PackedGemmTest, FloatPackedEpilogueMatchesTheReference) {
+  const int64_t n = 37, k = 50;
+  const auto w = random_floats(static_cast<size_t>(n * k), 9, 0.3f);
+  const ops::PackedWeight packed = ops::pack_weight_f32(tensor_from(w, {n, k}));
+  const auto bias_values = random_floats(static_cast<size_t>(n), 10);
+  const Tensor bias = tensor_from(bias_values, {n});
+  for (ops::Activation act : {ops::Activation::None, ops::Activation::GeluErf, ops::Activation::Relu}) {
+    for (int64_t m : {3, 16, 40}) {
+      const auto x = random_floats(static_cast<size_t>(m * k), 11 + static_cast<uint32_t>(m));
+      Tensor y(DType::F32, {m, n});
+      ops::matmul_nt_packed(y, tensor_from(x, {m, k}), packed, &bias, act);
+      auto expected = exact_product(x, w, m, n, k);
+      ops::reference::bias_activation_f32(expected.data(), bias_values.data(), m, n, act);
+      const std::vector<float> got(y.data<float>(), y.data<float>() + m * n);
+      EXPECT_LT(max_abs_diff(got, expected), 1e-4f) << "m " << m << " " << ops::activation_name(act);
+    }
   }
 }
 

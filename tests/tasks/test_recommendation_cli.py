@@ -61,7 +61,13 @@ def test_run_skip_writes_rankings_and_rejects(setup, tmp_path):
     pipe = RecommendationPipeline(model_dir, items=items, interactions=interactions, top_k=3)
     expected = pipe([parse_request({k: v for k, v in r.items() if k != "id"})
                      for r in REQUESTS if r["id"] != "c"])  # fmt: skip
-    assert [r["items"] for r in rows] == [e["items"] for e in expected]
+    # Scores to float32 rounding: a product of more rows may add in another order (on a
+    # CPU without AVX-512, up to 32 rows take the runtime's own kernel, more the library's).
+    assert [[i["item_id"] for i in r["items"]] for r in rows] == [
+        [i["item_id"] for i in e["items"]] for e in expected
+    ]
+    scores = [i["score"] for r in rows for i in r["items"]]
+    assert scores == pytest.approx([i["score"] for e in expected for i in e["items"]], rel=1e-5)
 
 
 def test_run_fail_names_file_and_line_and_resume_finishes(setup, tmp_path):

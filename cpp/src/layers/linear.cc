@@ -9,16 +9,7 @@
 namespace nle {
 
 namespace {
-// With MKL, up to this many rows a product uses the packed weight (measured on MiniLM,
-// 1 thread: batch-1 latency 14% lower packed; 2,000-row batches 5% slower packed).
-// Under oneDNN every product uses the weight reordered for its matmul primitive where
-// that primitive packs it once (ops::packs_f32_weights), and none does elsewhere.
-constexpr int64_t kMklPackedRows = 64;
-
-bool use_packed_f32(const Tensor& x) {
-  if (x.rank() != 2 || !ops::packs_f32_weights()) return false;
-  return ops::cpu::gemm_library() == ops::cpu::GemmLibrary::OneDnn || x.dim(0) <= kMklPackedRows;
-}
+bool use_packed_f32(const Tensor& x) { return x.rank() == 2 && x.dim(0) <= ops::packed_f32_max_rows(); }
 }  // namespace
 
 Linear::Linear(const Weights& weights, const std::string& scope, int64_t out_features, int64_t in_features,

@@ -45,8 +45,9 @@ class Linear {
   void convert(ComputeType compute_type);
 
   // The weight in the GEMM library's layout, made on the first call that uses it, so
-  // loading stays a memory map: float32 in MKL's packed form or reordered for oneDNN's
-  // matmul primitive, as is bf16 (oneDNN only).
+  // loading stays a memory map: float32 in MKL's packed form, reordered for oneDNN's
+  // matmul primitive or in column panels (ops::pack_weight_f32), bf16 reordered for
+  // oneDNN's primitive.
   struct LazyPacked {
     std::once_flag once;
     ops::PackedWeight weight;

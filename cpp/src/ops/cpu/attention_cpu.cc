@@ -82,6 +82,11 @@ std::vector<QueryGroup> group_queries(const GatheredAttention& a) {
   return groups;
 }
 
+// A query alone in its group (greedy search, self-attention over its own cache rows)
+// takes the loops below rather than two GEMM calls of one row each: BART-base greedy
+// steps about 3% faster (AVX2-only AMD EPYC).
+constexpr int64_t kMinGemmQueries = 2;
+
 }  // namespace
 
 void gathered_attention_f32(float* out, int64_t ld_out, const GatheredAttention& a) {
@@ -104,7 +109,7 @@ void gathered_attention_f32(float* out, int64_t ld_out, const GatheredAttention&
       }
       const float* qh = a.q + i * a.ld_q + h * d;
       const float* bias = a.bias ? a.bias + h * a.bias_ld : nullptr;
-      if (g.first_row >= 0) {
+      if (g.first_row >= 0 && g.num_queries >= kMinGemmQueries) {
         // (G, n) = (G, d) · (n, d)ᵀ and (G, d) = (G, n) · (n, d), straight from the
         // cached rows; the GEMM library runs single-threaded in this parallel region.
         const float* kh = a.k + g.first_row * a.ld_kv + h * d;

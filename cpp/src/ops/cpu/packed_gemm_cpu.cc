@@ -1,10 +1,12 @@
 #include <mkl.h>
 
 #include <algorithm>
+#include <limits>
 
 #include "ops/check.h"
 #include "ops/cpu/gemm_library.h"
 #include "ops/cpu/onednn_matmul.h"
+#include "ops/cpu/panel_gemm_f32.h"
 #include "ops/packed_gemm.h"
 
 namespace nle::ops {
@@ -21,9 +23,29 @@ constexpr MKL_INT kAnyRows = 64;
 
 }  // namespace
 
-bool packs_f32_weights() {
-  return cpu::gemm_library() == cpu::GemmLibrary::Mkl ||
-         cpu::onednn::packs_weights(cpu::onednn::MatmulType::F32F32F32);
+namespace {
+// How float32 weights are packed here (pack_weight_f32).
+enum class F32Packing { Mkl, OneDnnPrimitive, Panels };
+F32Packing f32_packing() {
+  if (cpu::gemm_library() == cpu::GemmLibrary::Mkl) return F32Packing::Mkl;
+  return cpu::onednn::packs_weights(cpu::onednn::MatmulType::F32F32F32) ? F32Packing::OneDnnPrimitive
+                                                                        : F32Packing::Panels;
+}
+// Rows up to which the panels beat oneDNN's GEMM function on the plain weight (AVX2-only
+// AMD EPYC, 2 threads, BART-base and MiniLM shapes).
+constexpr int64_t kPanelRows = 32;
+}  // namespace
+
+int64_t packed_f32_max_rows() {
+  switch (f32_packing()) {
+    case F32Packing::Mkl:
+      return 64;
+    case F32Packing::OneDnnPrimitive:
+      return std::numeric_limits<int64_t>::max();
+    case F32Packing::Panels:
+      break;
+  }
+  return kPanelRows;
 }
 
 PackedWeight pack_weight_f32(const Tensor& w) {
@@ -34,10 +56,12 @@ PackedWeight pack_weight_f32(const Tensor& w) {
   // multiplies a plain (K, N) weight in place, as fast at every row count) followed by a
   // separate bias and GELU pass, MiniLM's batch-1 latency went from 8.82 to 8.45 ms at 1
   // thread and from 4.74 to 4.48 ms at 2 (AMD EPYC).
-  if (cpu::gemm_library() == cpu::GemmLibrary::OneDnn)
+  if (f32_packing() == F32Packing::OneDnnPrimitive)
     return PackedWeight{
         cpu::onednn::reorder_weight(w.data<float>(), cpu::onednn::MatmulType::F32F32F32, w.dim(0), w.dim(1)),
         w.dim(0), w.dim(1)};
+  if (f32_packing() == F32Packing::Panels)
+    return PackedWeight{cpu::pack_panels_f32(w.data<float>(), w.dim(0), w.dim(1)), w.dim(0), w.dim(1)};
   const auto n = static_cast<MKL_INT>(w.dim(0)), k = static_cast<MKL_INT>(w.dim(1));
   PackedWeight out{library_buffer(cblas_sgemm_pack_get_size(CblasBMatrix, kAnyRows, n, k)), n, k};
   cblas_sgemm_pack(CblasRowMajor, CblasBMatrix, CblasTrans, kAnyRows, n, k, 1.f, w.data<float>(), k,
@@ -85,8 +109,12 @@ namespace cpu {
 void gemm_f32_packed(float* c, const float* a, const void* packed_b, int64_t m, int64_t n, int64_t k,
                      const float* bias, Activation act) {
   if (m == 0 || n == 0) return;
-  if (gemm_library() == GemmLibrary::OneDnn) {
+  if (f32_packing() == F32Packing::OneDnnPrimitive) {
     onednn::matmul(c, a, packed_b, m, n, k, /*a_padded=*/false, /*c_padded=*/false, {bias, act});
+    return;
+  }
+  if (f32_packing() == F32Packing::Panels) {
+    gemm_f32_panels(c, a, packed_b, m, n, k, bias, act);
     return;
   }
   cblas_sgemm_compute(CblasRowMajor, CblasNoTrans, CblasPacked, static_cast<MKL_INT>(m),
