@@ -191,6 +191,34 @@ TEST(PackedGemmTest, Int8PackedEqualsUnpacked) {
   }
 }
 
+// The packed int8 product alone, exact at the extremes: k not a multiple of 4 (the
+// panels read groups of 4 bytes), n not a multiple of 16 (a partial panel), m with
+// partial blocks of rows and more than one 96-row block (ops/cpu/panel_gemm_u8s8.h).
+TEST(PackedGemmTest, Int8PackedProductIsExactForAnyShape) {
+  const int32_t w_max = ops::int8_weight_max();
+  for (int64_t k : {1, 3, 4, 63, 384}) {
+    for (int64_t n : {5, 16, 45}) {
+      std::vector<int8_t> b(static_cast<size_t>(n * k));
+      for (size_t i = 0; i < b.size(); ++i)
+        b[i] = static_cast<int8_t>(i % 3 == 0 ? -w_max : w_max - static_cast<int32_t>(i % 5));
+      Tensor bt(DType::I8, {n, k});
+      std::memcpy(bt.data<int8_t>(), b.data(), b.size());
+      const ops::PackedWeight packed = ops::pack_weight_s8(bt);
+      for (int64_t m : {1, 5, 7, 97, 200}) {
+        const int64_t rows = ops::cpu::packed_s8_rows(m);
+        std::vector<uint8_t> a(static_cast<size_t>(rows * k), 0);
+        for (int64_t i = 0; i < m * k; ++i)
+          a[static_cast<size_t>(i)] = static_cast<uint8_t>(i % 7 == 0 ? 1 : 255 - i % 3);
+        std::vector<int32_t> c(static_cast<size_t>(rows * n)), expected(static_cast<size_t>(m * n));
+        ops::cpu::gemm_u8s8s32_packed(c.data(), a.data(), packed.data.get(), m, n, k);
+        ops::reference::gemm_u8s8s32(expected.data(), a.data(), b.data(), m, n, k);
+        c.resize(expected.size());
+        EXPECT_EQ(c, expected) << "m " << m << " n " << n << " k " << k;
+      }
+    }
+  }
+}
+
 TEST(PackedGemmTest, Bf16PackedMatchesTheReferenceUnderOneDnn) {
   const int64_t n = 45, k = 200;
   const auto w = random_floats(static_cast<size_t>(n * k), 42, 0.2f);

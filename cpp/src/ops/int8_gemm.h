@@ -4,9 +4,10 @@
 // accumulated exactly in int32, then rescaled to float32.
 //
 // Weights use codes -127..127 where the CPU has VNNI (a 32-bit dot-product
-// instruction). Without it the GEMM libraries add two u8·s8 products in a saturating
-// 16-bit sum (vpmaddubsw), which 2 · 255 · 127 overflows: there weights use codes
-// -63..63 (one bit less), whose pair sums (at most 2 · 255 · 63 = 32,130) are exact.
+// instruction). Without it the GEMM libraries (and ops/cpu/panel_gemm_u8s8) add two
+// u8·s8 products in a saturating 16-bit sum (vpmaddubsw), which 2 · 255 · 127 overflows:
+// there weights use codes -63..63 (one bit less), whose pair sums (at most
+// 2 · 255 · 63 = 32,130) are exact.
 // The activations keep all 8 bits: halving their levels instead cost far more accuracy
 // (MiniLM: one test sentence's pooled cosine to float32 fell to 0.954).
 #pragma once

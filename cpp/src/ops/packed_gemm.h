@@ -30,7 +30,9 @@ PackedWeight pack_weight_f32(const Tensor& w);
 // latency 14% lower packed; 2,000-row batches 5% slower packed), oneDNN's primitive any
 // number, the panels kPanelRows.
 int64_t packed_f32_max_rows();
-// Packs an I8 (N, K) weight for the int8 product (ops/int8_gemm.h).
+// Packs an I8 (N, K) weight for the int8 product (ops/int8_gemm.h): for MKL's packed
+// product, for oneDNN's matmul primitive where it takes the weight in a layout of its own
+// (with AVX-512 or AVX-VNNI), elsewhere into the panels of ops/cpu/panel_gemm_u8s8.h.
 PackedWeight pack_weight_s8(const Tensor& q);
 
 // Whether bf16 weights are packed here: oneDNN is the GEMM library and has a bf16 matmul

@@ -7,6 +7,7 @@
 #include "ops/cpu/gemm_library.h"
 #include "ops/cpu/onednn_matmul.h"
 #include "ops/cpu/panel_gemm_f32.h"
+#include "ops/cpu/panel_gemm_u8s8.h"
 #include "ops/packed_gemm.h"
 
 namespace nle::ops {
@@ -34,6 +35,18 @@ F32Packing f32_packing() {
 // Rows up to which the panels beat oneDNN's GEMM function on the plain weight (AVX2-only
 // AMD EPYC, 2 threads, BART-base and MiniLM shapes).
 constexpr int64_t kPanelRows = 32;
+
+// How int8 weights are packed here (pack_weight_s8): for MKL's packed product, for
+// oneDNN's matmul primitive where it takes them in a layout of its own (with AVX-512 or
+// AVX-VNNI), else into the panels of ops/cpu/panel_gemm_u8s8.h, at every row count:
+// against oneDNN's GEMM function, which packs the plain weight on every call, they are
+// faster at few rows and as fast at many (AVX2-only AMD EPYC, MiniLM and BART-base shapes).
+enum class S8Packing { Mkl, OneDnnPrimitive, Panels };
+S8Packing s8_packing() {
+  if (cpu::gemm_library() == cpu::GemmLibrary::Mkl) return S8Packing::Mkl;
+  return cpu::onednn::packs_weights(cpu::onednn::MatmulType::U8S8S32) ? S8Packing::OneDnnPrimitive
+                                                                      : S8Packing::Panels;
+}
 }  // namespace
 
 int64_t packed_f32_max_rows() {
@@ -74,10 +87,12 @@ PackedWeight pack_weight_s8(const Tensor& q) {
   if (q.dtype() != DType::I8 || q.device() != Device::CPU)
     throw InvalidInputError(std::string("pack_weight_s8: expected a CPU I8 tensor, got ") +
                             dtype_name(q.dtype()));
-  if (cpu::gemm_library() == cpu::GemmLibrary::OneDnn)
+  if (s8_packing() == S8Packing::OneDnnPrimitive)
     return PackedWeight{
         cpu::onednn::reorder_weight(q.data<int8_t>(), cpu::onednn::MatmulType::U8S8S32, q.dim(0), q.dim(1)),
         q.dim(0), q.dim(1)};
+  if (s8_packing() == S8Packing::Panels)
+    return PackedWeight{cpu::pack_panels_s8(q.data<int8_t>(), q.dim(0), q.dim(1)), q.dim(0), q.dim(1)};
   const auto n = static_cast<MKL_INT>(q.dim(0)), k = static_cast<MKL_INT>(q.dim(1));
   PackedWeight out{library_buffer(cblas_gemm_s8u8s32_pack_get_size(CblasBMatrix, kAnyRows, n, k)), n, k};
   cblas_gemm_s8u8s32_pack(CblasRowMajor, CblasBMatrix, CblasTrans, kAnyRows, n, k, q.data<int8_t>(), k,
@@ -131,14 +146,18 @@ void gemm_bf16_packed(void* c, const uint16_t* a, const void* packed_b, int64_t 
 }
 
 int64_t packed_s8_rows(int64_t m) {
-  return gemm_library() == GemmLibrary::OneDnn ? onednn::padded_rows(m) : m;
+  return s8_packing() == S8Packing::OneDnnPrimitive ? onednn::padded_rows(m) : m;
 }
 
 void gemm_u8s8s32_packed(int32_t* c, const uint8_t* a, const void* packed_b, int64_t m, int64_t n,
                          int64_t k) {
   if (m == 0 || n == 0) return;
-  if (gemm_library() == GemmLibrary::OneDnn) {
+  if (s8_packing() == S8Packing::OneDnnPrimitive) {
     onednn::matmul(c, a, packed_b, m, n, k, /*a_padded=*/true, /*c_padded=*/true);
+    return;
+  }
+  if (s8_packing() == S8Packing::Panels) {
+    gemm_u8s8s32_panels(c, a, packed_b, m, n, k);
     return;
   }
   const MKL_INT32 no_offset = 0;

@@ -1,0 +1,139 @@
+#include "ops/cpu/panel_gemm_u8s8.h"
+
+#if defined(__AVX2__)
+#  include <immintrin.h>
+#endif
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "nlpengine/errors.h"
+
+namespace nle::ops::cpu {
+
+namespace {
+
+constexpr int64_t kGroup = 4;                              // k per group
+constexpr int64_t kGroupBytes = kGroup * kS8PanelColumns;  // one group of a panel
+constexpr int64_t kRowBlockRows = 16 * kS8BlockRows;       // rows of a kept in cache per pass
+
+// Up to kS8BlockRows rows of a times one panel: c[r, 0..cols) for r < ROWS. Each row of
+// a has groups · kGroup bytes (lda >= that).
+template <int ROWS>
+void panel_block(int32_t* c, int64_t ldc, const uint8_t* a, int64_t lda, const int8_t* panel, int64_t groups,
+                 int64_t cols) {
+#if defined(__AVX2__)
+  static_assert(kS8PanelColumns == 16, "two 8-column vectors per group");
+  const __m256i ones = _mm256_set1_epi16(1);
+  __m256i acc[ROWS][2];
+#  pragma GCC unroll 6
+  for (int r = 0; r < ROWS; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+  // Every loop over the rows is unrolled, so that acc lives in registers.
+  for (int64_t g = 0; g < groups; ++g) {
+    const auto* w = reinterpret_cast<const __m256i*>(panel + g * kGroupBytes);
+    const __m256i w0 = _mm256_load_si256(w), w1 = _mm256_load_si256(w + 1);
+#  pragma GCC unroll 6
+    for (int r = 0; r < ROWS; ++r) {
+      int32_t bytes;
+      std::memcpy(&bytes, a + r * lda + g * kGroup, sizeof bytes);
+      const __m256i x = _mm256_set1_epi32(bytes);
+      acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(_mm256_maddubs_epi16(x, w0), ones));
+      acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(x, w1), ones));
+    }
+  }
+#  pragma GCC unroll 6
+  for (int r = 0; r < ROWS; ++r) {
+    if (cols == kS8PanelColumns) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + r * ldc), acc[r][0]);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + r * ldc + 8), acc[r][1]);
+    } else {
+      alignas(32) int32_t row[kS8PanelColumns];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(row), acc[r][0]);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(row + 8), acc[r][1]);
+      std::memcpy(c + r * ldc, row, static_cast<size_t>(cols) * sizeof(int32_t));
+    }
+  }
+#else
+  for (int r = 0; r < ROWS; ++r) {
+    int32_t row[kS8PanelColumns] = {};
+    for (int64_t g = 0; g < groups; ++g)
+      for (int64_t j = 0; j < kS8PanelColumns; ++j)
+        for (int64_t q = 0; q < kGroup; ++q)
+          row[j] += a[r * lda + g * kGroup + q] * panel[g * kGroupBytes + j * kGroup + q];
+    std::memcpy(c + r * ldc, row, static_cast<size_t>(cols) * sizeof(int32_t));
+  }
+#endif
+}
+
+void panel_rows(int32_t* c, int64_t ldc, const uint8_t* a, int64_t lda, const int8_t* panel, int64_t groups,
+                int64_t cols, int64_t rows) {
+  switch (rows) {
+    case 1:
+      return panel_block<1>(c, ldc, a, lda, panel, groups, cols);
+    case 2:
+      return panel_block<2>(c, ldc, a, lda, panel, groups, cols);
+    case 3:
+      return panel_block<3>(c, ldc, a, lda, panel, groups, cols);
+    case 4:
+      return panel_block<4>(c, ldc, a, lda, panel, groups, cols);
+    case 5:
+      return panel_block<5>(c, ldc, a, lda, panel, groups, cols);
+    default:
+      return panel_block<6>(c, ldc, a, lda, panel, groups, cols);
+  }
+}
+
+int64_t groups_of(int64_t k) { return (k + kGroup - 1) / kGroup; }
+int64_t panel_bytes(int64_t k) { return groups_of(k) * kGroupBytes; }
+
+}  // namespace
+
+std::shared_ptr<void> pack_panels_s8(const int8_t* w, int64_t n, int64_t k) {
+  const int64_t panels = (n + kS8PanelColumns - 1) / kS8PanelColumns;
+  const auto bytes = static_cast<size_t>(panels * panel_bytes(k));
+  auto* out = static_cast<int8_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+  if (!out) throw Error("out of memory packing a weight (" + std::to_string(bytes) + " bytes)");
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < panels; ++p) {
+    int8_t* panel = out + p * panel_bytes(k);
+    std::memset(panel, 0, static_cast<size_t>(panel_bytes(k)));
+    const int64_t first = p * kS8PanelColumns, cols = std::min(kS8PanelColumns, n - first);
+    for (int64_t j = 0; j < cols; ++j)
+      for (int64_t q = 0; q < k; ++q)
+        panel[q / kGroup * kGroupBytes + j * kGroup + q % kGroup] = w[(first + j) * k + q];
+  }
+  return std::shared_ptr<void>(out, [](void* p) { std::free(p); });
+}
+
+void gemm_u8s8s32_panels(int32_t* c, const uint8_t* a, const void* packed, int64_t m, int64_t n, int64_t k) {
+  if (m == 0 || n == 0) return;
+  const auto* panels = static_cast<const int8_t*>(packed);
+  const int64_t count = (n + kS8PanelColumns - 1) / kS8PanelColumns;
+  const int64_t blocks = (m + kRowBlockRows - 1) / kRowBlockRows;
+  const int64_t groups = groups_of(k), lda = groups * kGroup;
+  // The kernel reads whole groups of 4 bytes: rows whose length is not a multiple of 4 are
+  // copied with zeros after them (the weight's codes there are zero too).
+  thread_local std::vector<uint8_t> padded;
+  if (lda != k) {
+    padded.assign(static_cast<size_t>(m * lda), 0);
+    for (int64_t r = 0; r < m; ++r) std::memcpy(padded.data() + r * lda, a + r * k, static_cast<size_t>(k));
+    a = padded.data();
+  }
+  // A block of rows stays in cache while every panel passes over it; with one block the
+  // threads take contiguous runs of panels, each streaming its part of the weight once.
+#pragma omp parallel for collapse(2) schedule(static) if (count * blocks > 1 && m * n * k > 65536)
+  for (int64_t b = 0; b < blocks; ++b)
+    for (int64_t p = 0; p < count; ++p) {
+      const int8_t* panel = panels + p * panel_bytes(k);
+      const int64_t first = p * kS8PanelColumns, cols = std::min(kS8PanelColumns, n - first);
+      const int64_t end = std::min(m, (b + 1) * kRowBlockRows);
+      for (int64_t r = b * kRowBlockRows; r < end; r += kS8BlockRows)
+        panel_rows(c + r * n + first, n, a + r * lda, lda, panel, groups, cols,
+                   std::min(kS8BlockRows, end - r));
+    }
+}
+
+}  // namespace nle::ops::cpu
