@@ -163,7 +163,7 @@ TEST(PackedGemmTest, FloatPackedEpilogueMatchesTheReference) {
   const auto bias_values = random_floats(static_cast<size_t>(n), 10);
   const Tensor bias = tensor_from(bias_values, {n});
   for (ops::Activation act : {ops::Activation::None, ops::Activation::GeluErf, ops::Activation::Relu}) {
-    for (int64_t m : {3, 16, 40}) {
+    for (int64_t m : {3, 16, 40, 200}) {  // 200: past a block of rows (panel_gemm_f32)
       const auto x = random_floats(static_cast<size_t>(m * k), 11 + static_cast<uint32_t>(m));
       Tensor y(DType::F32, {m, n});
       ops::matmul_nt_packed(y, tensor_from(x, {m, k}), packed, &bias, act);

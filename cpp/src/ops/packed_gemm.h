@@ -27,8 +27,8 @@ struct PackedWeight {
 PackedWeight pack_weight_f32(const Tensor& w);
 // The most rows for which a product from the packed weight is faster than the GEMM
 // function on the plain one (ops/gemm.h): MKL 64 (measured on MiniLM, 1 thread: batch-1
-// latency 14% lower packed; 2,000-row batches 5% slower packed), oneDNN's primitive any
-// number, the panels kPanelRows.
+// latency 14% lower packed; 2,000-row batches 5% slower packed), oneDNN's primitive and
+// the panels any number.
 int64_t packed_f32_max_rows();
 // Packs an I8 (N, K) weight for the int8 product (ops/int8_gemm.h): for MKL's packed
 // product, for oneDNN's matmul primitive where it takes the weight in a layout of its own

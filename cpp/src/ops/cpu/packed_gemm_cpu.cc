@@ -32,9 +32,6 @@ F32Packing f32_packing() {
   return cpu::onednn::packs_weights(cpu::onednn::MatmulType::F32F32F32) ? F32Packing::OneDnnPrimitive
                                                                         : F32Packing::Panels;
 }
-// Rows up to which the panels beat oneDNN's GEMM function on the plain weight (AVX2-only
-// AMD EPYC, 2 threads, BART-base and MiniLM shapes).
-constexpr int64_t kPanelRows = 32;
 
 // How int8 weights are packed here (pack_weight_s8): for MKL's packed product, for
 // oneDNN's matmul primitive where it takes them in a layout of its own (with AVX-512 or
@@ -54,11 +51,10 @@ int64_t packed_f32_max_rows() {
     case F32Packing::Mkl:
       return 64;
     case F32Packing::OneDnnPrimitive:
-      return std::numeric_limits<int64_t>::max();
     case F32Packing::Panels:
       break;
   }
-  return kPanelRows;
+  return std::numeric_limits<int64_t>::max();
 }
 
 PackedWeight pack_weight_f32(const Tensor& w) {
