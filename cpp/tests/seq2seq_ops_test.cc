@@ -40,34 +40,39 @@ TEST(AttentionTest, RelativeBiasMatchesReference) {
   EXPECT_LT(max_abs_diff(out, expected), 1e-5f);
 }
 
+// head_dim 6 takes the kernel's generic loops, 32, 64 and 128 its vector ones; 5, 7 and
+// 23 keys leave a partial group of four, 23 is long enough for the rows read ahead.
 TEST(GatheredAttentionTest, MatchesReferenceWithBiasAndEmptyLists) {
-  const int64_t heads = 4, head_dim = 6, width = heads * head_dim, key_rows_total = 30;
-  const auto q = random_floats(static_cast<size_t>(3 * width), 25, 2.f);
-  const auto kv = random_floats(static_cast<size_t>(key_rows_total * 2 * width), 26, 2.f);
-  // Query 0 attends over 5 scattered rows, query 1 over none, query 2 over 7.
-  const std::vector<int64_t> offsets = {0, 5, 5, 12};
-  const std::vector<int64_t> rows = {3, 17, 0, 29, 8, 1, 2, 3, 4, 5, 6, 28};
-  const auto bias = random_floats(static_cast<size_t>(heads * 7), 27);
-  ops::GatheredAttention a;
-  a.q = q.data();
-  a.ld_q = width;
-  a.num_queries = 3;
-  a.k = kv.data();
-  a.v = kv.data() + width;
-  a.ld_kv = 2 * width;
-  a.key_offsets = offsets.data();
-  a.key_rows = rows.data();
-  a.num_heads = heads;
-  a.head_dim = head_dim;
-  a.scale = 0.4f;
-  for (const float* b : {static_cast<const float*>(nullptr), bias.data()}) {
-    a.bias = b;
-    a.bias_ld = 7;
-    std::vector<float> out(static_cast<size_t>(3 * width), 1.f), expected(out.size(), 2.f);
-    ops::cpu::gathered_attention_f32(out.data(), width, a);
-    ops::reference::gathered_attention_f32(expected.data(), width, a);
-    EXPECT_LT(max_abs_diff(out, expected), 1e-5f);
-    for (int64_t x = 0; x < width; ++x) EXPECT_EQ(out[width + x], 0.f);  // no keys: zeros
+  for (int64_t head_dim : {6, 32, 64, 128}) {
+    const int64_t heads = 4, width = heads * head_dim, key_rows_total = 30, queries = 4;
+    const auto q = random_floats(static_cast<size_t>(queries * width), 25, 2.f);
+    const auto kv = random_floats(static_cast<size_t>(key_rows_total * 2 * width), 26, 2.f);
+    // Query 0 attends over 5 scattered rows, query 1 over none, query 2 over 7, query 3 over 23.
+    const std::vector<int64_t> offsets = {0, 5, 5, 12, 35};
+    std::vector<int64_t> rows = {3, 17, 0, 29, 8, 1, 2, 3, 4, 5, 6, 28};
+    for (int64_t j = 0; j < 23; ++j) rows.push_back(j * 7 % key_rows_total);
+    const auto bias = random_floats(static_cast<size_t>(heads * 23), 27);
+    ops::GatheredAttention a;
+    a.q = q.data();
+    a.ld_q = width;
+    a.num_queries = queries;
+    a.k = kv.data();
+    a.v = kv.data() + width;
+    a.ld_kv = 2 * width;
+    a.key_offsets = offsets.data();
+    a.key_rows = rows.data();
+    a.num_heads = heads;
+    a.head_dim = head_dim;
+    a.scale = 1.f / static_cast<float>(head_dim);
+    for (const float* b : {static_cast<const float*>(nullptr), bias.data()}) {
+      a.bias = b;
+      a.bias_ld = 23;
+      std::vector<float> out(static_cast<size_t>(queries * width), 1.f), expected(out.size(), 2.f);
+      ops::cpu::gathered_attention_f32(out.data(), width, a);
+      ops::reference::gathered_attention_f32(expected.data(), width, a);
+      EXPECT_LT(max_abs_diff(out, expected), 1e-5f) << "head_dim " << head_dim;
+      for (int64_t x = 0; x < width; ++x) EXPECT_EQ(out[width + x], 0.f);  // no keys: zeros
+    }
   }
 }
 

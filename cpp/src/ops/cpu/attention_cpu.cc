@@ -1,3 +1,7 @@
+#if defined(__AVX2__) && defined(__FMA__)
+#  include <immintrin.h>
+#endif
+
 #include <algorithm>
 #include <vector>
 
@@ -87,6 +91,128 @@ std::vector<QueryGroup> group_queries(const GatheredAttention& a) {
 // steps about 3% faster (AVX2-only AMD EPYC).
 constexpr int64_t kMinGemmQueries = 2;
 
+// The listed key and value rows of one head are d floats each, a whole row of the cache
+// apart (3-6 KB): nearly every row is on a page of its own, where the hardware
+// prefetchers stop. Each loop asks for the row kPrefetchAhead rows ahead.
+constexpr int64_t kPrefetchAhead = 8;
+
+inline void prefetch_row(const float* row, int64_t d) {
+  for (int64_t x = 0; x < d; x += 16) __builtin_prefetch(row + x);
+}
+
+#if defined(__AVX2__) && defined(__FMA__)
+// scores[j] = scale · q · k[rows[j]] for d = 8 · C: four rows at a time, each with its own
+// sums, so that no add waits on the one before.
+template <int C>
+void dot_rows_avx2(float* scores, const float* q, const float* k, int64_t ld, const int64_t* rows, int64_t n,
+                   float scale) {
+  __m256 qv[C];
+#  pragma GCC unroll 16
+  for (int c = 0; c < C; ++c) qv[c] = _mm256_loadu_ps(q + 8 * c);
+  int64_t j = 0;
+  for (; j + 4 <= n; j += 4) {
+    if (j + kPrefetchAhead + 4 <= n)
+      for (int r = 0; r < 4; ++r) prefetch_row(k + rows[j + kPrefetchAhead + r] * ld, 8 * C);
+    const float* r0 = k + rows[j] * ld;
+    const float* r1 = k + rows[j + 1] * ld;
+    const float* r2 = k + rows[j + 2] * ld;
+    const float* r3 = k + rows[j + 3] * ld;
+    __m256 a0 = _mm256_mul_ps(qv[0], _mm256_loadu_ps(r0)), a1 = _mm256_mul_ps(qv[0], _mm256_loadu_ps(r1));
+    __m256 a2 = _mm256_mul_ps(qv[0], _mm256_loadu_ps(r2)), a3 = _mm256_mul_ps(qv[0], _mm256_loadu_ps(r3));
+#  pragma GCC unroll 16
+    for (int c = 1; c < C; ++c) {
+      a0 = _mm256_fmadd_ps(qv[c], _mm256_loadu_ps(r0 + 8 * c), a0);
+      a1 = _mm256_fmadd_ps(qv[c], _mm256_loadu_ps(r1 + 8 * c), a1);
+      a2 = _mm256_fmadd_ps(qv[c], _mm256_loadu_ps(r2 + 8 * c), a2);
+      a3 = _mm256_fmadd_ps(qv[c], _mm256_loadu_ps(r3 + 8 * c), a3);
+    }
+    // The four sums of 8 lanes each, side by side in one vector of 4.
+    const __m256 h01 = _mm256_hadd_ps(a0, a1), h23 = _mm256_hadd_ps(a2, a3);
+    const __m256 h = _mm256_hadd_ps(h01, h23);
+    const __m128 sums = _mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1));
+    _mm_storeu_ps(scores + j, _mm_mul_ps(sums, _mm_set1_ps(scale)));
+  }
+  for (; j < n; ++j) {
+    const float* r = k + rows[j] * ld;
+    __m256 a = _mm256_mul_ps(qv[0], _mm256_loadu_ps(r));
+#  pragma GCC unroll 16
+    for (int c = 1; c < C; ++c) a = _mm256_fmadd_ps(qv[c], _mm256_loadu_ps(r + 8 * c), a);
+    const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
+    scores[j] = _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2))) * scale;
+  }
+}
+
+// out = Σ_j p[j] · v[rows[j]] for d = 8 · C, the sums in registers.
+template <int C>
+void weighted_rows_avx2(float* out, const float* p, const float* v, int64_t ld, const int64_t* rows,
+                        int64_t n) {
+  __m256 acc[C];
+#  pragma GCC unroll 16
+  for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
+  for (int64_t j = 0; j < n; ++j) {
+    if (j + kPrefetchAhead < n) prefetch_row(v + rows[j + kPrefetchAhead] * ld, 8 * C);
+    const float* r = v + rows[j] * ld;
+    const __m256 w = _mm256_broadcast_ss(p + j);
+#  pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) acc[c] = _mm256_fmadd_ps(w, _mm256_loadu_ps(r + 8 * c), acc[c]);
+  }
+#  pragma GCC unroll 16
+  for (int c = 0; c < C; ++c) _mm256_storeu_ps(out + 8 * c, acc[c]);
+}
+#endif
+
+// scores[j] = scale · q · k[rows[j]] (d floats each).
+void dot_rows(float* scores, const float* q, const float* k, int64_t ld, const int64_t* rows, int64_t n,
+              int64_t d, float scale) {
+#if defined(__AVX2__) && defined(__FMA__)
+  switch (d) {
+    case 32:
+      return dot_rows_avx2<4>(scores, q, k, ld, rows, n, scale);
+    case 64:
+      return dot_rows_avx2<8>(scores, q, k, ld, rows, n, scale);
+    case 128:
+      return dot_rows_avx2<16>(scores, q, k, ld, rows, n, scale);
+    default:
+      break;
+  }
+#endif
+  for (int64_t j = 0; j < n; ++j) {
+    if (j + kPrefetchAhead < n) prefetch_row(k + rows[j + kPrefetchAhead] * ld, d);
+    const float* kr = k + rows[j] * ld;
+    float dot = 0.f;
+#pragma omp simd reduction(+ : dot)
+    for (int64_t x = 0; x < d; ++x) dot += q[x] * kr[x];
+    scores[j] = dot * scale;
+  }
+}
+
+// out (d floats) = Σ_j p[j] · v[rows[j]]; acc: d floats of scratch.
+void weighted_rows(float* out, float* acc, const float* p, const float* v, int64_t ld, const int64_t* rows,
+                   int64_t n, int64_t d) {
+#if defined(__AVX2__) && defined(__FMA__)
+  switch (d) {
+    case 32:
+      return weighted_rows_avx2<4>(out, p, v, ld, rows, n);
+    case 64:
+      return weighted_rows_avx2<8>(out, p, v, ld, rows, n);
+    case 128:
+      return weighted_rows_avx2<16>(out, p, v, ld, rows, n);
+    default:
+      break;
+  }
+#endif
+  std::fill(acc, acc + d, 0.f);
+  for (int64_t j = 0; j < n; ++j) {
+    if (j + kPrefetchAhead < n) prefetch_row(v + rows[j + kPrefetchAhead] * ld, d);
+    const float* vr = v + rows[j] * ld;
+    const float pj = p[j];
+#pragma omp simd
+    for (int64_t x = 0; x < d; ++x) acc[x] += pj * vr[x];
+  }
+  std::copy(acc, acc + d, out);
+}
+
 }  // namespace
 
 void gathered_attention_f32(float* out, int64_t ld_out, const GatheredAttention& a) {
@@ -128,25 +254,11 @@ void gathered_attention_f32(float* out, int64_t ld_out, const GatheredAttention&
       }
       scores.resize(static_cast<size_t>(n));
       const int64_t* rows = a.key_rows + a.key_offsets[i];
-      for (int64_t j = 0; j < n; ++j) {
-        const float* kr = a.k + rows[j] * a.ld_kv + h * d;
-        float dot = 0.f;
-#pragma omp simd reduction(+ : dot)
-        for (int64_t x = 0; x < d; ++x) dot += qh[x] * kr[x];
-        scores[j] = dot * a.scale;
-      }
+      dot_rows(scores.data(), qh, a.k + h * d, a.ld_kv, rows, n, d, a.scale);
       if (bias)
         for (int64_t j = 0; j < n; ++j) scores[j] += bias[j];
       softmax_row_f32(scores.data(), n);
-      std::fill(acc.begin(), acc.end(), 0.f);
-      for (int64_t j = 0; j < n; ++j) {
-        const float* vr = a.v + rows[j] * a.ld_kv + h * d;
-        const float p = scores[j];
-        float* accp = acc.data();
-#pragma omp simd
-        for (int64_t x = 0; x < d; ++x) accp[x] += p * vr[x];
-      }
-      std::copy(acc.begin(), acc.end(), o);
+      weighted_rows(o, acc.data(), scores.data(), a.v + h * d, a.ld_kv, rows, n, d);
     }
   }
 }
