@@ -3,10 +3,14 @@
 // the KV cache's history-based beam reordering, and T5's distance buckets.
 #include <gtest/gtest.h>
 
+#include <cmath>
 #include <cstdio>
+#include <limits>
 
+#include "core/half.h"
 #include "generate/kv_cache.h"
 #include "ops/attention.h"
+#include "ops/float16.h"
 #include "ops/rms_norm.h"
 #include "test_utils.h"
 
@@ -111,6 +115,79 @@ TEST(GatheredAttentionTest, QueriesSharingContiguousKeysMatchReference) {
     ops::cpu::gathered_attention_f32(out.data(), width, a);
     ops::reference::gathered_attention_f32(expected.data(), width, a);
     EXPECT_LT(max_abs_diff(out, expected), 1e-5f);
+  }
+}
+
+// The fast compute types' cross-attention: keys and values stored as IEEE half, beams of
+// a source sharing a block of rows, lone queries, scattered rows.
+TEST(GatheredAttentionTest, HalfKeysAndValuesMatchReference) {
+  for (int64_t head_dim : {6, 64}) {
+    const int64_t heads = 3, width = heads * head_dim, key_rows_total = 40, queries = 6;
+    const auto q = random_floats(static_cast<size_t>(queries * width), 31, 2.f);
+    const auto kv = random_floats(static_cast<size_t>(key_rows_total * 2 * width), 32, 2.f);
+    std::vector<uint16_t> kv_half(kv.size());
+    ops::float_to_half(kv_half.data(), kv.data(), static_cast<int64_t>(kv.size()));
+    std::vector<int64_t> offsets = {0}, rows;
+    auto add = [&](std::vector<int64_t> r) {
+      rows.insert(rows.end(), r.begin(), r.end());
+      offsets.push_back(static_cast<int64_t>(rows.size()));
+    };
+    std::vector<int64_t> block(30);
+    for (int64_t j = 0; j < 30; ++j) block[static_cast<size_t>(j)] = 5 + j;
+    for (int b = 0; b < 3; ++b) add(block);  // a group of 3
+    add({});                                 // no keys
+    add({3, 39, 0, 17, 8});                  // scattered
+    add(block);                              // alone after the empty and scattered ones
+    ops::GatheredAttention a;
+    a.q = q.data();
+    a.ld_q = width;
+    a.num_queries = queries;
+    a.k_f16 = kv_half.data();
+    a.v_f16 = kv_half.data() + width;
+    a.ld_kv = 2 * width;
+    a.key_offsets = offsets.data();
+    a.key_rows = rows.data();
+    a.num_heads = heads;
+    a.head_dim = head_dim;
+    a.scale = 0.125f;
+    std::vector<float> out(static_cast<size_t>(queries * width), 1.f), expected(out.size(), 2.f);
+    ops::gathered_attention(out.data(), width, a);
+    ops::reference::gathered_attention_f32(expected.data(), width, a);
+    EXPECT_LT(max_abs_diff(out, expected), 1e-5f) << "head_dim " << head_dim;
+    for (int64_t x = 0; x < width; ++x) EXPECT_EQ(out[3 * width + x], 0.f);  // no keys: zeros
+    // ... and within half's rounding of the float32 keys and values.
+    ops::GatheredAttention f32 = a;
+    f32.k_f16 = f32.v_f16 = nullptr;
+    f32.k = kv.data();
+    f32.v = kv.data() + width;
+    std::vector<float> from_f32(out.size());
+    ops::gathered_attention(from_f32.data(), width, f32);
+    EXPECT_LT(max_abs_diff(out, from_f32), 5e-3f) << "head_dim " << head_dim;
+    // Both kinds at once is an error.
+    f32.k_f16 = kv_half.data();
+    EXPECT_THROW(ops::gathered_attention(from_f32.data(), width, f32), InvalidInputError);
+  }
+}
+
+// Rounding to the nearest half (ties to even), saturating at the largest finite half;
+// 19 values: the 8-wide loop and the tail.
+TEST(Float16Test, RoundsToNearestEvenAndSaturates) {
+  const float nan = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<float> in = {
+      1.f, 1.f + 0x1p-11f, 1.f + 3 * 0x1p-11f, 65504.f, 1e6f, -1e6f, nan, 0.f, -2.5f, 1e-8f,
+      1.f, 1.f + 0x1p-11f, 1.f + 3 * 0x1p-11f, 65504.f, 1e6f, -1e6f, nan, 0.f, -2.5f};
+  const std::vector<uint16_t> expected = {0x3C00, 0x3C00, 0x3C02, 0x7BFF, 0x7BFF, 0xFBFF, 0,
+                                          0x0000, 0xC100, 0x0000, 0x3C00, 0x3C00, 0x3C02, 0x7BFF,
+                                          0x7BFF, 0xFBFF, 0,      0x0000, 0xC100};
+  std::vector<uint16_t> out(in.size());
+  ops::float_to_half(out.data(), in.data(), static_cast<int64_t>(in.size()));
+  for (size_t i = 0; i < in.size(); ++i) {
+    if (std::isnan(in[i])) {
+      EXPECT_TRUE(std::isnan(half_to_float(out[i]))) << i;
+      continue;
+    }
+    EXPECT_EQ(out[i], expected[i]) << i << ": " << in[i];
+    EXPECT_EQ(half_to_float(out[i]), half_to_float(expected[i])) << i;
   }
 }
 

@@ -2,6 +2,8 @@
 
 #include <cstring>
 
+#include "ops/float16.h"
+
 namespace nle {
 
 Seq2SeqAttention::Seq2SeqAttention(const Weights& weights, const Names& names, int64_t d_model,
@@ -9,7 +11,8 @@ Seq2SeqAttention::Seq2SeqAttention(const Weights& weights, const Names& names, i
     : out_(weights, names.out, d_model, num_heads * head_dim, biases),
       num_heads_(num_heads),
       head_dim_(head_dim),
-      scale_(scale) {
+      scale_(scale),
+      half_memory_(cross && weights.compute_type() != ComputeType::Float32) {
   const int64_t inner = num_heads * head_dim;
   if (cross) {
     q_ = Linear(weights, names.q, inner, d_model, biases);
@@ -69,7 +72,10 @@ void Seq2SeqAttention::decode_step(Tensor& out, const Tensor& x, KvCache& cache,
 Tensor Seq2SeqAttention::project_memory(const Tensor& memory) const {
   Tensor kv(DType::F32, {memory.dim(0), 2 * num_heads_ * head_dim_});
   kv_(kv, memory);
-  return kv;
+  if (!half_memory_) return kv;
+  Tensor half(DType::F16, kv.shape());
+  ops::float_to_half(static_cast<uint16_t*>(half.raw_data()), kv.data<float>(), kv.numel());
+  return half;
 }
 
 void Seq2SeqAttention::cross_step(Tensor& out, const Tensor& x, const Tensor& memory_kv,
@@ -83,8 +89,14 @@ void Seq2SeqAttention::cross_step(Tensor& out, const Tensor& x, const Tensor& me
   a.q = q.data<float>();
   a.ld_q = inner;
   a.num_queries = n;
-  a.k = memory_kv.data<float>();
-  a.v = memory_kv.data<float>() + inner;
+  if (memory_kv.dtype() == DType::F16) {
+    const auto* halves = static_cast<const uint16_t*>(memory_kv.raw_data());  // dtype_of<uint16_t> is BF16
+    a.k_f16 = halves;
+    a.v_f16 = halves + inner;
+  } else {
+    a.k = memory_kv.data<float>();
+    a.v = memory_kv.data<float>() + inner;
+  }
   a.ld_kv = 2 * inner;
   a.key_offsets = key_offsets.data();
   a.key_rows = key_rows.data();

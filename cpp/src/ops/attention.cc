@@ -27,7 +27,8 @@ void packed_self_attention(Tensor& out, const float* q, const float* k, const fl
 }
 
 void gathered_attention(float* out, int64_t ld_out, const GatheredAttention& a) {
-  if (!out || !a.q || !a.k || !a.v || !a.key_offsets || (a.key_offsets[a.num_queries] > 0 && !a.key_rows))
+  const bool f32 = a.k && a.v && !a.k_f16 && !a.v_f16, f16 = a.k_f16 && a.v_f16 && !a.k && !a.v;
+  if (!out || !a.q || !(f32 || f16) || !a.key_offsets || (a.key_offsets[a.num_queries] > 0 && !a.key_rows))
     throw InvalidInputError("gathered_attention: missing buffer");
   const int64_t width = a.num_heads * a.head_dim;
   if (ld_out < width || a.ld_q < width || a.ld_kv < width)

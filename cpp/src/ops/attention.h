@@ -37,12 +37,15 @@ void packed_self_attention(Tensor& out, const float* q, const float* k, const fl
 // its own history in a KV cache or its source's encoder states. With a bias
 // (num_heads, bias_ld), bias[h * bias_ld + j] is added to the score of the j-th
 // listed key of every query. out: (num_queries, num_heads * head_dim), stride ld_out.
+// Keys and values are float32 (k, v) or IEEE half (k_f16, v_f16, k and v unset).
 struct GatheredAttention {
   const float* q = nullptr;
   int64_t ld_q = 0;
   int64_t num_queries = 0;
   const float* k = nullptr;
   const float* v = nullptr;
+  const uint16_t* k_f16 = nullptr;
+  const uint16_t* v_f16 = nullptr;
   int64_t ld_kv = 0;
   const int64_t* key_offsets = nullptr;  // num_queries + 1
   const int64_t* key_rows = nullptr;

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <vector>
 
+#include "core/half.h"
 #include "ops/attention.h"
 #include "ops/gemm.h"
 #include "ops/softmax.h"
@@ -91,20 +92,35 @@ std::vector<QueryGroup> group_queries(const GatheredAttention& a) {
 // steps about 3% faster (AVX2-only AMD EPYC).
 constexpr int64_t kMinGemmQueries = 2;
 
-// The listed key and value rows of one head are d floats each, a whole row of the cache
+// The listed key and value rows of one head are d values each, a whole row of the cache
 // apart (3-6 KB): nearly every row is on a page of its own, where the hardware
 // prefetchers stop. Each loop asks for the row kPrefetchAhead rows ahead.
 constexpr int64_t kPrefetchAhead = 8;
 
-inline void prefetch_row(const float* row, int64_t d) {
-  for (int64_t x = 0; x < d; x += 16) __builtin_prefetch(row + x);
+template <typename T>
+inline void prefetch_row(const T* row, int64_t d) {
+  const auto* bytes = reinterpret_cast<const char*>(row);
+  for (int64_t x = 0; x < d * static_cast<int64_t>(sizeof(T)); x += 64) __builtin_prefetch(bytes + x);
 }
 
+// Keys and values are float32, or IEEE half for the fast compute types.
+inline float to_float(float v) { return v; }
+#if defined(__F16C__)
+inline float to_float(uint16_t h) { return _cvtsh_ss(h); }
+#else
+inline float to_float(uint16_t h) { return half_to_float(h); }
+#endif
+
 #if defined(__AVX2__) && defined(__FMA__)
+inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
+inline __m256 load8(const uint16_t* p) {
+  return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+}
+
 // scores[j] = scale · q · k[rows[j]] for d = 8 · C: four rows at a time, each with its own
 // sums, so that no add waits on the one before.
-template <int C>
-void dot_rows_avx2(float* scores, const float* q, const float* k, int64_t ld, const int64_t* rows, int64_t n,
+template <int C, typename T>
+void dot_rows_avx2(float* scores, const float* q, const T* k, int64_t ld, const int64_t* rows, int64_t n,
                    float scale) {
   __m256 qv[C];
 #  pragma GCC unroll 16
@@ -113,18 +129,18 @@ void dot_rows_avx2(float* scores, const float* q, const float* k, int64_t ld, co
   for (; j + 4 <= n; j += 4) {
     if (j + kPrefetchAhead + 4 <= n)
       for (int r = 0; r < 4; ++r) prefetch_row(k + rows[j + kPrefetchAhead + r] * ld, 8 * C);
-    const float* r0 = k + rows[j] * ld;
-    const float* r1 = k + rows[j + 1] * ld;
-    const float* r2 = k + rows[j + 2] * ld;
-    const float* r3 = k + rows[j + 3] * ld;
-    __m256 a0 = _mm256_mul_ps(qv[0], _mm256_loadu_ps(r0)), a1 = _mm256_mul_ps(qv[0], _mm256_loadu_ps(r1));
-    __m256 a2 = _mm256_mul_ps(qv[0], _mm256_loadu_ps(r2)), a3 = _mm256_mul_ps(qv[0], _mm256_loadu_ps(r3));
+    const T* r0 = k + rows[j] * ld;
+    const T* r1 = k + rows[j + 1] * ld;
+    const T* r2 = k + rows[j + 2] * ld;
+    const T* r3 = k + rows[j + 3] * ld;
+    __m256 a0 = _mm256_mul_ps(qv[0], load8(r0)), a1 = _mm256_mul_ps(qv[0], load8(r1));
+    __m256 a2 = _mm256_mul_ps(qv[0], load8(r2)), a3 = _mm256_mul_ps(qv[0], load8(r3));
 #  pragma GCC unroll 16
     for (int c = 1; c < C; ++c) {
-      a0 = _mm256_fmadd_ps(qv[c], _mm256_loadu_ps(r0 + 8 * c), a0);
-      a1 = _mm256_fmadd_ps(qv[c], _mm256_loadu_ps(r1 + 8 * c), a1);
-      a2 = _mm256_fmadd_ps(qv[c], _mm256_loadu_ps(r2 + 8 * c), a2);
-      a3 = _mm256_fmadd_ps(qv[c], _mm256_loadu_ps(r3 + 8 * c), a3);
+      a0 = _mm256_fmadd_ps(qv[c], load8(r0 + 8 * c), a0);
+      a1 = _mm256_fmadd_ps(qv[c], load8(r1 + 8 * c), a1);
+      a2 = _mm256_fmadd_ps(qv[c], load8(r2 + 8 * c), a2);
+      a3 = _mm256_fmadd_ps(qv[c], load8(r3 + 8 * c), a3);
     }
     // The four sums of 8 lanes each, side by side in one vector of 4.
     const __m256 h01 = _mm256_hadd_ps(a0, a1), h23 = _mm256_hadd_ps(a2, a3);
@@ -133,10 +149,10 @@ void dot_rows_avx2(float* scores, const float* q, const float* k, int64_t ld, co
     _mm_storeu_ps(scores + j, _mm_mul_ps(sums, _mm_set1_ps(scale)));
   }
   for (; j < n; ++j) {
-    const float* r = k + rows[j] * ld;
-    __m256 a = _mm256_mul_ps(qv[0], _mm256_loadu_ps(r));
+    const T* r = k + rows[j] * ld;
+    __m256 a = _mm256_mul_ps(qv[0], load8(r));
 #  pragma GCC unroll 16
-    for (int c = 1; c < C; ++c) a = _mm256_fmadd_ps(qv[c], _mm256_loadu_ps(r + 8 * c), a);
+    for (int c = 1; c < C; ++c) a = _mm256_fmadd_ps(qv[c], load8(r + 8 * c), a);
     const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
     const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
     scores[j] = _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2))) * scale;
@@ -144,26 +160,26 @@ void dot_rows_avx2(float* scores, const float* q, const float* k, int64_t ld, co
 }
 
 // out = Σ_j p[j] · v[rows[j]] for d = 8 · C, the sums in registers.
-template <int C>
-void weighted_rows_avx2(float* out, const float* p, const float* v, int64_t ld, const int64_t* rows,
-                        int64_t n) {
+template <int C, typename T>
+void weighted_rows_avx2(float* out, const float* p, const T* v, int64_t ld, const int64_t* rows, int64_t n) {
   __m256 acc[C];
 #  pragma GCC unroll 16
   for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
   for (int64_t j = 0; j < n; ++j) {
     if (j + kPrefetchAhead < n) prefetch_row(v + rows[j + kPrefetchAhead] * ld, 8 * C);
-    const float* r = v + rows[j] * ld;
+    const T* r = v + rows[j] * ld;
     const __m256 w = _mm256_broadcast_ss(p + j);
 #  pragma GCC unroll 16
-    for (int c = 0; c < C; ++c) acc[c] = _mm256_fmadd_ps(w, _mm256_loadu_ps(r + 8 * c), acc[c]);
+    for (int c = 0; c < C; ++c) acc[c] = _mm256_fmadd_ps(w, load8(r + 8 * c), acc[c]);
   }
 #  pragma GCC unroll 16
   for (int c = 0; c < C; ++c) _mm256_storeu_ps(out + 8 * c, acc[c]);
 }
 #endif
 
-// scores[j] = scale · q · k[rows[j]] (d floats each).
-void dot_rows(float* scores, const float* q, const float* k, int64_t ld, const int64_t* rows, int64_t n,
+// scores[j] = scale · q · k[rows[j]] (d values each).
+template <typename T>
+void dot_rows(float* scores, const float* q, const T* k, int64_t ld, const int64_t* rows, int64_t n,
               int64_t d, float scale) {
 #if defined(__AVX2__) && defined(__FMA__)
   switch (d) {
@@ -179,16 +195,17 @@ void dot_rows(float* scores, const float* q, const float* k, int64_t ld, const i
 #endif
   for (int64_t j = 0; j < n; ++j) {
     if (j + kPrefetchAhead < n) prefetch_row(k + rows[j + kPrefetchAhead] * ld, d);
-    const float* kr = k + rows[j] * ld;
+    const T* kr = k + rows[j] * ld;
     float dot = 0.f;
 #pragma omp simd reduction(+ : dot)
-    for (int64_t x = 0; x < d; ++x) dot += q[x] * kr[x];
+    for (int64_t x = 0; x < d; ++x) dot += q[x] * to_float(kr[x]);
     scores[j] = dot * scale;
   }
 }
 
 // out (d floats) = Σ_j p[j] · v[rows[j]]; acc: d floats of scratch.
-void weighted_rows(float* out, float* acc, const float* p, const float* v, int64_t ld, const int64_t* rows,
+template <typename T>
+void weighted_rows(float* out, float* acc, const float* p, const T* v, int64_t ld, const int64_t* rows,
                    int64_t n, int64_t d) {
 #if defined(__AVX2__) && defined(__FMA__)
   switch (d) {
@@ -205,12 +222,30 @@ void weighted_rows(float* out, float* acc, const float* p, const float* v, int64
   std::fill(acc, acc + d, 0.f);
   for (int64_t j = 0; j < n; ++j) {
     if (j + kPrefetchAhead < n) prefetch_row(v + rows[j + kPrefetchAhead] * ld, d);
-    const float* vr = v + rows[j] * ld;
+    const T* vr = v + rows[j] * ld;
     const float pj = p[j];
 #pragma omp simd
-    for (int64_t x = 0; x < d; ++x) acc[x] += pj * vr[x];
+    for (int64_t x = 0; x < d; ++x) acc[x] += pj * to_float(vr[x]);
   }
   std::copy(acc, acc + d, out);
+}
+
+// One query i, one head h: out = softmax(scale · q kᵀ + bias) v over i's listed rows.
+template <typename T>
+void attend_one(float* out, std::vector<float>& scores, std::vector<float>& acc, const GatheredAttention& a,
+                const T* k, const T* v, int64_t i, int64_t h) {
+  const int64_t d = a.head_dim, begin = a.key_offsets[i], n = a.key_offsets[i + 1] - begin;
+  if (n == 0) {
+    std::fill(out, out + d, 0.f);
+    return;
+  }
+  const int64_t* rows = a.key_rows + begin;
+  scores.resize(static_cast<size_t>(n));
+  dot_rows(scores.data(), a.q + i * a.ld_q + h * d, k + h * d, a.ld_kv, rows, n, d, a.scale);
+  if (a.bias)
+    for (int64_t j = 0; j < n; ++j) scores[j] += a.bias[h * a.bias_ld + j];
+  softmax_row_f32(scores.data(), n);
+  weighted_rows(out, acc.data(), scores.data(), v + h * d, a.ld_kv, rows, n, d);
 }
 
 }  // namespace
@@ -219,6 +254,7 @@ void gathered_attention_f32(float* out, int64_t ld_out, const GatheredAttention&
   const std::vector<QueryGroup> groups = group_queries(a);
   const int64_t items = static_cast<int64_t>(groups.size()) * a.num_heads;
   const int64_t d = a.head_dim;
+  const bool half = a.k_f16 != nullptr;
 #pragma omp parallel if (items > 1)
   {
     std::vector<float> scores;
@@ -229,15 +265,11 @@ void gathered_attention_f32(float* out, int64_t ld_out, const GatheredAttention&
       const int64_t h = item % a.num_heads, n = g.num_keys;
       const int64_t i = g.first_query;
       float* o = out + i * ld_out + h * d;
-      if (n == 0) {
-        for (int64_t r = 0; r < g.num_queries; ++r) std::fill(o + r * ld_out, o + r * ld_out + d, 0.f);
-        continue;
-      }
-      const float* qh = a.q + i * a.ld_q + h * d;
-      const float* bias = a.bias ? a.bias + h * a.bias_ld : nullptr;
-      if (g.first_row >= 0 && g.num_queries >= kMinGemmQueries) {
+      if (!half && g.first_row >= 0 && g.num_queries >= kMinGemmQueries) {
         // (G, n) = (G, d) · (n, d)ᵀ and (G, d) = (G, n) · (n, d), straight from the
         // cached rows; the GEMM library runs single-threaded in this parallel region.
+        const float* qh = a.q + i * a.ld_q + h * d;
+        const float* bias = a.bias ? a.bias + h * a.bias_ld : nullptr;
         const float* kh = a.k + g.first_row * a.ld_kv + h * d;
         const float* vh = a.v + g.first_row * a.ld_kv + h * d;
         scores.resize(static_cast<size_t>(g.num_queries * n));
@@ -252,13 +284,14 @@ void gathered_attention_f32(float* out, int64_t ld_out, const GatheredAttention&
         gemm_f32(o, scores.data(), vh, false, false, g.num_queries, d, n, n, a.ld_kv, ld_out, 1.f, 0.f);
         continue;
       }
-      scores.resize(static_cast<size_t>(n));
-      const int64_t* rows = a.key_rows + a.key_offsets[i];
-      dot_rows(scores.data(), qh, a.k + h * d, a.ld_kv, rows, n, d, a.scale);
-      if (bias)
-        for (int64_t j = 0; j < n; ++j) scores[j] += bias[j];
-      softmax_row_f32(scores.data(), n);
-      weighted_rows(o, acc.data(), scores.data(), a.v + h * d, a.ld_kv, rows, n, d);
+      // Query by query; a group's queries (beams of one source) one after another, while
+      // the head's rows are in cache.
+      for (int64_t r = 0; r < g.num_queries; ++r) {
+        if (half)
+          attend_one(o + r * ld_out, scores, acc, a, a.k_f16, a.v_f16, i + r, h);
+        else
+          attend_one(o + r * ld_out, scores, acc, a, a.k, a.v, i + r, h);
+      }
     }
   }
 }

@@ -1,6 +1,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/half.h"
 #include "ops/attention.h"
 
 namespace nle::ops::reference {
@@ -38,6 +39,8 @@ void packed_self_attention_f32(float* out, const float* q, const float* k, const
 
 void gathered_attention_f32(float* out, int64_t ld_out, const GatheredAttention& a) {
   const int64_t d = a.head_dim;
+  const auto key = [&a](int64_t at) -> double { return a.k ? a.k[at] : half_to_float(a.k_f16[at]); };
+  const auto value = [&a](int64_t at) -> double { return a.v ? a.v[at] : half_to_float(a.v_f16[at]); };
   for (int64_t i = 0; i < a.num_queries; ++i) {
     const int64_t begin = a.key_offsets[i], n = a.key_offsets[i + 1] - begin;
     std::vector<double> p(static_cast<size_t>(n));
@@ -46,14 +49,16 @@ void gathered_attention_f32(float* out, int64_t ld_out, const GatheredAttention&
       for (int64_t j = 0; j < n; ++j) {
         double dot = 0;
         for (int64_t x = 0; x < d; ++x)
-          dot += static_cast<double>(a.q[i * a.ld_q + h * d + x]) * a.k[a.key_rows[begin + j] * a.ld_kv + h * d + x];
+          dot += static_cast<double>(a.q[i * a.ld_q + h * d + x]) *
+                 key(a.key_rows[begin + j] * a.ld_kv + h * d + x);
         p[j] = dot * a.scale + (a.bias ? a.bias[h * a.bias_ld + j] : 0.0);
         max_v = std::max(max_v, p[j]);
       }
       for (int64_t j = 0; j < n; ++j) sum += (p[j] = std::exp(p[j] - max_v));
       for (int64_t x = 0; x < d; ++x) {
         double acc = 0;
-        for (int64_t j = 0; j < n; ++j) acc += p[j] / sum * a.v[a.key_rows[begin + j] * a.ld_kv + h * d + x];
+        for (int64_t j = 0; j < n; ++j)
+          acc += p[j] / sum * value(a.key_rows[begin + j] * a.ld_kv + h * d + x);
         out[i * ld_out + h * d + x] = n ? static_cast<float>(acc) : 0.f;
       }
     }
