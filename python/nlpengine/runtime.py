@@ -261,7 +261,8 @@ def load(
     "int8-mixed" is int8 except each self-attention's value projection and each
     feed-forward's output projection, whose errors reach the residual stream undamped:
     those run in bf16 where the CPU multiplies bf16 natively, else in float32.
-    Attention, norms and task heads stay float32.
+    Attention, norms and task heads stay float32; an encoder-decoder's cross-attention
+    keys and values are stored as IEEE half under every type but "float32".
     ``path`` may itself be an adapter directory (adapter_config.json and no model
     weights): its base is then found with :func:`resolve_adapter`.
     An encoder-decoder directory (model_type bart, t5 or marian) gives a
