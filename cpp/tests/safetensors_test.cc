@@ -1,14 +1,18 @@
 // The safetensors reader on a good file and on every kind of corrupt one: each
 // must raise ModelError naming the file (and the tensor), never crash.
+#include "core/safetensors.h"
+
 #include <gtest/gtest.h>
+#include <unistd.h>
 
 #include <cstdio>
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 #include <string>
+#include <vector>
 
-#include "core/safetensors.h"
+#include "core/mapped_file.h"
 #include "core/weight_store.h"
 #include "test_utils.h"
 
@@ -164,6 +168,25 @@ TEST(SafetensorsTest, ShapeOverflow) {
 }
 
 TEST(SafetensorsTest, MissingFile) { expect_model_error(temp_path("does_not_exist.safetensors"), "cannot open"); }
+
+// A mapped range's pages can be given back and read again from the file; memory that
+// is not a mapping is never touched.
+TEST(MappedFileTest, ReleasedPagesReadBackFromTheFile) {
+  const auto page = static_cast<size_t>(::sysconf(_SC_PAGESIZE));
+  std::string bytes(5 * page + 123, '\0');
+  for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = static_cast<char>(i * 31 % 251);
+  const std::string path = write_file("pages.bin", bytes);
+  MappedFile file(path);
+  ASSERT_EQ(std::memcmp(file.data(), bytes.data(), bytes.size()), 0);
+  EXPECT_TRUE(release_mapped_pages(file.data() + 100, 3 * page));        // two whole pages inside
+  EXPECT_FALSE(release_mapped_pages(file.data() + 100, 200));            // no whole page inside
+  EXPECT_FALSE(release_mapped_pages(file.data() + page, bytes.size()));  // runs past the end
+  EXPECT_TRUE(release_mapped_pages(file.data(), bytes.size()));
+  EXPECT_EQ(std::memcmp(file.data(), bytes.data(), bytes.size()), 0);
+  std::vector<char> heap(bytes.begin(), bytes.end());
+  EXPECT_FALSE(release_mapped_pages(heap.data(), heap.size()));
+  EXPECT_EQ(std::memcmp(heap.data(), bytes.data(), bytes.size()), 0);
+}
 
 TEST(WeightStoreTest, DirectoryWithoutWeights) {
   try {

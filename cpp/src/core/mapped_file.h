@@ -25,4 +25,11 @@ class MappedFile {
   size_t size_ = 0;
 };
 
+// Gives back the memory of the pages wholly inside [data, data + bytes) when that range
+// lies in a live MappedFile: a weight read once to make a converted or packed copy need
+// not stay resident beside it (peak RSS). A later read of the range faults the pages in
+// again from the file, so nothing is lost. Returns false, touching nothing, for any other
+// memory.
+bool release_mapped_pages(const void* data, size_t bytes);
+
 }  // namespace nle

@@ -1,7 +1,9 @@
 #include "layers/linear.h"
 
 #include <cstring>
+#include <limits>
 
+#include "core/mapped_file.h"
 #include "ops/bf16_gemm.h"
 #include "ops/cpu/gemm_library.h"
 #include "ops/gemm.h"
@@ -35,11 +37,15 @@ void Linear::convert(ComputeType compute_type) {
     case ComputeType::Int8Mixed:  // this product is int8 (error_sensitive() picks the others)
       compute_type_ = ComputeType::Int8;
       int8_ = ops::quantize_weight_int8(weight_, /*pack=*/true);
+      release_mapped_pages(weight_.raw_data(), weight_.nbytes());
       weight_ = Tensor();
       break;
-    case ComputeType::BFloat16:
-      weight_ = ops::to_bf16(weight_);
+    case ComputeType::BFloat16: {
+      const Tensor original = weight_;
+      weight_ = ops::to_bf16(original);
+      release_mapped_pages(original.raw_data(), original.nbytes());
       break;
+    }
   }
 }
 
@@ -53,6 +59,7 @@ Linear Linear::fused(const Weights& weights, const std::vector<std::string>& sco
     const Tensor w = weights.require(scopes[p] + ".weight", {out_features_each, in_features});
     std::memcpy(fused.weight_.data<float>() + p * out_features_each * in_features, w.data<float>(),
                 w.nbytes());
+    release_mapped_pages(w.raw_data(), w.nbytes());
     if (has_bias) {
       const Tensor b = weights.require(scopes[p] + ".bias", {out_features_each});
       std::memcpy(fused.bias_.data<float>() + p * out_features_each, b.data<float>(), b.nbytes());
@@ -66,6 +73,11 @@ const ops::PackedWeight& Linear::packed() const {
   std::call_once(packed_->once, [this] {
     packed_->weight = compute_type_ == ComputeType::BFloat16 ? ops::pack_weight_bf16(weight_)
                                                               : ops::pack_weight_f32(weight_);
+    // Where every product of 2-D inputs takes the packed copy, the memory-mapped weight's
+    // pages need not stay resident beside it.
+    if (compute_type_ == ComputeType::Float32 &&
+        ops::packed_f32_max_rows() == std::numeric_limits<int64_t>::max())
+      release_mapped_pages(weight_.raw_data(), weight_.nbytes());
   });
   return packed_->weight;
 }

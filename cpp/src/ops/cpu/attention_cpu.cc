@@ -1,4 +1,4 @@
-#if defined(__AVX2__) && defined(__FMA__)
+#if defined(__AVX2__) || defined(__F16C__)
 #  include <immintrin.h>
 #endif
 
