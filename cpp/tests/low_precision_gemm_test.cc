@@ -3,18 +3,19 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdio>
 #include <cstring>
 #include <vector>
 
+#include "core/buffer_pool.h"
 #include "core/half.h"
+#include "layers/sequence_groups.h"
 #include "ops/activation.h"
 #include "ops/bf16_gemm.h"
-#include "ops/gemm.h"
-#include "core/buffer_pool.h"
-#include "ops/int8_gemm.h"
 #include "ops/cpu/gemm_library.h"
+#include "ops/gemm.h"
+#include "ops/int8_gemm.h"
 #include "ops/packed_gemm.h"
-#include "layers/sequence_groups.h"
 #include "test_utils.h"
 
 namespace nle::test {
@@ -61,6 +62,89 @@ TEST(Int8GemmTest, QuantizeRowsMatchesReference) {
       EXPECT_LE(std::fabs(back - x[i]), 0.5001f * s[static_cast<size_t>(r)]) << r << "," << c;
     }
   EXPECT_EQ(z[6], 0);
+}
+
+TEST(Int8GemmTest, QuantizeRowsWithColumnScalesMatchesReference) {
+  const int64_t rows = 9, cols = 77;
+  const auto x = random_floats(static_cast<size_t>(rows * cols), 41, 3.f);
+  std::vector<float> col(static_cast<size_t>(cols));
+  for (int64_t c = 0; c < cols; ++c) col[static_cast<size_t>(c)] = 0.25f + 0.1f * static_cast<float>(c % 13);
+  std::vector<uint8_t> q(x.size()), q_ref(x.size());
+  std::vector<float> s(rows), s_ref(rows);
+  std::vector<int32_t> z(rows), z_ref(rows);
+  ops::cpu::quantize_rows_u8(q.data(), s.data(), z.data(), x.data(), rows, cols, col.data());
+  ops::reference::quantize_rows_u8(q_ref.data(), s_ref.data(), z_ref.data(), x.data(), rows, cols,
+                                   col.data());
+  EXPECT_EQ(q, q_ref);
+  EXPECT_EQ(s, s_ref);
+  EXPECT_EQ(z, z_ref);
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      const size_t i = static_cast<size_t>(r * cols + c);
+      const float back = s[static_cast<size_t>(r)] * static_cast<float>(q[i] - z[static_cast<size_t>(r)]);
+      EXPECT_LE(std::fabs(back - x[i] * col[static_cast<size_t>(c)]), 0.5001f * s[static_cast<size_t>(r)]);
+    }
+}
+
+TEST(Int8GemmTest, SmoothingScalesFollowTheNormAndTheWeight) {
+  // Column 0: |γ|+|β| = 4, largest weight 1 -> sqrt(4); column 1: 1 and 4 -> sqrt(1/4);
+  // column 2: all zero -> both floored, sqrt(1) = 1. Then divided by their mean.
+  const Tensor w = tensor_from({1.f, -4.f, 0.f, -0.5f, 2.f, 0.f}, {2, 3});
+  const Tensor gamma = tensor_from({-3.f, 1.f, 0.f}, {3});
+  const Tensor beta = tensor_from({1.f, 0.f, 0.f}, {3});
+  const Tensor s = ops::smoothing_scales(w, gamma, &beta);
+  const float mean = (2.f + 0.5f + 1.f) / 3.f;
+  EXPECT_FLOAT_EQ(s.data<float>()[0], 2.f / mean);
+  EXPECT_FLOAT_EQ(s.data<float>()[1], 0.5f / mean);
+  EXPECT_FLOAT_EQ(s.data<float>()[2], 1.f / mean);
+  // An RMS norm has no bias.
+  const Tensor s_rms = ops::smoothing_scales(w, gamma, nullptr);
+  EXPECT_FLOAT_EQ(s_rms.data<float>()[0] / s_rms.data<float>()[1], std::sqrt(3.f) / 0.5f);
+  // A corrupt norm (NaN) still gives finite scales.
+  const Tensor nan_gamma = tensor_from({std::nanf(""), 1.f, 0.f}, {3});
+  const Tensor s_nan = ops::smoothing_scales(w, nan_gamma, nullptr);
+  for (int64_t c = 0; c < 3; ++c) EXPECT_TRUE(std::isfinite(s_nan.data<float>()[c])) << c;
+  const Tensor wrong = tensor_from({1.f, 2.f}, {2});
+  EXPECT_THROW(ops::smoothing_scales(w, wrong, nullptr), InvalidInputError);
+  EXPECT_THROW(ops::quantize_weight_int8(w, false, &wrong), InvalidInputError);
+}
+
+TEST(Int8GemmTest, SmoothingCutsTheErrorOfOutlierChannels) {
+  // A norm's output whose γ makes a few channels 30x larger than the rest (as trained
+  // layer norms do): one scale per row leaves the small channels few levels. Smoothed by
+  // that γ, the same product comes closer to the exact one (measured: root mean square
+  // error 2x smaller with 7-bit weight codes, 2.8x with 8-bit ones), and the smoothed
+  // weight still gives the product itself, not a rescaled one.
+  const int64_t m = 64, n = 96, k = 384;
+  auto x = random_floats(static_cast<size_t>(m * k), 42, 1.f);
+  std::vector<float> gamma(static_cast<size_t>(k), 1.f);
+  for (int64_t c = 0; c < k; c += 37) gamma[static_cast<size_t>(c)] = 30.f;
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t c = 0; c < k; ++c) x[static_cast<size_t>(r * k + c)] *= gamma[static_cast<size_t>(c)];
+  const auto w = random_floats(static_cast<size_t>(n * k), 43, 0.1f);
+  const Tensor xt = tensor_from(x, {m, k}), wt = tensor_from(w, {n, k}), g = tensor_from(gamma, {k});
+  const auto expected = exact_product(x, w, m, n, k);
+  double expected_ss = 0.0;
+  for (float v : expected) expected_ss += double{v} * v;
+  auto relative_rms_error = [&](const ops::Int8Weight& q) {
+    Tensor y(DType::F32, {m, n});
+    ops::matmul_nt_int8(y, xt, q);
+    double ss = 0.0;
+    for (int64_t i = 0; i < m * n; ++i) {
+      const double d = double{y.data<float>()[i]} - expected[static_cast<size_t>(i)];
+      ss += d * d;
+    }
+    return std::sqrt(ss / expected_ss);
+  };
+  const Tensor s = ops::smoothing_scales(wt, g, nullptr);
+  const double plain = relative_rms_error(ops::quantize_weight_int8(wt));
+  const double smoothed = relative_rms_error(ops::quantize_weight_int8(wt, false, &s));
+  const double packed = relative_rms_error(ops::quantize_weight_int8(wt, true, &s));
+  std::printf("outlier channels, weight codes up to %d: relative RMS error plain %.5f, smoothed %.5f\n",
+              ops::int8_weight_max(), plain, smoothed);
+  EXPECT_LT(smoothed, 0.6 * plain);
+  EXPECT_EQ(packed, smoothed);
+  EXPECT_LT(smoothed, 0.02);
 }
 
 TEST(Int8GemmTest, IntegerProductIsExact) {

@@ -15,7 +15,8 @@ EncoderEmbeddings::EncoderEmbeddings(const Weights& weights, const EncoderConfig
   norm_ = LayerNorm(weights, "embeddings.LayerNorm", e, config.layer_norm_eps);
   if (e != config.hidden_size || weights.contains("embeddings_project.weight")) {
     has_projection_ = true;
-    projection_ = Linear(weights, "embeddings_project", config.hidden_size, e);
+    projection_ =
+        Linear(weights, "embeddings_project", config.hidden_size, e, /*has_bias=*/true, norm_.parameters());
   }
 }
 

@@ -14,6 +14,9 @@ class EncoderEmbeddings {
   EncoderEmbeddings(const Weights& weights, const EncoderConfig& config);
   // out: (T, hidden_size)
   void operator()(Tensor& out, const PackedBatch& batch) const;
+  // The parameters of the norm the output comes straight from; none (undefined) after
+  // ELECTRA's projection.
+  NormParameters output_norm() const { return has_projection_ ? NormParameters{} : norm_.parameters(); }
 
  private:
   Tensor word_;

@@ -3,12 +3,12 @@
 namespace nle {
 
 FeedForward::FeedForward(const Weights& weights, const Names& names, int64_t d_model, int64_t ffn_dim,
-                         ops::Activation activation, bool biases)
-    : in_(weights, names.in, ffn_dim, d_model, biases),
+                         ops::Activation activation, bool biases, const NormParameters& input_norm)
+    : in_(weights, names.in, ffn_dim, d_model, biases, input_norm),
       out_(weights.error_sensitive(), names.out, d_model, ffn_dim, biases),
       gated_(!names.gate.empty()),
       activation_(activation) {
-  if (gated_) gate_ = Linear(weights, names.gate, ffn_dim, d_model, biases);
+  if (gated_) gate_ = Linear(weights, names.gate, ffn_dim, d_model, biases, input_norm);
 }
 
 void FeedForward::operator()(Tensor& out, const Tensor& x) const {

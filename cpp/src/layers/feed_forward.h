@@ -13,8 +13,9 @@ class FeedForward {
   struct Names {
     std::string in, gate, out;  // gate is empty without a gated unit
   };
+  // input_norm: the norm whose output x is, if any (Linear's input_norm).
   FeedForward(const Weights& weights, const Names& names, int64_t d_model, int64_t ffn_dim,
-              ops::Activation activation, bool biases);
+              ops::Activation activation, bool biases, const NormParameters& input_norm = {});
   // x, out: (rows, d_model); out must not alias x.
   void operator()(Tensor& out, const Tensor& x) const;
   ComputeType compute_type() const { return in_.compute_type(); }

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "layers/norm_parameters.h"
 #include "layers/weights.h"
 
 namespace nle {
@@ -13,6 +14,8 @@ class LayerNorm {
   LayerNorm(const Weights& weights, const std::string& scope, int64_t features, float eps);
   // y = LN(x + residual); y may alias x.
   void operator()(Tensor& y, const Tensor& x, const Tensor* residual = nullptr) const;
+  // γ and β, for the products that take this norm's output.
+  NormParameters parameters() const { return {gamma_, beta_}; }
 
  private:
   Tensor gamma_;

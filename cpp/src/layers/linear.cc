@@ -12,13 +12,21 @@ namespace nle {
 
 namespace {
 bool use_packed_f32(const Tensor& x) { return x.rank() == 2 && x.dim(0) <= ops::packed_f32_max_rows(); }
+
+// The int8 smoothing scales of weight w for input_norm's output; undefined where there is
+// no norm or the product stays in floating point.
+Tensor smoothing_for(const Tensor& w, const NormParameters& input_norm, ComputeType compute_type) {
+  if (!input_norm.defined() || (compute_type != ComputeType::Int8 && compute_type != ComputeType::Int8Mixed))
+    return Tensor();
+  return ops::smoothing_scales(w, input_norm.weight, input_norm.bias.defined() ? &input_norm.bias : nullptr);
+}
 }  // namespace
 
 Linear::Linear(const Weights& weights, const std::string& scope, int64_t out_features, int64_t in_features,
-               bool has_bias)
+               bool has_bias, const NormParameters& input_norm)
     : weight_(weights.require(scope + ".weight", {out_features, in_features})) {
   if (has_bias) bias_ = weights.require(scope + ".bias", {out_features});
-  convert(weights.compute_type());
+  convert(weights.compute_type(), smoothing_for(weight_, input_norm, weights.compute_type()));
 }
 
 Linear::Linear(Tensor weight, Tensor bias, ComputeType compute_type)
@@ -26,7 +34,7 @@ Linear::Linear(Tensor weight, Tensor bias, ComputeType compute_type)
   convert(compute_type);
 }
 
-void Linear::convert(ComputeType compute_type) {
+void Linear::convert(ComputeType compute_type, const Tensor& smoothing) {
   out_features_ = weight_.dim(0);
   in_features_ = weight_.dim(1);
   compute_type_ = compute_type;
@@ -36,7 +44,7 @@ void Linear::convert(ComputeType compute_type) {
     case ComputeType::Int8:
     case ComputeType::Int8Mixed:  // this product is int8 (error_sensitive() picks the others)
       compute_type_ = ComputeType::Int8;
-      int8_ = ops::quantize_weight_int8(weight_, /*pack=*/true);
+      int8_ = ops::quantize_weight_int8(weight_, /*pack=*/true, smoothing.defined() ? &smoothing : nullptr);
       release_mapped_pages(weight_.raw_data(), weight_.nbytes());
       weight_ = Tensor();
       break;
@@ -50,7 +58,8 @@ void Linear::convert(ComputeType compute_type) {
 }
 
 Linear Linear::fused(const Weights& weights, const std::vector<std::string>& scopes,
-                     int64_t out_features_each, int64_t in_features, bool has_bias) {
+                     int64_t out_features_each, int64_t in_features, bool has_bias,
+                     const NormParameters& input_norm) {
   const int64_t parts = static_cast<int64_t>(scopes.size());
   Linear fused;
   fused.weight_ = Tensor(DType::F32, {parts * out_features_each, in_features});
@@ -65,7 +74,10 @@ Linear Linear::fused(const Weights& weights, const std::vector<std::string>& sco
       std::memcpy(fused.bias_.data<float>() + p * out_features_each, b.data<float>(), b.nbytes());
     }
   }
-  fused.convert(weights.compute_type());
+  const Tensor last_part = Tensor::view(
+      DType::F32, {out_features_each, in_features},
+      fused.weight_.data<float>() + (parts - 1) * out_features_each * in_features, fused.weight_.owner());
+  fused.convert(weights.compute_type(), smoothing_for(last_part, input_norm, weights.compute_type()));
   return fused;
 }
 

@@ -2,6 +2,7 @@
 
 #include <string>
 
+#include "layers/norm_parameters.h"
 #include "layers/weights.h"
 
 namespace nle {
@@ -14,6 +15,8 @@ class Norm {
   Norm(const Weights& weights, const std::string& scope, int64_t features, float eps, bool rms);
   // y = norm(x + residual); y may alias x (and residual may be null).
   void operator()(Tensor& y, const Tensor& x, const Tensor* residual = nullptr) const;
+  // The weight and (layer norm) bias, for the products that take this norm's output.
+  NormParameters parameters() const { return {weight_, bias_}; }
 
  private:
   Tensor weight_;

@@ -12,8 +12,10 @@ namespace nle {
 // error-sensitive (Weights::error_sensitive) and runs apart from the fused query/key one.
 class SelfAttention {
  public:
+  // input_norm: the norm whose output x is, if any (Linear's input_norm).
   SelfAttention(const Weights& weights, const std::vector<std::string>& qkv_scopes,
-                const std::string& output_scope, int64_t hidden_size, int64_t num_heads);
+                const std::string& output_scope, int64_t hidden_size, int64_t num_heads,
+                const NormParameters& input_norm = {});
   // x: (T, hidden) -> out: (T, hidden); qkv (T, 3 hidden) and context (T, hidden) are scratch.
   void operator()(Tensor& out, const Tensor& x, const std::vector<int64_t>& seq_offsets, Tensor& qkv,
                   Tensor& context) const;

@@ -7,7 +7,8 @@
 namespace nle {
 
 Seq2SeqAttention::Seq2SeqAttention(const Weights& weights, const Names& names, int64_t d_model,
-                                   int64_t num_heads, int64_t head_dim, float scale, bool biases, bool cross)
+                                   int64_t num_heads, int64_t head_dim, float scale, bool biases, bool cross,
+                                   const NormParameters& input_norm, const NormParameters& memory_norm)
     : out_(weights, names.out, d_model, num_heads * head_dim, biases),
       num_heads_(num_heads),
       head_dim_(head_dim),
@@ -15,10 +16,10 @@ Seq2SeqAttention::Seq2SeqAttention(const Weights& weights, const Names& names, i
       half_memory_(cross && weights.compute_type() != ComputeType::Float32) {
   const int64_t inner = num_heads * head_dim;
   if (cross) {
-    q_ = Linear(weights, names.q, inner, d_model, biases);
-    kv_ = Linear::fused(weights, {names.k, names.v}, inner, d_model, biases);
+    q_ = Linear(weights, names.q, inner, d_model, biases, input_norm);
+    kv_ = Linear::fused(weights, {names.k, names.v}, inner, d_model, biases, memory_norm);
   } else {
-    qkv_ = Linear::fused(weights, {names.q, names.k, names.v}, inner, d_model, biases);
+    qkv_ = Linear::fused(weights, {names.q, names.k, names.v}, inner, d_model, biases, input_norm);
   }
 }
 

@@ -18,8 +18,11 @@ class Seq2SeqAttention {
   struct Names {
     std::string q, k, v, out;
   };
+  // input_norm: the norm whose output x is, and for cross-attention memory_norm the one
+  // whose output the memory is, if any (int8 smoothing, Linear's input_norm).
   Seq2SeqAttention(const Weights& weights, const Names& names, int64_t d_model, int64_t num_heads,
-                   int64_t head_dim, float scale, bool biases, bool cross);
+                   int64_t head_dim, float scale, bool biases, bool cross,
+                   const NormParameters& input_norm = {}, const NormParameters& memory_norm = {});
 
   // Encoder: x (T, d_model) packed by seq_offsets -> out (T, d_model).
   void encode(Tensor& out, const Tensor& x, const std::vector<int64_t>& seq_offsets,

@@ -18,6 +18,9 @@ class Seq2SeqEmbeddings {
   void operator()(Tensor& out, const int64_t* ids, const int64_t* positions, int64_t n, const char* what) const;
   // Longest input the position table allows, or 0 for no limit.
   int64_t max_positions() const { return max_positions_; }
+  // The parameters of the norm the output comes from (BART's layernorm_embedding); none
+  // (undefined) without one.
+  NormParameters output_norm() const { return has_norm_ ? norm_.parameters() : NormParameters{}; }
 
  private:
   Tensor tokens_;

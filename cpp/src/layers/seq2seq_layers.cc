@@ -34,17 +34,20 @@ void add_inplace(Tensor& x, const Tensor& y) {
 
 }  // namespace
 
-Seq2SeqEncoderLayer::Seq2SeqEncoderLayer(const Weights& w, const std::string& scope, const Seq2SeqConfig& c)
-    : attention_(std::make_unique<Seq2SeqAttention>(w, attention_names(c, scope, false), c.d_model,
-                                                    c.encoder_heads, c.encoder_head_dim, c.attention_scale(false), c.biases,
-                                                    false)),
-      ffn_(std::make_unique<FeedForward>(w, ffn_names(c, scope, false), c.d_model, c.encoder_ffn, c.activation,
-                                         c.biases)),
-      pre_norm_(c.pre_norm) {
+Seq2SeqEncoderLayer::Seq2SeqEncoderLayer(const Weights& w, const std::string& scope, const Seq2SeqConfig& c,
+                                         const NormParameters& input_norm)
+    : pre_norm_(c.pre_norm) {
   const bool t5 = c.model_type == "t5";
   attention_norm_ = Norm(w, scope + (t5 ? "layer.0.layer_norm" : "self_attn_layer_norm"), c.d_model, c.norm_eps,
                          c.rms_norm);
   ffn_norm_ = Norm(w, scope + (t5 ? "layer.1.layer_norm" : "final_layer_norm"), c.d_model, c.norm_eps, c.rms_norm);
+  // Which norm's output each block takes (see the top of seq2seq_layers.h).
+  attention_ = std::make_unique<Seq2SeqAttention>(
+      w, attention_names(c, scope, false), c.d_model, c.encoder_heads, c.encoder_head_dim,
+      c.attention_scale(false), c.biases, false, pre_norm_ ? attention_norm_.parameters() : input_norm);
+  ffn_ = std::make_unique<FeedForward>(w, ffn_names(c, scope, false), c.d_model, c.encoder_ffn, c.activation,
+                                       c.biases,
+                                       pre_norm_ ? ffn_norm_.parameters() : attention_norm_.parameters());
 }
 
 void Seq2SeqEncoderLayer::operator()(Tensor& x, const std::vector<int64_t>& seq_offsets,
@@ -82,22 +85,25 @@ void Seq2SeqEncoderLayer::run_rows(Tensor& x, const std::vector<int64_t>& seq_of
   }
 }
 
-Seq2SeqDecoderLayer::Seq2SeqDecoderLayer(const Weights& w, const std::string& scope, const Seq2SeqConfig& c)
-    : self_attention_(std::make_unique<Seq2SeqAttention>(w, attention_names(c, scope, false), c.d_model,
-                                                         c.decoder_heads, c.decoder_head_dim, c.attention_scale(true), c.biases,
-                                                         false)),
-      cross_attention_(std::make_unique<Seq2SeqAttention>(w, attention_names(c, scope, true), c.d_model,
-                                                          c.decoder_heads, c.decoder_head_dim, c.attention_scale(true),
-                                                          c.biases, true)),
-      ffn_(std::make_unique<FeedForward>(w, ffn_names(c, scope, true), c.d_model, c.decoder_ffn, c.activation,
-                                         c.biases)),
-      pre_norm_(c.pre_norm) {
+Seq2SeqDecoderLayer::Seq2SeqDecoderLayer(const Weights& w, const std::string& scope, const Seq2SeqConfig& c,
+                                         const NormParameters& input_norm, const NormParameters& memory_norm)
+    : pre_norm_(c.pre_norm) {
   const bool t5 = c.model_type == "t5";
   self_norm_ = Norm(w, scope + (t5 ? "layer.0.layer_norm" : "self_attn_layer_norm"), c.d_model, c.norm_eps,
                     c.rms_norm);
   cross_norm_ = Norm(w, scope + (t5 ? "layer.1.layer_norm" : "encoder_attn_layer_norm"), c.d_model, c.norm_eps,
                      c.rms_norm);
   ffn_norm_ = Norm(w, scope + (t5 ? "layer.2.layer_norm" : "final_layer_norm"), c.d_model, c.norm_eps, c.rms_norm);
+  self_attention_ = std::make_unique<Seq2SeqAttention>(
+      w, attention_names(c, scope, false), c.d_model, c.decoder_heads, c.decoder_head_dim,
+      c.attention_scale(true), c.biases, false, pre_norm_ ? self_norm_.parameters() : input_norm);
+  cross_attention_ = std::make_unique<Seq2SeqAttention>(
+      w, attention_names(c, scope, true), c.d_model, c.decoder_heads, c.decoder_head_dim,
+      c.attention_scale(true), c.biases, true, pre_norm_ ? cross_norm_.parameters() : self_norm_.parameters(),
+      memory_norm);
+  ffn_ =
+      std::make_unique<FeedForward>(w, ffn_names(c, scope, true), c.d_model, c.decoder_ffn, c.activation,
+                                    c.biases, pre_norm_ ? ffn_norm_.parameters() : cross_norm_.parameters());
 }
 
 void Seq2SeqDecoderLayer::operator()(Tensor& x, const Step& s) const {

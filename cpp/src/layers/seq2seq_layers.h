@@ -18,7 +18,14 @@ namespace nle {
 class Seq2SeqEncoderLayer {
  public:
   // scope: "model.encoder.layers.3." (BART, Marian) or "encoder.block.3." (T5).
-  Seq2SeqEncoderLayer(const Weights& weights, const std::string& scope, const Seq2SeqConfig& config);
+  // input_norm: for post-norm layers, the norm whose output the layer's input is (the
+  // previous layer's last norm or the embeddings' norm), if any; int8 products smooth
+  // with it (Linear). Pre-norm layers smooth with their own norms.
+  Seq2SeqEncoderLayer(const Weights& weights, const std::string& scope, const Seq2SeqConfig& config,
+                      const NormParameters& input_norm = {});
+  // The parameters of the norm the layer's output comes from: the last one for post-norm
+  // layers; none (undefined) for pre-norm ones, whose output is a residual sum.
+  NormParameters output_norm() const { return pre_norm_ ? NormParameters{} : ffn_norm_.parameters(); }
   // x (T, d_model) packed by seq_offsets, updated in place. With int8 products a batch of
   // several sequences runs in groups of whole sequences (layers/sequence_groups.h).
   void operator()(Tensor& x, const std::vector<int64_t>& seq_offsets, const ops::RelativeBias* bias) const;
@@ -35,7 +42,11 @@ class Seq2SeqEncoderLayer {
 
 class Seq2SeqDecoderLayer {
  public:
-  Seq2SeqDecoderLayer(const Weights& weights, const std::string& scope, const Seq2SeqConfig& config);
+  // input_norm as for Seq2SeqEncoderLayer; memory_norm: the norm whose output the encoder's
+  // states are (T5's final norm, BART's last encoder layer's), if any.
+  Seq2SeqDecoderLayer(const Weights& weights, const std::string& scope, const Seq2SeqConfig& config,
+                      const NormParameters& input_norm = {}, const NormParameters& memory_norm = {});
+  NormParameters output_norm() const { return pre_norm_ ? NormParameters{} : ffn_norm_.parameters(); }
 
   // Keys and values of the encoder output (S, d_model) for this layer's cross-attention.
   Tensor project_memory(const Tensor& memory) const { return cross_attention_->project_memory(memory); }

@@ -29,12 +29,14 @@ std::vector<std::string> scoped(const std::string& scope, const std::vector<std:
 }  // namespace
 
 TransformerEncoderLayer::TransformerEncoderLayer(const Weights& weights, const std::string& scope,
-                                                 const EncoderLayerNames& names,
-                                                 const EncoderConfig& config)
-    : attention_(weights, scoped(scope, names.qkv), scope + names.attention_output,
-                 config.hidden_size, config.num_heads),
+                                                 const EncoderLayerNames& names, const EncoderConfig& config,
+                                                 const NormParameters& input_norm)
+    : attention_(weights, scoped(scope, names.qkv), scope + names.attention_output, config.hidden_size,
+                 config.num_heads, input_norm),
       attention_norm_(weights, scope + names.attention_norm, config.hidden_size, config.layer_norm_eps),
-      intermediate_(weights, scope + names.intermediate, config.intermediate_size, config.hidden_size),
+      // (attention_norm_ is built first: members are initialised in declaration order)
+      intermediate_(weights, scope + names.intermediate, config.intermediate_size, config.hidden_size,
+                    /*has_bias=*/true, attention_norm_.parameters()),
       output_(weights.error_sensitive(), scope + names.output, config.hidden_size, config.intermediate_size),
       output_norm_(weights, scope + names.output_norm, config.hidden_size, config.layer_norm_eps),
       activation_(config.activation) {}

@@ -26,8 +26,12 @@ struct EncoderLayerNames {
 //   h = LN(x + attention(x)); out = LN(h + W2 act(W1 h)).
 class TransformerEncoderLayer {
  public:
-  TransformerEncoderLayer(const Weights& weights, const std::string& scope,
-                          const EncoderLayerNames& names, const EncoderConfig& config);
+  // input_norm: the norm whose output the layer's input is (the previous layer's output
+  // norm, or the embeddings' norm), if any; int8 products smooth with it (Linear).
+  TransformerEncoderLayer(const Weights& weights, const std::string& scope, const EncoderLayerNames& names,
+                          const EncoderConfig& config, const NormParameters& input_norm = {});
+  // The parameters of the norm this layer's output comes from.
+  NormParameters output_norm() const { return output_norm_.parameters(); }
 
   // Per-call scratch buffers, sized for T packed tokens.
   struct Workspace {

@@ -111,8 +111,12 @@ std::shared_ptr<const EncoderModel> EncoderModel::load(const std::string& direct
   const EncoderLayerNames names = EncoderLayerNames::for_layout(c.layout);
   const std::string stack = c.layout == EncoderLayout::DistilBert ? "transformer.layer." : "encoder.layer.";
   impl->layers.reserve(static_cast<size_t>(c.num_layers));
-  for (int64_t i = 0; i < c.num_layers; ++i)
-    impl->layers.emplace_back(weights, stack + std::to_string(i) + ".", names, c);
+  for (int64_t i = 0; i < c.num_layers; ++i) {
+    // A post-norm layer's input is the output of the norm before it.
+    const NormParameters input_norm =
+        i == 0 ? impl->embeddings->output_norm() : impl->layers.back().output_norm();
+    impl->layers.emplace_back(weights, stack + std::to_string(i) + ".", names, c, input_norm);
+  }
   if (c.layout == EncoderLayout::Bert && weights.contains("pooler.dense.weight")) {
     impl->has_pooler = true;
     impl->pooler = Linear(weights, "pooler.dense", c.hidden_size, c.hidden_size);

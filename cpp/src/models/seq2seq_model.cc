@@ -165,16 +165,29 @@ std::shared_ptr<const Seq2SeqModel> Seq2SeqModel::load(const std::string& direct
 
   const std::string enc_stack = t5 ? "encoder.block." : "encoder.layers.";
   const std::string dec_stack = t5 ? "decoder.block." : "decoder.layers.";
+  // Each layer learns which norm's output its input is, for int8 smoothing (Linear).
   impl->encoder_layers.reserve(static_cast<size_t>(c.encoder_layers));
-  for (int64_t i = 0; i < c.encoder_layers; ++i)
-    impl->encoder_layers.emplace_back(w, enc_stack + std::to_string(i) + ".", c);
-  impl->decoder_layers.reserve(static_cast<size_t>(c.decoder_layers));
-  for (int64_t i = 0; i < c.decoder_layers; ++i)
-    impl->decoder_layers.emplace_back(w, dec_stack + std::to_string(i) + ".", c);
+  for (int64_t i = 0; i < c.encoder_layers; ++i) {
+    const NormParameters input_norm =
+        i == 0 ? impl->encoder_embeddings->output_norm() : impl->encoder_layers.back().output_norm();
+    impl->encoder_layers.emplace_back(w, enc_stack + std::to_string(i) + ".", c, input_norm);
+  }
   if (t5) {
     impl->has_final_norms = true;
     impl->encoder_final_norm = Norm(w, "encoder.final_layer_norm", c.d_model, c.norm_eps, true);
     impl->decoder_final_norm = Norm(w, "decoder.final_layer_norm", c.d_model, c.norm_eps, true);
+  }
+  const NormParameters memory_norm = impl->has_final_norms ? impl->encoder_final_norm.parameters()
+                                     : impl->encoder_layers.empty()
+                                         ? impl->encoder_embeddings->output_norm()
+                                         : impl->encoder_layers.back().output_norm();
+  impl->decoder_layers.reserve(static_cast<size_t>(c.decoder_layers));
+  for (int64_t i = 0; i < c.decoder_layers; ++i) {
+    const NormParameters input_norm =
+        i == 0 ? impl->decoder_embeddings->output_norm() : impl->decoder_layers.back().output_norm();
+    impl->decoder_layers.emplace_back(w, dec_stack + std::to_string(i) + ".", c, input_norm, memory_norm);
+  }
+  if (t5) {
     impl->encoder_bias = RelativePositionBias(w, "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
                                               c.relative_buckets, c.relative_max_distance, c.encoder_heads, true);
     impl->decoder_bias = RelativePositionBias(w, "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",

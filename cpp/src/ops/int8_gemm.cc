@@ -45,10 +45,46 @@ int32_t int8_weight_max() {
   return w_max;
 }
 
-Int8Weight quantize_weight_int8(const Tensor& w, bool pack) {
+Tensor smoothing_scales(const Tensor& w, const Tensor& norm_weight, const Tensor* norm_bias) {
+  check_cpu_f32("smoothing_scales", {&w, &norm_weight});
+  check_rank("smoothing_scales", "w", w, 2);
+  const int64_t n = w.dim(0), k = w.dim(1);
+  if (norm_weight.numel() != k || (norm_bias && norm_bias->numel() != k))
+    throw InvalidInputError("smoothing_scales: norm parameters " + shape_to_string(norm_weight.shape()) +
+                            " do not fit a weight of " + std::to_string(k) + " input features");
+  if (norm_bias) check_cpu_f32("smoothing_scales", {norm_bias});
+  constexpr float kFloor = 1e-6f;
+  std::vector<float> w_max(static_cast<size_t>(k), 0.f);
+  const float* src = w.data<float>();
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = 0; c < k; ++c) w_max[c] = std::max(w_max[c], std::fabs(src[r * k + c]));
+  Tensor s(DType::F32, {k});
+  float* out = s.data<float>();
+  const float* gamma = norm_weight.data<float>();
+  const float* beta = norm_bias ? norm_bias->data<float>() : nullptr;
+  double total = 0.0;
+  for (int64_t c = 0; c < k; ++c) {
+    const float a = std::fabs(gamma[c]) + (beta ? std::fabs(beta[c]) : 0.f);
+    // A NaN magnitude (a corrupt norm) fails the comparison and takes the floor too.
+    const float a_floored = a > kFloor ? a : kFloor;
+    out[c] = std::sqrt(a_floored / std::max(w_max[c], kFloor));
+    total += out[c];
+  }
+  const auto mean = static_cast<float>(total / static_cast<double>(k));
+  for (int64_t c = 0; c < k; ++c) out[c] /= mean;
+  return s;
+}
+
+Int8Weight quantize_weight_int8(const Tensor& w, bool pack, const Tensor* input_scale) {
   check_cpu_f32("quantize_weight_int8", {&w});
   check_rank("quantize_weight_int8", "w", w, 2);
   const int64_t n = w.dim(0), k = w.dim(1);
+  if (input_scale) {
+    check_cpu_f32("quantize_weight_int8", {input_scale});
+    if (input_scale->numel() != k)
+      throw InvalidInputError("quantize_weight_int8: input_scale " + shape_to_string(input_scale->shape()) +
+                              " does not fit " + std::to_string(k) + " input features");
+  }
   Int8Weight out;
   out.q = Tensor(DType::I8, {n, k});
   out.scale = Tensor(DType::F32, {n});
@@ -56,6 +92,11 @@ Int8Weight quantize_weight_int8(const Tensor& w, bool pack) {
   out.out_features = n;
   out.in_features = k;
   const float* src = w.data<float>();
+  const float* col = input_scale ? input_scale->data<float>() : nullptr;
+  if (col) {
+    out.input_scale_inverse = Tensor(DType::F32, {k});
+    for (int64_t c = 0; c < k; ++c) out.input_scale_inverse.data<float>()[c] = 1.f / col[c];
+  }
   int8_t* q = out.q.data<int8_t>();
   float* scale = out.scale.data<float>();
   int32_t* sum = out.row_sum.data<int32_t>();
@@ -63,13 +104,14 @@ Int8Weight quantize_weight_int8(const Tensor& w, bool pack) {
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < n; ++r) {
     const float* row = src + r * k;
+    auto value = [&](int64_t c) { return col ? row[c] * col[c] : row[c]; };
     float amax = 0.f;
-    for (int64_t c = 0; c < k; ++c) amax = std::max(amax, std::fabs(row[c]));
+    for (int64_t c = 0; c < k; ++c) amax = std::max(amax, std::fabs(value(c)));
     const float s = amax > 0.f ? amax / top : 1.f;
     const float inv = 1.f / s;
     int32_t total = 0;
     for (int64_t c = 0; c < k; ++c) {
-      const float v = std::nearbyint(row[c] * inv);
+      const float v = std::nearbyint(value(c) * inv);
       const int8_t qv = static_cast<int8_t>(std::clamp(v, -top, top));
       q[r * k + c] = qv;
       total += qv;
@@ -109,7 +151,8 @@ void matmul_nt_int8(Tensor& y, const Tensor& x, const Int8Weight& w, const Tenso
   row_scale.resize(static_cast<size_t>(m));
   row_zero.resize(static_cast<size_t>(m));
   acc.resize(static_cast<size_t>(rows * n));
-  cpu::quantize_rows_u8(q.data(), row_scale.data(), row_zero.data(), x.data<float>(), m, k);
+  cpu::quantize_rows_u8(q.data(), row_scale.data(), row_zero.data(), x.data<float>(), m, k,
+                        w.input_scale_inverse.defined() ? w.input_scale_inverse.data<float>() : nullptr);
   std::fill(q.begin() + m * k, q.begin() + rows * k, uint8_t{0});
   if (w.packed.defined())
     cpu::gemm_u8s8s32_packed(acc.data(), q.data(), w.packed.data.get(), m, n, k);

@@ -10,6 +10,12 @@
 // 2 · 255 · 63 = 32,130) are exact.
 // The activations keep all 8 bits: halving their levels instead cost far more accuracy
 // (MiniLM: one test sentence's pooled cosine to float32 fell to 0.954).
+//
+// A product whose input is a norm's output may be smoothed (SmoothQuant, with the norm's
+// parameters standing in for calibration): x · wᵀ = (x / s) · (w · s)ᵀ with one s per
+// input channel, s = sqrt(|γ| + |β|) / sqrt(max_n |w[n,:]|). Channels the norm makes
+// large are shrunk before a row shares one scale across them, and the weight columns
+// they meet grow to match, so the two roundings share the error more evenly.
 #pragma once
 
 #include <cstdint>
@@ -27,13 +33,23 @@ struct Int8Weight {
   PackedWeight packed;  // q in the GEMM library's layout, when packed
   Tensor scale;         // F32 (N)
   Tensor row_sum;       // I32 (N): Σ_k q[n,k], which cancels the activations' zero points
+  // F32 (K): 1 / s per input channel when w · s was quantized (smoothing); else undefined.
+  Tensor input_scale_inverse;
   int64_t out_features = 0;
   int64_t in_features = 0;
 };
 
 // Quantizes an F32 (N, K) weight. A row of zeros gets scale 1 (and stays zero).
-// With pack, q is packed for the GEMM library (and the plain copy dropped).
-Int8Weight quantize_weight_int8(const Tensor& w, bool pack = false);
+// With pack, q is packed for the GEMM library (and the plain copy dropped). With
+// input_scale (F32 K, positive), w · input_scale is quantized and the activations are
+// divided by it at each call (smoothing, above).
+Int8Weight quantize_weight_int8(const Tensor& w, bool pack = false, const Tensor* input_scale = nullptr);
+
+// The smoothing scales s (F32 K) of a weight w (N, K) whose input is the output of a norm
+// with weight norm_weight (K) and, for a layer norm, bias norm_bias (K; null for an RMS
+// norm): s = sqrt((|γ| + |β|) / max_n |w[n,:]|), divided by its mean. Both magnitudes are
+// floored at 1e-6, so an all-zero channel gets a finite scale.
+Tensor smoothing_scales(const Tensor& w, const Tensor& norm_weight, const Tensor* norm_bias);
 
 // y (M, N) = act(x (M, K) · wᵀ + bias (N)), x F32 quantized per row on the fly; bias may be
 // null. The bias and activation are applied as the int32 sums are rescaled, row by row
@@ -48,9 +64,10 @@ void matmul_nt_int8(Tensor& y, const Tensor& x, const Int8Weight& w, const Tenso
 int32_t int8_weight_max();
 
 namespace cpu {
-// x[r,k] ≈ scale[r] · (q[r,k] - zero[r]), q in [0, 255], zero in [0, 255].
-void quantize_rows_u8(uint8_t* q, float* scale, int32_t* zero, const float* x, int64_t rows,
-                      int64_t cols);
+// x[r,k] · col_scale[k] ≈ scale[r] · (q[r,k] - zero[r]), q in [0, 255], zero in [0, 255];
+// without col_scale (null) x[r,k] itself.
+void quantize_rows_u8(uint8_t* q, float* scale, int32_t* zero, const float* x, int64_t rows, int64_t cols,
+                      const float* col_scale = nullptr);
 // c (M, N) = a (M, K) · bᵀ with b stored (N, K); exact int32 sums.
 void gemm_u8s8s32(int32_t* c, const uint8_t* a, const int8_t* b, int64_t m, int64_t n, int64_t k);
 // y[r,n] = act(row_scale[r] · col_scale[n] · (c[r,n] - row_zero[r] · col_sum[n]) + bias[n])
@@ -61,8 +78,8 @@ void dequantize_rows(float* y, const int32_t* c, const float* row_scale, const i
 }  // namespace cpu
 
 namespace reference {
-void quantize_rows_u8(uint8_t* q, float* scale, int32_t* zero, const float* x, int64_t rows,
-                      int64_t cols);
+void quantize_rows_u8(uint8_t* q, float* scale, int32_t* zero, const float* x, int64_t rows, int64_t cols,
+                      const float* col_scale = nullptr);
 void gemm_u8s8s32(int32_t* c, const uint8_t* a, const int8_t* b, int64_t m, int64_t n, int64_t k);
 }  // namespace reference
 

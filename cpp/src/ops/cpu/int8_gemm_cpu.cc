@@ -17,24 +17,46 @@ inline float round_small(float v) {
   return (v + kMagic) - kMagic;
 }
 
-// One row: out ≈ row / scale + zero (see quantize_rows_u8).
+// One row: out ≈ row · col_scale / scale + zero (see quantize_rows_u8; no col_scale: row
+// itself).
 NLE_VECTOR_CLONES void quantize_row_u8(uint8_t* __restrict out, float* scale, int32_t* zero,
-                                       const float* __restrict row, int64_t cols) {
+                                       const float* __restrict row, const float* __restrict col_scale,
+                                       int64_t cols) {
   float lo = 0.f, hi = 0.f;  // the range always holds 0, so 0 is exact
+  if (col_scale) {
 #pragma omp simd reduction(min : lo) reduction(max : hi)
-  for (int64_t c = 0; c < cols; ++c) {
-    lo = row[c] < lo ? row[c] : lo;
-    hi = row[c] > hi ? row[c] : hi;
+    for (int64_t c = 0; c < cols; ++c) {
+      const float v = row[c] * col_scale[c];
+      lo = v < lo ? v : lo;
+      hi = v > hi ? v : hi;
+    }
+  } else {
+#pragma omp simd reduction(min : lo) reduction(max : hi)
+    for (int64_t c = 0; c < cols; ++c) {
+      lo = row[c] < lo ? row[c] : lo;
+      hi = row[c] > hi ? row[c] : hi;
+    }
   }
   const float s = hi > lo ? (hi - lo) / 255.f : 1.f;
   const float inv = 1.f / s;
   const float z = std::min(std::max(std::nearbyint(-lo * inv), 0.f), 255.f);
+  if (col_scale) {
 #pragma omp simd
-  for (int64_t c = 0; c < cols; ++c) {
-    float v = row[c] * inv + z;
-    v = v < 0.f ? 0.f : v;
-    v = v > 255.f ? 255.f : v;
-    out[c] = static_cast<uint8_t>(static_cast<int32_t>(round_small(v)));
+    for (int64_t c = 0; c < cols; ++c) {
+      const float x = row[c] * col_scale[c];
+      float v = x * inv + z;
+      v = v < 0.f ? 0.f : v;
+      v = v > 255.f ? 255.f : v;
+      out[c] = static_cast<uint8_t>(static_cast<int32_t>(round_small(v)));
+    }
+  } else {
+#pragma omp simd
+    for (int64_t c = 0; c < cols; ++c) {
+      float v = row[c] * inv + z;
+      v = v < 0.f ? 0.f : v;
+      v = v > 255.f ? 255.f : v;
+      out[c] = static_cast<uint8_t>(static_cast<int32_t>(round_small(v)));
+    }
   }
   *scale = s;
   *zero = static_cast<int32_t>(z);
@@ -56,9 +78,11 @@ NLE_VECTOR_CLONES void dequantize_row(float* __restrict y, const int32_t* __rest
 }
 }  // namespace
 
-void quantize_rows_u8(uint8_t* q, float* scale, int32_t* zero, const float* x, int64_t rows, int64_t cols) {
+void quantize_rows_u8(uint8_t* q, float* scale, int32_t* zero, const float* x, int64_t rows, int64_t cols,
+                      const float* col_scale) {
 #pragma omp parallel for schedule(static) if (rows * cols > 16384)
-  for (int64_t r = 0; r < rows; ++r) quantize_row_u8(q + r * cols, scale + r, zero + r, x + r * cols, cols);
+  for (int64_t r = 0; r < rows; ++r)
+    quantize_row_u8(q + r * cols, scale + r, zero + r, x + r * cols, col_scale, cols);
 }
 
 void gemm_u8s8s32(int32_t* c, const uint8_t* a, const int8_t* b, int64_t m, int64_t n, int64_t k) {
