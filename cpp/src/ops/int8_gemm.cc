@@ -101,23 +101,30 @@ Int8Weight quantize_weight_int8(const Tensor& w, bool pack, const Tensor* input_
   float* scale = out.scale.data<float>();
   int32_t* sum = out.row_sum.data<int32_t>();
   const auto top = static_cast<float>(int8_weight_max());
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < n; ++r) {
-    const float* row = src + r * k;
-    auto value = [&](int64_t c) { return col ? row[c] * col[c] : row[c]; };
-    float amax = 0.f;
-    for (int64_t c = 0; c < k; ++c) amax = std::max(amax, std::fabs(value(c)));
-    const float s = amax > 0.f ? amax / top : 1.f;
-    const float inv = 1.f / s;
-    int32_t total = 0;
-    for (int64_t c = 0; c < k; ++c) {
-      const float v = std::nearbyint(value(c) * inv);
-      const int8_t qv = static_cast<int8_t>(std::clamp(v, -top, top));
-      q[r * k + c] = qv;
-      total += qv;
+#pragma omp parallel
+  {
+    std::vector<float> scaled(col ? static_cast<size_t>(k) : 0);  // a row times the input scales
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < n; ++r) {
+      const float* row = src + r * k;
+      if (col) {
+        for (int64_t c = 0; c < k; ++c) scaled[c] = row[c] * col[c];
+        row = scaled.data();
+      }
+      float amax = 0.f;
+      for (int64_t c = 0; c < k; ++c) amax = std::max(amax, std::fabs(row[c]));
+      const float s = amax > 0.f ? amax / top : 1.f;
+      const float inv = 1.f / s;
+      int32_t total = 0;
+      for (int64_t c = 0; c < k; ++c) {
+        const float v = std::nearbyint(row[c] * inv);
+        const int8_t qv = static_cast<int8_t>(std::clamp(v, -top, top));
+        q[r * k + c] = qv;
+        total += qv;
+      }
+      scale[r] = s;
+      sum[r] = total;
     }
-    scale[r] = s;
-    sum[r] = total;
   }
   if (pack) {
     out.packed = pack_weight_s8(out.q);
