@@ -29,9 +29,9 @@ Linear::Linear(const Weights& weights, const std::string& scope, int64_t out_fea
   convert(weights.compute_type(), smoothing_for(weight_, input_norm, weights.compute_type()));
 }
 
-Linear::Linear(Tensor weight, Tensor bias, ComputeType compute_type)
+Linear::Linear(Tensor weight, Tensor bias, ComputeType compute_type, const NormParameters& input_norm)
     : weight_(std::move(weight)), bias_(std::move(bias)) {
-  convert(compute_type);
+  convert(compute_type, smoothing_for(weight_, input_norm, compute_type));
 }
 
 void Linear::convert(ComputeType compute_type, const Tensor& smoothing) {

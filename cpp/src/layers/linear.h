@@ -26,7 +26,8 @@ class Linear {
   Linear(const Weights& weights, const std::string& scope, int64_t out_features, int64_t in_features,
          bool has_bias = true, const NormParameters& input_norm = {});
   // From tensors already loaded (e.g. an LM head tied to the embeddings); bias may be undefined.
-  Linear(Tensor weight, Tensor bias, ComputeType compute_type = ComputeType::Float32);
+  Linear(Tensor weight, Tensor bias, ComputeType compute_type = ComputeType::Float32,
+         const NormParameters& input_norm = {});
   // Several projections of the same input fused into one (e.g. query, key and
   // value): their weights are concatenated along the output dimension. They share one
   // quantized input, so int8 smoothing (input_norm) fits one part's weight: the last

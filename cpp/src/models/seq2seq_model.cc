@@ -201,7 +201,12 @@ std::shared_ptr<const Seq2SeqModel> Seq2SeqModel::load(const std::string& direct
   if (root.contains("final_logits_bias")) {
     head_bias = root.require("final_logits_bias", {1, c.decoder_vocab_size}).reshape({c.decoder_vocab_size});
   }
-  impl->lm_head = Linear(head, head_bias, options.compute_type);
+  // The head takes the decoder's last norm's output (times lm_head_scale, which smoothing
+  // passes through).
+  const NormParameters head_norm = impl->has_final_norms          ? impl->decoder_final_norm.parameters()
+                                   : impl->decoder_layers.empty() ? impl->decoder_embeddings->output_norm()
+                                                                  : impl->decoder_layers.back().output_norm();
+  impl->lm_head = Linear(head, head_bias, options.compute_type, head_norm);
 
   impl->defaults = read_generation_defaults(directory, raw, c.decoder_start_token_id);
   impl->info = Seq2SeqInfo{c.model_type,     c.vocab_size,     c.decoder_vocab_size,
