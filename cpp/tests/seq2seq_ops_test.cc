@@ -1,6 +1,7 @@
 // The kernels and pieces the encoder-decoder runtime adds: RMS norm, attention
 // with a relative position bias, attention over gathered (cached) key rows,
-// the KV cache's history-based beam reordering, and T5's distance buckets.
+// the KV cache's history-based beam reordering, T5's distance buckets and the row
+// reductions of a decoding step.
 #include <gtest/gtest.h>
 
 #include <cmath>
@@ -9,6 +10,7 @@
 
 #include "core/half.h"
 #include "generate/kv_cache.h"
+#include "generate/logits_processors.h"
 #include "ops/attention.h"
 #include "ops/float16.h"
 #include "ops/rms_norm.h"
@@ -39,8 +41,8 @@ TEST(AttentionTest, RelativeBiasMatchesReference) {
   ops::cpu::packed_self_attention_f32(out.data(), qkv.data(), qkv.data() + width, qkv.data() + 2 * width,
                                       offsets.data(), 3, heads, head_dim, ld, width, 1.f, &bias);
   ops::reference::packed_self_attention_f32(expected.data(), qkv.data(), qkv.data() + width,
-                                            qkv.data() + 2 * width, offsets.data(), 3, heads, head_dim, ld, width,
-                                            1.f, &bias);
+                                            qkv.data() + 2 * width, offsets.data(), 3, heads, head_dim, ld,
+                                            width, 1.f, &bias);
   EXPECT_LT(max_abs_diff(out, expected), 1e-5f);
 }
 
@@ -91,8 +93,8 @@ TEST(GatheredAttentionTest, QueriesSharingContiguousKeysMatchReference) {
     offsets.push_back(static_cast<int64_t>(rows.size()));
   };
   for (int b = 0; b < 3; ++b) add({10, 11, 12, 13, 14, 15});  // a group of 3
-  add({10, 11, 12, 13, 14});                                // same start, fewer keys
-  add({20, 21, 22, 23, 24, 25});                            // another block
+  add({10, 11, 12, 13, 14});                                  // same start, fewer keys
+  add({20, 21, 22, 23, 24, 25});                              // another block
   add({20, 21, 22, 23, 24, 25});
   add({5, 7, 6, 8, 9, 30});  // scattered
   const auto bias = random_floats(static_cast<size_t>(heads * 6), 30);
@@ -169,6 +171,79 @@ TEST(GatheredAttentionTest, HalfKeysAndValuesMatchReference) {
   }
 }
 
+// Cross-attention's store: keys and values head-major, (heads, rows, head_dim) each
+// (head_stride), float32 and half, for groups of beams, lone queries and scattered rows,
+// against the reference reading the same values side by side in rows.
+TEST(GatheredAttentionTest, HeadMajorKeysAndValuesMatchRowMajor) {
+  for (int64_t head_dim : {6, 32, 64}) {
+    const int64_t heads = 3, width = heads * head_dim, key_rows_total = 40, queries = 7;
+    const auto q = random_floats(static_cast<size_t>(queries * width), 33, 2.f);
+    const auto kv = random_floats(static_cast<size_t>(key_rows_total * 2 * width), 34, 2.f);
+    // (2, heads, rows, head_dim) from the (rows, 2 · width) layout.
+    std::vector<float> major(kv.size());
+    for (int64_t t = 0; t < 2; ++t)
+      for (int64_t h = 0; h < heads; ++h)
+        for (int64_t r = 0; r < key_rows_total; ++r)
+          for (int64_t x = 0; x < head_dim; ++x)
+            major[static_cast<size_t>(((t * heads + h) * key_rows_total + r) * head_dim + x)] =
+                kv[static_cast<size_t>(r * 2 * width + t * width + h * head_dim + x)];
+    std::vector<uint16_t> kv_half(kv.size()), major_half(kv.size());
+    ops::float_to_half(kv_half.data(), kv.data(), static_cast<int64_t>(kv.size()));
+    ops::float_to_half(major_half.data(), major.data(), static_cast<int64_t>(kv.size()));
+    std::vector<int64_t> offsets = {0}, rows;
+    auto add = [&](std::vector<int64_t> r) {
+      rows.insert(rows.end(), r.begin(), r.end());
+      offsets.push_back(static_cast<int64_t>(rows.size()));
+    };
+    std::vector<int64_t> block(30);
+    for (int64_t j = 0; j < 30; ++j) block[static_cast<size_t>(j)] = 5 + j;
+    for (int b = 0; b < 4; ++b) add(block);  // four beams of one source
+    add({0, 1, 2, 3, 4});                    // another source, alone
+    add({});                                 // no keys
+    add({3, 39, 0, 17, 8});                  // scattered
+    ops::GatheredAttention rowwise;
+    rowwise.q = q.data();
+    rowwise.ld_q = width;
+    rowwise.num_queries = queries;
+    rowwise.ld_kv = 2 * width;
+    rowwise.key_offsets = offsets.data();
+    rowwise.key_rows = rows.data();
+    rowwise.num_heads = heads;
+    rowwise.head_dim = head_dim;
+    rowwise.scale = 0.125f;
+    ops::GatheredAttention headwise = rowwise;
+    headwise.ld_kv = head_dim;
+    headwise.head_stride = key_rows_total * head_dim;
+    const int64_t values_at = heads * key_rows_total * head_dim;
+    for (bool half : {false, true}) {
+      if (half) {
+        rowwise.k_f16 = kv_half.data();
+        rowwise.v_f16 = kv_half.data() + width;
+        headwise.k_f16 = major_half.data();
+        headwise.v_f16 = major_half.data() + values_at;
+        rowwise.k = rowwise.v = headwise.k = headwise.v = nullptr;
+      } else {
+        rowwise.k = kv.data();
+        rowwise.v = kv.data() + width;
+        headwise.k = major.data();
+        headwise.v = major.data() + values_at;
+      }
+      std::vector<float> out(static_cast<size_t>(queries * width), 1.f), expected(out.size(), 2.f),
+          reference_headwise(out.size(), 3.f);
+      ops::gathered_attention(out.data(), width, headwise);
+      ops::reference::gathered_attention_f32(expected.data(), width, rowwise);
+      ops::reference::gathered_attention_f32(reference_headwise.data(), width, headwise);
+      EXPECT_LT(max_abs_diff(out, expected), 1e-5f) << "head_dim " << head_dim << " half " << half;
+      EXPECT_EQ(max_abs_diff(reference_headwise, expected), 0.f) << "head_dim " << head_dim;
+      for (int64_t x = 0; x < width; ++x) EXPECT_EQ(out[5 * width + x], 0.f);  // no keys: zeros
+    }
+    // A head stride below head_dim would overlap the heads.
+    headwise.head_stride = head_dim - 1;
+    std::vector<float> out(static_cast<size_t>(queries * width));
+    EXPECT_THROW(ops::gathered_attention(out.data(), width, headwise), InvalidInputError);
+  }
+}
+
 // Rounding to the nearest half (ties to even), saturating at the largest finite half;
 // 19 values: the 8-wide loop and the tail.
 TEST(Float16Test, RoundsToNearestEvenAndSaturates) {
@@ -221,6 +296,36 @@ TEST(KvCacheTest, ReorderRewritesHistoryWithoutMovingStorage) {
   EXPECT_EQ(rows[3], cache.storage_row(0, 0));
   EXPECT_EQ(rows[4], cache.storage_row(0, 1));
   EXPECT_EQ(rows[5], cache.storage_row(2, 2));
+}
+
+// The row reductions of a decoding step: log-sum-exp against a double-precision sum over a
+// vocabulary-sized row, log_softmax as x minus it, and argmax's first-maximum choice.
+TEST(LogitsTest, LogSumExpArgmaxAndLogSoftmax) {
+  const int64_t n = 50265;
+  auto x = random_floats(static_cast<size_t>(n), 41, 8.f);
+  x[777] = 100.f;
+  x[40000] = 100.f;  // a tie: the first wins
+  double max_v = -INFINITY, sum = 0;
+  for (float v : x) max_v = std::max(max_v, static_cast<double>(v));
+  for (float v : x) sum += std::exp(static_cast<double>(v) - max_v);
+  const double expected = max_v + std::log(sum);
+  const float lse = log_sum_exp_row(x.data(), n);
+  EXPECT_NEAR(lse, expected, 1e-5 * std::abs(expected));
+  EXPECT_EQ(argmax_row(x.data(), n), 777);
+  auto y = x;
+  log_softmax_row(y.data(), n);
+  for (int64_t i = 0; i < n; i += 997) EXPECT_EQ(y[i], x[i] - lse);
+  // NaN never wins; a row of -inf keeps its values and picks its first.
+  const float nan = std::numeric_limits<float>::quiet_NaN(), inf = std::numeric_limits<float>::infinity();
+  std::vector<float> odd = {nan, 1.f, 3.f, nan, 3.f};
+  EXPECT_EQ(argmax_row(odd.data(), 5), 2);
+  std::vector<float> masked(9, -inf);
+  EXPECT_EQ(argmax_row(masked.data(), 9), 0);
+  EXPECT_EQ(log_sum_exp_row(masked.data(), 9), -inf);
+  log_softmax_row(masked.data(), 9);
+  for (float v : masked) EXPECT_EQ(v, -inf);
+  std::vector<float> all_nan(3, nan);
+  EXPECT_EQ(argmax_row(all_nan.data(), 3), 0);
 }
 
 }  // namespace nle::test

@@ -6,6 +6,7 @@
 // finished set can no longer improve.
 #include <algorithm>
 #include <cmath>
+#include <limits>
 #include <numeric>
 #include <random>
 
@@ -28,29 +29,50 @@ struct SourceState {
   bool done = false;
 };
 
-// Indices of the k largest values, largest first (ties: lower index first).
-// The k best indices, best first; equal values rank by index (as a stable sort would).
-// One pass keeping a small sorted list: after the first k, an element enters only if
-// it beats the worst kept one, which almost none of a vocabulary-sized row does.
-std::vector<int64_t> top_k_indices(const std::vector<float>& values, int64_t k) {
-  const int64_t n = static_cast<int64_t>(values.size());
+// The k best indices of values[0 .. n), best first; equal values rank by index (as a
+// stable sort would). One pass keeping a small sorted list: after the first k, an element
+// enters only if it beats the worst kept one, which almost none of a vocabulary-sized row
+// does, so blocks whose largest value cannot enter are skipped after one vectorised max.
+std::vector<int64_t> top_k_indices(const float* values, int64_t n, int64_t k) {
+  constexpr int64_t kBlock = 64;
   k = std::min(k, n);
   std::vector<int64_t> best;
   if (k <= 0) return best;
   best.reserve(static_cast<size_t>(k) + 1);
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = values[static_cast<size_t>(i)];
+  auto offer = [&](int64_t i) {
+    const float v = values[i];
     if (static_cast<int64_t>(best.size()) == k) {
       // i is larger than every kept index, so a tie with the worst never beats it.
-      if (!(v > values[static_cast<size_t>(best.back())])) continue;
+      if (!(v > values[best.back()])) return;
       best.pop_back();
     }
     auto pos = best.end();
-    while (pos != best.begin() && v > values[static_cast<size_t>(*(pos - 1))]) --pos;
+    while (pos != best.begin() && v > values[*(pos - 1)]) --pos;
     best.insert(pos, i);
+  };
+  int64_t i = 0;
+  for (; i < n && static_cast<int64_t>(best.size()) < k; ++i) offer(i);
+  for (; i < n; i += kBlock) {
+    const int64_t end = std::min(n, i + kBlock);
+    float block_max = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : block_max)
+    for (int64_t j = i; j < end; ++j) block_max = values[j] > block_max ? values[j] : block_max;
+    if (!(block_max > values[best.back()])) continue;
+    for (int64_t j = i; j < end; ++j) offer(j);
   }
   return best;
 }
+
+std::vector<int64_t> top_k_indices(const std::vector<float>& values, int64_t k) {
+  return top_k_indices(values.data(), static_cast<int64_t>(values.size()), k);
+}
+
+// A source's best continuations at one step: indices into its (beams × vocab) scores, best
+// first, and those scores.
+struct Candidates {
+  std::vector<int64_t> index;
+  std::vector<float> score;
+};
 
 }  // namespace
 
@@ -76,11 +98,14 @@ SearchOutput beam_search(DecoderSession& session, int64_t num_sources, const Gen
     st.finished_flags.assign(static_cast<size_t>(beams), false);
   }
 
-  std::vector<float> flat(static_cast<size_t>(beams * vocab));
+  std::vector<int64_t> active;
+  std::vector<Candidates> candidates;
   for (int64_t cur_len = 1; cur_len < max_length; ++cur_len) {
     std::vector<int64_t> rows, tokens;
+    active.clear();
     for (int64_t s = 0; s < num_sources; ++s) {
       if (states[s].done) continue;
+      active.push_back(s);
       for (int64_t j = 0; j < beams; ++j) {
         rows.push_back(s * beams + j);
         tokens.push_back(states[s].running[j].back());
@@ -89,21 +114,25 @@ SearchOutput beam_search(DecoderSession& session, int64_t num_sources, const Gen
     if (rows.empty()) break;
     Tensor logits = session.step(rows, tokens, cur_len - 1);
     const bool last_step = cur_len + 1 >= max_length;
-    std::vector<int64_t> reorder_rows, reorder_parents;
-    int64_t block = 0;
-    for (int64_t s = 0; s < num_sources; ++s) {
-      SourceState& st = states[s];
-      if (st.done) continue;
+
+    // Each active source's log-probabilities, processors and top (K) continuations over
+    // all its beams (or K samples without replacement). Sources are independent except
+    // for the sampler's random numbers, so without sampling they run in parallel.
+    const auto num_active = static_cast<int64_t>(active.size());
+    candidates.resize(static_cast<size_t>(num_active));
+    auto score_source = [&](int64_t block, std::vector<float>& flat) {
+      const SourceState& st = states[active[static_cast<size_t>(block)]];
+      flat.resize(static_cast<size_t>(beams * vocab));
       for (int64_t j = 0; j < beams; ++j) {
         float* row = logits.data<float>() + (block * beams + j) * vocab;
         log_softmax_row(row, vocab);
         process_logits(row, vocab, st.running[j].data(), cur_len, settings);
         if (o.do_sample) warp_logits(row, vocab, settings);
-        for (int64_t v = 0; v < vocab; ++v) flat[j * vocab + v] = row[v] + st.running_scores[j];
+        const float running_score = st.running_scores[j];
+        float* out = flat.data() + j * vocab;
+#pragma omp simd
+        for (int64_t v = 0; v < vocab; ++v) out[v] = row[v] + running_score;
       }
-      ++block;
-
-      // Top-K continuations over all beams (or K samples without replacement).
       std::vector<int64_t> top;
       if (o.do_sample) {
         std::vector<double> weights(flat.size());
@@ -126,12 +155,34 @@ SearchOutput beam_search(DecoderSession& session, int64_t num_sources, const Gen
       } else {
         top = top_k_indices(flat, keep);
       }
+      Candidates& c = candidates[static_cast<size_t>(block)];
+      c.score.resize(top.size());
+      for (size_t k = 0; k < top.size(); ++k) c.score[k] = flat[static_cast<size_t>(top[k])];
+      c.index = std::move(top);
+    };
+    if (o.do_sample) {
+      thread_local std::vector<float> flat;
+      for (int64_t b = 0; b < num_active; ++b) score_source(b, flat);
+    } else {
+#pragma omp parallel if (num_active > 1)
+      {
+        thread_local std::vector<float> flat;
+#pragma omp for schedule(static)
+        for (int64_t b = 0; b < num_active; ++b) score_source(b, flat);
+      }
+    }
+
+    std::vector<int64_t> reorder_rows, reorder_parents;
+    for (int64_t block = 0; block < num_active; ++block) {
+      const int64_t s = active[static_cast<size_t>(block)];
+      SourceState& st = states[s];
+      const std::vector<int64_t>& top = candidates[static_cast<size_t>(block)].index;
       const int64_t k_count = static_cast<int64_t>(top.size());
       std::vector<float> top_scores(k_count);
       std::vector<int64_t> top_beam(k_count), top_token(k_count);
       std::vector<bool> hits(k_count);
       for (int64_t k = 0; k < k_count; ++k) {
-        top_scores[k] = flat[top[k]];
+        top_scores[k] = candidates[static_cast<size_t>(block)].score[static_cast<size_t>(k)];
         top_beam[k] = top[k] / vocab;
         top_token[k] = top[k] % vocab;
         hits[k] = last_step || is_eos(top_token[k]);

@@ -88,11 +88,20 @@ void warp_logits(float* scores, int64_t vocab, const ProcessorSettings& s) {
   }
 }
 
-void log_softmax_row(float* x, int64_t n) {
+namespace {
+
+float row_max(const float* x, int64_t n) {
   float max_v = kNegInf;
 #pragma omp simd reduction(max : max_v)
-  for (int64_t i = 0; i < n; ++i) max_v = x[i] > max_v ? x[i] : max_v;  // vectorises
-  if (max_v == kNegInf) return;
+  for (int64_t i = 0; i < n; ++i) max_v = x[i] > max_v ? x[i] : max_v;  // vectorises; skips NaN
+  return max_v;
+}
+
+}  // namespace
+
+float log_sum_exp_row(const float* x, int64_t n) {
+  const float max_v = row_max(x, n);
+  if (max_v == kNegInf) return kNegInf;
   // exp over the whole row at once (vocabularies are tens of thousands long).
   thread_local std::vector<float> e;
   e.resize(static_cast<size_t>(n));
@@ -100,10 +109,23 @@ void log_softmax_row(float* x, int64_t n) {
   for (int64_t i = 0; i < n; ++i) e[static_cast<size_t>(i)] = x[i] - max_v;
   ops::cpu::exp_f32(e.data(), n);
   double sum = 0.0;
+#pragma omp simd reduction(+ : sum)
   for (int64_t i = 0; i < n; ++i) sum += e[static_cast<size_t>(i)];
-  const float shift = max_v + static_cast<float>(std::log(sum));
+  return max_v + static_cast<float>(std::log(sum));
+}
+
+void log_softmax_row(float* x, int64_t n) {
+  const float shift = log_sum_exp_row(x, n);
+  if (shift == kNegInf) return;
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) x[i] -= shift;
+}
+
+int64_t argmax_row(const float* x, int64_t n) {
+  const float max_v = row_max(x, n);
+  for (int64_t i = 0; i < n; ++i)
+    if (x[i] == max_v) return i;
+  return 0;
 }
 
 }  // namespace nle

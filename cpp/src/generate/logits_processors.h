@@ -23,7 +23,13 @@ void process_logits(float* scores, int64_t vocab_size, const int64_t* tokens, in
 // Temperature, top-k and top-p (only applied when sampling).
 void warp_logits(float* scores, int64_t vocab_size, const ProcessorSettings& settings);
 
-// In place: x = log_softmax(x).
+// In place: x = log_softmax(x) = x - log_sum_exp_row(x) (unchanged when every x is -inf).
 void log_softmax_row(float* x, int64_t n);
+// log Σ exp(x[i]) = max + log Σ exp(x[i] - max), the sum in double; -inf when every x is
+// -inf. A greedy step needs only this of the chosen token's log-probability.
+float log_sum_exp_row(const float* x, int64_t n);
+// The index of the first largest x, as torch.argmax picks it; NaN never wins (0 when every
+// x is NaN).
+int64_t argmax_row(const float* x, int64_t n);
 
 }  // namespace nle

@@ -27,10 +27,12 @@ SearchOutput sampling_search(DecoderSession& session, int64_t num_rows, const Ge
     std::vector<int64_t> tokens(active.size());
     for (size_t i = 0; i < active.size(); ++i) tokens[i] = out.sequences[active[i]].back();
     Tensor logits = session.step(active, tokens, cur_len - 1);
-    std::vector<int64_t> still;
-    for (size_t i = 0; i < active.size(); ++i) {
-      const int64_t r = active[i];
-      float* scores = logits.data<float>() + static_cast<int64_t>(i) * vocab;
+    const auto count = static_cast<int64_t>(active.size());
+    // One row's processors, choice and score; rows are independent except for the
+    // sampler's random numbers, so greedy rows run in parallel.
+    auto choose = [&](int64_t i) {
+      const int64_t r = active[static_cast<size_t>(i)];
+      float* scores = logits.data<float>() + i * vocab;
       std::vector<int64_t>& seq = out.sequences[r];
       process_logits(scores, vocab, seq.data(), cur_len, settings);
       int64_t token = 0;
@@ -47,15 +49,23 @@ SearchOutput sampling_search(DecoderSession& session, int64_t num_rows, const Ge
           if (u < cumulative) break;
         }
         if (token < 0) token = 0;
+        out.scores[r] += logp[token];
       } else {
-        token = std::max_element(scores, scores + vocab) - scores;  // first maximum, like torch.argmax
-        std::copy(scores, scores + vocab, logp.begin());
-        log_softmax_row(logp.data(), vocab);
+        token = argmax_row(scores, vocab);  // first maximum, like torch.argmax
+        const float shift = log_sum_exp_row(scores, vocab);
+        out.scores[r] += shift == -INFINITY ? scores[token] : scores[token] - shift;  // log_softmax_row's
       }
-      out.scores[r] += logp[token];
       seq.push_back(token);
-      if (!is_eos(token) && cur_len + 1 < max_length) still.push_back(r);
+    };
+    if (o.do_sample) {
+      for (int64_t i = 0; i < count; ++i) choose(i);
+    } else {
+#pragma omp parallel for schedule(static) if (count > 1)
+      for (int64_t i = 0; i < count; ++i) choose(i);
     }
+    std::vector<int64_t> still;
+    for (int64_t r : active)
+      if (!is_eos(out.sequences[r].back()) && cur_len + 1 < max_length) still.push_back(r);
     active.swap(still);
   }
   return out;

@@ -70,13 +70,36 @@ void Seq2SeqAttention::decode_step(Tensor& out, const Tensor& x, KvCache& cache,
   out_(out, context);
 }
 
+namespace {
+
+// kv (S, 2 · heads · d) row-major -> out (2, heads, S, d).
+template <typename T>
+void to_head_major(T* out, const T* kv, int64_t rows, int64_t heads, int64_t d) {
+  const int64_t parts = 2 * heads;  // keys' heads, then values'
+  const auto bytes = static_cast<size_t>(d) * sizeof(T);
+#pragma omp parallel for schedule(static) if (rows * parts * d > 65536)
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t p = 0; p < parts; ++p)
+      std::memcpy(out + (p * rows + r) * d, kv + (r * parts + p) * d, bytes);
+}
+
+}  // namespace
+
 Tensor Seq2SeqAttention::project_memory(const Tensor& memory) const {
-  Tensor kv(DType::F32, {memory.dim(0), 2 * num_heads_ * head_dim_});
+  const int64_t rows = memory.dim(0);
+  Tensor kv(DType::F32, {rows, 2 * num_heads_ * head_dim_});
   kv_(kv, memory);
-  if (!half_memory_) return kv;
-  Tensor half(DType::F16, kv.shape());
-  ops::float_to_half(static_cast<uint16_t*>(half.raw_data()), kv.data<float>(), kv.numel());
-  return half;
+  const Shape shape{2, num_heads_, rows, head_dim_};
+  if (half_memory_) {
+    Tensor half(DType::F16, kv.shape()), out(DType::F16, shape);
+    ops::float_to_half(static_cast<uint16_t*>(half.raw_data()), kv.data<float>(), kv.numel());
+    to_head_major(static_cast<uint16_t*>(out.raw_data()), static_cast<const uint16_t*>(half.raw_data()), rows,
+                  num_heads_, head_dim_);
+    return out;
+  }
+  Tensor out(DType::F32, shape);
+  to_head_major(out.data<float>(), kv.data<float>(), rows, num_heads_, head_dim_);
+  return out;
 }
 
 void Seq2SeqAttention::cross_step(Tensor& out, const Tensor& x, const Tensor& memory_kv,
@@ -90,15 +113,18 @@ void Seq2SeqAttention::cross_step(Tensor& out, const Tensor& x, const Tensor& me
   a.q = q.data<float>();
   a.ld_q = inner;
   a.num_queries = n;
+  // memory_kv: (2, heads, S, head_dim) from project_memory.
+  const int64_t rows = memory_kv.dim(2), values_at = num_heads_ * rows * head_dim_;
   if (memory_kv.dtype() == DType::F16) {
     const auto* halves = static_cast<const uint16_t*>(memory_kv.raw_data());  // dtype_of<uint16_t> is BF16
     a.k_f16 = halves;
-    a.v_f16 = halves + inner;
+    a.v_f16 = halves + values_at;
   } else {
     a.k = memory_kv.data<float>();
-    a.v = memory_kv.data<float>() + inner;
+    a.v = memory_kv.data<float>() + values_at;
   }
-  a.ld_kv = 2 * inner;
+  a.ld_kv = head_dim_;
+  a.head_stride = rows * head_dim_;
   a.key_offsets = key_offsets.data();
   a.key_rows = key_rows.data();
   a.num_heads = num_heads_;

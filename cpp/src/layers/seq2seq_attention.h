@@ -34,10 +34,14 @@ class Seq2SeqAttention {
   void decode_step(Tensor& out, const Tensor& x, KvCache& cache, int64_t layer, const std::vector<int64_t>& rows,
                    int64_t step, const std::vector<int64_t>& key_offsets, const std::vector<int64_t>& key_rows,
                    const float* bias) const;
-  // Cross-attention: memory (S, d_model) -> keys and values (S, 2 inner), F32, or F16 for
-  // the fast compute types: a decoding step reads all of them (for 16 BART-base sources
-  // of 256 tokens, 150 MB per step in float32), and the fast types' products already
-  // round far more than half does.
+  // Cross-attention: memory (S, d_model) -> keys and values (2, num_heads, S, head_dim),
+  // keys first, F32, or F16 for the fast compute types: a decoding step reads all of them
+  // (for 16 BART-base sources of 256 tokens, 150 MB per step in float32), and the fast
+  // types' products already round far more than half does. Head-major, so that one head's
+  // keys of one source are one contiguous block (ops::GatheredAttention::head_stride):
+  // read row by row from the projection's layout, each head's 64 values sat a whole row
+  // (3-6 KB) from the next, a page apart, and BART-base greedy steps spent a third of
+  // their time there.
   Tensor project_memory(const Tensor& memory) const;
   // x (n, d_model) attends over the memory rows listed per query.
   void cross_step(Tensor& out, const Tensor& x, const Tensor& memory_kv, const std::vector<int64_t>& key_offsets,

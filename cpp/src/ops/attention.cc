@@ -31,9 +31,14 @@ void gathered_attention(float* out, int64_t ld_out, const GatheredAttention& a) 
   if (!out || !a.q || !(f32 || f16) || !a.key_offsets || (a.key_offsets[a.num_queries] > 0 && !a.key_rows))
     throw InvalidInputError("gathered_attention: missing buffer");
   const int64_t width = a.num_heads * a.head_dim;
-  if (ld_out < width || a.ld_q < width || a.ld_kv < width)
+  if (ld_out < width || a.ld_q < width || (a.head_stride == 0 && a.ld_kv < width))
     throw InvalidInputError("gathered_attention: a row stride is narrower than " + std::to_string(a.num_heads) +
                             " heads of " + std::to_string(a.head_dim));
+  if (a.head_stride != 0 && (a.head_stride < a.head_dim || a.ld_kv < a.head_dim))
+    throw InvalidInputError(
+        "gathered_attention: a head-major store needs a row stride and a head stride of at "
+        "least head_dim (" +
+        std::to_string(a.head_dim) + ")");
   for (int64_t i = 0; i < a.num_queries; ++i)
     if (a.key_offsets[i + 1] < a.key_offsets[i])
       throw InvalidInputError("gathered_attention: key offsets must not decrease");

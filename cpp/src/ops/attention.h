@@ -38,6 +38,10 @@ void packed_self_attention(Tensor& out, const float* q, const float* k, const fl
 // (num_heads, bias_ld), bias[h * bias_ld + j] is added to the score of the j-th
 // listed key of every query. out: (num_queries, num_heads * head_dim), stride ld_out.
 // Keys and values are float32 (k, v) or IEEE half (k_f16, v_f16, k and v unset).
+// Head h's part of key row r is at k + r * ld_kv + h * head_stride: with head_stride 0
+// (the default) the heads sit side by side in a row (head_stride = head_dim); a
+// head-major store (head_stride = rows · head_dim, ld_kv = head_dim) keeps each head's
+// rows of a source in one contiguous block, which the hardware prefetchers follow.
 struct GatheredAttention {
   const float* q = nullptr;
   int64_t ld_q = 0;
@@ -47,6 +51,7 @@ struct GatheredAttention {
   const uint16_t* k_f16 = nullptr;
   const uint16_t* v_f16 = nullptr;
   int64_t ld_kv = 0;
+  int64_t head_stride = 0;               // 0: head_dim
   const int64_t* key_offsets = nullptr;  // num_queries + 1
   const int64_t* key_rows = nullptr;
   const float* bias = nullptr;
@@ -54,6 +59,9 @@ struct GatheredAttention {
   int64_t num_heads = 0;
   int64_t head_dim = 0;
   float scale = 1.f;
+
+  // Elements from one head's part of a key or value row to the next head's.
+  int64_t head_offset() const { return head_stride ? head_stride : head_dim; }
 };
 void gathered_attention(float* out, int64_t ld_out, const GatheredAttention& args);
 

@@ -241,11 +241,11 @@ void attend_one(float* out, std::vector<float>& scores, std::vector<float>& acc,
   }
   const int64_t* rows = a.key_rows + begin;
   scores.resize(static_cast<size_t>(n));
-  dot_rows(scores.data(), a.q + i * a.ld_q + h * d, k + h * d, a.ld_kv, rows, n, d, a.scale);
+  dot_rows(scores.data(), a.q + i * a.ld_q + h * d, k + h * a.head_offset(), a.ld_kv, rows, n, d, a.scale);
   if (a.bias)
     for (int64_t j = 0; j < n; ++j) scores[j] += a.bias[h * a.bias_ld + j];
   softmax_row_f32(scores.data(), n);
-  weighted_rows(out, acc.data(), scores.data(), v + h * d, a.ld_kv, rows, n, d);
+  weighted_rows(out, acc.data(), scores.data(), v + h * a.head_offset(), a.ld_kv, rows, n, d);
 }
 
 }  // namespace
@@ -270,8 +270,8 @@ void gathered_attention_f32(float* out, int64_t ld_out, const GatheredAttention&
         // cached rows; the GEMM library runs single-threaded in this parallel region.
         const float* qh = a.q + i * a.ld_q + h * d;
         const float* bias = a.bias ? a.bias + h * a.bias_ld : nullptr;
-        const float* kh = a.k + g.first_row * a.ld_kv + h * d;
-        const float* vh = a.v + g.first_row * a.ld_kv + h * d;
+        const float* kh = a.k + g.first_row * a.ld_kv + h * a.head_offset();
+        const float* vh = a.v + g.first_row * a.ld_kv + h * a.head_offset();
         scores.resize(static_cast<size_t>(g.num_queries * n));
         gemm_f32(scores.data(), qh, kh, false, true, g.num_queries, n, d, a.ld_q, a.ld_kv, n, a.scale,
                  0.f);

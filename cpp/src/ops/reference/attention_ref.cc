@@ -50,7 +50,7 @@ void gathered_attention_f32(float* out, int64_t ld_out, const GatheredAttention&
         double dot = 0;
         for (int64_t x = 0; x < d; ++x)
           dot += static_cast<double>(a.q[i * a.ld_q + h * d + x]) *
-                 key(a.key_rows[begin + j] * a.ld_kv + h * d + x);
+                 key(a.key_rows[begin + j] * a.ld_kv + h * a.head_offset() + x);
         p[j] = dot * a.scale + (a.bias ? a.bias[h * a.bias_ld + j] : 0.0);
         max_v = std::max(max_v, p[j]);
       }
@@ -58,7 +58,7 @@ void gathered_attention_f32(float* out, int64_t ld_out, const GatheredAttention&
       for (int64_t x = 0; x < d; ++x) {
         double acc = 0;
         for (int64_t j = 0; j < n; ++j)
-          acc += p[j] / sum * value(a.key_rows[begin + j] * a.ld_kv + h * d + x);
+          acc += p[j] / sum * value(a.key_rows[begin + j] * a.ld_kv + h * a.head_offset() + x);
         out[i * ld_out + h * d + x] = n ? static_cast<float>(acc) : 0.f;
       }
     }
