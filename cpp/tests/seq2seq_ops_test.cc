@@ -175,8 +175,8 @@ TEST(GatheredAttentionTest, HalfKeysAndValuesMatchReference) {
 // (head_stride), float32 and half, for groups of beams, lone queries and scattered rows,
 // against the reference reading the same values side by side in rows.
 TEST(GatheredAttentionTest, HeadMajorKeysAndValuesMatchRowMajor) {
-  for (int64_t head_dim : {6, 32, 64}) {
-    const int64_t heads = 3, width = heads * head_dim, key_rows_total = 40, queries = 7;
+  for (int64_t head_dim : {6, 32, 64, 128}) {
+    const int64_t heads = 3, width = heads * head_dim, key_rows_total = 40, queries = 8;
     const auto q = random_floats(static_cast<size_t>(queries * width), 33, 2.f);
     const auto kv = random_floats(static_cast<size_t>(key_rows_total * 2 * width), 34, 2.f);
     // (2, heads, rows, head_dim) from the (rows, 2 · width) layout.
@@ -197,7 +197,7 @@ TEST(GatheredAttentionTest, HeadMajorKeysAndValuesMatchRowMajor) {
     };
     std::vector<int64_t> block(30);
     for (int64_t j = 0; j < 30; ++j) block[static_cast<size_t>(j)] = 5 + j;
-    for (int b = 0; b < 4; ++b) add(block);  // four beams of one source
+    for (int b = 0; b < 5; ++b) add(block);  // five beams of one source: four, then one
     add({0, 1, 2, 3, 4});                    // another source, alone
     add({});                                 // no keys
     add({3, 39, 0, 17, 8});                  // scattered
@@ -235,7 +235,7 @@ TEST(GatheredAttentionTest, HeadMajorKeysAndValuesMatchRowMajor) {
       ops::reference::gathered_attention_f32(reference_headwise.data(), width, headwise);
       EXPECT_LT(max_abs_diff(out, expected), 1e-5f) << "head_dim " << head_dim << " half " << half;
       EXPECT_EQ(max_abs_diff(reference_headwise, expected), 0.f) << "head_dim " << head_dim;
-      for (int64_t x = 0; x < width; ++x) EXPECT_EQ(out[5 * width + x], 0.f);  // no keys: zeros
+      for (int64_t x = 0; x < width; ++x) EXPECT_EQ(out[6 * width + x], 0.f);  // no keys: zeros
     }
     // A head stride below head_dim would overlap the heads.
     headwise.head_stride = head_dim - 1;

@@ -61,7 +61,7 @@ void packed_self_attention_f32(float* out, const float* q, const float* k, const
 namespace {
 
 // Queries that attend to the same contiguous block of key rows (the beams of one
-// source in cross-attention) form a group: their scores are one small GEMM.
+// source in cross-attention) form a group, which reads the block once for all of them.
 struct QueryGroup {
   int64_t first_query, num_queries;
   int64_t first_row, num_keys;  // first_row < 0: rows not contiguous, one query
@@ -87,14 +87,9 @@ std::vector<QueryGroup> group_queries(const GatheredAttention& a) {
   return groups;
 }
 
-// A query alone in its group (greedy search, self-attention over its own cache rows)
-// takes the loops below rather than two GEMM calls of one row each: BART-base greedy
-// steps about 3% faster (AVX2-only AMD EPYC).
-constexpr int64_t kMinGemmQueries = 2;
-
-// The listed key and value rows of one head are d values each, a whole row of the cache
-// apart (3-6 KB): nearly every row is on a page of its own, where the hardware
-// prefetchers stop. Each loop asks for the row kPrefetchAhead rows ahead.
+// Each loop asks for the row kPrefetchAhead rows ahead: listed rows (a KV cache's history)
+// may be a whole cache row (3-6 KB) apart, on a page of their own, where the hardware
+// prefetchers stop.
 constexpr int64_t kPrefetchAhead = 8;
 
 template <typename T>
@@ -102,6 +97,22 @@ inline void prefetch_row(const T* row, int64_t d) {
   const auto* bytes = reinterpret_cast<const char*>(row);
   for (int64_t x = 0; x < d * static_cast<int64_t>(sizeof(T)); x += 64) __builtin_prefetch(bytes + x);
 }
+
+// The key or value rows a query reads: listed (row j at base + rows[j] · ld) ...
+template <typename T>
+struct ListedRows {
+  const T* base;
+  int64_t ld;
+  const int64_t* rows;
+  const T* operator[](int64_t j) const { return base + rows[j] * ld; }
+};
+// ... or a block (row j at base + j · ld), as a group's are.
+template <typename T>
+struct BlockRows {
+  const T* base;
+  int64_t ld;
+  const T* operator[](int64_t j) const { return base + j * ld; }
+};
 
 // Keys and values are float32, or IEEE half for the fast compute types.
 inline float to_float(float v) { return v; }
@@ -117,22 +128,21 @@ inline __m256 load8(const uint16_t* p) {
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
 
-// scores[j] = scale · q · k[rows[j]] for d = 8 · C: four rows at a time, each with its own
-// sums, so that no add waits on the one before.
-template <int C, typename T>
-void dot_rows_avx2(float* scores, const float* q, const T* k, int64_t ld, const int64_t* rows, int64_t n,
-                   float scale) {
+// scores[j] = scale · q · k[j] for d = 8 · C: four rows at a time, each with its own sums,
+// so that no add waits on the one before.
+template <int C, typename Rows>
+void dot_rows_avx2(float* scores, const float* q, const Rows& k, int64_t n, float scale) {
   __m256 qv[C];
 #  pragma GCC unroll 16
   for (int c = 0; c < C; ++c) qv[c] = _mm256_loadu_ps(q + 8 * c);
   int64_t j = 0;
   for (; j + 4 <= n; j += 4) {
     if (j + kPrefetchAhead + 4 <= n)
-      for (int r = 0; r < 4; ++r) prefetch_row(k + rows[j + kPrefetchAhead + r] * ld, 8 * C);
-    const T* r0 = k + rows[j] * ld;
-    const T* r1 = k + rows[j + 1] * ld;
-    const T* r2 = k + rows[j + 2] * ld;
-    const T* r3 = k + rows[j + 3] * ld;
+      for (int r = 0; r < 4; ++r) prefetch_row(k[j + kPrefetchAhead + r], 8 * C);
+    const auto* r0 = k[j];
+    const auto* r1 = k[j + 1];
+    const auto* r2 = k[j + 2];
+    const auto* r3 = k[j + 3];
     __m256 a0 = _mm256_mul_ps(qv[0], load8(r0)), a1 = _mm256_mul_ps(qv[0], load8(r1));
     __m256 a2 = _mm256_mul_ps(qv[0], load8(r2)), a3 = _mm256_mul_ps(qv[0], load8(r3));
 #  pragma GCC unroll 16
@@ -149,7 +159,7 @@ void dot_rows_avx2(float* scores, const float* q, const T* k, int64_t ld, const 
     _mm_storeu_ps(scores + j, _mm_mul_ps(sums, _mm_set1_ps(scale)));
   }
   for (; j < n; ++j) {
-    const T* r = k + rows[j] * ld;
+    const auto* r = k[j];
     __m256 a = _mm256_mul_ps(qv[0], load8(r));
 #  pragma GCC unroll 16
     for (int c = 1; c < C; ++c) a = _mm256_fmadd_ps(qv[c], load8(r + 8 * c), a);
@@ -159,15 +169,15 @@ void dot_rows_avx2(float* scores, const float* q, const T* k, int64_t ld, const 
   }
 }
 
-// out = Σ_j p[j] · v[rows[j]] for d = 8 · C, the sums in registers.
-template <int C, typename T>
-void weighted_rows_avx2(float* out, const float* p, const T* v, int64_t ld, const int64_t* rows, int64_t n) {
+// out = Σ_j p[j] · v[j] for d = 8 · C, the sums in registers.
+template <int C, typename Rows>
+void weighted_rows_avx2(float* out, const float* p, const Rows& v, int64_t n) {
   __m256 acc[C];
 #  pragma GCC unroll 16
   for (int c = 0; c < C; ++c) acc[c] = _mm256_setzero_ps();
   for (int64_t j = 0; j < n; ++j) {
-    if (j + kPrefetchAhead < n) prefetch_row(v + rows[j + kPrefetchAhead] * ld, 8 * C);
-    const T* r = v + rows[j] * ld;
+    if (j + kPrefetchAhead < n) prefetch_row(v[j + kPrefetchAhead], 8 * C);
+    const auto* r = v[j];
     const __m256 w = _mm256_broadcast_ss(p + j);
 #  pragma GCC unroll 16
     for (int c = 0; c < C; ++c) acc[c] = _mm256_fmadd_ps(w, load8(r + 8 * c), acc[c]);
@@ -177,25 +187,24 @@ void weighted_rows_avx2(float* out, const float* p, const T* v, int64_t ld, cons
 }
 #endif
 
-// scores[j] = scale · q · k[rows[j]] (d values each).
-template <typename T>
-void dot_rows(float* scores, const float* q, const T* k, int64_t ld, const int64_t* rows, int64_t n,
-              int64_t d, float scale) {
+// scores[j] = scale · q · k[j] (d values each).
+template <typename Rows>
+void dot_rows(float* scores, const float* q, const Rows& k, int64_t n, int64_t d, float scale) {
 #if defined(__AVX2__) && defined(__FMA__)
   switch (d) {
     case 32:
-      return dot_rows_avx2<4>(scores, q, k, ld, rows, n, scale);
+      return dot_rows_avx2<4>(scores, q, k, n, scale);
     case 64:
-      return dot_rows_avx2<8>(scores, q, k, ld, rows, n, scale);
+      return dot_rows_avx2<8>(scores, q, k, n, scale);
     case 128:
-      return dot_rows_avx2<16>(scores, q, k, ld, rows, n, scale);
+      return dot_rows_avx2<16>(scores, q, k, n, scale);
     default:
       break;
   }
 #endif
   for (int64_t j = 0; j < n; ++j) {
-    if (j + kPrefetchAhead < n) prefetch_row(k + rows[j + kPrefetchAhead] * ld, d);
-    const T* kr = k + rows[j] * ld;
+    if (j + kPrefetchAhead < n) prefetch_row(k[j + kPrefetchAhead], d);
+    const auto* kr = k[j];
     float dot = 0.f;
 #pragma omp simd reduction(+ : dot)
     for (int64_t x = 0; x < d; ++x) dot += q[x] * to_float(kr[x]);
@@ -203,26 +212,25 @@ void dot_rows(float* scores, const float* q, const T* k, int64_t ld, const int64
   }
 }
 
-// out (d floats) = Σ_j p[j] · v[rows[j]]; acc: d floats of scratch.
-template <typename T>
-void weighted_rows(float* out, float* acc, const float* p, const T* v, int64_t ld, const int64_t* rows,
-                   int64_t n, int64_t d) {
+// out (d floats) = Σ_j p[j] · v[j]; acc: d floats of scratch.
+template <typename Rows>
+void weighted_rows(float* out, float* acc, const float* p, const Rows& v, int64_t n, int64_t d) {
 #if defined(__AVX2__) && defined(__FMA__)
   switch (d) {
     case 32:
-      return weighted_rows_avx2<4>(out, p, v, ld, rows, n);
+      return weighted_rows_avx2<4>(out, p, v, n);
     case 64:
-      return weighted_rows_avx2<8>(out, p, v, ld, rows, n);
+      return weighted_rows_avx2<8>(out, p, v, n);
     case 128:
-      return weighted_rows_avx2<16>(out, p, v, ld, rows, n);
+      return weighted_rows_avx2<16>(out, p, v, n);
     default:
       break;
   }
 #endif
   std::fill(acc, acc + d, 0.f);
   for (int64_t j = 0; j < n; ++j) {
-    if (j + kPrefetchAhead < n) prefetch_row(v + rows[j + kPrefetchAhead] * ld, d);
-    const T* vr = v + rows[j] * ld;
+    if (j + kPrefetchAhead < n) prefetch_row(v[j + kPrefetchAhead], d);
+    const auto* vr = v[j];
     const float pj = p[j];
 #pragma omp simd
     for (int64_t x = 0; x < d; ++x) acc[x] += pj * to_float(vr[x]);
@@ -230,22 +238,155 @@ void weighted_rows(float* out, float* acc, const float* p, const T* v, int64_t l
   std::copy(acc, acc + d, out);
 }
 
-// One query i, one head h: out = softmax(scale · q kᵀ + bias) v over i's listed rows.
-template <typename T>
-void attend_one(float* out, std::vector<float>& scores, std::vector<float>& acc, const GatheredAttention& a,
-                const T* k, const T* v, int64_t i, int64_t h) {
-  const int64_t d = a.head_dim, begin = a.key_offsets[i], n = a.key_offsets[i + 1] - begin;
+// One query, one head: out (d) = softmax(scale · q kᵀ + bias) v over n key and value rows.
+template <typename Rows>
+void attend(float* out, std::vector<float>& scores, std::vector<float>& acc, const float* q, const Rows& k,
+            const Rows& v, int64_t n, int64_t d, float scale, const float* bias) {
   if (n == 0) {
     std::fill(out, out + d, 0.f);
     return;
   }
-  const int64_t* rows = a.key_rows + begin;
   scores.resize(static_cast<size_t>(n));
-  dot_rows(scores.data(), a.q + i * a.ld_q + h * d, k + h * a.head_offset(), a.ld_kv, rows, n, d, a.scale);
-  if (a.bias)
-    for (int64_t j = 0; j < n; ++j) scores[j] += a.bias[h * a.bias_ld + j];
+  dot_rows(scores.data(), q, k, n, d, scale);
+  if (bias)
+    for (int64_t j = 0; j < n; ++j) scores[j] += bias[j];
   softmax_row_f32(scores.data(), n);
-  weighted_rows(out, acc.data(), scores.data(), v + h * a.head_offset(), a.ld_kv, rows, n, d);
+  weighted_rows(out, acc.data(), scores.data(), v, n, d);
+}
+
+#if defined(__AVX2__) && defined(__FMA__)
+// A group's scores for G ≤ 4 queries (q rows ld_q apart) over the block of n key rows (ld
+// apart), d = 8 · C: each key vector is loaded (and widened) once for all G queries.
+// scores: G rows of n.
+template <int C, int G, typename T>
+void group_dot_avx2(float* scores, const float* q, int64_t ld_q, const T* k, int64_t ld, int64_t n,
+                    float scale) {
+  static_assert(G >= 1 && G <= 4, "up to four queries per pass");
+  for (int64_t j = 0; j < n; ++j) {
+    const T* r = k + j * ld;
+    __m256 acc[4][2];
+#  pragma GCC unroll 4
+    for (int g = 0; g < 4; ++g) acc[g][0] = acc[g][1] = _mm256_setzero_ps();
+#  pragma GCC unroll 16
+    for (int c = 0; c < C; ++c) {
+      const __m256 kv = load8(r + 8 * c);
+#  pragma GCC unroll 4
+      for (int g = 0; g < G; ++g)
+        acc[g][c & 1] = _mm256_fmadd_ps(_mm256_loadu_ps(q + g * ld_q + 8 * c), kv, acc[g][c & 1]);
+    }
+    // Four sums of 8 lanes each (unused queries' are zero), side by side in one vector of 4.
+    const __m256 h01 =
+        _mm256_hadd_ps(_mm256_add_ps(acc[0][0], acc[0][1]), _mm256_add_ps(acc[1][0], acc[1][1]));
+    const __m256 h23 =
+        _mm256_hadd_ps(_mm256_add_ps(acc[2][0], acc[2][1]), _mm256_add_ps(acc[3][0], acc[3][1]));
+    const __m256 h = _mm256_hadd_ps(h01, h23);
+    alignas(16) float sums[4];
+    _mm_store_ps(sums, _mm_mul_ps(_mm_add_ps(_mm256_castps256_ps128(h), _mm256_extractf128_ps(h, 1)),
+                                  _mm_set1_ps(scale)));
+#  pragma GCC unroll 4
+    for (int g = 0; g < G; ++g) scores[g * n + j] = sums[g];
+  }
+}
+
+// out row g (ld_out apart) = Σ_j p[g · n + j] · v[j] for G ≤ 4 queries, d = 8 · C: 16 columns
+// per pass over the rows, so that the G × 2 sums stay in registers; the first pass asks for
+// the whole rows ahead (the later passes' columns: a strided read the prefetchers miss).
+template <int C, int G, typename T>
+void group_weighted_avx2(float* out, int64_t ld_out, const float* p, const T* v, int64_t ld, int64_t n) {
+  static_assert(C % 2 == 0, "16 columns per pass");
+  for (int c0 = 0; c0 < C; c0 += 2) {
+    __m256 acc[G][2];
+#  pragma GCC unroll 4
+    for (int g = 0; g < G; ++g) acc[g][0] = acc[g][1] = _mm256_setzero_ps();
+    for (int64_t j = 0; j < n; ++j) {
+      // The first pass brings whole rows in for the later ones.
+      if (c0 == 0 && j + kPrefetchAhead < n) prefetch_row(v + (j + kPrefetchAhead) * ld, 8 * C);
+      const T* r = v + j * ld + 8 * c0;
+      const __m256 v0 = load8(r), v1 = load8(r + 8);
+#  pragma GCC unroll 4
+      for (int g = 0; g < G; ++g) {
+        const __m256 w = _mm256_broadcast_ss(p + g * n + j);
+        acc[g][0] = _mm256_fmadd_ps(w, v0, acc[g][0]);
+        acc[g][1] = _mm256_fmadd_ps(w, v1, acc[g][1]);
+      }
+    }
+#  pragma GCC unroll 4
+    for (int g = 0; g < G; ++g) {
+      _mm256_storeu_ps(out + g * ld_out + 8 * c0, acc[g][0]);
+      _mm256_storeu_ps(out + g * ld_out + 8 * c0 + 8, acc[g][1]);
+    }
+  }
+}
+
+// G ≤ 4 queries of a group, one head: scores, bias, softmax, weighted values.
+template <int C, int G, typename T>
+void attend_group_avx2(float* out, int64_t ld_out, std::vector<float>& scores, const float* q, int64_t ld_q,
+                       const T* k, const T* v, int64_t ld, int64_t n, float scale, const float* bias) {
+  scores.resize(static_cast<size_t>(G * n));
+  group_dot_avx2<C, G>(scores.data(), q, ld_q, k, ld, n, scale);
+  for (int g = 0; g < G; ++g) {
+    float* sr = scores.data() + g * n;
+    if (bias)
+      for (int64_t j = 0; j < n; ++j) sr[j] += bias[j];
+    softmax_row_f32(sr, n);
+  }
+  group_weighted_avx2<C, G>(out, ld_out, scores.data(), v, ld, n);
+}
+
+template <int C, typename T>
+void attend_group_avx2(float* out, int64_t ld_out, std::vector<float>& scores, const float* q, int64_t ld_q,
+                       const T* k, const T* v, int64_t ld, int64_t n, float scale, const float* bias,
+                       int64_t queries) {
+  for (int64_t r = 0; r < queries; r += 4) {
+    float* o = out + r * ld_out;
+    const float* qr = q + r * ld_q;
+    switch (std::min<int64_t>(4, queries - r)) {
+      case 1:
+        attend_group_avx2<C, 1>(o, ld_out, scores, qr, ld_q, k, v, ld, n, scale, bias);
+        break;
+      case 2:
+        attend_group_avx2<C, 2>(o, ld_out, scores, qr, ld_q, k, v, ld, n, scale, bias);
+        break;
+      case 3:
+        attend_group_avx2<C, 3>(o, ld_out, scores, qr, ld_q, k, v, ld, n, scale, bias);
+        break;
+      default:
+        attend_group_avx2<C, 4>(o, ld_out, scores, qr, ld_q, k, v, ld, n, scale, bias);
+        break;
+    }
+  }
+}
+#endif
+
+// One head of a group of queries over the same block of key and value rows (the beams of
+// one source in cross-attention): up to four queries take each key and value vector from
+// one load, where the head size has a vector kernel; else query by query.
+template <typename T>
+void attend_group(float* out, int64_t ld_out, std::vector<float>& scores, std::vector<float>& acc,
+                  const GatheredAttention& a, const QueryGroup& g, const T* k, const T* v, int64_t h) {
+  const int64_t d = a.head_dim, n = g.num_keys;
+  const T* kh = k + g.first_row * a.ld_kv + h * a.head_offset();
+  const T* vh = v + g.first_row * a.ld_kv + h * a.head_offset();
+  const float* bias = a.bias ? a.bias + h * a.bias_ld : nullptr;
+  const float* q = a.q + g.first_query * a.ld_q + h * d;
+#if defined(__AVX2__) && defined(__FMA__)
+  switch (d) {
+    case 32:
+      return attend_group_avx2<4>(out, ld_out, scores, q, a.ld_q, kh, vh, a.ld_kv, n, a.scale, bias,
+                                  g.num_queries);
+    case 64:
+      return attend_group_avx2<8>(out, ld_out, scores, q, a.ld_q, kh, vh, a.ld_kv, n, a.scale, bias,
+                                  g.num_queries);
+    case 128:
+      return attend_group_avx2<16>(out, ld_out, scores, q, a.ld_q, kh, vh, a.ld_kv, n, a.scale, bias,
+                                   g.num_queries);
+    default:
+      break;
+  }
+#endif
+  const BlockRows<T> keys{kh, a.ld_kv}, values{vh, a.ld_kv};
+  for (int64_t r = 0; r < g.num_queries; ++r)
+    attend(out + r * ld_out, scores, acc, q + r * a.ld_q, keys, values, n, d, a.scale, bias);
 }
 
 }  // namespace
@@ -262,36 +403,28 @@ void gathered_attention_f32(float* out, int64_t ld_out, const GatheredAttention&
 #pragma omp for schedule(dynamic, 4)
     for (int64_t item = 0; item < items; ++item) {
       const QueryGroup& g = groups[static_cast<size_t>(item / a.num_heads)];
-      const int64_t h = item % a.num_heads, n = g.num_keys;
-      const int64_t i = g.first_query;
+      const int64_t h = item % a.num_heads, i = g.first_query;
       float* o = out + i * ld_out + h * d;
-      if (!half && g.first_row >= 0 && g.num_queries >= kMinGemmQueries) {
-        // (G, n) = (G, d) · (n, d)ᵀ and (G, d) = (G, n) · (n, d), straight from the
-        // cached rows; the GEMM library runs single-threaded in this parallel region.
-        const float* qh = a.q + i * a.ld_q + h * d;
-        const float* bias = a.bias ? a.bias + h * a.bias_ld : nullptr;
-        const float* kh = a.k + g.first_row * a.ld_kv + h * a.head_offset();
-        const float* vh = a.v + g.first_row * a.ld_kv + h * a.head_offset();
-        scores.resize(static_cast<size_t>(g.num_queries * n));
-        gemm_f32(scores.data(), qh, kh, false, true, g.num_queries, n, d, a.ld_q, a.ld_kv, n, a.scale,
-                 0.f);
-        for (int64_t r = 0; r < g.num_queries; ++r) {
-          float* sr = scores.data() + r * n;
-          if (bias)
-            for (int64_t j = 0; j < n; ++j) sr[j] += bias[j];
-          softmax_row_f32(sr, n);
-        }
-        gemm_f32(o, scores.data(), vh, false, false, g.num_queries, d, n, n, a.ld_kv, ld_out, 1.f, 0.f);
+      if (g.first_row >= 0 && g.num_queries > 1) {
+        if (half)
+          attend_group(o, ld_out, scores, acc, a, g, a.k_f16, a.v_f16, h);
+        else
+          attend_group(o, ld_out, scores, acc, a, g, a.k, a.v, h);
         continue;
       }
-      // Query by query; a group's queries (beams of one source) one after another, while
-      // the head's rows are in cache.
-      for (int64_t r = 0; r < g.num_queries; ++r) {
-        if (half)
-          attend_one(o + r * ld_out, scores, acc, a, a.k_f16, a.v_f16, i + r, h);
-        else
-          attend_one(o + r * ld_out, scores, acc, a, a.k, a.v, i + r, h);
-      }
+      // A lone query over its listed rows (greedy search, self-attention over its own cache
+      // rows).
+      const int64_t begin = a.key_offsets[i], n = a.key_offsets[i + 1] - begin;
+      const int64_t* rows = a.key_rows + begin;
+      const float* q = a.q + i * a.ld_q + h * d;
+      const float* bias = a.bias ? a.bias + h * a.bias_ld : nullptr;
+      const int64_t at = h * a.head_offset();
+      if (half)
+        attend(o, scores, acc, q, ListedRows<uint16_t>{a.k_f16 + at, a.ld_kv, rows},
+               ListedRows<uint16_t>{a.v_f16 + at, a.ld_kv, rows}, n, d, a.scale, bias);
+      else
+        attend(o, scores, acc, q, ListedRows<float>{a.k + at, a.ld_kv, rows},
+               ListedRows<float>{a.v + at, a.ld_kv, rows}, n, d, a.scale, bias);
     }
   }
 }
