@@ -20,7 +20,9 @@ SearchOutput sampling_search(DecoderSession& session, int64_t num_rows, const Ge
   out.scores.assign(static_cast<size_t>(num_rows), 0.f);
   std::vector<int64_t> active(static_cast<size_t>(num_rows));
   for (int64_t r = 0; r < num_rows; ++r) active[r] = r;
-  auto is_eos = [&](int64_t t) { return std::find(o.eos_token_id.begin(), o.eos_token_id.end(), t) != o.eos_token_id.end(); };
+  auto is_eos = [&](int64_t t) {
+    return std::find(o.eos_token_id.begin(), o.eos_token_id.end(), t) != o.eos_token_id.end();
+  };
 
   std::vector<float> logp(static_cast<size_t>(vocab));
   for (int64_t cur_len = 1; !active.empty() && cur_len < max_length; ++cur_len) {
@@ -52,8 +54,10 @@ SearchOutput sampling_search(DecoderSession& session, int64_t num_rows, const Ge
         out.scores[r] += logp[token];
       } else {
         token = argmax_row(scores, vocab);  // first maximum, like torch.argmax
+        // The chosen token's log-probability, as log_softmax_row gives it (a row of -inf
+        // keeps its -inf).
         const float shift = log_sum_exp_row(scores, vocab);
-        out.scores[r] += shift == -INFINITY ? scores[token] : scores[token] - shift;  // log_softmax_row's
+        out.scores[r] += shift == -INFINITY ? scores[token] : scores[token] - shift;
       }
       seq.push_back(token);
     };
