@@ -122,12 +122,9 @@ void gemm_u8s8s32_panels(int32_t* c, const uint8_t* a, const void* packed, int64
     for (int64_t r = 0; r < m; ++r) std::memcpy(padded.data() + r * lda, a + r * k, static_cast<size_t>(k));
     a = padded.data();
   }
-  // A block of rows stays in cache while every panel passes over it; the threads take runs
-  // of 8 panels as they come free (rather than one fixed share each: on a shared host a
-  // thread whose core is lent elsewhere for a while no longer holds the other up; one
-  // BART-base decoder step's int8 products, 2 threads, medians: 64 rows 58.6 -> 56.5 ms,
-  // 1,024 rows 0.89 -> 0.84 s, 16 rows unchanged).
-#pragma omp parallel for collapse(2) schedule(dynamic, 8) if (count * blocks > 1 && m * n * k > 65536)
+  // A block of rows stays in cache while every panel passes over it; with one block the
+  // threads take contiguous runs of panels, each streaming its part of the weight once.
+#pragma omp parallel for collapse(2) schedule(static) if (count * blocks > 1 && m * n * k > 65536)
   for (int64_t b = 0; b < blocks; ++b)
     for (int64_t p = 0; p < count; ++p) {
       const int8_t* panel = panels + p * panel_bytes(k);
