@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdio>
 #include <cstring>
+#include <utility>
 #include <vector>
 
 #include "core/buffer_pool.h"
@@ -259,19 +260,31 @@ TEST(PackedGemmTest, FloatPackedEpilogueMatchesTheReference) {
   }
 }
 
+// The packed product dequantizes its sums inside the product (with panels, block by block:
+// ops/cpu/panel_gemm_u8s8.h), the plain one after it: the same sums and the same
+// arithmetic, so the same bits. Shapes: one panel and part of one, chunks of panels split
+// between the threads, k not a multiple of 4; rows in one block, past a block, and in a
+// 256-row chunk plus a padded one (oneDNN).
 TEST(PackedGemmTest, Int8PackedEqualsUnpacked) {
-  const int64_t n = 45, k = 200;
-  const Tensor w = tensor_from(random_floats(static_cast<size_t>(n * k), 39, 0.2f), {n, k});
-  const ops::Int8Weight plain = ops::quantize_weight_int8(w, /*pack=*/false);
-  const ops::Int8Weight packed = ops::quantize_weight_int8(w, /*pack=*/true);
-  EXPECT_FALSE(packed.q.defined());
-  const Tensor bias = tensor_from(random_floats(static_cast<size_t>(n), 40), {n});
-  for (int64_t m : {1, 17, 130, 300}) {  // 300: a 256-row chunk and a padded one (oneDNN)
-    const Tensor x = tensor_from(random_floats(static_cast<size_t>(m * k), 41, 3.f), {m, k});
-    Tensor a(DType::F32, {m, n}), b(DType::F32, {m, n});
-    ops::matmul_nt_int8(a, x, plain, &bias);
-    ops::matmul_nt_int8(b, x, packed, &bias);
-    EXPECT_EQ(0, std::memcmp(a.data<float>(), b.data<float>(), a.nbytes())) << "m " << m;
+  for (const auto& [n, k] : std::vector<std::pair<int64_t, int64_t>>{{45, 200}, {300, 30}, {1000, 64}}) {
+    const Tensor w = tensor_from(random_floats(static_cast<size_t>(n * k), 39, 0.2f), {n, k});
+    const ops::Int8Weight plain = ops::quantize_weight_int8(w, /*pack=*/false);
+    const ops::Int8Weight packed = ops::quantize_weight_int8(w, /*pack=*/true);
+    EXPECT_FALSE(packed.q.defined());
+    const Tensor bias = tensor_from(random_floats(static_cast<size_t>(n), 40), {n});
+    for (const ops::Activation act : {ops::Activation::None, ops::Activation::GeluErf}) {
+      for (int64_t m : {1, 17, 96, 130, 300}) {
+        const Tensor x = tensor_from(random_floats(static_cast<size_t>(m * k), 41, 3.f), {m, k});
+        Tensor a(DType::F32, {m, n}), b(DType::F32, {m, n});
+        ops::matmul_nt_int8(a, x, plain, &bias, act);
+        ops::matmul_nt_int8(b, x, packed, &bias, act);
+        EXPECT_EQ(0, std::memcmp(a.data<float>(), b.data<float>(), a.nbytes()))
+            << "m " << m << " n " << n << " k " << k << " " << ops::activation_name(act);
+        ops::matmul_nt_int8(b, x, packed, nullptr, act);  // without a bias
+        ops::matmul_nt_int8(a, x, plain, nullptr, act);
+        EXPECT_EQ(0, std::memcmp(a.data<float>(), b.data<float>(), a.nbytes())) << "no bias, m " << m;
+      }
+    }
   }
 }
 

@@ -157,17 +157,23 @@ void matmul_nt_int8(Tensor& y, const Tensor& x, const Int8Weight& w, const Tenso
   q.resize(static_cast<size_t>(rows * k));
   row_scale.resize(static_cast<size_t>(m));
   row_zero.resize(static_cast<size_t>(m));
-  acc.resize(static_cast<size_t>(rows * n));
   cpu::quantize_rows_u8(q.data(), row_scale.data(), row_zero.data(), x.data<float>(), m, k,
                         w.input_scale_inverse.defined() ? w.input_scale_inverse.data<float>() : nullptr);
   std::fill(q.begin() + m * k, q.begin() + rows * k, uint8_t{0});
-  if (w.packed.defined())
-    cpu::gemm_u8s8s32_packed(acc.data(), q.data(), w.packed.data.get(), m, n, k);
-  else
-    cpu::gemm_u8s8s32(acc.data(), q.data(), w.q.data<int8_t>(), m, n, k);
-  cpu::dequantize_rows(y.data<float>(), acc.data(), row_scale.data(), row_zero.data(),
-                       w.scale.data<float>(), w.row_sum.data<int32_t>(),
-                       bias ? bias->data<float>() : nullptr, m, n, act);
+  const cpu::S8Dequantization dq{row_scale.data(),
+                                 row_zero.data(),
+                                 w.scale.data<float>(),
+                                 w.row_sum.data<int32_t>(),
+                                 bias ? bias->data<float>() : nullptr,
+                                 act};
+  if (w.packed.defined()) {
+    cpu::gemm_u8s8_dequantize_packed(y.data<float>(), q.data(), w.packed.data.get(), m, n, k, dq);
+    return;
+  }
+  acc.resize(static_cast<size_t>(m * n));
+  cpu::gemm_u8s8s32(acc.data(), q.data(), w.q.data<int8_t>(), m, n, k);
+  cpu::dequantize_rows(y.data<float>(), acc.data(), dq.row_scale, dq.row_zero, dq.col_scale, dq.col_sum,
+                       dq.bias, m, n, act);
 }
 
 }  // namespace nle::ops

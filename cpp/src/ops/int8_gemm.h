@@ -52,8 +52,8 @@ Int8Weight quantize_weight_int8(const Tensor& w, bool pack = false, const Tensor
 Tensor smoothing_scales(const Tensor& w, const Tensor& norm_weight, const Tensor* norm_bias);
 
 // y (M, N) = act(x (M, K) · wᵀ + bias (N)), x F32 quantized per row on the fly; bias may be
-// null. The bias and activation are applied as the int32 sums are rescaled, row by row
-// while each row is in cache.
+// null. The bias and activation are applied as the int32 sums are rescaled, while they
+// are in cache (with a packed weight in panels, block by block inside the product).
 void matmul_nt_int8(Tensor& y, const Tensor& x, const Int8Weight& w, const Tensor* bias = nullptr,
                     Activation act = Activation::None);
 
@@ -75,6 +75,10 @@ void gemm_u8s8s32(int32_t* c, const uint8_t* a, const int8_t* b, int64_t m, int6
 void dequantize_rows(float* y, const int32_t* c, const float* row_scale, const int32_t* row_zero,
                      const float* col_scale, const int32_t* col_sum, const float* bias, int64_t m, int64_t n,
                      Activation act = Activation::None);
+// One row of dequantize_rows, n values, on the calling thread (for products that
+// dequantize their sums block by block).
+void dequantize_row(float* y, const int32_t* c, float row_scale, int32_t row_zero, const float* col_scale,
+                    const int32_t* col_sum, const float* bias, int64_t n, Activation act);
 }  // namespace cpu
 
 namespace reference {

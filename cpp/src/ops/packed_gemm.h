@@ -68,6 +68,23 @@ void gemm_bf16_packed(void* c, const uint16_t* a, const void* packed_b, int64_t 
 // of a are read, those of c overwritten).
 int64_t packed_s8_rows(int64_t m);
 void gemm_u8s8s32_packed(int32_t* c, const uint8_t* a, const void* packed_b, int64_t m, int64_t n, int64_t k);
+
+// How an int8 product's sums c become float32 (ops/int8_gemm.h): y[r, j] =
+// act(row_scale[r] · col_scale[j] · (c[r, j] - row_zero[r] · col_sum[j]) + bias[j]); bias
+// may be null.
+struct S8Dequantization {
+  const float* row_scale = nullptr;   // M
+  const int32_t* row_zero = nullptr;  // M
+  const float* col_scale = nullptr;   // N
+  const int32_t* col_sum = nullptr;   // N
+  const float* bias = nullptr;        // N or null
+  Activation act = Activation::None;
+};
+// y (M, N) = a (M, K) · bᵀ dequantized by dq, b packed by pack_weight_s8, a holding
+// packed_s8_rows(m) rows. The panels (ops/cpu/panel_gemm_u8s8.h) dequantize each block of
+// sums while it is in cache; the libraries' products go through an int32 buffer.
+void gemm_u8s8_dequantize_packed(float* y, const uint8_t* a, const void* packed_b, int64_t m, int64_t n,
+                                 int64_t k, const S8Dequantization& dq);
 }  // namespace cpu
 
 }  // namespace nle::ops

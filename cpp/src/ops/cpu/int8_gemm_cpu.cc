@@ -63,9 +63,9 @@ NLE_VECTOR_CLONES void quantize_row_u8(uint8_t* __restrict out, float* scale, in
 }
 
 // One row of dequantize_rows.
-NLE_VECTOR_CLONES void dequantize_row(float* __restrict y, const int32_t* __restrict c, float s, int32_t z,
-                                      const float* __restrict col_scale, const int32_t* __restrict col_sum,
-                                      const float* __restrict bias, int64_t n, Activation act) {
+NLE_VECTOR_CLONES void dequantize_values(float* __restrict y, const int32_t* __restrict c, float s, int32_t z,
+                                         const float* __restrict col_scale, const int32_t* __restrict col_sum,
+                                         const float* __restrict bias, int64_t n, Activation act) {
   if (bias) {
 #pragma omp simd
     for (int64_t j = 0; j < n; ++j)
@@ -103,7 +103,12 @@ void dequantize_rows(float* y, const int32_t* c, const float* row_scale, const i
                      Activation act) {
 #pragma omp parallel for schedule(static) if (m * n > 16384)
   for (int64_t r = 0; r < m; ++r)
-    dequantize_row(y + r * n, c + r * n, row_scale[r], row_zero[r], col_scale, col_sum, bias, n, act);
+    dequantize_values(y + r * n, c + r * n, row_scale[r], row_zero[r], col_scale, col_sum, bias, n, act);
+}
+
+void dequantize_row(float* y, const int32_t* c, float row_scale, int32_t row_zero, const float* col_scale,
+                    const int32_t* col_sum, const float* bias, int64_t n, Activation act) {
+  dequantize_values(y, c, row_scale, row_zero, col_scale, col_sum, bias, n, act);
 }
 
 }  // namespace nle::ops::cpu

@@ -2,12 +2,14 @@
 
 #include <algorithm>
 #include <limits>
+#include <vector>
 
 #include "ops/check.h"
 #include "ops/cpu/gemm_library.h"
 #include "ops/cpu/onednn_matmul.h"
 #include "ops/cpu/panel_gemm_f32.h"
 #include "ops/cpu/panel_gemm_u8s8.h"
+#include "ops/int8_gemm.h"
 #include "ops/packed_gemm.h"
 
 namespace nle::ops {
@@ -161,6 +163,19 @@ void gemm_u8s8s32_packed(int32_t* c, const uint8_t* a, const void* packed_b, int
                              static_cast<MKL_INT>(m), static_cast<MKL_INT>(n), static_cast<MKL_INT>(k), 1.f,
                              a, static_cast<MKL_INT>(k), 0, packed_b, static_cast<MKL_INT>(k), 0, 0.f, c,
                              static_cast<MKL_INT>(n), &no_offset);
+}
+
+void gemm_u8s8_dequantize_packed(float* y, const uint8_t* a, const void* packed_b, int64_t m, int64_t n,
+                                 int64_t k, const S8Dequantization& dq) {
+  if (m == 0 || n == 0) return;
+  if (s8_packing() == S8Packing::Panels) {
+    gemm_u8s8_dequantize_panels(y, a, packed_b, m, n, k, dq);
+    return;
+  }
+  thread_local std::vector<int32_t> acc;  // grows to the largest call, then is reused
+  acc.resize(static_cast<size_t>(packed_s8_rows(m) * n));
+  gemm_u8s8s32_packed(acc.data(), a, packed_b, m, n, k);
+  dequantize_rows(y, acc.data(), dq.row_scale, dq.row_zero, dq.col_scale, dq.col_sum, dq.bias, m, n, dq.act);
 }
 
 }  // namespace cpu

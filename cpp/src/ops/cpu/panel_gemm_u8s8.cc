@@ -4,6 +4,8 @@
 #  include <immintrin.h>
 #endif
 
+#include <omp.h>
+
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -11,6 +13,7 @@
 #include <vector>
 
 #include "nlpengine/errors.h"
+#include "ops/int8_gemm.h"
 
 namespace nle::ops::cpu {
 
@@ -19,6 +22,9 @@ namespace {
 constexpr int64_t kGroup = 4;                              // k per group
 constexpr int64_t kGroupBytes = kGroup * kS8PanelColumns;  // one group of a panel
 constexpr int64_t kRowBlockRows = 16 * kS8BlockRows;       // rows of a kept in cache per pass
+// Panels whose sums for one block of rows wait in a thread's tile to be dequantized: 96
+// rows by 128 columns of int32, 48 KB.
+constexpr int64_t kChunkPanels = 8;
 
 // Up to kS8BlockRows rows of a times one panel: c[r, 0..cols) for r < ROWS. Each row of
 // a has groups · kGroup bytes (lda >= that).
@@ -89,6 +95,23 @@ void panel_rows(int32_t* c, int64_t ldc, const uint8_t* a, int64_t lda, const in
 int64_t groups_of(int64_t k) { return (k + kGroup - 1) / kGroup; }
 int64_t panel_bytes(int64_t k) { return groups_of(k) * kGroupBytes; }
 
+// a with each row padded to whole groups of 4 bytes when k is not a multiple of 4 (a
+// per-thread copy with zeros after each row; the weight's codes there are zero too), else
+// a itself.
+const uint8_t* rows_in_groups(const uint8_t* a, int64_t m, int64_t k) {
+  const int64_t lda = groups_of(k) * kGroup;
+  if (lda == k) return a;
+  thread_local std::vector<uint8_t> padded;
+  padded.assign(static_cast<size_t>(m * lda), 0);
+  for (int64_t r = 0; r < m; ++r) std::memcpy(padded.data() + r * lda, a + r * k, static_cast<size_t>(k));
+  return padded.data();
+}
+
+// Products whose rows and columns are worth more than one thread.
+bool worth_threads(int64_t blocks, int64_t panels, int64_t m, int64_t n, int64_t k) {
+  return blocks * panels > 1 && m * n * k > 65536;
+}
+
 }  // namespace
 
 std::shared_ptr<void> pack_panels_s8(const int8_t* w, int64_t n, int64_t k) {
@@ -114,17 +137,10 @@ void gemm_u8s8s32_panels(int32_t* c, const uint8_t* a, const void* packed, int64
   const int64_t count = (n + kS8PanelColumns - 1) / kS8PanelColumns;
   const int64_t blocks = (m + kRowBlockRows - 1) / kRowBlockRows;
   const int64_t groups = groups_of(k), lda = groups * kGroup;
-  // The kernel reads whole groups of 4 bytes: rows whose length is not a multiple of 4 are
-  // copied with zeros after them (the weight's codes there are zero too).
-  thread_local std::vector<uint8_t> padded;
-  if (lda != k) {
-    padded.assign(static_cast<size_t>(m * lda), 0);
-    for (int64_t r = 0; r < m; ++r) std::memcpy(padded.data() + r * lda, a + r * k, static_cast<size_t>(k));
-    a = padded.data();
-  }
+  a = rows_in_groups(a, m, k);
   // A block of rows stays in cache while every panel passes over it; with one block the
   // threads take contiguous runs of panels, each streaming its part of the weight once.
-#pragma omp parallel for collapse(2) schedule(static) if (count * blocks > 1 && m * n * k > 65536)
+#pragma omp parallel for collapse(2) schedule(static) if (worth_threads(blocks, count, m, n, k))
   for (int64_t b = 0; b < blocks; ++b)
     for (int64_t p = 0; p < count; ++p) {
       const int8_t* panel = panels + p * panel_bytes(k);
@@ -134,6 +150,50 @@ void gemm_u8s8s32_panels(int32_t* c, const uint8_t* a, const void* packed, int64
         panel_rows(c + r * n + first, n, a + r * lda, lda, panel, groups, cols,
                    std::min(kS8BlockRows, end - r));
     }
+}
+
+void gemm_u8s8_dequantize_panels(float* y, const uint8_t* a, const void* packed, int64_t m, int64_t n,
+                                 int64_t k, const S8Dequantization& dq) {
+  if (m == 0 || n == 0) return;
+  const auto* panels = static_cast<const int8_t*>(packed);
+  const int64_t count = (n + kS8PanelColumns - 1) / kS8PanelColumns;
+  const int64_t blocks = (m + kRowBlockRows - 1) / kRowBlockRows;
+  const int64_t groups = groups_of(k), lda = groups * kGroup;
+  a = rows_in_groups(a, m, k);
+  // The panels of a block of rows go in chunks of up to kChunkPanels, each chunk's sums
+  // into the thread's tile and from there, dequantized, into y. A block's chunks number a
+  // multiple of the threads, so that with one block of rows (a short batch, a decoding
+  // step) the threads take equal contiguous runs of panels, as gemm_u8s8s32_panels does.
+  const bool threaded = worth_threads(blocks, count, m, n, k);
+  const int64_t threads = threaded ? omp_get_max_threads() : 1;
+  const int64_t per_block = threads * ((count + threads * kChunkPanels - 1) / (threads * kChunkPanels));
+  const int64_t chunk = (count + per_block - 1) / per_block;  // panels per chunk, <= kChunkPanels
+  const int64_t chunks = (count + chunk - 1) / chunk;
+  const int64_t ldt = chunk * kS8PanelColumns;
+#pragma omp parallel if (threaded)
+  {
+    thread_local std::vector<int32_t> tile_buffer;
+    tile_buffer.resize(static_cast<size_t>(kRowBlockRows * kChunkPanels * kS8PanelColumns));
+    int32_t* tile = tile_buffer.data();
+#pragma omp for collapse(2) schedule(static)
+    for (int64_t b = 0; b < blocks; ++b)
+      for (int64_t h = 0; h < chunks; ++h) {
+        const int64_t p0 = h * chunk, p1 = std::min(count, p0 + chunk);
+        const int64_t first = p0 * kS8PanelColumns, last = std::min(n, p1 * kS8PanelColumns);
+        const int64_t r0 = b * kRowBlockRows, r1 = std::min(m, r0 + kRowBlockRows);
+        for (int64_t p = p0; p < p1; ++p) {
+          const int8_t* panel = panels + p * panel_bytes(k);
+          const int64_t cols = std::min(kS8PanelColumns, n - p * kS8PanelColumns);
+          for (int64_t r = r0; r < r1; r += kS8BlockRows)
+            panel_rows(tile + (r - r0) * ldt + (p - p0) * kS8PanelColumns, ldt, a + r * lda, lda, panel,
+                       groups, cols, std::min(kS8BlockRows, r1 - r));
+        }
+        for (int64_t r = r0; r < r1; ++r)
+          dequantize_row(y + r * n + first, tile + (r - r0) * ldt, dq.row_scale[r], dq.row_zero[r],
+                         dq.col_scale + first, dq.col_sum + first, dq.bias ? dq.bias + first : nullptr,
+                         last - first, dq.act);
+      }
+  }
 }
 
 }  // namespace nle::ops::cpu
