@@ -241,21 +241,29 @@ TEST(PackedGemmTest, FloatMatchesReferenceForAnyRowCount) {
 }
 
 // The bias and activation of a packed float32 product, as fused by each way of packing.
+// The bias and activation are applied inside the product (with panels, by the kernel to
+// each block it stores: ops/cpu/panel_gemm_f32.cc), with and without a bias, a partial
+// panel (n = 37) and rows past a block.
 TEST(PackedGemmTest, FloatPackedEpilogueMatchesTheReference) {
   const int64_t n = 37, k = 50;
   const auto w = random_floats(static_cast<size_t>(n * k), 9, 0.3f);
   const ops::PackedWeight packed = ops::pack_weight_f32(tensor_from(w, {n, k}));
   const auto bias_values = random_floats(static_cast<size_t>(n), 10);
   const Tensor bias = tensor_from(bias_values, {n});
-  for (ops::Activation act : {ops::Activation::None, ops::Activation::GeluErf, ops::Activation::Relu}) {
-    for (int64_t m : {3, 16, 40, 200}) {  // 200: past a block of rows (panel_gemm_f32)
-      const auto x = random_floats(static_cast<size_t>(m * k), 11 + static_cast<uint32_t>(m));
-      Tensor y(DType::F32, {m, n});
-      ops::matmul_nt_packed(y, tensor_from(x, {m, k}), packed, &bias, act);
-      auto expected = exact_product(x, w, m, n, k);
-      ops::reference::bias_activation_f32(expected.data(), bias_values.data(), m, n, act);
-      const std::vector<float> got(y.data<float>(), y.data<float>() + m * n);
-      EXPECT_LT(max_abs_diff(got, expected), 1e-4f) << "m " << m << " " << ops::activation_name(act);
+  for (ops::Activation act : {ops::Activation::None, ops::Activation::GeluErf, ops::Activation::GeluTanh,
+                              ops::Activation::Relu, ops::Activation::Silu, ops::Activation::Tanh}) {
+    for (const bool with_bias : {true, false}) {
+      for (int64_t m : {3, 16, 40, 200}) {  // 200: past a block of rows (panel_gemm_f32)
+        const auto x = random_floats(static_cast<size_t>(m * k), 11 + static_cast<uint32_t>(m));
+        Tensor y(DType::F32, {m, n});
+        ops::matmul_nt_packed(y, tensor_from(x, {m, k}), packed, with_bias ? &bias : nullptr, act);
+        auto expected = exact_product(x, w, m, n, k);
+        ops::reference::bias_activation_f32(expected.data(), with_bias ? bias_values.data() : nullptr, m, n,
+                                            act);
+        const std::vector<float> got(y.data<float>(), y.data<float>() + m * n);
+        EXPECT_LT(max_abs_diff(got, expected), 1e-4f)
+            << "m " << m << " " << ops::activation_name(act) << (with_bias ? " with bias" : " no bias");
+      }
     }
   }
 }

@@ -12,6 +12,7 @@
 #include <string>
 
 #include "nlpengine/errors.h"
+#include "ops/cpu/activation_values.h"
 
 namespace nle::ops::cpu {
 
@@ -29,6 +30,13 @@ constexpr int64_t kRowBlock = 96;
 struct PanelPrefetch {
   const float* next = nullptr;
   int64_t every = 1;
+};
+
+// What the kernel applies to its sums before they leave the registers: the bias of the
+// panel's columns (null: none), then the activation, row by row while the block is in L1.
+struct PanelEpilogue {
+  const float* bias = nullptr;  // the panel's first column's bias
+  Activation act = Activation::None;
 };
 
 #if defined(__AVX2__) && defined(__FMA__)
@@ -50,7 +58,7 @@ template <int ROWS>
 // Up to kBlockRows rows of a times one panel: c[r, 0..cols) for r < ROWS.
 template <int ROWS>
 void panel_block(float* c, int64_t ldc, const float* a, int64_t lda, const float* panel, int64_t k,
-                 int64_t cols, PanelPrefetch prefetch) {
+                 int64_t cols, PanelPrefetch prefetch, PanelEpilogue epilogue) {
 #if defined(__AVX2__) && defined(__FMA__)
   static_assert(kPanelColumns == 16, "two 8-float vectors per panel row");
   __m256 acc[ROWS][2];
@@ -67,6 +75,17 @@ void panel_block(float* c, int64_t ldc, const float* a, int64_t lda, const float
     }
   } else {
     for (int64_t p = 0; p < k; ++p) panel_step<ROWS>(acc, a, lda, panel, p);
+  }
+  if (epilogue.bias) {
+    // The same single rounding as adding the bias to the stored sums.
+    alignas(32) float bias[kPanelColumns] = {};
+    std::memcpy(bias, epilogue.bias, static_cast<size_t>(cols) * sizeof(float));
+    const __m256 b0 = _mm256_load_ps(bias), b1 = _mm256_load_ps(bias + 8);
+#  pragma GCC unroll 6
+    for (int r = 0; r < ROWS; ++r) {
+      acc[r][0] = _mm256_add_ps(acc[r][0], b0);
+      acc[r][1] = _mm256_add_ps(acc[r][1], b1);
+    }
   }
   // Every loop over the rows is unrolled, so that acc lives in registers.
 #  pragma GCC unroll 6
@@ -87,26 +106,30 @@ void panel_block(float* c, int64_t ldc, const float* a, int64_t lda, const float
     float row[kPanelColumns] = {};
     for (int64_t p = 0; p < k; ++p)
       for (int64_t j = 0; j < kPanelColumns; ++j) row[j] += a[r * lda + p] * panel[p * kPanelColumns + j];
+    if (epilogue.bias)
+      for (int64_t j = 0; j < cols; ++j) row[j] += epilogue.bias[j];
     std::memcpy(c + r * ldc, row, static_cast<size_t>(cols) * sizeof(float));
   }
 #endif
+  if (epilogue.act != Activation::None)
+    for (int r = 0; r < ROWS; ++r) activate_values(c + r * ldc, cols, epilogue.act);
 }
 
 void panel_rows(float* c, int64_t ldc, const float* a, int64_t lda, const float* panel, int64_t k,
-                int64_t cols, int64_t rows, PanelPrefetch prefetch) {
+                int64_t cols, int64_t rows, PanelPrefetch prefetch, PanelEpilogue epilogue) {
   switch (rows) {
     case 1:
-      return panel_block<1>(c, ldc, a, lda, panel, k, cols, prefetch);
+      return panel_block<1>(c, ldc, a, lda, panel, k, cols, prefetch, epilogue);
     case 2:
-      return panel_block<2>(c, ldc, a, lda, panel, k, cols, prefetch);
+      return panel_block<2>(c, ldc, a, lda, panel, k, cols, prefetch, epilogue);
     case 3:
-      return panel_block<3>(c, ldc, a, lda, panel, k, cols, prefetch);
+      return panel_block<3>(c, ldc, a, lda, panel, k, cols, prefetch, epilogue);
     case 4:
-      return panel_block<4>(c, ldc, a, lda, panel, k, cols, prefetch);
+      return panel_block<4>(c, ldc, a, lda, panel, k, cols, prefetch, epilogue);
     case 5:
-      return panel_block<5>(c, ldc, a, lda, panel, k, cols, prefetch);
+      return panel_block<5>(c, ldc, a, lda, panel, k, cols, prefetch, epilogue);
     default:
-      return panel_block<6>(c, ldc, a, lda, panel, k, cols, prefetch);
+      return panel_block<6>(c, ldc, a, lda, panel, k, cols, prefetch, epilogue);
   }
 }
 
@@ -136,8 +159,9 @@ void gemm_f32_panels(float* c, const float* a, const void* packed, int64_t m, in
   const int64_t count = (n + kPanelColumns - 1) / kPanelColumns;
   // Runs of contiguous panels, about eight per thread, taken by the threads as they come
   // free: each run streams its part of the weight in order, once per block of kRowBlock
-  // rows (a's block stays in cache across the panels), then applies the bias and
-  // activation to its columns of the block while they are in cache. Taking the runs as
+  // rows (a's block stays in cache across the panels); the kernel adds the bias to its
+  // sums in registers and applies the activation to each block it stores while the block
+  // is in L1 (PanelEpilogue). Taking the runs as
   // they come, rather than one fixed run per thread, lets a thread whose core the shared
   // host lends elsewhere for a while fall behind without the other waiting for it: one
   // BART-base decoder step's products (below) with 64 rows 113 -> 105 ms, 1,024 rows of
@@ -150,7 +174,6 @@ void gemm_f32_panels(float* c, const float* a, const void* packed, int64_t m, in
   // from cache, not their maximum. One BART-base decoder step's products (6 layers and the
   // LM head, weights from memory), 2 threads, AVX2-only AMD EPYC, medians: 16 rows 44.3
   // -> 34.3 ms, 64 rows 111 -> 103 ms; 1,024 rows unchanged.
-  const bool epilogue = bias || act != Activation::None;
 #pragma omp parallel if (count > 1 && m * n * k > 32768)
   {
     const int64_t run = std::max<int64_t>(4, count / (omp_get_num_threads() * 8));
@@ -158,13 +181,13 @@ void gemm_f32_panels(float* c, const float* a, const void* packed, int64_t m, in
 #pragma omp for schedule(dynamic, 1)
     for (int64_t i = 0; i < runs; ++i) {
       const int64_t p0 = i * run, p1 = std::min(count, p0 + run);
-      const int64_t first = p0 * kPanelColumns, last = std::min(n, p1 * kPanelColumns);
       for (int64_t r0 = 0; r0 < m; r0 += kRowBlock) {
         const int64_t r1 = std::min(m, r0 + kRowBlock);
         const int64_t passes = (r1 - r0 + kBlockRows - 1) / kBlockRows;
         for (int64_t p = p0; p < p1; ++p) {
           const float* panel = panels + p * k * kPanelColumns;
           const int64_t col = p * kPanelColumns, cols = std::min(kPanelColumns, n - col);
+          const PanelEpilogue epilogue{bias ? bias + col : nullptr, act};
           // The next panel, during the first row block only: that block reads the weight
           // from memory, later ones find it in L3 when it fits (a 3072 x 768 weight is 9
           // MB).
@@ -172,12 +195,9 @@ void gemm_f32_panels(float* c, const float* a, const void* packed, int64_t m, in
           for (int64_t r = r0, pass = 0; r < r1; r += kBlockRows, ++pass) {
             const PanelPrefetch prefetch{next ? next + pass * k / passes * kPanelColumns : nullptr, passes};
             panel_rows(c + r * n + col, n, a + r * k, k, panel, k, cols, std::min(kBlockRows, r1 - r),
-                       prefetch);
+                       prefetch, epilogue);
           }
         }
-        if (epilogue)
-          for (int64_t r = r0; r < r1; ++r)
-            bias_activation_row_f32(c + r * n + first, bias ? bias + first : nullptr, last - first, act);
       }
     }
   }
