@@ -29,8 +29,6 @@ namespace cpu {
 void bias_activation_f32(float* y, const float* bias, int64_t rows, int64_t cols, Activation act);
 // x[i] = act(x[i]) for n values, on the calling thread (for loops that fuse it).
 void activate_f32(float* x, int64_t n, Activation act);
-// x[i] = act(x[i] + bias[i]) for n values, on the calling thread; bias may be null.
-void bias_activation_row_f32(float* x, const float* bias, int64_t n, Activation act);
 }
 namespace reference {
 void bias_activation_f32(float* y, const float* bias, int64_t rows, int64_t cols, Activation act);

@@ -27,11 +27,6 @@ NLE_VECTOR_CLONES void add_bias_block(float* __restrict x, const float* __restri
 
 void activate_f32(float* x, int64_t n, Activation act) { activate_block(x, n, act); }
 
-void bias_activation_row_f32(float* x, const float* bias, int64_t n, Activation act) {
-  if (bias) add_bias_block(x, bias, 1, n);
-  activate_block(x, n, act);
-}
-
 void bias_activation_f32(float* y, const float* bias, int64_t rows, int64_t cols, Activation act) {
   if (rows == 0 || cols == 0) return;
   const int64_t rows_per_block = std::max<int64_t>(1, kBlockElements / cols);
