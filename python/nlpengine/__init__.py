@@ -7,7 +7,7 @@
 (2, 9, 384)
 """
 
-from nlpengine._core import __version__, gemm_library, int8_weight_max
+from nlpengine._core import __version__, gemm_library, int8_mixed_arithmetic, int8_weight_max
 from nlpengine.errors import InvalidInputError, ModelError
 from nlpengine.pipeline import TaskPipeline, pipeline  # noqa: E402  (needs load above)
 from nlpengine.runtime import EncoderModel, EncoderOutput, load
@@ -27,6 +27,7 @@ __all__ = [
     "TaskSpec",
     "__version__",
     "gemm_library",
+    "int8_mixed_arithmetic",
     "int8_weight_max",
     "load",
     "pipeline",

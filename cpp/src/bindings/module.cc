@@ -16,6 +16,7 @@
 #include "nlpengine/seq2seq_model.h"
 #include "nlpengine/version.h"
 #include "ops/cpu/gemm_library.h"
+#include "ops/int16_gemm.h"
 #include "ops/int8_gemm.h"
 
 namespace nb = nanobind;
@@ -159,6 +160,11 @@ NB_MODULE(_core, m) {
       "int8_weight_max", [] { return nle::ops::int8_weight_max(); },
       "The largest code of the int8 compute type's weights: 127, or 63 on CPUs without VNNI, "
       "where the GEMM library's 8-bit products saturate 16-bit pair sums of larger codes.");
+  m.def(
+      "int8_mixed_arithmetic", [] { return nle::ops::int8_mixed_uses_int16() ? "int16" : "int8+bf16"; },
+      "How compute_type 'int8-mixed' multiplies on this CPU: 'int16' (8-bit weights, 10-bit for "
+      "the error-sensitive products, 16-bit activations) where it has no native bf16 products, "
+      "else 'int8+bf16' (int8, the error-sensitive products in bf16).");
 
   nb::class_<nle::EncoderModel>(m, "EncoderModel")
       .def_static(

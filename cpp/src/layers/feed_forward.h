@@ -19,6 +19,7 @@ class FeedForward {
   // x, out: (rows, d_model); out must not alias x.
   void operator()(Tensor& out, const Tensor& x) const;
   ComputeType compute_type() const { return in_.compute_type(); }
+  bool quantized() const { return in_.quantized(); }
 
  private:
   Linear in_;

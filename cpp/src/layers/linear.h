@@ -9,6 +9,7 @@
 #include "layers/weights.h"
 #include "nlpengine/compute_type.h"
 #include "ops/activation.h"
+#include "ops/int16_gemm.h"
 #include "ops/int8_gemm.h"
 #include "ops/packed_gemm.h"
 
@@ -47,12 +48,18 @@ class Linear {
   bool bf16_io() const;
   int64_t out_features() const { return out_features_; }
   int64_t in_features() const { return in_features_; }
+  // Int8Mixed only for int16 products (ops/int16_gemm.h); int8 products say Int8.
   ComputeType compute_type() const { return compute_type_; }
+  // Whether the product runs in integers (int8, or int16 under int8-mixed).
+  bool quantized() const {
+    return compute_type_ == ComputeType::Int8 || compute_type_ == ComputeType::Int8Mixed;
+  }
 
  private:
   // Converts weight_ for compute_type_: packed int8 (with smoothing scales when defined,
-  // ops::quantize_weight_int8) or bf16.
-  void convert(ComputeType compute_type, const Tensor& smoothing = Tensor());
+  // ops::quantize_weight_int8), packed int16 products for int8-mixed on CPUs without
+  // native bf16 products (more weight bits when error_sensitive), or bf16.
+  void convert(ComputeType compute_type, const Tensor& smoothing = Tensor(), bool error_sensitive = false);
 
   // The weight in the GEMM library's layout, made on the first call that uses it, so
   // loading stays a memory map: float32 in MKL's packed form, reordered for oneDNN's
@@ -67,6 +74,7 @@ class Linear {
   Tensor weight_;  // F32 (BF16 for the bf16 compute type); undefined for int8
   std::shared_ptr<LazyPacked> packed_ = std::make_shared<LazyPacked>();
   ops::Int8Weight int8_;      // for the int8 compute type (packed too)
+  ops::Int16Weight int16_;    // for int8-mixed's int16 products
   Tensor bias_;
   int64_t out_features_ = 0;
   int64_t in_features_ = 0;

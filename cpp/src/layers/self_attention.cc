@@ -7,9 +7,7 @@
 namespace nle {
 
 namespace {
-bool value_is_apart(const Weights& weights) {
-  return weights.error_sensitive().compute_type() != weights.compute_type();
-}
+bool value_is_apart(const Weights& weights) { return weights.compute_type() == ComputeType::Int8Mixed; }
 }  // namespace
 
 SelfAttention::SelfAttention(const Weights& weights, const std::vector<std::string>& qkv_scopes,

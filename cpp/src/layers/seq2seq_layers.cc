@@ -52,7 +52,7 @@ Seq2SeqEncoderLayer::Seq2SeqEncoderLayer(const Weights& w, const std::string& sc
 
 void Seq2SeqEncoderLayer::operator()(Tensor& x, const std::vector<int64_t>& seq_offsets,
                                      const ops::RelativeBias* bias) const {
-  if (ffn_->compute_type() == ComputeType::Int8) {
+  if (ffn_->quantized()) {
     const std::vector<size_t> groups = sequence_groups(seq_offsets, kSequenceGroupRows);
     if (groups.size() > 2) {
       for_each_sequence_group(seq_offsets, groups,

@@ -54,7 +54,7 @@ DType TransformerEncoderLayer::intermediate_dtype() const {
 
 void TransformerEncoderLayer::operator()(Tensor& x, const std::vector<int64_t>& seq_offsets,
                                          Workspace& ws) const {
-  if (intermediate_.compute_type() == ComputeType::Int8) {
+  if (intermediate_.quantized()) {
     const std::vector<size_t> groups = sequence_groups(seq_offsets, kSequenceGroupRows);
     if (groups.size() > 2) {
       for_each_sequence_group(seq_offsets, groups,

@@ -1,12 +1,15 @@
 #include "layers/weights.h"
 
-#include "ops/cpu/gemm_library.h"
+#include "ops/int16_gemm.h"
 
 namespace nle {
 
 Weights Weights::error_sensitive() const {
   if (compute_type_ != ComputeType::Int8Mixed) return *this;
-  return with_compute_type(ops::cpu::native_bf16_products() ? ComputeType::BFloat16 : ComputeType::Float32);
+  if (!ops::int8_mixed_uses_int16()) return with_compute_type(ComputeType::BFloat16);
+  Weights sensitive = *this;
+  sensitive.error_sensitive_ = true;
+  return sensitive;
 }
 
 Tensor Weights::require(const std::string& name, const Shape& expected) const {

@@ -39,15 +39,18 @@ class Weights {
   }
   // The weights for the products whose errors reach the residual stream undamped (a
   // self-attention's value projection, a feed-forward's output projection): under
-  // int8-mixed, bf16 where this CPU multiplies bf16 natively, else float32; otherwise
-  // these weights themselves.
+  // int8-mixed, bf16 where this CPU multiplies bf16 natively, else int8-mixed weights
+  // marked is_error_sensitive() (their int16 products give them more bits: Linear);
+  // otherwise these weights themselves.
   Weights error_sensitive() const;
+  bool is_error_sensitive() const { return error_sensitive_; }
 
  private:
   const WeightStore& store_;
   std::string prefix_;
   std::string config_path_;
   ComputeType compute_type_;
+  bool error_sensitive_ = false;
 };
 
 }  // namespace nle

@@ -71,7 +71,7 @@ void quantize_rows_u8(uint8_t* q, float* scale, int32_t* zero, const float* x, i
 // c (M, N) = a (M, K) · bᵀ with b stored (N, K); exact int32 sums.
 void gemm_u8s8s32(int32_t* c, const uint8_t* a, const int8_t* b, int64_t m, int64_t n, int64_t k);
 // y[r,n] = act(row_scale[r] · col_scale[n] · (c[r,n] - row_zero[r] · col_sum[n]) + bias[n])
-// (no bias when null).
+// (no bias when null; no zero-point term when col_sum is null).
 void dequantize_rows(float* y, const int32_t* c, const float* row_scale, const int32_t* row_zero,
                      const float* col_scale, const int32_t* col_sum, const float* bias, int64_t m, int64_t n,
                      Activation act = Activation::None);

@@ -71,7 +71,8 @@ void gemm_u8s8s32_packed(int32_t* c, const uint8_t* a, const void* packed_b, int
 
 // How an int8 product's sums c become float32 (ops/int8_gemm.h): y[r, j] =
 // act(row_scale[r] · col_scale[j] · (c[r, j] - row_zero[r] · col_sum[j]) + bias[j]); bias
-// may be null.
+// may be null, and so may row_zero and col_sum together (symmetric activations, whose sums
+// need no zero-point term: ops/int16_gemm.h).
 struct S8Dequantization {
   const float* row_scale = nullptr;   // M
   const int32_t* row_zero = nullptr;  // M

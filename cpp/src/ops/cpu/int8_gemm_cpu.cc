@@ -66,7 +66,15 @@ NLE_VECTOR_CLONES void quantize_row_u8(uint8_t* __restrict out, float* scale, in
 NLE_VECTOR_CLONES void dequantize_values(float* __restrict y, const int32_t* __restrict c, float s, int32_t z,
                                          const float* __restrict col_scale, const int32_t* __restrict col_sum,
                                          const float* __restrict bias, int64_t n, Activation act) {
-  if (bias) {
+  if (!col_sum) {  // symmetric activations (ops/int16_gemm.h): no zero point to cancel
+    if (bias) {
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) y[j] = s * col_scale[j] * static_cast<float>(c[j]) + bias[j];
+    } else {
+#pragma omp simd
+      for (int64_t j = 0; j < n; ++j) y[j] = s * col_scale[j] * static_cast<float>(c[j]);
+    }
+  } else if (bias) {
 #pragma omp simd
     for (int64_t j = 0; j < n; ++j)
       y[j] = s * col_scale[j] * static_cast<float>(c[j] - z * col_sum[j]) + bias[j];

@@ -4,8 +4,6 @@
 #  include <immintrin.h>
 #endif
 
-#include <omp.h>
-
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
@@ -13,6 +11,7 @@
 #include <vector>
 
 #include "nlpengine/errors.h"
+#include "ops/cpu/panel_tiles.h"
 #include "ops/int8_gemm.h"
 
 namespace nle::ops::cpu {
@@ -22,9 +21,6 @@ namespace {
 constexpr int64_t kGroup = 4;                              // k per group
 constexpr int64_t kGroupBytes = kGroup * kS8PanelColumns;  // one group of a panel
 constexpr int64_t kRowBlockRows = 16 * kS8BlockRows;       // rows of a kept in cache per pass
-// Panels whose sums for one block of rows wait in a thread's tile to be dequantized: 96
-// rows by 128 columns of int32, 48 KB.
-constexpr int64_t kChunkPanels = 8;
 
 // Up to kS8BlockRows rows of a times one panel: c[r, 0..cols) for r < ROWS. Each row of
 // a has groups · kGroup bytes (lda >= that).
@@ -107,11 +103,6 @@ const uint8_t* rows_in_groups(const uint8_t* a, int64_t m, int64_t k) {
   return padded.data();
 }
 
-// Products whose rows and columns are worth more than one thread.
-bool worth_threads(int64_t blocks, int64_t panels, int64_t m, int64_t n, int64_t k) {
-  return blocks * panels > 1 && m * n * k > 65536;
-}
-
 }  // namespace
 
 std::shared_ptr<void> pack_panels_s8(const int8_t* w, int64_t n, int64_t k) {
@@ -140,7 +131,7 @@ void gemm_u8s8s32_panels(int32_t* c, const uint8_t* a, const void* packed, int64
   a = rows_in_groups(a, m, k);
   // A block of rows stays in cache while every panel passes over it; with one block the
   // threads take contiguous runs of panels, each streaming its part of the weight once.
-#pragma omp parallel for collapse(2) schedule(static) if (worth_threads(blocks, count, m, n, k))
+#pragma omp parallel for collapse(2) schedule(static) if (panel_product_worth_threads(blocks, count, m, n, k))
   for (int64_t b = 0; b < blocks; ++b)
     for (int64_t p = 0; p < count; ++p) {
       const int8_t* panel = panels + p * panel_bytes(k);
@@ -157,43 +148,13 @@ void gemm_u8s8_dequantize_panels(float* y, const uint8_t* a, const void* packed,
   if (m == 0 || n == 0) return;
   const auto* panels = static_cast<const int8_t*>(packed);
   const int64_t count = (n + kS8PanelColumns - 1) / kS8PanelColumns;
-  const int64_t blocks = (m + kRowBlockRows - 1) / kRowBlockRows;
   const int64_t groups = groups_of(k), lda = groups * kGroup;
   a = rows_in_groups(a, m, k);
-  // The panels of a block of rows go in chunks of up to kChunkPanels, each chunk's sums
-  // into the thread's tile and from there, dequantized, into y. A block's chunks number a
-  // multiple of the threads, so that with one block of rows (a short batch, a decoding
-  // step) the threads take equal contiguous runs of panels, as gemm_u8s8s32_panels does.
-  const bool threaded = worth_threads(blocks, count, m, n, k);
-  const int64_t threads = threaded ? omp_get_max_threads() : 1;
-  const int64_t per_block = threads * ((count + threads * kChunkPanels - 1) / (threads * kChunkPanels));
-  const int64_t chunk = (count + per_block - 1) / per_block;  // panels per chunk, <= kChunkPanels
-  const int64_t chunks = (count + chunk - 1) / chunk;
-  const int64_t ldt = chunk * kS8PanelColumns;
-#pragma omp parallel if (threaded)
-  {
-    thread_local std::vector<int32_t> tile_buffer;
-    tile_buffer.resize(static_cast<size_t>(kRowBlockRows * kChunkPanels * kS8PanelColumns));
-    int32_t* tile = tile_buffer.data();
-#pragma omp for collapse(2) schedule(static)
-    for (int64_t b = 0; b < blocks; ++b)
-      for (int64_t h = 0; h < chunks; ++h) {
-        const int64_t p0 = h * chunk, p1 = std::min(count, p0 + chunk);
-        const int64_t first = p0 * kS8PanelColumns, last = std::min(n, p1 * kS8PanelColumns);
-        const int64_t r0 = b * kRowBlockRows, r1 = std::min(m, r0 + kRowBlockRows);
-        for (int64_t p = p0; p < p1; ++p) {
-          const int8_t* panel = panels + p * panel_bytes(k);
-          const int64_t cols = std::min(kS8PanelColumns, n - p * kS8PanelColumns);
-          for (int64_t r = r0; r < r1; r += kS8BlockRows)
-            panel_rows(tile + (r - r0) * ldt + (p - p0) * kS8PanelColumns, ldt, a + r * lda, lda, panel,
-                       groups, cols, std::min(kS8BlockRows, r1 - r));
-        }
-        for (int64_t r = r0; r < r1; ++r)
-          dequantize_row(y + r * n + first, tile + (r - r0) * ldt, dq.row_scale[r], dq.row_zero[r],
-                         dq.col_scale + first, dq.col_sum + first, dq.bias ? dq.bias + first : nullptr,
-                         last - first, dq.act);
-      }
-  }
+  dequantize_panel_tiles(y, m, n, k, count, kS8PanelColumns, kRowBlockRows, kS8BlockRows, dq,
+                         [&](int32_t* tile, int64_t ldt, int64_t p, int64_t r, int64_t rows) {
+                           panel_rows(tile, ldt, a + r * lda, lda, panels + p * panel_bytes(k), groups,
+                                      std::min(kS8PanelColumns, n - p * kS8PanelColumns), rows);
+                         });
 }
 
 }  // namespace nle::ops::cpu

@@ -1,0 +1,157 @@
+#include "ops/cpu/panel_gemm_s16.h"
+
+#if defined(__AVX2__)
+#  include <immintrin.h>
+#endif
+
+#include <algorithm>
+#include <cstdlib>
+#include <cstring>
+#include <string>
+
+#include "nlpengine/errors.h"
+#include "ops/cpu/panel_tiles.h"
+
+namespace nle::ops::cpu {
+
+namespace {
+
+constexpr int64_t kPair = 2;                               // k per group
+constexpr int64_t kGroupCodes = kPair * kS16PanelColumns;  // one group of a panel
+constexpr int64_t kRowBlockRows = 16 * kS16BlockRows;      // rows of a kept in cache per pass
+
+// One group's 32 codes as two vectors of 8 columns' pairs.
+template <typename Code>
+struct GroupLoad;
+
+#if defined(__AVX2__)
+template <>
+struct GroupLoad<int8_t> {
+  static void load(const int8_t* g, __m256i& w0, __m256i& w1) {
+    w0 = _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(g)));
+    w1 = _mm256_cvtepi8_epi16(_mm_load_si128(reinterpret_cast<const __m128i*>(g + 16)));
+  }
+};
+template <>
+struct GroupLoad<int16_t> {
+  static void load(const int16_t* g, __m256i& w0, __m256i& w1) {
+    w0 = _mm256_load_si256(reinterpret_cast<const __m256i*>(g));
+    w1 = _mm256_load_si256(reinterpret_cast<const __m256i*>(g + 16));
+  }
+};
+#endif
+
+// Up to kS16BlockRows rows of a times one panel: c[r, 0..cols) for r < ROWS. Each row of
+// a has groups · kPair values (lda >= that).
+template <int ROWS, typename Code>
+void panel_block(int32_t* c, int64_t ldc, const int16_t* a, int64_t lda, const Code* panel, int64_t groups,
+                 int64_t cols) {
+#if defined(__AVX2__)
+  static_assert(kS16PanelColumns == 16, "two 8-column vectors per group");
+  __m256i acc[ROWS][2];
+#  pragma GCC unroll 6
+  for (int r = 0; r < ROWS; ++r) acc[r][0] = acc[r][1] = _mm256_setzero_si256();
+  // Every loop over the rows is unrolled, so that acc lives in registers.
+  for (int64_t g = 0; g < groups; ++g) {
+    __m256i w0, w1;
+    GroupLoad<Code>::load(panel + g * kGroupCodes, w0, w1);
+#  pragma GCC unroll 6
+    for (int r = 0; r < ROWS; ++r) {
+      int32_t pair;
+      std::memcpy(&pair, a + r * lda + g * kPair, sizeof pair);
+      const __m256i x = _mm256_set1_epi32(pair);
+      acc[r][0] = _mm256_add_epi32(acc[r][0], _mm256_madd_epi16(x, w0));
+      acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(x, w1));
+    }
+  }
+#  pragma GCC unroll 6
+  for (int r = 0; r < ROWS; ++r) {
+    if (cols == kS16PanelColumns) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + r * ldc), acc[r][0]);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + r * ldc + 8), acc[r][1]);
+    } else {
+      alignas(32) int32_t row[kS16PanelColumns];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(row), acc[r][0]);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(row + 8), acc[r][1]);
+      std::memcpy(c + r * ldc, row, static_cast<size_t>(cols) * sizeof(int32_t));
+    }
+  }
+#else
+  for (int r = 0; r < ROWS; ++r) {
+    int32_t row[kS16PanelColumns] = {};
+    for (int64_t g = 0; g < groups; ++g)
+      for (int64_t j = 0; j < kS16PanelColumns; ++j)
+        for (int64_t q = 0; q < kPair; ++q)
+          row[j] += int32_t{a[r * lda + g * kPair + q]} * panel[g * kGroupCodes + j * kPair + q];
+    std::memcpy(c + r * ldc, row, static_cast<size_t>(cols) * sizeof(int32_t));
+  }
+#endif
+}
+
+template <typename Code>
+void panel_rows(int32_t* c, int64_t ldc, const int16_t* a, int64_t lda, const Code* panel, int64_t groups,
+                int64_t cols, int64_t rows) {
+  switch (rows) {
+    case 1:
+      return panel_block<1>(c, ldc, a, lda, panel, groups, cols);
+    case 2:
+      return panel_block<2>(c, ldc, a, lda, panel, groups, cols);
+    case 3:
+      return panel_block<3>(c, ldc, a, lda, panel, groups, cols);
+    case 4:
+      return panel_block<4>(c, ldc, a, lda, panel, groups, cols);
+    case 5:
+      return panel_block<5>(c, ldc, a, lda, panel, groups, cols);
+    default:
+      return panel_block<6>(c, ldc, a, lda, panel, groups, cols);
+  }
+}
+
+int64_t groups_of(int64_t k) { return (k + kPair - 1) / kPair; }
+int64_t panel_codes(int64_t k) { return groups_of(k) * kGroupCodes; }
+
+template <typename Code>
+std::shared_ptr<void> pack(const int16_t* w, int64_t n, int64_t k) {
+  const int64_t panels = (n + kS16PanelColumns - 1) / kS16PanelColumns;
+  const auto bytes = static_cast<size_t>(panels * panel_codes(k)) * sizeof(Code);
+  auto* out = static_cast<Code*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+  if (!out) throw Error("out of memory packing a weight (" + std::to_string(bytes) + " bytes)");
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < panels; ++p) {
+    Code* panel = out + p * panel_codes(k);
+    std::fill(panel, panel + panel_codes(k), Code{0});
+    const int64_t first = p * kS16PanelColumns, cols = std::min(kS16PanelColumns, n - first);
+    for (int64_t j = 0; j < cols; ++j)
+      for (int64_t q = 0; q < k; ++q)
+        panel[q / kPair * kGroupCodes + j * kPair + q % kPair] = static_cast<Code>(w[(first + j) * k + q]);
+  }
+  return std::shared_ptr<void>(out, [](void* p) { std::free(p); });
+}
+
+template <typename Code>
+void dequantize_panels(float* y, const int16_t* a, const Code* panels, int64_t m, int64_t n, int64_t k,
+                       const S8Dequantization& dq) {
+  const int64_t count = (n + kS16PanelColumns - 1) / kS16PanelColumns;
+  const int64_t groups = groups_of(k), lda = groups * kPair;
+  dequantize_panel_tiles(y, m, n, k, count, kS16PanelColumns, kRowBlockRows, kS16BlockRows, dq,
+                         [&](int32_t* tile, int64_t ldt, int64_t p, int64_t r, int64_t rows) {
+                           panel_rows(tile, ldt, a + r * lda, lda, panels + p * panel_codes(k), groups,
+                                      std::min(kS16PanelColumns, n - p * kS16PanelColumns), rows);
+                         });
+}
+
+}  // namespace
+
+std::shared_ptr<void> pack_panels_s16(const int16_t* w, int64_t n, int64_t k, bool wide) {
+  return wide ? pack<int16_t>(w, n, k) : pack<int8_t>(w, n, k);
+}
+
+void gemm_s16_dequantize_panels(float* y, const int16_t* a, const void* panels, int64_t m, int64_t n,
+                                int64_t k, bool wide, const S8Dequantization& dq) {
+  if (wide)
+    dequantize_panels(y, a, static_cast<const int16_t*>(panels), m, n, k, dq);
+  else
+    dequantize_panels(y, a, static_cast<const int8_t*>(panels), m, n, k, dq);
+}
+
+}  // namespace nle::ops::cpu

@@ -1,0 +1,91 @@
+#include "ops/int16_gemm.h"
+
+#include <algorithm>
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "ops/check.h"
+#include "ops/cpu/gemm_library.h"
+#include "ops/cpu/panel_gemm_s16.h"
+
+namespace nle::ops {
+
+namespace {
+int64_t even(int64_t k) { return (k + 1) / 2 * 2; }
+}  // namespace
+
+bool int8_mixed_uses_int16() { return !cpu::native_bf16_products(); }
+
+int32_t int16_activation_max(int64_t k, int32_t code_max) {
+  constexpr int64_t kInt32Max = 2147483647;
+  const int64_t top = kInt32Max / (std::max<int64_t>(even(k), 1) * std::max(code_max, 1));
+  return static_cast<int32_t>(std::min<int64_t>(top, 32767));
+}
+
+Int16Weight quantize_weight_int16(const Tensor& w, int32_t code_max) {
+  check_cpu_f32("quantize_weight_int16", {&w});
+  check_rank("quantize_weight_int16", "w", w, 2);
+  const int64_t n = w.dim(0), k = w.dim(1);
+  if (code_max < 1 || code_max > 32767 || int16_activation_max(k, code_max) < 1)
+    throw InvalidInputError("quantize_weight_int16: weight codes within ±" + std::to_string(code_max) +
+                            " leave no activation levels for " + std::to_string(k) + " input features");
+  std::vector<int16_t> q(static_cast<size_t>(n * k));
+  Int16Weight out;
+  out.scale = Tensor(DType::F32, {n});
+  out.code_max = code_max;
+  out.wide = code_max > 127;
+  out.out_features = n;
+  out.in_features = k;
+  const float* src = w.data<float>();
+  float* scale = out.scale.data<float>();
+  const auto top = static_cast<float>(code_max);
+#pragma omp parallel for schedule(static)
+  for (int64_t r = 0; r < n; ++r) {
+    const float* row = src + r * k;
+    float amax = 0.f;
+    for (int64_t c = 0; c < k; ++c) amax = std::max(amax, std::fabs(row[c]));
+    const float s = amax > 0.f ? amax / top : 1.f;
+    const float inv = 1.f / s;
+    for (int64_t c = 0; c < k; ++c)
+      q[static_cast<size_t>(r * k + c)] =
+          static_cast<int16_t>(std::clamp(std::nearbyint(row[c] * inv), -top, top));
+    scale[r] = s;
+  }
+  out.panels = cpu::pack_panels_s16(q.data(), n, k, out.wide);
+  return out;
+}
+
+void matmul_nt_int16(Tensor& y, const Tensor& x, const Int16Weight& w, const Tensor* bias, Activation act) {
+  check_cpu_f32("matmul_nt_int16", {&y, &x});
+  check_rank("matmul_nt_int16", "x", x, 2);
+  check_rank("matmul_nt_int16", "y", y, 2);
+  const int64_t m = x.dim(0), k = x.dim(1), n = w.out_features;
+  if (!w.defined() || w.in_features != k || y.dim(0) != m || y.dim(1) != n)
+    throw InvalidInputError("matmul_nt_int16: shapes x " + shape_to_string(x.shape()) + ", w (" +
+                            std::to_string(n) + ", " + std::to_string(w.in_features) + "), y " +
+                            shape_to_string(y.shape()) + " do not fit y = x · w^T");
+  if (bias) {
+    check_cpu_f32("matmul_nt_int16", {bias});
+    if (bias->numel() != n)
+      throw InvalidInputError("matmul_nt_int16: bias " + shape_to_string(bias->shape()) + " does not fit " +
+                              std::to_string(n) + " outputs");
+  }
+  if (m == 0) return;
+  // Per-thread scratch that grows to the largest call and is then reused.
+  thread_local std::vector<int16_t> q;
+  thread_local std::vector<float> row_scale;
+  const int64_t lda = even(k);
+  q.resize(static_cast<size_t>(m * lda));
+  row_scale.resize(static_cast<size_t>(m));
+  cpu::quantize_rows_s16(q.data(), row_scale.data(), x.data<float>(), m, k, lda,
+                         int16_activation_max(k, w.code_max));
+  cpu::S8Dequantization dq;
+  dq.row_scale = row_scale.data();
+  dq.col_scale = w.scale.data<float>();
+  dq.bias = bias ? bias->data<float>() : nullptr;
+  dq.act = act;
+  cpu::gemm_s16_dequantize_panels(y.data<float>(), q.data(), w.panels.get(), m, n, k, w.wide, dq);
+}
+
+}  // namespace nle::ops

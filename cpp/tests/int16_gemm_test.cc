@@ -1,0 +1,139 @@
+// The int16 products of int8-mixed on CPUs without native bf16 products
+// (ops/int16_gemm.h): the panel kernel exact at the extremes of its codes, and a
+// quantized product within its rounding bound of the float32 one.
+#include "ops/int16_gemm.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstring>
+#include <utility>
+#include <vector>
+
+#include "nlpengine/errors.h"
+#include "ops/activation.h"
+#include "ops/cpu/panel_gemm_s16.h"
+#include "test_utils.h"
+
+namespace nle::test {
+
+namespace {
+Tensor tensor_from(const std::vector<float>& values, Shape shape) {
+  Tensor t(DType::F32, std::move(shape));
+  std::copy(values.begin(), values.end(), t.data<float>());
+  return t;
+}
+}  // namespace
+
+// Codes at the ends of their ranges, the activations' range the widest that int32 holds
+// for the weights' (ops::int16_activation_max): row 0 all +max against columns of all
+// +max reaches k · a_max · w_max, within 2^31 by construction; other rows mix signs. With
+// unit scales the dequantized sums are the exact sums converted to float. k odd (the
+// panels read pairs), n not a multiple of 16 (a partial panel), m past a 96-row block.
+TEST(Int16GemmTest, PanelProductIsExactAtTheCodeExtremes) {
+  for (const int32_t w_max : {127, 511, 32767}) {
+    for (const int64_t k : {1, 3, 64, 385, 1536}) {
+      const int32_t a_max = ops::int16_activation_max(k, w_max);
+      ASSERT_GE(a_max, 1);
+      ASSERT_LE(static_cast<int64_t>((k + 1) / 2 * 2) * a_max * w_max, int64_t{2147483647});
+      for (const int64_t n : {5, 16, 45}) {
+        std::vector<int16_t> w(static_cast<size_t>(n * k));
+        for (int64_t j = 0; j < n; ++j)
+          for (int64_t q = 0; q < k; ++q)
+            w[static_cast<size_t>(j * k + q)] = static_cast<int16_t>(
+                j == 0 ? w_max : ((j + q) % 3 == 0 ? -w_max : w_max - static_cast<int32_t>((j * q) % 5)));
+        const bool wide = w_max > 127;
+        const std::shared_ptr<void> panels = ops::cpu::pack_panels_s16(w.data(), n, k, wide);
+        for (const int64_t m : {1, 5, 7, 97, 200}) {
+          const int64_t lda = (k + 1) / 2 * 2;
+          std::vector<int16_t> a(static_cast<size_t>(m * lda), 0);
+          for (int64_t r = 0; r < m; ++r)
+            for (int64_t q = 0; q < k; ++q)
+              a[static_cast<size_t>(r * lda + q)] = static_cast<int16_t>(
+                  r == 0 ? a_max : ((r * 7 + q) % 4 == 0 ? -a_max : a_max - static_cast<int32_t>(q % 3)));
+          std::vector<float> ones_m(static_cast<size_t>(m), 1.f), ones_n(static_cast<size_t>(n), 1.f);
+          ops::cpu::S8Dequantization dq;
+          dq.row_scale = ones_m.data();
+          dq.col_scale = ones_n.data();
+          std::vector<float> y(static_cast<size_t>(m * n));
+          ops::cpu::gemm_s16_dequantize_panels(y.data(), a.data(), panels.get(), m, n, k, wide, dq);
+          int mismatches = 0;
+          for (int64_t r = 0; r < m; ++r)
+            for (int64_t j = 0; j < n; ++j) {
+              int64_t sum = 0;
+              for (int64_t q = 0; q < k; ++q)
+                sum += int64_t{a[static_cast<size_t>(r * lda + q)]} * w[static_cast<size_t>(j * k + q)];
+              if (y[static_cast<size_t>(r * n + j)] != static_cast<float>(sum)) ++mismatches;
+            }
+          EXPECT_EQ(mismatches, 0) << "w_max " << w_max << " m " << m << " n " << n << " k " << k;
+        }
+      }
+    }
+  }
+}
+
+// y = x · wᵀ + b through quantize_weight_int16 and matmul_nt_int16 against float32: each
+// output within the bound its two roundings allow, Σ_k |x_k| |w_k| (1 / (2 w_max) +
+// 1 / (2 a_max)) (plus float32 slack); the fused activation equal to applying it after.
+TEST(Int16GemmTest, QuantizedProductIsWithinItsRoundingBound) {
+  for (const int32_t w_max : {127, 511}) {
+    for (const auto& [n, k] : std::vector<std::pair<int64_t, int64_t>>{{45, 200}, {300, 31}, {64, 1536}}) {
+      const auto wv = random_floats(static_cast<size_t>(n * k), 51, 0.2f);
+      const Tensor w = tensor_from(wv, {n, k});
+      const Tensor bias = tensor_from(random_floats(static_cast<size_t>(n), 52), {n});
+      const ops::Int16Weight q = ops::quantize_weight_int16(w, w_max);
+      EXPECT_EQ(q.wide, w_max > 127);
+      const float a_max = static_cast<float>(ops::int16_activation_max(k, w_max));
+      for (const int64_t m : {1, 17, 130}) {
+        auto xv = random_floats(static_cast<size_t>(m * k), 53, 3.f);
+        xv[0] = 40.f;  // an outlier channel, as after a layer norm
+        const Tensor x = tensor_from(xv, {m, k});
+        Tensor y(DType::F32, {m, n}), gelu(DType::F32, {m, n});
+        ops::matmul_nt_int16(y, x, q, &bias, ops::Activation::None);
+        ops::matmul_nt_int16(gelu, x, q, &bias, ops::Activation::GeluErf);
+        int outside = 0;
+        for (int64_t r = 0; r < m; ++r) {
+          float row_max = 0.f;
+          for (int64_t c = 0; c < k; ++c) row_max = std::max(row_max, std::fabs(xv[r * k + c]));
+          for (int64_t j = 0; j < n; ++j) {
+            double exact = bias.data<float>()[j], bound = 0.0;
+            float w_row_max = 0.f;
+            for (int64_t c = 0; c < k; ++c) w_row_max = std::max(w_row_max, std::fabs(wv[j * k + c]));
+            for (int64_t c = 0; c < k; ++c) {
+              const double xw = double{xv[r * k + c]} * wv[j * k + c];
+              exact += xw;
+              // |x| · half a weight step + |w| · half an activation step + their product.
+              bound += std::fabs(xv[r * k + c]) * 0.5 * w_row_max / w_max +
+                       std::fabs(wv[j * k + c]) * 0.5 * row_max / a_max +
+                       0.25 * (w_row_max / w_max) * (row_max / a_max);
+            }
+            const double got = y.data<float>()[r * n + j];
+            if (std::fabs(got - exact) > bound + 1e-5 * (1.0 + std::fabs(exact))) ++outside;
+          }
+        }
+        EXPECT_EQ(outside, 0) << "w_max " << w_max << " m " << m << " n " << n << " k " << k;
+        ops::cpu::activate_f32(y.data<float>(), m * n, ops::Activation::GeluErf);
+        EXPECT_EQ(0, std::memcmp(y.data<float>(), gelu.data<float>(), y.nbytes())) << "m " << m;
+      }
+    }
+  }
+}
+
+TEST(Int16GemmTest, BadWeightsAndShapesAreRefused) {
+  const Tensor w = tensor_from(random_floats(40, 54), {4, 10});
+  EXPECT_THROW(ops::quantize_weight_int16(w, 0), InvalidInputError);
+  EXPECT_THROW(ops::quantize_weight_int16(w, 40000), InvalidInputError);
+  // Weight codes so wide that not one activation level would keep the sums in int32.
+  Tensor long_w(DType::F32, {1, 70000});
+  EXPECT_THROW(ops::quantize_weight_int16(long_w, 32767), InvalidInputError);
+  const ops::Int16Weight q = ops::quantize_weight_int16(w, 127);
+  const Tensor x = tensor_from(random_floats(9, 55), {1, 9});
+  Tensor y(DType::F32, {1, 4});
+  EXPECT_THROW(ops::matmul_nt_int16(y, x, q), InvalidInputError);
+  Tensor zeros(DType::F32, {4, 10});
+  std::memset(zeros.raw_data(), 0, zeros.nbytes());
+  const ops::Int16Weight zero = ops::quantize_weight_int16(zeros, 127);  // scale 1, codes 0
+  EXPECT_EQ(zero.scale.data<float>()[0], 1.f);
+}
+
+}  // namespace nle::test
