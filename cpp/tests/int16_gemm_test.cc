@@ -17,14 +17,6 @@
 
 namespace nle::test {
 
-namespace {
-Tensor tensor_from(const std::vector<float>& values, Shape shape) {
-  Tensor t(DType::F32, std::move(shape));
-  std::copy(values.begin(), values.end(), t.data<float>());
-  return t;
-}
-}  // namespace
-
 // Codes at the ends of their ranges, the activations' range the widest that int32 holds
 // for the weights' (ops::int16_activation_max): row 0 all +max against columns of all
 // +max reaches k · a_max · w_max, within 2^31 by construction; other rows mix signs. With

@@ -22,12 +22,6 @@
 namespace nle::test {
 
 namespace {
-Tensor tensor_from(const std::vector<float>& values, Shape shape) {
-  Tensor t(DType::F32, std::move(shape));
-  std::copy(values.begin(), values.end(), t.data<float>());
-  return t;
-}
-
 std::vector<float> exact_product(const std::vector<float>& x, const std::vector<float>& w, int64_t m,
                                  int64_t n, int64_t k) {
   std::vector<float> y(static_cast<size_t>(m * n));

@@ -6,9 +6,19 @@
 #include <cstdint>
 #include <random>
 #include <string>
+#include <utility>
 #include <vector>
 
+#include "nlpengine/tensor.h"
+
 namespace nle::test {
+
+// An F32 tensor of the given shape holding values.
+inline Tensor tensor_from(const std::vector<float>& values, Shape shape) {
+  Tensor t(DType::F32, std::move(shape));
+  std::copy(values.begin(), values.end(), t.data<float>());
+  return t;
+}
 
 inline std::vector<float> random_floats(size_t n, uint32_t seed, float scale = 1.f) {
   std::mt19937 gen(seed);

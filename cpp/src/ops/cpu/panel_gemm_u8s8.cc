@@ -46,18 +46,7 @@ void panel_block(int32_t* c, int64_t ldc, const uint8_t* a, int64_t lda, const i
       acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(x, w1), ones));
     }
   }
-#  pragma GCC unroll 6
-  for (int r = 0; r < ROWS; ++r) {
-    if (cols == kS8PanelColumns) {
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + r * ldc), acc[r][0]);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + r * ldc + 8), acc[r][1]);
-    } else {
-      alignas(32) int32_t row[kS8PanelColumns];
-      _mm256_store_si256(reinterpret_cast<__m256i*>(row), acc[r][0]);
-      _mm256_store_si256(reinterpret_cast<__m256i*>(row + 8), acc[r][1]);
-      std::memcpy(c + r * ldc, row, static_cast<size_t>(cols) * sizeof(int32_t));
-    }
-  }
+  store_panel_sums<ROWS>(c, ldc, acc, cols);
 #else
   for (int r = 0; r < ROWS; ++r) {
     int32_t row[kS8PanelColumns] = {};
@@ -72,20 +61,8 @@ void panel_block(int32_t* c, int64_t ldc, const uint8_t* a, int64_t lda, const i
 
 void panel_rows(int32_t* c, int64_t ldc, const uint8_t* a, int64_t lda, const int8_t* panel, int64_t groups,
                 int64_t cols, int64_t rows) {
-  switch (rows) {
-    case 1:
-      return panel_block<1>(c, ldc, a, lda, panel, groups, cols);
-    case 2:
-      return panel_block<2>(c, ldc, a, lda, panel, groups, cols);
-    case 3:
-      return panel_block<3>(c, ldc, a, lda, panel, groups, cols);
-    case 4:
-      return panel_block<4>(c, ldc, a, lda, panel, groups, cols);
-    case 5:
-      return panel_block<5>(c, ldc, a, lda, panel, groups, cols);
-    default:
-      return panel_block<6>(c, ldc, a, lda, panel, groups, cols);
-  }
+  with_block_rows(
+      rows, [&](auto block) { panel_block<decltype(block)::value>(c, ldc, a, lda, panel, groups, cols); });
 }
 
 int64_t groups_of(int64_t k) { return (k + kGroup - 1) / kGroup; }

@@ -2,13 +2,20 @@
 // hands its work to threads and turns its int32 sums into float32 while they are in
 // cache: a thread computes a chunk of up to kTileChunkPanels panels for a block of rows
 // into its tile (96 rows by 128 columns of int32, 48 KB), then dequantizes the tile's
-// rows into y. No (M, N) int32 buffer between the product and the rescaling.
+// rows into y. No (M, N) int32 buffer between the product and the rescaling. Also the
+// pieces both kernels share: the dispatch on a block's row count, and storing a block of
+// 6 × 16 sums.
 #pragma once
 
+#if defined(__AVX2__)
+#  include <immintrin.h>
+#endif
 #include <omp.h>
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
+#include <type_traits>
 #include <vector>
 
 #include "ops/int8_gemm.h"
@@ -17,6 +24,46 @@
 namespace nle::ops::cpu {
 
 constexpr int64_t kTileChunkPanels = 8;
+
+// f(std::integral_constant<int, R>{}) for R = rows, 1 <= rows <= 6 (a kernel's block of
+// rows, its accumulators unrolled at compile time); more rows than 6 take 6.
+template <class F>
+void with_block_rows(int64_t rows, const F& f) {
+  switch (rows) {
+    case 1:
+      return f(std::integral_constant<int, 1>{});
+    case 2:
+      return f(std::integral_constant<int, 2>{});
+    case 3:
+      return f(std::integral_constant<int, 3>{});
+    case 4:
+      return f(std::integral_constant<int, 4>{});
+    case 5:
+      return f(std::integral_constant<int, 5>{});
+    default:
+      return f(std::integral_constant<int, 6>{});
+  }
+}
+
+#if defined(__AVX2__)
+// Stores ROWS rows of 16 int32 sums (two vectors a row) at c, the first cols (<= 16) of
+// each row.
+template <int ROWS>
+inline void store_panel_sums(int32_t* c, int64_t ldc, const __m256i (&acc)[ROWS][2], int64_t cols) {
+#  pragma GCC unroll 6
+  for (int r = 0; r < ROWS; ++r) {
+    if (cols == 16) {
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + r * ldc), acc[r][0]);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(c + r * ldc + 8), acc[r][1]);
+    } else {
+      alignas(32) int32_t row[16];
+      _mm256_store_si256(reinterpret_cast<__m256i*>(row), acc[r][0]);
+      _mm256_store_si256(reinterpret_cast<__m256i*>(row + 8), acc[r][1]);
+      std::memcpy(c + r * ldc, row, static_cast<size_t>(cols) * sizeof(int32_t));
+    }
+  }
+}
+#endif
 
 // Products whose rows and columns are worth more than one thread.
 inline bool panel_product_worth_threads(int64_t blocks, int64_t panels, int64_t m, int64_t n, int64_t k) {
