@@ -1,17 +1,18 @@
-// Matrix products in 16-bit integers, for int8-mixed on CPUs that multiply neither 8-bit
-// integers at full width nor bf16 natively (AVX2 without VNNI or AVX512-BF16, such as an
-// AVX2-only AMD EPYC): there the int8 products of ops/int8_gemm.h get 7-bit weights, and
-// bf16 products run at float32 speed.
+// Matrix products in 16-bit integers, for int8-mixed on CPUs without native bf16 products
+// (AVX512-BF16 or AMX), where it would otherwise pair int8 with float32. On an AVX2-only
+// CPU such as the AMD EPYC host the int8 products of ops/int8_gemm.h also lose a weight
+// bit (7-bit weights), and these keep it.
 //
 // Weights are quantized once per output channel (symmetric, codes within ±code_max: 127
 // for most products, more bits for the error-sensitive ones), activations per row at each
 // call (symmetric int16, no zero point), and the products summed exactly in int32 by
 // AVX2's vpmaddwd (ops/cpu/panel_gemm_s16.h). The activations take the widest range whose
 // sums cannot overflow int32 whatever the values: K · activation_max · code_max < 2^31
-// (MiniLM's K = 1536 with 8-bit weights: ±11,008, about 15 bits). With that many levels
-// the activations' rounding nearly vanishes and the weights' remains: on
-// all-MiniLM-L6-v2, mean-pooled cosine to float32 0.99907 with 8-bit weights everywhere
-// against 0.99755 for 8-bit weights with 8-bit activations (a float simulation of both).
+// (MiniLM: K = 384 keeps all 16 bits; its feed-forward output, K = 1536 with 10-bit
+// weights, ±2,736). With that many levels the activations' rounding nearly vanishes and
+// the weights' remains: on all-MiniLM-L6-v2, mean-pooled cosine to float32 0.99907 with
+// 8-bit weights everywhere against 0.99765 for 8-bit weights with 8-bit activations (a
+// float simulation of both).
 #pragma once
 
 #include <cstdint>
