@@ -338,6 +338,11 @@ def load_nlpengine_int8(model_dir: Path, ct2_dir: Path | None, threads: int) -> 
     return _load_nlpengine(model_dir, threads, compute_type="int8")
 
 
+def load_nlpengine_int8_mixed(model_dir: Path, ct2_dir: Path | None, threads: int) -> LoadedSystem:
+    """nlpengine with ``compute_type="int8-mixed"`` (unavailable if load rejects it)."""
+    return _load_nlpengine(model_dir, threads, compute_type="int8-mixed")
+
+
 def load_transformers(model_dir: Path, ct2_dir: Path | None, threads: int) -> LoadedSystem:
     """transformers AutoModelForSeq2SeqLM, fp32, PyTorch eager, generate() in inference_mode."""
     import torch
@@ -467,6 +472,7 @@ class SystemSpec:
 SYSTEMS: dict[str, SystemSpec] = {
     "nlpengine": SystemSpec(("nlpengine",), load_nlpengine, "fp32"),
     "nlpengine-int8": SystemSpec(("nlpengine",), load_nlpengine_int8, "int8"),
+    "nlpengine-int8-mixed": SystemSpec(("nlpengine",), load_nlpengine_int8_mixed, "int8"),
     "transformers": SystemSpec(("torch", "transformers"), load_transformers, "fp32"),
     "ct2": SystemSpec(("ctranslate2",), load_ct2, "fp32", needs_ct2=True),
     "ct2-int8": SystemSpec(("ctranslate2",), load_ct2_int8, "int8", needs_ct2=True),
