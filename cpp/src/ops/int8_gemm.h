@@ -75,10 +75,6 @@ void gemm_u8s8s32(int32_t* c, const uint8_t* a, const int8_t* b, int64_t m, int6
 void dequantize_rows(float* y, const int32_t* c, const float* row_scale, const int32_t* row_zero,
                      const float* col_scale, const int32_t* col_sum, const float* bias, int64_t m, int64_t n,
                      Activation act = Activation::None);
-// One row of dequantize_rows, n values, on the calling thread (for products that
-// dequantize their sums block by block).
-void dequantize_row(float* y, const int32_t* c, float row_scale, int32_t row_zero, const float* col_scale,
-                    const int32_t* col_sum, const float* bias, int64_t n, Activation act);
 }  // namespace cpu
 
 namespace reference {

@@ -114,9 +114,4 @@ void dequantize_rows(float* y, const int32_t* c, const float* row_scale, const i
     dequantize_values(y + r * n, c + r * n, row_scale[r], row_zero[r], col_scale, col_sum, bias, n, act);
 }
 
-void dequantize_row(float* y, const int32_t* c, float row_scale, int32_t row_zero, const float* col_scale,
-                    const int32_t* col_sum, const float* bias, int64_t n, Activation act) {
-  dequantize_values(y, c, row_scale, row_zero, col_scale, col_sum, bias, n, act);
-}
-
 }  // namespace nle::ops::cpu

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "nlpengine/errors.h"
-#include "ops/cpu/panel_tiles.h"
+#include "ops/cpu/panel_sums.h"
 
 namespace nle::ops::cpu {
 
@@ -41,11 +41,11 @@ struct GroupLoad<int16_t> {
 };
 #endif
 
-// Up to kS16BlockRows rows of a times one panel: c[r, 0..cols) for r < ROWS. Each row of
-// a has groups · kPair values (lda >= that).
+// The sums of up to kS16BlockRows rows of a times one panel, for r < ROWS. Each row of a
+// has groups · kPair values (lda >= that).
 template <int ROWS, typename Code>
-void panel_block(int32_t* c, int64_t ldc, const int16_t* a, int64_t lda, const Code* panel, int64_t groups,
-                 int64_t cols) {
+[[gnu::always_inline]] inline void panel_sums(PanelSums<ROWS>& sums, const int16_t* a, int64_t lda,
+                                              const Code* panel, int64_t groups) {
 #if defined(__AVX2__)
   static_assert(kS16PanelColumns == 16, "two 8-column vectors per group");
   __m256i acc[ROWS][2];
@@ -64,24 +64,31 @@ void panel_block(int32_t* c, int64_t ldc, const int16_t* a, int64_t lda, const C
       acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(x, w1));
     }
   }
-  store_panel_sums<ROWS>(c, ldc, acc, cols);
+#  pragma GCC unroll 6
+  for (int r = 0; r < ROWS; ++r) {
+    sums.v[r][0] = acc[r][0];
+    sums.v[r][1] = acc[r][1];
+  }
 #else
   for (int r = 0; r < ROWS; ++r) {
-    int32_t row[kS16PanelColumns] = {};
+    std::memset(sums.v[r], 0, sizeof sums.v[r]);
     for (int64_t g = 0; g < groups; ++g)
       for (int64_t j = 0; j < kS16PanelColumns; ++j)
         for (int64_t q = 0; q < kPair; ++q)
-          row[j] += int32_t{a[r * lda + g * kPair + q]} * panel[g * kGroupCodes + j * kPair + q];
-    std::memcpy(c + r * ldc, row, static_cast<size_t>(cols) * sizeof(int32_t));
+          sums.v[r][j] += int32_t{a[r * lda + g * kPair + q]} * panel[g * kGroupCodes + j * kPair + q];
   }
 #endif
 }
 
-template <typename Code>
-void panel_rows(int32_t* c, int64_t ldc, const int16_t* a, int64_t lda, const Code* panel, int64_t groups,
-                int64_t cols, int64_t rows) {
-  with_block_rows(
-      rows, [&](auto block) { panel_block<decltype(block)::value>(c, ldc, a, lda, panel, groups, cols); });
+// store(sums) with the sums of `rows` (<= kS16BlockRows) rows of a times one panel.
+template <typename Code, class Store>
+void panel_rows(const int16_t* a, int64_t lda, const Code* panel, int64_t groups, int64_t rows,
+                const Store& store) {
+  with_block_rows(rows, [&](auto block) {
+    PanelSums<decltype(block)::value> sums;
+    panel_sums(sums, a, lda, panel, groups);
+    store(sums);
+  });
 }
 
 int64_t groups_of(int64_t k) { return (k + kPair - 1) / kPair; }
@@ -110,11 +117,11 @@ void dequantize_panels(float* y, const int16_t* a, const Code* panels, int64_t m
                        const S8Dequantization& dq) {
   const int64_t count = (n + kS16PanelColumns - 1) / kS16PanelColumns;
   const int64_t groups = groups_of(k), lda = groups * kPair;
-  dequantize_panel_tiles(y, m, n, k, count, kS16PanelColumns, kRowBlockRows, kS16BlockRows, dq,
-                         [&](int32_t* tile, int64_t ldt, int64_t p, int64_t r, int64_t rows) {
-                           panel_rows(tile, ldt, a + r * lda, lda, panels + p * panel_codes(k), groups,
-                                      std::min(kS16PanelColumns, n - p * kS16PanelColumns), rows);
-                         });
+  run_panel_blocks(m, n, k, count, kRowBlockRows, kS16BlockRows, [&](int64_t p, int64_t r, int64_t rows) {
+    const int64_t col = p * kS16PanelColumns, cols = std::min(kS16PanelColumns, n - col);
+    panel_rows(a + r * lda, lda, panels + p * panel_codes(k), groups, rows,
+               [&](const auto& sums) { store_dequantized_sums(y + r * n + col, n, sums, cols, dq, r, col); });
+  });
 }
 
 }  // namespace

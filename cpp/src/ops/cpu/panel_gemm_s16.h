@@ -30,7 +30,7 @@ std::shared_ptr<void> pack_panels_s16(const int16_t* w, int64_t n, int64_t k, bo
 // y (M, N) = a (M, K) · wᵀ dequantized by dq (symmetric: dq.row_zero and dq.col_sum
 // null), w from pack_panels_s16 with the same wide. a is (M, lda) with lda = K rounded up
 // to even and zeros past K. The caller keeps every sum within int32 (ops/int16_gemm.h).
-// A thread turns each block of sums into y while the block is in cache (ops/cpu/panel_tiles.h).
+// The kernel turns each block of sums into y while they are in registers (ops/cpu/panel_sums.h).
 void gemm_s16_dequantize_panels(float* y, const int16_t* a, const void* panels, int64_t m, int64_t n,
                                 int64_t k, bool wide, const S8Dequantization& dq);
 

@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "nlpengine/errors.h"
-#include "ops/cpu/panel_tiles.h"
+#include "ops/cpu/panel_sums.h"
 #include "ops/int8_gemm.h"
 
 namespace nle::ops::cpu {
@@ -22,11 +22,11 @@ constexpr int64_t kGroup = 4;                              // k per group
 constexpr int64_t kGroupBytes = kGroup * kS8PanelColumns;  // one group of a panel
 constexpr int64_t kRowBlockRows = 16 * kS8BlockRows;       // rows of a kept in cache per pass
 
-// Up to kS8BlockRows rows of a times one panel: c[r, 0..cols) for r < ROWS. Each row of
-// a has groups · kGroup bytes (lda >= that).
+// The sums of up to kS8BlockRows rows of a times one panel, for r < ROWS. Each row of a
+// has groups · kGroup bytes (lda >= that).
 template <int ROWS>
-void panel_block(int32_t* c, int64_t ldc, const uint8_t* a, int64_t lda, const int8_t* panel, int64_t groups,
-                 int64_t cols) {
+[[gnu::always_inline]] inline void panel_sums(PanelSums<ROWS>& sums, const uint8_t* a, int64_t lda,
+                                              const int8_t* panel, int64_t groups) {
 #if defined(__AVX2__)
   static_assert(kS8PanelColumns == 16, "two 8-column vectors per group");
   const __m256i ones = _mm256_set1_epi16(1);
@@ -46,23 +46,31 @@ void panel_block(int32_t* c, int64_t ldc, const uint8_t* a, int64_t lda, const i
       acc[r][1] = _mm256_add_epi32(acc[r][1], _mm256_madd_epi16(_mm256_maddubs_epi16(x, w1), ones));
     }
   }
-  store_panel_sums<ROWS>(c, ldc, acc, cols);
+#  pragma GCC unroll 6
+  for (int r = 0; r < ROWS; ++r) {
+    sums.v[r][0] = acc[r][0];
+    sums.v[r][1] = acc[r][1];
+  }
 #else
   for (int r = 0; r < ROWS; ++r) {
-    int32_t row[kS8PanelColumns] = {};
+    std::memset(sums.v[r], 0, sizeof sums.v[r]);
     for (int64_t g = 0; g < groups; ++g)
       for (int64_t j = 0; j < kS8PanelColumns; ++j)
         for (int64_t q = 0; q < kGroup; ++q)
-          row[j] += a[r * lda + g * kGroup + q] * panel[g * kGroupBytes + j * kGroup + q];
-    std::memcpy(c + r * ldc, row, static_cast<size_t>(cols) * sizeof(int32_t));
+          sums.v[r][j] += a[r * lda + g * kGroup + q] * panel[g * kGroupBytes + j * kGroup + q];
   }
 #endif
 }
 
-void panel_rows(int32_t* c, int64_t ldc, const uint8_t* a, int64_t lda, const int8_t* panel, int64_t groups,
-                int64_t cols, int64_t rows) {
-  with_block_rows(
-      rows, [&](auto block) { panel_block<decltype(block)::value>(c, ldc, a, lda, panel, groups, cols); });
+// store(sums) with the sums of `rows` (<= kS8BlockRows) rows of a times one panel.
+template <class Store>
+void panel_rows(const uint8_t* a, int64_t lda, const int8_t* panel, int64_t groups, int64_t rows,
+                const Store& store) {
+  with_block_rows(rows, [&](auto block) {
+    PanelSums<decltype(block)::value> sums;
+    panel_sums(sums, a, lda, panel, groups);
+    store(sums);
+  });
 }
 
 int64_t groups_of(int64_t k) { return (k + kGroup - 1) / kGroup; }
@@ -100,38 +108,30 @@ std::shared_ptr<void> pack_panels_s8(const int8_t* w, int64_t n, int64_t k) {
 }
 
 void gemm_u8s8s32_panels(int32_t* c, const uint8_t* a, const void* packed, int64_t m, int64_t n, int64_t k) {
-  if (m == 0 || n == 0) return;
   const auto* panels = static_cast<const int8_t*>(packed);
   const int64_t count = (n + kS8PanelColumns - 1) / kS8PanelColumns;
-  const int64_t blocks = (m + kRowBlockRows - 1) / kRowBlockRows;
   const int64_t groups = groups_of(k), lda = groups * kGroup;
+  if (m == 0 || n == 0) return;
   a = rows_in_groups(a, m, k);
-  // A block of rows stays in cache while every panel passes over it; with one block the
-  // threads take contiguous runs of panels, each streaming its part of the weight once.
-#pragma omp parallel for collapse(2) schedule(static) if (panel_product_worth_threads(blocks, count, m, n, k))
-  for (int64_t b = 0; b < blocks; ++b)
-    for (int64_t p = 0; p < count; ++p) {
-      const int8_t* panel = panels + p * panel_bytes(k);
-      const int64_t first = p * kS8PanelColumns, cols = std::min(kS8PanelColumns, n - first);
-      const int64_t end = std::min(m, (b + 1) * kRowBlockRows);
-      for (int64_t r = b * kRowBlockRows; r < end; r += kS8BlockRows)
-        panel_rows(c + r * n + first, n, a + r * lda, lda, panel, groups, cols,
-                   std::min(kS8BlockRows, end - r));
-    }
+  run_panel_blocks(m, n, k, count, kRowBlockRows, kS8BlockRows, [&](int64_t p, int64_t r, int64_t rows) {
+    const int64_t col = p * kS8PanelColumns, cols = std::min(kS8PanelColumns, n - col);
+    panel_rows(a + r * lda, lda, panels + p * panel_bytes(k), groups, rows,
+               [&](const auto& sums) { store_panel_sums(c + r * n + col, n, sums, cols); });
+  });
 }
 
 void gemm_u8s8_dequantize_panels(float* y, const uint8_t* a, const void* packed, int64_t m, int64_t n,
                                  int64_t k, const S8Dequantization& dq) {
-  if (m == 0 || n == 0) return;
   const auto* panels = static_cast<const int8_t*>(packed);
   const int64_t count = (n + kS8PanelColumns - 1) / kS8PanelColumns;
   const int64_t groups = groups_of(k), lda = groups * kGroup;
+  if (m == 0 || n == 0) return;
   a = rows_in_groups(a, m, k);
-  dequantize_panel_tiles(y, m, n, k, count, kS8PanelColumns, kRowBlockRows, kS8BlockRows, dq,
-                         [&](int32_t* tile, int64_t ldt, int64_t p, int64_t r, int64_t rows) {
-                           panel_rows(tile, ldt, a + r * lda, lda, panels + p * panel_bytes(k), groups,
-                                      std::min(kS8PanelColumns, n - p * kS8PanelColumns), rows);
-                         });
+  run_panel_blocks(m, n, k, count, kRowBlockRows, kS8BlockRows, [&](int64_t p, int64_t r, int64_t rows) {
+    const int64_t col = p * kS8PanelColumns, cols = std::min(kS8PanelColumns, n - col);
+    panel_rows(a + r * lda, lda, panels + p * panel_bytes(k), groups, rows,
+               [&](const auto& sums) { store_dequantized_sums(y + r * n + col, n, sums, cols, dq, r, col); });
+  });
 }
 
 }  // namespace nle::ops::cpu

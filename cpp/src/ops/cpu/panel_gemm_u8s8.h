@@ -29,8 +29,8 @@ std::shared_ptr<void> pack_panels_s8(const int8_t* w, int64_t n, int64_t k);
 // c (M, N) = a (M, K) · wᵀ in int32, w from pack_panels_s8.
 void gemm_u8s8s32_panels(int32_t* c, const uint8_t* a, const void* panels, int64_t m, int64_t n, int64_t k);
 // y (M, N) = a (M, K) · wᵀ dequantized by dq (ops/packed_gemm.h), w from pack_panels_s8:
-// a thread turns each block of sums (up to 96 rows by up to 8 panels) into y while the
-// block is in cache, with no (M, N) int32 buffer between. The sums, and so y, equal
+// the kernel turns each block of sums (up to 6 rows of one panel) into y while they are in
+// registers (ops/cpu/panel_sums.h), with no int32 buffer between. The sums, and so y, equal
 // gemm_u8s8s32_panels followed by dequantize_rows bit for bit.
 void gemm_u8s8_dequantize_panels(float* y, const uint8_t* a, const void* panels, int64_t m, int64_t n,
                                  int64_t k, const S8Dequantization& dq);
