@@ -32,18 +32,28 @@ inline float exp_f32(float x) {
   return x < kMin ? 0.f : p * scale;
 }
 
-// erf(x) within 5e-7 (absolute: the formula's 1.5e-7 plus float rounding), by Abramowitz and
-// Stegun's formula 7.1.26:
-// erf(a) = 1 - t (a1 + t (a2 + t (a3 + t (a4 + t a5)))) exp(-a²), t = 1 / (1 + p a), a >= 0.
+// erf(x) within 5e-7 (absolute; 3.2e-7 seen): a · P(a²) / Q(a²) for a = |x| up to 3.92,
+// where erf rounds to 1 in float, fitted by scripts/fit_erf.py (minimax, 4.5e-8 in exact
+// arithmetic; the rest is float rounding). Eleven fused multiply-adds and one division,
+// half the time of Abramowitz and Stegun's 7.1.26 with its exp that it replaces: GELU over
+// MiniLM's feed-forward activations was 6.8% of its int8 time on an AMD EPYC.
 inline float erf_f32(float x) {
-  const float a = x < 0.f ? -x : x;
-  const float t = 1.f / (1.f + 0.3275911f * a);
-  float poly = 1.061405429f;
-  poly = poly * t - 1.453152027f;
-  poly = poly * t + 1.421413741f;
-  poly = poly * t - 0.284496736f;
-  poly = poly * t + 0.254829592f;
-  const float y = 1.f - poly * t * exp_f32(-a * a);
+  const float abs_x = x < 0.f ? -x : x;
+  const float a = abs_x < 3.92f ? abs_x : 3.92f;
+  const float t = a * a;
+  float p = 2.01074204e-06f;
+  p = p * t + 0.0002895254f;
+  p = p * t + 0.00397624448f;
+  p = p * t + 0.0533966497f;
+  p = p * t + 0.195325404f;
+  p = p * t + 1.12837899f;
+  float q = 3.79276244e-05f;
+  q = q * t + 0.0012134749f;
+  q = q * t + 0.0153904082f;
+  q = q * t + 0.116140403f;
+  q = q * t + 0.506434143f;
+  q = q * t + 1.f;
+  const float y = a * p / q;
   return x < 0.f ? -y : y;
 }
 
