@@ -35,8 +35,8 @@ test-py:  # pytest's exit code 5 means it collected nothing: say so and fail
 	  if [ $$rc -eq 5 ]; then echo "pytest collected no tests" >&2; fi; exit $$rc
 
 lint:
-	$(VENV)/bin/ruff check python plugins tests benchmarks
-	$(VENV)/bin/ruff format --check python plugins tests benchmarks
+	$(VENV)/bin/ruff check python plugins tests benchmarks scripts
+	$(VENV)/bin/ruff format --check python plugins tests benchmarks scripts
 	@if command -v clang-format >/dev/null; then \
 	  clang-format --dry-run --Werror $$(git ls-files 'cpp/*.cc' 'cpp/*.h'); \
 	else echo "lint: clang-format not installed (apt-get install clang-format), C++ not checked"; fi

@@ -89,7 +89,8 @@ def main() -> None:
     parser.add_argument("--limit", type=float, default=3.92)
     args = parser.parse_args()
     error, p, q = fit(args.limit, *args.degrees)
-    print(f"max |error| exact arithmetic {error:.3g}, float32 {float32_error(p, q, args.limit):.3g}")
+    in_float32 = float32_error(p, q, args.limit)
+    print(f"max |error| exact arithmetic {error:.3g}, float32 {in_float32:.3g}")
     for name, coefficients in (("P", p), ("Q", q)):
         literals = ", ".join(f"{float(np.float32(c)):.9g}f" for c in coefficients)
         print(f"{name} (constant term first): {literals}")
