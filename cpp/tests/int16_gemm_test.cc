@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <utility>
@@ -67,6 +68,39 @@ TEST(Int16GemmTest, PanelProductIsExactAtTheCodeExtremes) {
 // y = x · wᵀ + b through quantize_weight_int16 and matmul_nt_int16 against float32: each
 // output within the bound its two roundings allow, Σ_k |x_k| |w_k| (1 / (2 w_max) +
 // 1 / (2 a_max)) (plus float32 slack); the fused activation equal to applying it after.
+// Rows quantized symmetrically to ±code_max: x · (1 / scale) rounded to nearest, ties to
+// even, scale = max |x| / code_max, padding up to ldq zero. 300 columns run the vector body
+// and its tail; row 2 has scale 1 and ties at every column but the first.
+TEST(Int16GemmTest, QuantizeRowsRoundsToNearestEven) {
+  const int64_t rows = 4, cols = 300, ldq = 302;
+  const int32_t code_max = 32767;
+  auto x = random_floats(static_cast<size_t>(rows * cols), 61, 5.f);
+  for (int64_t c = 0; c < cols; ++c) x[static_cast<size_t>(cols + c)] = 0.f;
+  for (int64_t c = 0; c < cols; ++c)
+    x[static_cast<size_t>(2 * cols + c)] = (c % 2 ? -1.f : 1.f) * (static_cast<float>(c) + 0.5f);
+  x[static_cast<size_t>(2 * cols)] = 32767.f;
+  std::vector<int16_t> q(static_cast<size_t>(rows * ldq), -1);
+  std::vector<float> scale(rows);
+  ops::cpu::quantize_rows_s16(q.data(), scale.data(), x.data(), rows, cols, ldq, code_max);
+  for (int64_t r = 0; r < rows; ++r) {
+    float amax = 0.f;
+    for (int64_t c = 0; c < cols; ++c) amax = std::max(amax, std::fabs(x[static_cast<size_t>(r * cols + c)]));
+    const float s = amax > 0.f ? amax / static_cast<float>(code_max) : 1.f;
+    EXPECT_EQ(scale[static_cast<size_t>(r)], s) << r;
+    const float inv = 1.f / s;
+    for (int64_t c = 0; c < cols; ++c) {
+      const float v = std::clamp(x[static_cast<size_t>(r * cols + c)] * inv, -32767.f, 32767.f);
+      EXPECT_EQ(q[static_cast<size_t>(r * ldq + c)], static_cast<int16_t>(std::nearbyint(v)))
+          << r << "," << c;
+    }
+    for (int64_t c = cols; c < ldq; ++c) EXPECT_EQ(q[static_cast<size_t>(r * ldq + c)], 0);
+  }
+  EXPECT_EQ(scale[2], 1.f);
+  EXPECT_EQ(q[static_cast<size_t>(2 * ldq + 1)], -2);      // -1.5
+  EXPECT_EQ(q[static_cast<size_t>(2 * ldq + 2)], 2);       // 2.5
+  EXPECT_EQ(q[static_cast<size_t>(2 * ldq + 299)], -300);  // -299.5, in the tail
+}
+
 TEST(Int16GemmTest, QuantizedProductIsWithinItsRoundingBound) {
   for (const int32_t w_max : {127, 511}) {
     for (const auto& [n, k] : std::vector<std::pair<int64_t, int64_t>>{{45, 200}, {300, 31}, {64, 1536}}) {

@@ -41,6 +41,11 @@ TEST(Int8GemmTest, QuantizeRowsMatchesReference) {
   auto x = random_floats(static_cast<size_t>(rows * cols), 31, 4.f);
   for (int64_t c = 0; c < cols; ++c) x[static_cast<size_t>(5 * cols + c)] = 0.f;     // all zeros
   for (int64_t c = 0; c < cols; ++c) x[static_cast<size_t>(6 * cols + c)] = 1.f + c;  // all positive
+  // Scale 1, zero point 0 and every value but the largest half-way between two codes: ties
+  // go to even, in the vector body and in the tail alike.
+  for (int64_t c = 0; c < cols; ++c)
+    x[static_cast<size_t>(7 * cols + c)] = static_cast<float>(c % 255) + 0.5f;
+  x[static_cast<size_t>(7 * cols)] = 255.f;
   std::vector<uint8_t> q(x.size()), q_ref(x.size());
   std::vector<float> s(rows), s_ref(rows);
   std::vector<int32_t> z(rows), z_ref(rows);
@@ -57,6 +62,10 @@ TEST(Int8GemmTest, QuantizeRowsMatchesReference) {
       EXPECT_LE(std::fabs(back - x[i]), 0.5001f * s[static_cast<size_t>(r)]) << r << "," << c;
     }
   EXPECT_EQ(z[6], 0);
+  EXPECT_EQ(s[7], 1.f);
+  EXPECT_EQ(q[static_cast<size_t>(7 * cols + 1)], 2);     // 1.5
+  EXPECT_EQ(q[static_cast<size_t>(7 * cols + 2)], 2);     // 2.5
+  EXPECT_EQ(q[static_cast<size_t>(7 * cols + 299)], 44);  // 44.5, in the tail
 }
 
 TEST(Int8GemmTest, QuantizeRowsWithColumnScalesMatchesReference) {

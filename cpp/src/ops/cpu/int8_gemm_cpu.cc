@@ -1,4 +1,7 @@
 #include <mkl.h>
+#if defined(__AVX2__)
+#  include <immintrin.h>
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -17,46 +20,74 @@ inline float round_small(float v) {
   return (v + kMagic) - kMagic;
 }
 
+#if defined(__AVX2__)
+// x[c] · col_scale[c] (or x[c] without col_scale) for the 8 values from c.
+inline __m256 load_scaled(const float* x, const float* col_scale, int64_t c) {
+  const __m256 v = _mm256_loadu_ps(x + c);
+  return col_scale ? _mm256_mul_ps(v, _mm256_loadu_ps(col_scale + c)) : v;
+}
+
+// round(clamp(v · inv + z, 0, 255)) as int32, ties to even (the default rounding mode:
+// the same as round_small on a clamped value). A NaN becomes 0.
+inline __m256i quantize_u8_lanes(__m256 v, __m256 inv, __m256 z) {
+  const __m256 q =
+      _mm256_min_ps(_mm256_max_ps(_mm256_fmadd_ps(v, inv, z), _mm256_setzero_ps()), _mm256_set1_ps(255.f));
+  return _mm256_cvtps_epi32(q);
+}
+#endif
+
 // One row: out ≈ row · col_scale / scale + zero (see quantize_rows_u8; no col_scale: row
-// itself).
+// itself). With AVX2, by intrinsics: GCC's vectorised loops clamped by masks and blends
+// and narrowed to bytes lane by lane, 4.7% of MiniLM's int8 time on an AMD EPYC.
 NLE_VECTOR_CLONES void quantize_row_u8(uint8_t* __restrict out, float* scale, int32_t* zero,
                                        const float* __restrict row, const float* __restrict col_scale,
                                        int64_t cols) {
   float lo = 0.f, hi = 0.f;  // the range always holds 0, so 0 is exact
-  if (col_scale) {
-#pragma omp simd reduction(min : lo) reduction(max : hi)
-    for (int64_t c = 0; c < cols; ++c) {
-      const float v = row[c] * col_scale[c];
-      lo = v < lo ? v : lo;
-      hi = v > hi ? v : hi;
-    }
-  } else {
-#pragma omp simd reduction(min : lo) reduction(max : hi)
-    for (int64_t c = 0; c < cols; ++c) {
-      lo = row[c] < lo ? row[c] : lo;
-      hi = row[c] > hi ? row[c] : hi;
-    }
+  int64_t c = 0;
+#if defined(__AVX2__)
+  __m256 lo8 = _mm256_setzero_ps(), hi8 = _mm256_setzero_ps();
+  for (; c + 8 <= cols; c += 8) {
+    const __m256 v = load_scaled(row, col_scale, c);
+    lo8 = _mm256_min_ps(lo8, v);
+    hi8 = _mm256_max_ps(hi8, v);
+  }
+  alignas(32) float lo_lanes[8], hi_lanes[8];
+  _mm256_store_ps(lo_lanes, lo8);
+  _mm256_store_ps(hi_lanes, hi8);
+  for (int i = 0; i < 8; ++i) {
+    lo = std::min(lo, lo_lanes[i]);
+    hi = std::max(hi, hi_lanes[i]);
+  }
+#endif
+  for (; c < cols; ++c) {
+    const float v = col_scale ? row[c] * col_scale[c] : row[c];
+    lo = v < lo ? v : lo;
+    hi = v > hi ? v : hi;
   }
   const float s = hi > lo ? (hi - lo) / 255.f : 1.f;
   const float inv = 1.f / s;
   const float z = std::min(std::max(std::nearbyint(-lo * inv), 0.f), 255.f);
-  if (col_scale) {
-#pragma omp simd
-    for (int64_t c = 0; c < cols; ++c) {
-      const float x = row[c] * col_scale[c];
-      float v = x * inv + z;
-      v = v < 0.f ? 0.f : v;
-      v = v > 255.f ? 255.f : v;
-      out[c] = static_cast<uint8_t>(static_cast<int32_t>(round_small(v)));
-    }
-  } else {
-#pragma omp simd
-    for (int64_t c = 0; c < cols; ++c) {
-      float v = row[c] * inv + z;
-      v = v < 0.f ? 0.f : v;
-      v = v > 255.f ? 255.f : v;
-      out[c] = static_cast<uint8_t>(static_cast<int32_t>(round_small(v)));
-    }
+  c = 0;
+#if defined(__AVX2__)
+  const __m256 inv8 = _mm256_set1_ps(inv), z8 = _mm256_set1_ps(z);
+  // 32 values a step: 4 × 8 int32 narrowed to 32 bytes (packs work within 128-bit lanes,
+  // so the last permutation puts the 8-byte groups back in order).
+  for (; c + 32 <= cols; c += 32) {
+    const __m256i q0 = quantize_u8_lanes(load_scaled(row, col_scale, c), inv8, z8);
+    const __m256i q1 = quantize_u8_lanes(load_scaled(row, col_scale, c + 8), inv8, z8);
+    const __m256i q2 = quantize_u8_lanes(load_scaled(row, col_scale, c + 16), inv8, z8);
+    const __m256i q3 = quantize_u8_lanes(load_scaled(row, col_scale, c + 24), inv8, z8);
+    const __m256i bytes = _mm256_packus_epi16(_mm256_packs_epi32(q0, q1), _mm256_packs_epi32(q2, q3));
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + c),
+                        _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
+  }
+#endif
+  for (; c < cols; ++c) {
+    const float x = col_scale ? row[c] * col_scale[c] : row[c];
+    float v = x * inv + z;
+    v = v < 0.f ? 0.f : v;
+    v = v > 255.f ? 255.f : v;
+    out[c] = static_cast<uint8_t>(static_cast<int32_t>(round_small(v)));
   }
   *scale = s;
   *zero = static_cast<int32_t>(z);
