@@ -179,11 +179,6 @@ def build_bert_base(out_dir: Path, tokenizer_dir: Path, seed: int) -> dict[str, 
     model.save_pretrained(out_dir)
     if not (out_dir / "model.safetensors").exists():
         raise SystemExit(f"save_pretrained wrote no model.safetensors in {out_dir}")
-    # transformers 5 no longer writes position_embedding_type; CTranslate2's converter reads it.
-    config_path = out_dir / "config.json"
-    saved = json.loads(config_path.read_text())
-    saved.setdefault("position_embedding_type", "absolute")
-    config_path.write_text(json.dumps(saved, indent=2) + "\n")
     copied = []
     for name in TOKENIZER_FILES:
         if (tokenizer_dir / name).exists():
@@ -370,17 +365,45 @@ def encoder_flops(dims: dict[str, int], lengths: np.ndarray) -> dict[str, float]
 # --------------------------------------------------------------------------
 
 
+# Encoder types whose CTranslate2 converter reads config.position_embedding_type, which
+# transformers 5 no longer writes (it always meant "absolute" for these).
+_CT2_POSITION_TYPE_MODELS = {"bert", "roberta", "xlm-roberta", "camembert"}
+
+
+def ct2_source_dir(model_dir: Path, staging: Path) -> Path:
+    """The directory CTranslate2's converter reads: ``model_dir``, or a staging copy.
+
+    When config.json lacks ``position_embedding_type`` for a model type whose
+    converter reads it, ``staging`` gets links to every file of ``model_dir`` and
+    a config.json with ``"position_embedding_type": "absolute"`` added; the
+    model directory itself is never modified.
+    """
+    config = json.loads((model_dir / "config.json").read_text())
+    reads_key = config.get("model_type") in _CT2_POSITION_TYPE_MODELS
+    if not reads_key or "position_embedding_type" in config:
+        return model_dir
+    staging.mkdir(parents=True, exist_ok=True)
+    for item in model_dir.iterdir():
+        if item.name != "config.json":
+            (staging / item.name).symlink_to(item.resolve())
+    config["position_embedding_type"] = "absolute"
+    (staging / "config.json").write_text(json.dumps(config, indent=2) + "\n")
+    return staging
+
+
 def convert_ct2(model_dir: Path, out_dir: Path) -> dict[str, object]:
     """Convert the HF directory to a CTranslate2 model (weights stay float32)."""
     import ctranslate2
 
     start = time.perf_counter()
+    source = ct2_source_dir(model_dir, out_dir.with_name(out_dir.name + "-source"))
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        ctranslate2.converters.TransformersConverter(str(model_dir)).convert(str(out_dir))
+        ctranslate2.converters.TransformersConverter(str(source)).convert(str(out_dir))
     return {
         "convert_s": time.perf_counter() - start,
         "converter": "ctranslate2.converters.TransformersConverter(model_dir).convert(out_dir)",
+        "position_embedding_type_added": source != model_dir,
         "model_bin_mb": (out_dir / "model.bin").stat().st_size / 2**20,
     }
 
