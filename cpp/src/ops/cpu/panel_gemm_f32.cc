@@ -77,10 +77,13 @@ void panel_block(float* c, int64_t ldc, const float* a, int64_t lda, const float
     for (int64_t p = 0; p < k; ++p) panel_step<ROWS>(acc, a, lda, panel, p);
   }
   if (epilogue.bias) {
-    // The same single rounding as adding the bias to the stored sums.
+    // The same single rounding as adding the bias to the stored sums. A whole panel's bias
+    // is read in place (a copy of variable length is a call to memmove, per block).
     alignas(32) float bias[kPanelColumns] = {};
-    std::memcpy(bias, epilogue.bias, static_cast<size_t>(cols) * sizeof(float));
-    const __m256 b0 = _mm256_load_ps(bias), b1 = _mm256_load_ps(bias + 8);
+    const float* b = epilogue.bias;
+    if (cols < kPanelColumns)
+      b = static_cast<const float*>(std::memcpy(bias, b, static_cast<size_t>(cols) * sizeof(float)));
+    const __m256 b0 = _mm256_loadu_ps(b), b1 = _mm256_loadu_ps(b + 8);
 #  pragma GCC unroll 6
     for (int r = 0; r < ROWS; ++r) {
       acc[r][0] = _mm256_add_ps(acc[r][0], b0);
