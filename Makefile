@@ -42,8 +42,6 @@ lint:
 	else echo "lint: clang-format not installed (apt-get install clang-format), C++ not checked"; fi
 
 bench: setup-test  ## encoder throughput (MiniLM, 2 threads) and batch-1 latency (1 and 2 threads), seq2seq
-	$(PY) -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['bench']))" \
-	  | xargs $(PY) -m pip install -q
 	$(PY) benchmarks/encoder.py --model-size minilm --mode throughput
 	$(PY) benchmarks/encoder.py --model-size minilm --mode latency --threads 1,2
 	$(PY) benchmarks/seq2seq.py

@@ -1414,6 +1414,14 @@ def prepare_model(args: argparse.Namespace, tmp_dir: Path) -> tuple[Path, str, d
     """The model directory every system loads, its label, and how it was made."""
     if args.model:
         model_dir = Path(args.model).resolve()
+        # The workload's special ids come from the tokenizer, and CTranslate2's converter
+        # reads its vocabulary: say so before any worker starts.
+        for name in ("config.json", "tokenizer.json"):
+            if not (model_dir / name).is_file():
+                raise SystemExit(
+                    f"--model {args.model}: no {name} in {model_dir} (the benchmark needs an "
+                    "HF-layout directory with config.json, the weights and tokenizer.json)"
+                )
         return model_dir, model_dir.name, {"source": "--model"}
     minilm = default_model_dir()
     if args.model_size == "minilm":

@@ -1,0 +1,179 @@
+"""Both benchmark scripts end to end on tiny models, every system, one round.
+
+`make bench` takes most of an hour on the real models, so these runs keep the scripts
+working between benchmark runs: each system in its own worker process, the JSON report
+and its markdown table, and the accuracy each script records for every system against
+its reference. Speeds are only checked to be measured (positive), never compared.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from conftest import save_tiny_model
+
+BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
+
+ENCODER_SYSTEMS = (
+    "nlpengine",
+    "nlpengine-bf16",
+    "nlpengine-int8",
+    "nlpengine-int8-mixed",
+    "torch",
+    "torch-bf16",
+    "ct2",
+    "ct2-int8",
+    "ort",
+    "ort-int8",
+)
+#: Systems whose arithmetic is float32 throughout: within 1e-4 of fp32 torch.
+FLOAT32_SYSTEMS = ("nlpengine", "ct2", "ort")
+SEQ2SEQ_SYSTEMS = (
+    "nlpengine",
+    "nlpengine-int8",
+    "nlpengine-int8-mixed",
+    "transformers",
+    "ct2",
+    "ct2-int8",
+)
+
+
+def run_script(name: str, *args: str) -> subprocess.CompletedProcess:
+    run = subprocess.run(
+        [sys.executable, str(BENCHMARKS / name), *args],
+        capture_output=True,
+        text=True,
+        timeout=600,
+    )
+    assert run.returncode == 0, f"{name} {' '.join(args)} failed:\n{run.stderr[-4000:]}"
+    return run
+
+
+@pytest.fixture(scope="module")
+def encoder_dir(tmp_path_factory, minilm_dir) -> Path:
+    """A tiny random BERT with MiniLM's vocabulary size, and MiniLM's tokenizer files (the
+    benchmark reads the special ids from tokenizer.json; CTranslate2 converts the vocab)."""
+    model_dir, _ = save_tiny_model(
+        tmp_path_factory.mktemp("bench-encoder"), "bert", vocab_size=30522
+    )
+    for name in ("tokenizer.json", "tokenizer_config.json", "special_tokens_map.json", "vocab.txt"):
+        shutil.copy2(minilm_dir / name, model_dir / name)
+    return model_dir
+
+
+def check_report_files(json_path: Path, systems: tuple[str, ...]) -> dict:
+    report = json.loads(json_path.read_text())
+    table = json_path.with_suffix(".md").read_text()
+    for system in systems:
+        assert f"| {system} |" in table, f"{system} missing from the markdown table"
+    return report
+
+
+def test_encoder_throughput_runs_every_system(tmp_path, encoder_dir):
+    out = tmp_path / "encoder.json"
+    run_script(
+        "encoder.py",
+        "--model", str(encoder_dir),
+        "--rounds", "1",
+        "--sentences", "16",
+        "--batch-size", "8",
+        "--min-len", "4",
+        "--max-len", "24",
+        "--no-ceiling",
+        "--systems", ",".join(ENCODER_SYSTEMS),
+        "--output", str(out),
+    )  # fmt: skip
+    report = check_report_files(out, ENCODER_SYSTEMS)
+    results = report["results"]["2"]
+    for system in ENCODER_SYSTEMS:
+        assert results[system]["status"] == "ok", (system, results[system])
+        assert results[system]["median"] > 0
+        assert results[system]["peak_rss_mb_median"] > 0
+    accuracy = report["accuracy"]
+    for system in FLOAT32_SYSTEMS:
+        assert accuracy[system]["max_abs_diff_last_hidden_state"] <= 1e-4, (
+            system,
+            accuracy[system],
+        )
+    for system in set(ENCODER_SYSTEMS) - set(FLOAT32_SYSTEMS) - {"torch"}:
+        # Random tiny weights: every fast mode stays well aligned with float32 torch.
+        assert accuracy[system]["min_cosine_mean_pooled"] > 0.95, (system, accuracy[system])
+    assert report["settings"]["real_tokens"] < report["settings"]["padded_tokens"]
+    assert report["flops"]["per_real_token"] > 0
+
+
+def test_encoder_latency_runs_at_each_thread_count(tmp_path, encoder_dir):
+    out = tmp_path / "latency.json"
+    systems = ("nlpengine", "nlpengine-int8", "torch", "ort")
+    run_script(
+        "encoder.py",
+        "--model", str(encoder_dir),
+        "--mode", "latency",
+        "--threads", "1,2",
+        "--rounds", "1",
+        "--calls", "5",
+        "--warmup-calls", "2",
+        "--check-batches", "4",
+        "--no-ceiling",
+        "--systems", ",".join(systems),
+        "--output", str(out),
+    )  # fmt: skip
+    report = check_report_files(out, systems)
+    for threads in ("1", "2"):
+        for system in systems:
+            result = report["results"][threads][system]
+            assert result["status"] == "ok", (threads, system, result)
+            assert result["median"] > 0
+    assert report["accuracy"]["nlpengine"]["max_abs_diff_last_hidden_state"] <= 1e-4
+
+
+def test_seq2seq_runs_every_system(tmp_path):
+    out = tmp_path / "seq2seq.json"
+    run_script(
+        "seq2seq.py",
+        "--models", "tiny",
+        "--searches", "greedy,beam2",
+        "--systems", ",".join(SEQ2SEQ_SYSTEMS),
+        "--rounds", "1",
+        "--sources", "3",
+        "--source-len", "12",
+        "--new-tokens", "6",
+        "--warmup-tokens", "2",
+        "--output", str(out),
+    )  # fmt: skip
+    report = check_report_files(out, SEQ2SEQ_SYSTEMS)
+    for model in ("tiny-bart", "tiny-t5"):
+        for search in ("greedy", "beam2"):
+            cell = report["results"][model][search]
+            for system in SEQ2SEQ_SYSTEMS:
+                assert "unavailable" not in cell[system] and "error" not in cell[system], (
+                    model,
+                    search,
+                    system,
+                    cell[system],
+                )
+                assert cell[system]["median"] > 0
+        # float32 nlpengine generates transformers' tokens.
+        greedy = report["accuracy"][model]["greedy"]["nlpengine"]
+        assert greedy["sources"] == 3 and greedy["exact_match_fraction"] == 1.0, greedy
+
+
+def test_encoder_model_without_tokenizer_is_a_clear_error(tmp_path, encoder_dir):
+    model_dir = tmp_path / "no-tokenizer"
+    model_dir.mkdir()
+    for name in ("config.json", "model.safetensors"):
+        shutil.copy2(encoder_dir / name, model_dir / name)
+    run = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "encoder.py"), "--model", str(model_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode != 0
+    assert f"no tokenizer.json in {model_dir}" in run.stderr
+    assert "Traceback" not in run.stderr
