@@ -58,8 +58,9 @@ compute_type_option = click.option(
     expose_value=False,
     callback=_set_compute_type,
     help="Arithmetic of the runtime's Linear layers: float32 (exact), or the faster "
-    "int8, bf16, or int8-mixed (int8 with the value and feed-forward output "
-    "products in bf16) [default: float32].",
+    "int8, bf16, or int8-mixed (the accurate integer mode: int8 with the value and "
+    "feed-forward output products in bf16 where the CPU multiplies bf16, 16-bit "
+    "integer products elsewhere) [default: float32].",
 )
 
 # Lets a command accept the options of whichever task --task names.
