@@ -67,6 +67,7 @@ from common import (
     run_worker_process,
     write_report,
 )
+from gemm_ceiling import ceiling_rate, measure_ceiling
 
 REFERENCE_SYSTEM = "transformers"
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "seq2seq.json"
@@ -498,8 +499,53 @@ def parse_search(search: str) -> int:
     raise ValueError(f"unknown search {search!r} (greedy or beamN, e.g. beam4)")
 
 
+def generation_flops(
+    name: str, sources: int, source_len: int, beams: int, new_tokens: int
+) -> dict[str, float]:
+    """The arithmetic of one generate call of the benchmark (2 FLOPs per multiply-add).
+
+    Encoder: every source token through each layer's products (attention q, k, v, out and
+    the feed-forward's, gated T5 with three matrices) and attention over the source (q·kᵀ
+    and the weighted sum of v: 4 · source_len · inner per token and layer); then each
+    decoder layer's cross-attention keys and values of every source token, once. Decoder:
+    ``new_tokens`` steps of sources x beams rows, each row through each layer's
+    self-attention, cross-attention q and out and feed-forward products, attention over
+    its step + 1 past keys and the source_len source keys, and the LM head. Beam
+    bookkeeping, norms and softmax are not counted.
+    """
+    config = MODELS[name].config
+    if MODELS[name].model_type == "bart":
+        d, inner, ffn = config["d_model"], config["d_model"], config["encoder_ffn_dim"]
+        enc_layers, dec_layers, ffn_mats = config["encoder_layers"], config["decoder_layers"], 2
+    else:
+        d, inner, ffn = config["d_model"], config["num_heads"] * config["d_kv"], config["d_ff"]
+        enc_layers, dec_layers = config["num_layers"], config["num_decoder_layers"]
+        ffn_mats = 3 if str(config["feed_forward_proj"]).startswith("gated") else 2
+    vocab = config["vocab_size"]
+    source_tokens = sources * source_len
+    layer_products = 4 * d * inner + ffn_mats * d * ffn
+    encoder = source_tokens * enc_layers * (2 * layer_products + 4 * source_len * inner)
+    cross_memory = source_tokens * dec_layers * 2 * (2 * d * inner)
+    rows = sources * beams
+    step_products = dec_layers * (4 * d * inner + 2 * d * inner + ffn_mats * d * ffn) + d * vocab
+    decoder = 0.0
+    for step in range(new_tokens):
+        attention = dec_layers * 4 * inner * ((step + 1) + source_len)
+        decoder += rows * (2 * step_products + attention)
+    return {
+        "encoder": float(encoder),
+        "cross_memory": float(cross_memory),
+        "decoder": float(decoder),
+        "total": float(encoder + cross_memory + decoder),
+    }
+
+
 def run_worker(args: argparse.Namespace) -> None:
     """Benchmark one (model, search, system) in this process and print one JSON line."""
+    if args.worker == "ceiling":
+        result = measure_ceiling(args.threads, args.ceiling_size, args.ceiling_reps, args.seed)
+        print(json.dumps(result), flush=True)
+        return
     with np.load(args.inputs) as data:
         input_ids = data["input_ids"]
         attention_mask = data["attention_mask"]
@@ -702,8 +748,8 @@ def markdown_report(report: dict[str, object]) -> str:
         + ".",
         "",
         "| model | search | system | tok/s median | min | max | vs transformers | vs ct2 "
-        "| greedy exact match | load s | peak RSS MB |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "| GFLOP/s | of ceiling | greedy exact match | load s | peak RSS MB |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for model, by_search in report["results"].items():
         for search, by_system in by_search.items():
@@ -715,7 +761,7 @@ def markdown_report(report: dict[str, object]) -> str:
                     why = why.strip().splitlines()[-1][:120]
                     lines.append(
                         f"| {model} | {search} | {system} | {status}: "
-                        f"{why.replace('|', '/')} | | | | | | | |"
+                        f"{why.replace('|', '/')} | | | | | | | | | |"
                     )
                     continue
                 match = "-"
@@ -727,15 +773,33 @@ def markdown_report(report: dict[str, object]) -> str:
                 vs_ct2 = _fmt_ratio(res.get("vs_ct2"))
                 if baseline and baseline != "ct2" and res.get("vs_ct2") is not None:
                     vs_ct2 += f" ({baseline})"
+                fraction = res.get("fraction_of_ceiling")
+                fraction = f"{fraction:.0%} ({res['precision']})" if fraction is not None else "-"
                 lines.append(
                     f"| {model} | {search} | {system} | {res['median']:.1f} | {res['min']:.1f} | "
                     f"{res['max']:.1f} | {_fmt_ratio(res.get('vs_transformers'))} | {vs_ct2} | "
+                    f"{res['gflops']:.1f} | {fraction} | "
                     f"{match} | {res['load_s_median']:.2f} | {res['peak_rss_mb_median']:.0f} |"
                 )
     lines += [
         "",
         "vs ct2: fp32 systems against `ct2`, int8 systems against `ct2-int8`. Greedy exact "
         "match: fraction of sources whose generated tokens equal transformers' exactly. "
+        "GFLOP/s: one call's products and attention (generation_flops: encoder, cross-attention "
+        "memory, every decoding step of sources x beams rows with the LM head) over its median "
+        "seconds, as a fraction of the GEMM ceiling measured at the same threads (int8 and "
+        "int8-mixed systems against the int8 rate)"
+        + (
+            ": "
+            + ", ".join(
+                f"{p} {report['ceiling'][p]['gflops_median']:.0f} GFLOP/s"
+                for p in ("fp32", "int8")
+                if "gflops_median" in report["ceiling"].get(p, {})
+            )
+            if report.get("ceiling")
+            else ""
+        )
+        + ". "
         f"Every completed run generated exactly {s['new_tokens']} tokens per sequence "
         "(asserted by the worker).",
     ]
@@ -841,6 +905,33 @@ def run_parent(args: argparse.Namespace) -> None:
                             f"peak RSS {result['peak_rss_mb']:.0f} MB"
                         )
 
+        ceiling: dict[str, object] = {}
+        if args.ceiling:
+            log(f"GEMM ceiling, {args.threads} thread(s), {args.ceiling_size}^3")
+            cmd = [
+                sys.executable,
+                str(Path(__file__).resolve()),
+                "--worker", "ceiling",
+                "--threads", str(args.threads),
+                "--ceiling-size", str(args.ceiling_size),
+                "--ceiling-reps", str(args.ceiling_reps),
+                "--seed", str(args.seed),
+            ]  # fmt: skip
+            run = run_worker_process(cmd, child_env(args.threads))
+            if run.returncode != 0 or run.result is None:
+                ceiling = {"error": f"exit code {run.returncode}: {run.stderr.strip()[-300:]}"}
+                log(f"  ceiling failed: {ceiling['error']}")
+            else:
+                ceiling = run.result
+                log(
+                    "  "
+                    + ", ".join(
+                        f"{p} {ceiling[p]['gflops_median']:.0f} GFLOP/s"
+                        for p in ("fp32", "int8")
+                        if "gflops_median" in ceiling.get(p, {})
+                    )
+                )
+
         for model in args.models:
             for search in args.searches:
                 ref_dump = dumps.get((model, search, REFERENCE_SYSTEM))
@@ -855,6 +946,15 @@ def run_parent(args: argparse.Namespace) -> None:
                             compare_outputs(np.load(dump), reference)
                         )
 
+    flops = {
+        model: {
+            search: generation_flops(
+                model, args.sources, args.source_len, parse_search(search), args.new_tokens
+            )
+            for search in args.searches
+        }
+        for model in args.models
+    }
     for model in args.models:
         results[model] = {}
         for search in args.searches:
@@ -874,6 +974,13 @@ def run_parent(args: argparse.Namespace) -> None:
                 base = by_system.get(baseline, {})
                 res["ct2_baseline"] = baseline
                 res["vs_ct2"] = res["median"] / base["median"] if "median" in base else None
+                # GFLOP/s at the median rate: the call's arithmetic over its seconds.
+                call_flops = flops[model][search]["total"]
+                res["gflops"] = call_flops * res["median"] / (args.sources * args.new_tokens) / 1e9
+                res["precision"] = SYSTEMS[system].precision
+                rate = ceiling_rate(ceiling, res["precision"])
+                res["ceiling_gflops"] = rate
+                res["fraction_of_ceiling"] = res["gflops"] / rate if rate else None
             results[model][search] = by_system
 
     versions = {
@@ -920,6 +1027,8 @@ def run_parent(args: argparse.Namespace) -> None:
             ),
         },
         "models": model_info,
+        "flops": flops,
+        "ceiling": ceiling,
         "results": results,
         "accuracy": accuracy,
         "reference_output_diversity": diversity,
@@ -956,9 +1065,17 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--warmup-tokens", type=int, default=8, help="new tokens of the warm-up generate call"
     )
     parser.add_argument("--seed", type=int, default=1234)
+    parser.add_argument(
+        "--ceiling",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="measure the fp32/int8 GEMM rate at --threads for GFLOP/s utilisation (default: on)",
+    )
+    parser.add_argument("--ceiling-size", type=int, default=2048, help="n of the n^3 GEMM")
+    parser.add_argument("--ceiling-reps", type=int, default=5, help="timed GEMMs per precision")
     parser.add_argument("--output", default=str(DEFAULT_OUTPUT), help="JSON report path")
     worker = parser.add_argument_group("internal (worker mode)")
-    worker.add_argument("--worker", choices=sorted(SYSTEMS), help=argparse.SUPPRESS)
+    worker.add_argument("--worker", choices=[*sorted(SYSTEMS), "ceiling"], help=argparse.SUPPRESS)
     worker.add_argument("--model-name", help=argparse.SUPPRESS)
     worker.add_argument("--model-dir", help=argparse.SUPPRESS)
     worker.add_argument("--ct2-model", help=argparse.SUPPRESS)
@@ -972,6 +1089,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error(f"--{name.replace('_', '-')} must be >= 1")
     if args.warmup_tokens < 1:
         parser.error("--warmup-tokens must be >= 1")
+    if args.worker == "ceiling":
+        return args
     if args.worker:
         if not (args.model_dir and args.inputs and args.search):
             parser.error("--worker needs --model-dir, --inputs and --search")

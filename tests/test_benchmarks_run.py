@@ -8,6 +8,7 @@ its reference. Speeds are only checked to be measured (positive), never compared
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -144,9 +145,11 @@ def test_seq2seq_runs_every_system(tmp_path):
         "--source-len", "12",
         "--new-tokens", "6",
         "--warmup-tokens", "2",
+        "--ceiling-size", "256",
         "--output", str(out),
     )  # fmt: skip
     report = check_report_files(out, SEQ2SEQ_SYSTEMS)
+    assert report["ceiling"]["fp32"]["gflops_median"] > 0
     for model in ("tiny-bart", "tiny-t5"):
         for search in ("greedy", "beam2"):
             cell = report["results"][model][search]
@@ -158,6 +161,7 @@ def test_seq2seq_runs_every_system(tmp_path):
                     cell[system],
                 )
                 assert cell[system]["median"] > 0
+                assert cell[system]["gflops"] > 0 and cell[system]["fraction_of_ceiling"] > 0
         # float32 nlpengine generates transformers' tokens.
         greedy = report["accuracy"][model]["greedy"]["nlpengine"]
         assert greedy["sources"] == 3 and greedy["exact_match_fraction"] == 1.0, greedy
@@ -177,3 +181,58 @@ def test_encoder_model_without_tokenizer_is_a_clear_error(tmp_path, encoder_dir)
     assert run.returncode != 0
     assert f"no tokenizer.json in {model_dir}" in run.stderr
     assert "Traceback" not in run.stderr
+
+
+@pytest.fixture(scope="module")
+def seq2seq_bench():
+    sys.path.insert(0, str(BENCHMARKS))  # the script imports its sibling modules
+    try:
+        spec = importlib.util.spec_from_file_location("seq2seq_bench", BENCHMARKS / "seq2seq.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # its dataclasses look their module up there
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop("seq2seq_bench", None)
+        sys.path.remove(str(BENCHMARKS))
+
+
+@pytest.mark.parametrize("name", ["tiny-bart", "tiny-t5"])
+def test_generation_flops_count_the_models_own_products(tmp_path, seq2seq_bench, name):
+    """generation_flops against the Linear layers of the model transformers builds from
+    the same config: encoder products per source token, the cross-attention keys and
+    values once per source token, the rest of the decoder and the LM head per row and
+    step, plus attention over the source and the past steps."""
+    import torch
+    import transformers
+
+    seq2seq_bench.build_model(name, tmp_path / name, seed=0)
+    spec = seq2seq_bench.MODELS[name]
+    model_class = {"bart": "BartForConditionalGeneration", "t5": "T5ForConditionalGeneration"}
+
+    model = getattr(transformers, model_class[spec.model_type]).from_pretrained(tmp_path / name)
+    memory_names = ("encoder_attn.k_proj", "encoder_attn.v_proj", "EncDecAttention.k")
+    memory_names += ("EncDecAttention.v",)
+    encoder = memory = step = 0
+    for module_name, module in model.named_modules():
+        if not isinstance(module, torch.nn.Linear):
+            continue
+        size = module.weight.numel()
+        if module_name.startswith(("encoder.", "model.encoder.")):
+            encoder += size
+        elif module_name.endswith(memory_names):
+            memory += size
+        else:  # the decoder's other products and the LM head
+            step += size
+    config = spec.config
+    encoder_layers = config.get("encoder_layers", config.get("num_layers"))
+    layers = config.get("decoder_layers", config.get("num_decoder_layers"))
+    inner = config.get("num_heads", 0) * config.get("d_kv", 0) or config["d_model"]
+    sources, source_len, beams, new_tokens = 2, 10, 3, 4
+    flops = seq2seq_bench.generation_flops(name, sources, source_len, beams, new_tokens)
+    tokens = sources * source_len
+    assert flops["encoder"] == tokens * (2 * encoder + encoder_layers * 4 * source_len * inner)
+    assert flops["cross_memory"] == tokens * 2 * memory
+    attention = sum(layers * 4 * inner * (t + 1 + source_len) for t in range(new_tokens))
+    assert flops["decoder"] == sources * beams * (new_tokens * 2 * step + attention)
+    assert flops["total"] == flops["encoder"] + flops["cross_memory"] + flops["decoder"]
