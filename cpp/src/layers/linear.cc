@@ -2,6 +2,7 @@
 
 #include <cstring>
 #include <limits>
+#include <vector>
 
 #include "core/mapped_file.h"
 #include "ops/bf16_gemm.h"
@@ -13,6 +14,10 @@ namespace nle {
 
 namespace {
 bool use_packed_f32(const Tensor& x) { return x.rank() == 2 && x.dim(0) <= ops::packed_f32_max_rows(); }
+
+// Whether every float32 product, whatever its row count, can take the packed weight (panels
+// or oneDNN's primitive; MKL's packed product only up to packed_f32_max_rows).
+bool packed_f32_for_all_rows() { return ops::packed_f32_max_rows() == std::numeric_limits<int64_t>::max(); }
 
 // Whether this product runs in 16-bit integers (ops/int16_gemm.h).
 bool int16_products(ComputeType compute_type) {
@@ -85,7 +90,21 @@ Linear Linear::fused(const Weights& weights, const std::vector<std::string>& sco
                      const NormParameters& input_norm) {
   const int64_t parts = static_cast<int64_t>(scopes.size());
   Linear fused;
-  fused.weight_ = Tensor(DType::F32, {parts * out_features_each, in_features});
+  // A float32 weight that every product takes packed is packed here, from a concatenation
+  // that is freed right after: kept (packing is otherwise lazy), it stayed resident beside
+  // its packed copy for the model's lifetime, the parts' own pages being a memory map
+  // that is given back (BART-base: 113 MB of self-attention q, k, v and cross-attention
+  // k, v; all-MiniLM-L6-v2: 11 MB). The plain weight then never exists: operator() takes
+  // the packed copy for every input.
+  const bool pack_now = weights.compute_type() == ComputeType::Float32 && packed_f32_for_all_rows();
+  const Shape shape{parts * out_features_each, in_features};
+  std::vector<float> concatenation;
+  if (pack_now) {
+    concatenation.resize(static_cast<size_t>(shape_numel(shape)));
+    fused.weight_ = Tensor::view(DType::F32, shape, concatenation.data(), nullptr);
+  } else {
+    fused.weight_ = Tensor(DType::F32, shape);
+  }
   if (has_bias) fused.bias_ = Tensor(DType::F32, {parts * out_features_each});
   for (int64_t p = 0; p < parts; ++p) {
     const Tensor w = weights.require(scopes[p] + ".weight", {out_features_each, in_features});
@@ -101,6 +120,10 @@ Linear Linear::fused(const Weights& weights, const std::vector<std::string>& sco
       DType::F32, {out_features_each, in_features},
       fused.weight_.data<float>() + (parts - 1) * out_features_each * in_features, fused.weight_.owner());
   fused.convert(weights.compute_type(), smoothing_for(last_part, input_norm, weights.compute_type()));
+  if (pack_now) {
+    std::call_once(fused.packed_->once, [&] { fused.packed_->weight = ops::pack_weight_f32(fused.weight_); });
+    fused.weight_ = Tensor();
+  }
   return fused;
 }
 
@@ -110,8 +133,7 @@ const ops::PackedWeight& Linear::packed() const {
                                                               : ops::pack_weight_f32(weight_);
     // Where every product of 2-D inputs takes the packed copy, the memory-mapped weight's
     // pages need not stay resident beside it.
-    if (compute_type_ == ComputeType::Float32 &&
-        ops::packed_f32_max_rows() == std::numeric_limits<int64_t>::max())
+    if (compute_type_ == ComputeType::Float32 && packed_f32_for_all_rows())
       release_mapped_pages(weight_.raw_data(), weight_.nbytes());
   });
   return packed_->weight;
@@ -124,6 +146,13 @@ void Linear::operator()(Tensor& y, const Tensor& x, ops::Activation act) const {
     case ComputeType::Float32:
       if (use_packed_f32(x)) {
         ops::matmul_nt_packed(y, x, packed(), bias_.defined() ? &bias_ : nullptr, act);
+        return;
+      }
+      if (!weight_.defined() && x.rank() > 2 && y.rank() == x.rank()) {
+        // Packed at load (fused): the leading dimensions of x and y as rows.
+        Tensor y_rows = y.reshape({y.numel() / out_features_, out_features_});
+        ops::matmul_nt_packed(y_rows, x.reshape({x.numel() / in_features_, in_features_}), packed(),
+                              bias_.defined() ? &bias_ : nullptr, act);
         return;
       }
       ops::matmul_nt(y, x, weight_);

@@ -64,14 +64,16 @@ class Linear {
   // The weight in the GEMM library's layout, made on the first call that uses it, so
   // loading stays a memory map: float32 in MKL's packed form, reordered for oneDNN's
   // matmul primitive or in column panels (ops::pack_weight_f32), bf16 reordered for
-  // oneDNN's primitive.
+  // oneDNN's primitive. A fused float32 weight is packed at load where every product takes
+  // the packed copy, so that its concatenation need not be kept (fused()).
   struct LazyPacked {
     std::once_flag once;
     ops::PackedWeight weight;
   };
   const ops::PackedWeight& packed() const;
 
-  Tensor weight_;  // F32 (BF16 for the bf16 compute type); undefined for int8
+  Tensor weight_;  // F32 (BF16 for the bf16 compute type); undefined for int8 and for a
+                   // fused float32 weight packed at load (fused())
   std::shared_ptr<LazyPacked> packed_ = std::make_shared<LazyPacked>();
   ops::Int8Weight int8_;      // for the int8 compute type (packed too)
   ops::Int16Weight int16_;    // for int8-mixed's int16 products
