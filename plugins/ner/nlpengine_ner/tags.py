@@ -13,6 +13,7 @@ Supported schemes (``prefix-TYPE`` labels, ``O`` outside):
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from functools import lru_cache
 
 __all__ = ["SCHEMES", "detect_scheme", "entities_to_tags", "split_tag"]
 
@@ -51,6 +52,9 @@ def detect_scheme(labels: Iterable[str]) -> str:
     return "IO"
 
 
+# Cached: a model has a few dozen labels, and decoding asks for every token's (a 4,000-review
+# NER job made 390,000 calls, 0.6 s of its Python time, checking the scheme each time).
+@lru_cache(maxsize=4096)
 def split_tag(label: str, scheme: str = "BIO") -> tuple[str, str]:
     """``(prefix, type)`` of a label under ``scheme``.
 
