@@ -79,7 +79,10 @@ class TrainConfig:
         """The options a config file sets (keys as the long option names, - or _)."""
         text = Path(path).read_text(encoding="utf-8")
         if Path(path).suffix == ".toml":
-            import tomllib
+            try:
+                import tomllib
+            except ModuleNotFoundError:  # Python 3.10: the same parser as the tomli package
+                import tomli as tomllib
 
             data = tomllib.loads(text)
         else:
