@@ -1,12 +1,15 @@
 #!/usr/bin/env python3
-"""Seq2seq generation benchmark: nlpengine vs. transformers vs. CTranslate2.
+"""Seq2seq generation benchmark: nlpengine vs. transformers, CTranslate2 and ONNX Runtime.
 
 Encoder-decoder models with bart-base and t5-small sizes and random weights
 (transformers' own initialisation under a fixed seed) are built once by the
 parent and saved in Hugging Face layout (config.json, generation_config.json,
 model.safetensors and a word-level tokenizer over placeholder token strings)
 into a temporary directory; never downloaded.  For the CTranslate2 systems the
-parent also converts each directory once with ``TransformersConverter``.
+parent also converts each directory once with ``TransformersConverter``; for the
+ONNX Runtime systems it exports each once into encoder and decoder graphs, fp32 and
+dynamically quantized int8 (``onnx_seq2seq.py`` says how, and how the ``ort``
+systems decode: a numpy beam loop over the graphs' top-k candidates).
 
 Workload: ``--sources`` (16) sources of ``--source-len`` (256) token ids,
 random non-special ids framed as the model's tokenizer frames text (BART
@@ -34,7 +37,7 @@ counted, an end token is), which is what transformers' ``min_new_tokens``/
 
 Usage::
 
-    python benchmarks/seq2seq.py                     # full run: 2 models x 2 searches x 5 systems
+    python benchmarks/seq2seq.py                     # full run: 2 models x 2 searches x 7-8 systems
     python benchmarks/seq2seq.py --models tiny --sources 2 --source-len 16 --new-tokens 8 \\
         --rounds 1                                   # smoke test
     python benchmarks/seq2seq.py --models t5-small --searches greedy --systems nlpengine,ct2
@@ -59,6 +62,7 @@ from pathlib import Path
 import numpy as np
 from common import (
     child_env,
+    cpu_flags,
     csv_list,
     git_state,
     machine_info,
@@ -68,6 +72,7 @@ from common import (
     write_report,
 )
 from gemm_ceiling import ceiling_rate, measure_ceiling
+from onnx_seq2seq import OnnxSeq2seq, export_seq2seq_onnx
 
 REFERENCE_SYSTEM = "transformers"
 DEFAULT_OUTPUT = Path(__file__).resolve().parent / "results" / "seq2seq.json"
@@ -289,6 +294,14 @@ class LoadedSystem:
     info: dict[str, object]
 
 
+@dataclass(frozen=True)
+class Artifacts:
+    """What the parent made from the model for some systems: a CTranslate2 model, ONNX graphs."""
+
+    ct2: Path | None = None
+    onnx: Path | None = None
+
+
 def _until_eos(rows: list[list[int]], eos_id: int) -> list[list[int]]:
     return [row[: row.index(eos_id) + 1] if eos_id in row else row for row in rows]
 
@@ -329,23 +342,22 @@ def _load_nlpengine(model_dir: Path, threads: int, **load_options) -> LoadedSyst
     return LoadedSystem(generate, info)
 
 
-def load_nlpengine(model_dir: Path, ct2_dir: Path | None, threads: int) -> LoadedSystem:
+def load_nlpengine(model_dir: Path, artifacts: Artifacts, threads: int) -> LoadedSystem:
     """nlpengine fp32."""
     return _load_nlpengine(model_dir, threads)
 
 
-def load_nlpengine_int8(model_dir: Path, ct2_dir: Path | None, threads: int) -> LoadedSystem:
+def load_nlpengine_int8(model_dir: Path, artifacts: Artifacts, threads: int) -> LoadedSystem:
     """nlpengine with int8 weights (``compute_type="int8"``; unavailable if load rejects it)."""
     return _load_nlpengine(model_dir, threads, compute_type="int8")
 
 
-def load_nlpengine_int8_mixed(model_dir: Path, ct2_dir: Path | None, threads: int) -> LoadedSystem:
+def load_nlpengine_int8_mixed(model_dir: Path, artifacts: Artifacts, threads: int) -> LoadedSystem:
     """nlpengine with ``compute_type="int8-mixed"`` (unavailable if load rejects it)."""
     return _load_nlpengine(model_dir, threads, compute_type="int8-mixed")
 
 
-def load_transformers(model_dir: Path, ct2_dir: Path | None, threads: int) -> LoadedSystem:
-    """transformers AutoModelForSeq2SeqLM, fp32, PyTorch eager, generate() in inference_mode."""
+def _load_transformers(model_dir: Path, threads: int, autocast_dtype: str | None) -> LoadedSystem:
     import torch
     import transformers
 
@@ -357,9 +369,10 @@ def load_transformers(model_dir: Path, ct2_dir: Path | None, threads: int) -> Lo
     )
     model.eval()
     eos_id = int(model.config.eos_token_id)
+    dtype = getattr(torch, autocast_dtype) if autocast_dtype else None
 
     def generate(ids: np.ndarray, mask: np.ndarray, beams: int, new_tokens: int):
-        with torch.inference_mode():
+        with torch.inference_mode(), torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
             out = model.generate(
                 input_ids=torch.from_numpy(ids),
                 attention_mask=torch.from_numpy(mask),
@@ -379,8 +392,19 @@ def load_transformers(model_dir: Path, ct2_dir: Path | None, threads: int) -> Lo
         "compute_type": str(next(model.parameters()).dtype),
         "torch_num_threads": torch.get_num_threads(),
         "attn_implementation": getattr(model.config, "_attn_implementation", None),
+        "autocast": f"torch.autocast('cpu', dtype=torch.{autocast_dtype})" if dtype else None,
     }
     return LoadedSystem(generate, info)
+
+
+def load_transformers(model_dir: Path, artifacts: Artifacts, threads: int) -> LoadedSystem:
+    """transformers AutoModelForSeq2SeqLM, fp32, PyTorch eager, generate() in inference_mode."""
+    return _load_transformers(model_dir, threads, None)
+
+
+def load_transformers_bf16(model_dir: Path, artifacts: Artifacts, threads: int) -> LoadedSystem:
+    """The fp32 model's generate() under ``torch.autocast("cpu", dtype=torch.bfloat16)``."""
+    return _load_transformers(model_dir, threads, "bfloat16")
 
 
 def read_ct2_vocabulary(ct2_dir: Path, side: str) -> list[str]:
@@ -443,14 +467,35 @@ def _load_ct2(ct2_dir: Path | None, threads: int, compute_type: str) -> LoadedSy
     return LoadedSystem(generate, info)
 
 
-def load_ct2(model_dir: Path, ct2_dir: Path | None, threads: int) -> LoadedSystem:
+def load_ct2(model_dir: Path, artifacts: Artifacts, threads: int) -> LoadedSystem:
     """CTranslate2 Translator, compute_type float32."""
-    return _load_ct2(ct2_dir, threads, "float32")
+    return _load_ct2(artifacts.ct2, threads, "float32")
 
 
-def load_ct2_int8(model_dir: Path, ct2_dir: Path | None, threads: int) -> LoadedSystem:
+def load_ct2_int8(model_dir: Path, artifacts: Artifacts, threads: int) -> LoadedSystem:
     """CTranslate2 Translator, compute_type int8 (weights quantized at load)."""
-    return _load_ct2(ct2_dir, threads, "int8")
+    return _load_ct2(artifacts.ct2, threads, "int8")
+
+
+def _load_ort(onnx_dir: Path | None, threads: int, suffix: str) -> LoadedSystem:
+    if onnx_dir is None:
+        raise SystemExit("the ort systems need --onnx-model")
+    runner = OnnxSeq2seq(onnx_dir, threads, suffix)
+
+    def generate(ids: np.ndarray, mask: np.ndarray, beams: int, new_tokens: int):
+        return runner.generate(ids, mask, beams, new_tokens).tolist()
+
+    return LoadedSystem(generate, dict(runner.info))
+
+
+def load_ort(model_dir: Path, artifacts: Artifacts, threads: int) -> LoadedSystem:
+    """ONNX Runtime CPU, the exported fp32 graphs."""
+    return _load_ort(artifacts.onnx, threads, "")
+
+
+def load_ort_int8(model_dir: Path, artifacts: Artifacts, threads: int) -> LoadedSystem:
+    """ONNX Runtime CPU, the graphs with dynamically quantized int8 weights."""
+    return _load_ort(artifacts.onnx, threads, "_int8")
 
 
 @dataclass(frozen=True)
@@ -459,15 +504,17 @@ class SystemSpec:
 
     ``modules`` are imported before the load timer starts, so ``load_s``
     measures loading the model, not importing the runtime (``import_s``).
-    ``precision`` picks the CTranslate2 baseline of the ``vs ct2`` ratio;
-    ``env`` is added to the worker's environment.
+    ``precision`` picks the CTranslate2 baseline of the ``vs ct2`` ratio (none for
+    bf16, which CTranslate2 does not run on CPUs without AVX512-BF16) and the GEMM
+    ceiling; ``env`` is added to the worker's environment.
     """
 
     modules: tuple[str, ...]
-    load: Callable[[Path, Path | None, int], LoadedSystem]
-    precision: str  # "fp32" or "int8"
+    load: Callable[[Path, Artifacts, int], LoadedSystem]
+    precision: str  # "fp32", "bf16" or "int8"
     env: dict[str, str] = field(default_factory=dict)
     needs_ct2: bool = False
+    needs_onnx: bool = False
 
 
 SYSTEMS: dict[str, SystemSpec] = {
@@ -475,6 +522,7 @@ SYSTEMS: dict[str, SystemSpec] = {
     "nlpengine-int8": SystemSpec(("nlpengine",), load_nlpengine_int8, "int8"),
     "nlpengine-int8-mixed": SystemSpec(("nlpengine",), load_nlpengine_int8_mixed, "int8"),
     "transformers": SystemSpec(("torch", "transformers"), load_transformers, "fp32"),
+    "transformers-bf16": SystemSpec(("torch", "transformers"), load_transformers_bf16, "bf16"),
     "ct2": SystemSpec(("ctranslate2",), load_ct2, "fp32", needs_ct2=True),
     "ct2-int8": SystemSpec(("ctranslate2",), load_ct2_int8, "int8", needs_ct2=True),
     # ct2-int8 with oneMKL's memory manager off (its buffer cache kept in RSS); not a default.
@@ -485,8 +533,26 @@ SYSTEMS: dict[str, SystemSpec] = {
         env={"MKL_DISABLE_FAST_MM": "1"},
         needs_ct2=True,
     ),
+    "ort": SystemSpec(("onnxruntime",), load_ort, "fp32", needs_onnx=True),
+    "ort-int8": SystemSpec(("onnxruntime",), load_ort_int8, "int8", needs_onnx=True),
 }
-DEFAULT_SYSTEMS = ("nlpengine", "nlpengine-int8", "transformers", "ct2", "ct2-int8")
+# transformers-bf16 runs by default where the CPU has bf16 instructions; elsewhere torch
+# widens every bf16 product in software (bart-base beam 4 on an AVX2-only AMD EPYC: 11
+# tokens/s against fp32's 24) and it runs only when asked for.
+DEFAULT_SYSTEMS = tuple(
+    name
+    for name in (
+        "nlpengine",
+        "nlpengine-int8",
+        "transformers",
+        "transformers-bf16",
+        "ct2",
+        "ct2-int8",
+        "ort",
+        "ort-int8",
+    )
+    if name != "transformers-bf16" or cpu_flags(("avx512_bf16", "amx_bf16"))
+)
 CT2_BASELINE = {"fp32": "ct2", "int8": "ct2-int8"}
 
 
@@ -563,9 +629,12 @@ def run_worker(args: argparse.Namespace) -> None:
     import_s = time.perf_counter() - start
 
     start = time.perf_counter()
-    ct2_dir = Path(args.ct2_model) if args.ct2_model else None
+    artifacts = Artifacts(
+        ct2=Path(args.ct2_model) if args.ct2_model else None,
+        onnx=Path(args.onnx_model) if args.onnx_model else None,
+    )
     try:
-        loaded = spec.load(Path(args.model_dir), ct2_dir, args.threads)
+        loaded = spec.load(Path(args.model_dir), artifacts, args.threads)
     except Unavailable as exc:
         print(json.dumps({**base, "unavailable": str(exc)}), flush=True)
         return
@@ -640,6 +709,8 @@ def worker_command(
     ]  # fmt: skip
     if "ct2" in paths:
         cmd += ["--ct2-model", str(paths["ct2"])]
+    if "onnx" in paths:
+        cmd += ["--onnx-model", str(paths["onnx"])]
     if dump is not None:
         cmd += ["--dump", str(dump)]
     return cmd
@@ -783,7 +854,9 @@ def markdown_report(report: dict[str, object]) -> str:
                 )
     lines += [
         "",
-        "vs ct2: fp32 systems against `ct2`, int8 systems against `ct2-int8`. Greedy exact "
+        "vs ct2: fp32 systems against `ct2`, int8 systems against `ct2-int8` (bf16 none). "
+        "ort: ONNX Runtime over graphs exported from transformers, searched by a numpy loop "
+        "over the graphs' top-k candidates (onnx_seq2seq.py). Greedy exact "
         "match: fraction of sources whose generated tokens equal transformers' exactly. "
         "GFLOP/s: one call's products and attention (generation_flops: encoder, cross-attention "
         "memory, every decoding step of sources x beams rows with the LM head) over its median "
@@ -848,6 +921,11 @@ def run_parent(args: argparse.Namespace) -> None:
                 start = time.perf_counter()
                 convert_ct2(model_paths["hf"], model_paths["ct2"])
                 info["ct2_convert_s"] = time.perf_counter() - start
+            if any(SYSTEMS[s].needs_onnx for s in args.systems):
+                model_paths["onnx"] = tmp_dir / name / "onnx"
+                start = time.perf_counter()
+                info["onnx_export"] = export_seq2seq_onnx(model_paths["hf"], model_paths["onnx"])
+                info["onnx_export_s"] = time.perf_counter() - start
             ids = build_sources(name, args.sources, args.source_len, args.seed)
             eos_id = int(MODELS[name].config["eos_token_id"])
             np.savez(
@@ -868,6 +946,11 @@ def run_parent(args: argparse.Namespace) -> None:
                 + (
                     f", ct2 conversion {info['ct2_convert_s']:.1f} s"
                     if "ct2" in model_paths
+                    else ""
+                )
+                + (
+                    f", ONNX export and quantization {info['onnx_export_s']:.1f} s"
+                    if "onnx" in model_paths
                     else ""
                 )
             )
@@ -970,8 +1053,8 @@ def run_parent(args: argparse.Namespace) -> None:
                     continue
                 ref = by_system.get(REFERENCE_SYSTEM, {})
                 res["vs_transformers"] = res["median"] / ref["median"] if "median" in ref else None
-                baseline = CT2_BASELINE[SYSTEMS[system].precision]
-                base = by_system.get(baseline, {})
+                baseline = CT2_BASELINE.get(SYSTEMS[system].precision)
+                base = by_system.get(baseline, {}) if baseline else {}
                 res["ct2_baseline"] = baseline
                 res["vs_ct2"] = res["median"] / base["median"] if "median" in base else None
                 # GFLOP/s at the median rate: the call's arithmetic over its seconds.
@@ -1079,6 +1162,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     worker.add_argument("--model-name", help=argparse.SUPPRESS)
     worker.add_argument("--model-dir", help=argparse.SUPPRESS)
     worker.add_argument("--ct2-model", help=argparse.SUPPRESS)
+    worker.add_argument("--onnx-model", help=argparse.SUPPRESS)
     worker.add_argument("--inputs", help=argparse.SUPPRESS)
     worker.add_argument("--search", help=argparse.SUPPRESS)
     worker.add_argument("--dump", help=argparse.SUPPRESS)

@@ -39,8 +39,11 @@ SEQ2SEQ_SYSTEMS = (
     "nlpengine-int8",
     "nlpengine-int8-mixed",
     "transformers",
+    "transformers-bf16",
     "ct2",
     "ct2-int8",
+    "ort",
+    "ort-int8",
 )
 
 
@@ -162,9 +165,16 @@ def test_seq2seq_runs_every_system(tmp_path):
                 )
                 assert cell[system]["median"] > 0
                 assert cell[system]["gflops"] > 0 and cell[system]["fraction_of_ceiling"] > 0
-        # float32 nlpengine generates transformers' tokens.
-        greedy = report["accuracy"][model]["greedy"]["nlpengine"]
-        assert greedy["sources"] == 3 and greedy["exact_match_fraction"] == 1.0, greedy
+        # float32 nlpengine and ONNX Runtime generate transformers' tokens.
+        for system in ("nlpengine", "ort"):
+            greedy = report["accuracy"][model]["greedy"][system]
+            assert greedy["sources"] == 3 and greedy["exact_match_fraction"] == 1.0, (
+                system,
+                greedy,
+            )
+        graphs = report["models"][model]["onnx_export"]["graphs"]
+        for name, graph in graphs.items():
+            assert graph["max_abs_diff"] <= 1e-4, (model, name, graph)
 
 
 def test_encoder_model_without_tokenizer_is_a_clear_error(tmp_path, encoder_dir):
@@ -236,3 +246,45 @@ def test_generation_flops_count_the_models_own_products(tmp_path, seq2seq_bench,
     attention = sum(layers * 4 * inner * (t + 1 + source_len) for t in range(new_tokens))
     assert flops["decoder"] == sources * beams * (new_tokens * 2 * step + attention)
     assert flops["total"] == flops["encoder"] + flops["cross_memory"] + flops["decoder"]
+
+
+@pytest.mark.parametrize("name", ["tiny-bart", "tiny-t5"])
+def test_onnx_runtime_search_equals_transformers_generate(tmp_path, seq2seq_bench, name):
+    """The ort systems' graphs and numpy search against transformers' generate(): greedy and
+    beam search, a padded source among them, the end token suppressed (min = max tokens)."""
+    import numpy as np
+    import torch
+    import transformers
+    from onnx_seq2seq import OnnxSeq2seq, export_seq2seq_onnx
+
+    hf_dir = tmp_path / "hf"
+    seq2seq_bench.build_model(name, hf_dir, seed=0)
+    # With transformers' initialisation (std 0.02) a tiny model repeats one token; larger
+    # weights make the tokens, and the beams' order, change from step to step.
+    model = transformers.AutoModelForSeq2SeqLM.from_pretrained(str(hf_dir)).eval()
+    generator = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for param in model.parameters():
+            if param.dim() == 2:
+                param.normal_(0.0, 0.5, generator=generator)
+    model.save_pretrained(hf_dir)
+    info = export_seq2seq_onnx(hf_dir, tmp_path / "onnx")
+    assert set(info["graphs"]) == {"encoder", "decoder_first", "decoder_past"}
+    ids = seq2seq_bench.build_sources(name, n_sources=4, source_len=20, seed=3)
+    mask = np.ones_like(ids)
+    mask[2, 14:] = 0
+    runner = OnnxSeq2seq(tmp_path / "onnx", threads=1)
+    for beams in (1, 3):
+        with torch.inference_mode():
+            expected = model.generate(
+                input_ids=torch.from_numpy(ids),
+                attention_mask=torch.from_numpy(mask),
+                num_beams=beams,
+                min_new_tokens=12,
+                max_new_tokens=12,
+                do_sample=False,
+                length_penalty=1.0,
+            )[:, 1:].numpy()
+        assert len(np.unique(expected)) >= 4, expected  # the outputs vary
+        got = runner.generate(ids, mask, beams, 12)
+        np.testing.assert_array_equal(got, expected, err_msg=f"{name}, {beams} beam(s)")
