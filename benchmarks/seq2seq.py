@@ -908,6 +908,7 @@ def run_parent(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="seq2seq-bench-") as tmp:
         tmp_dir = Path(tmp)
         paths: dict[str, dict[str, Path]] = {}
+        export_failures: dict[str, str] = {}  # model -> why its ONNX export failed
         import torch  # only the parent's model building uses torch
 
         torch.set_num_threads(args.threads)
@@ -922,9 +923,15 @@ def run_parent(args: argparse.Namespace) -> None:
                 convert_ct2(model_paths["hf"], model_paths["ct2"])
                 info["ct2_convert_s"] = time.perf_counter() - start
             if any(SYSTEMS[s].needs_onnx for s in args.systems):
-                model_paths["onnx"] = tmp_dir / name / "onnx"
                 start = time.perf_counter()
-                info["onnx_export"] = export_seq2seq_onnx(model_paths["hf"], model_paths["onnx"])
+                try:
+                    info["onnx_export"] = export_seq2seq_onnx(
+                        model_paths["hf"], tmp_dir / name / "onnx"
+                    )
+                    model_paths["onnx"] = tmp_dir / name / "onnx"
+                except Exception as exc:  # the ort systems are unavailable for this model
+                    export_failures[name] = f"ONNX export failed: {exc!r}"[:500]
+                    log(f"  {export_failures[name]}")
                 info["onnx_export_s"] = time.perf_counter() - start
             ids = build_sources(name, args.sources, args.source_len, args.seed)
             eos_id = int(MODELS[name].config["eos_token_id"])
@@ -957,7 +964,13 @@ def run_parent(args: argparse.Namespace) -> None:
         gc.collect()
 
         runs = {m: {q: {s: [] for s in args.systems} for q in args.searches} for m in args.models}
-        skipped: dict[tuple[str, str, str], dict] = {}  # (model, search, system) -> why
+        skipped: dict[tuple[str, str, str], dict] = {  # (model, search, system) -> why
+            (m, q, s): {"unavailable": export_failures[m]}
+            for m in export_failures
+            for q in args.searches
+            for s in args.systems
+            if SYSTEMS[s].needs_onnx
+        }
         dumps = {
             (m, q, s): tmp_dir / m / f"generated_{q}_{s}.npy"
             for m in args.models

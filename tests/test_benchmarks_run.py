@@ -288,3 +288,33 @@ def test_onnx_runtime_search_equals_transformers_generate(tmp_path, seq2seq_benc
         assert len(np.unique(expected)) >= 4, expected  # the outputs vary
         got = runner.generate(ids, mask, beams, 12)
         np.testing.assert_array_equal(got, expected, err_msg=f"{name}, {beams} beam(s)")
+
+
+def test_seq2seq_failed_onnx_export_leaves_ort_unavailable(tmp_path, seq2seq_bench, monkeypatch):
+    """A model the exporter cannot take: the ort systems are reported unavailable with the
+    reason, and the other systems still run."""
+
+    def failing_export(hf_dir, out_dir, quantize=True):
+        raise RuntimeError("no export for this model")
+
+    monkeypatch.setattr(seq2seq_bench, "export_seq2seq_onnx", failing_export)
+    out = tmp_path / "seq2seq.json"
+    args = seq2seq_bench.parse_args(
+        [
+            "--models", "tiny-t5",
+            "--searches", "greedy",
+            "--systems", "nlpengine,ort,ort-int8",
+            "--rounds", "1",
+            "--sources", "2",
+            "--source-len", "8",
+            "--new-tokens", "3",
+            "--warmup-tokens", "1",
+            "--no-ceiling",
+            "--output", str(out),
+        ]
+    )  # fmt: skip
+    seq2seq_bench.run_parent(args)
+    cell = json.loads(out.read_text())["results"]["tiny-t5"]["greedy"]
+    assert cell["nlpengine"]["median"] > 0
+    for system in ("ort", "ort-int8"):
+        assert "no export for this model" in cell[system]["unavailable"], cell[system]
