@@ -248,6 +248,53 @@ def build_model(name: str, out_dir: Path, seed: int) -> dict[str, object]:
     return {"description": spec.description, "parameters": int(n_params), **spec.config}
 
 
+def spec_from_dir(model_dir: Path) -> ModelSpec:
+    """The spec of a Hugging Face layout encoder-decoder directory given to ``--models``.
+
+    Its weights are used as they are. Sources are framed as its tokenizer frames a text
+    (the ids it adds around one, with and without special tokens), and their content ids
+    are drawn from the vocabulary minus the tokenizer's special tokens and the config's
+    special ids.
+    """
+    from tokenizers import Tokenizer
+
+    config_path, tokenizer_path = model_dir / "config.json", model_dir / "tokenizer.json"
+    for path in (config_path, tokenizer_path):
+        if not path.is_file():
+            raise SystemExit(
+                f"no {path.name} in {model_dir}: --models DIR takes a Hugging Face layout "
+                "directory with its tokenizer.json"
+            )
+    config = json.loads(config_path.read_text())
+    model_type = config.get("model_type")
+    if model_type not in ("bart", "t5", "marian"):
+        raise SystemExit(
+            f"{config_path}: model_type {model_type!r}; seq2seq.py runs bart, t5, marian"
+        )
+    tokenizer = Tokenizer.from_file(str(tokenizer_path))
+    plain = tokenizer.encode("benchmark", add_special_tokens=False).ids
+    framed = tokenizer.encode("benchmark").ids
+    starts = [i for i in range(len(framed) - len(plain) + 1) if framed[i : i + len(plain)] == plain]
+    if not plain or not starts:
+        raise SystemExit(f"{tokenizer_path}: cannot tell which ids it adds around a text")
+    prefix, suffix = framed[: starts[0]], framed[starts[0] + len(plain) :]
+    specials = {i: t.content for i, t in tokenizer.get_added_tokens_decoder().items() if t.special}
+    for key in ("pad_token_id", "eos_token_id", "bos_token_id", "decoder_start_token_id"):
+        if isinstance(config.get(key), int):
+            specials.setdefault(config[key], key)
+    if not isinstance(config.get("eos_token_id"), int):
+        raise SystemExit(f"{config_path}: no integer eos_token_id")
+    return ModelSpec(
+        model_type=model_type,
+        config=config,
+        description=f"{model_type} from {model_dir}",
+        specials=specials,
+        content_limit=min(int(config["vocab_size"]), tokenizer.get_vocab_size()),
+        prefix=tuple(prefix),
+        suffix=tuple(suffix),
+    )
+
+
 def convert_ct2(hf_dir: Path, out_dir: Path) -> None:
     """Convert the HF directory to a CTranslate2 model (weights stay float32)."""
     import ctranslate2
@@ -255,9 +302,10 @@ def convert_ct2(hf_dir: Path, out_dir: Path) -> None:
     ctranslate2.converters.TransformersConverter(str(hf_dir)).convert(str(out_dir))
 
 
-def build_sources(name: str, n_sources: int, source_len: int, seed: int) -> np.ndarray:
+def build_sources(model: str | ModelSpec, n_sources: int, source_len: int, seed: int) -> np.ndarray:
     """``n_sources`` x ``source_len`` ids: uniform non-special ids inside the model's framing."""
-    spec = MODELS[name]
+    spec = MODELS[model] if isinstance(model, str) else model
+    name = model if isinstance(model, str) else spec.description
     body_len = source_len - len(spec.prefix) - len(spec.suffix)
     if body_len < 1:
         raise SystemExit(f"--source-len {source_len} leaves no room for content tokens")
@@ -566,7 +614,7 @@ def parse_search(search: str) -> int:
 
 
 def generation_flops(
-    name: str, sources: int, source_len: int, beams: int, new_tokens: int
+    model: str | ModelSpec, sources: int, source_len: int, beams: int, new_tokens: int
 ) -> dict[str, float]:
     """The arithmetic of one generate call of the benchmark (2 FLOPs per multiply-add).
 
@@ -577,23 +625,29 @@ def generation_flops(
     ``new_tokens`` steps of sources x beams rows, each row through each layer's
     self-attention, cross-attention q and out and feed-forward products, attention over
     its step + 1 past keys and the source_len source keys, and the LM head. Beam
-    bookkeeping, norms and softmax are not counted.
+    bookkeeping, norms and softmax are not counted. ``model``: a preset's name or a spec.
     """
-    config = MODELS[name].config
-    if MODELS[name].model_type == "bart":
-        d, inner, ffn = config["d_model"], config["d_model"], config["encoder_ffn_dim"]
+    spec = MODELS[model] if isinstance(model, str) else model
+    config = spec.config
+    if spec.model_type == "t5":
+        d, inner = config["d_model"], config["num_heads"] * config["d_kv"]
+        enc_ffn = dec_ffn = config["d_ff"]
+        enc_layers = config["num_layers"]
+        dec_layers = config.get("num_decoder_layers") or enc_layers
+        ffn_mats = 3 if str(config.get("feed_forward_proj", "relu")).startswith("gated") else 2
+    else:  # bart, marian
+        d = inner = config["d_model"]
+        enc_ffn, dec_ffn = config["encoder_ffn_dim"], config["decoder_ffn_dim"]
         enc_layers, dec_layers, ffn_mats = config["encoder_layers"], config["decoder_layers"], 2
-    else:
-        d, inner, ffn = config["d_model"], config["num_heads"] * config["d_kv"], config["d_ff"]
-        enc_layers, dec_layers = config["num_layers"], config["num_decoder_layers"]
-        ffn_mats = 3 if str(config["feed_forward_proj"]).startswith("gated") else 2
     vocab = config["vocab_size"]
     source_tokens = sources * source_len
-    layer_products = 4 * d * inner + ffn_mats * d * ffn
+    layer_products = 4 * d * inner + ffn_mats * d * enc_ffn
     encoder = source_tokens * enc_layers * (2 * layer_products + 4 * source_len * inner)
     cross_memory = source_tokens * dec_layers * 2 * (2 * d * inner)
     rows = sources * beams
-    step_products = dec_layers * (4 * d * inner + 2 * d * inner + ffn_mats * d * ffn) + d * vocab
+    step_products = (
+        dec_layers * (4 * d * inner + 2 * d * inner + ffn_mats * d * dec_ffn) + d * vocab
+    )
     decoder = 0.0
     for step in range(new_tokens):
         attention = dec_layers * 4 * inner * ((step + 1) + source_len)
@@ -908,19 +962,31 @@ def run_parent(args: argparse.Namespace) -> None:
     with tempfile.TemporaryDirectory(prefix="seq2seq-bench-") as tmp:
         tmp_dir = Path(tmp)
         paths: dict[str, dict[str, Path]] = {}
-        export_failures: dict[str, str] = {}  # model -> why its ONNX export failed
+        # (model, "ct2" or "onnx") -> why the conversion or export for those systems failed
+        artifact_failures: dict[tuple[str, str], str] = {}
         import torch  # only the parent's model building uses torch
 
         torch.set_num_threads(args.threads)
         for name in args.models:
+            spec = args.model_specs[name]
             model_paths = {"hf": tmp_dir / name / "hf", "inputs": tmp_dir / name / "inputs.npz"}
             start = time.perf_counter()
-            info = build_model(name, model_paths["hf"], args.seed)
+            if name in args.model_dirs:  # the user's directory, as it is
+                model_paths["hf"] = args.model_dirs[name]
+                info = {"description": spec.description, "parameters": None, **spec.config}
+            else:
+                info = build_model(name, model_paths["hf"], args.seed)
             info["build_s"] = time.perf_counter() - start
             if any(SYSTEMS[s].needs_ct2 for s in args.systems):
-                model_paths["ct2"] = tmp_dir / name / "ct2"
                 start = time.perf_counter()
-                convert_ct2(model_paths["hf"], model_paths["ct2"])
+                try:
+                    convert_ct2(model_paths["hf"], tmp_dir / name / "ct2")
+                    model_paths["ct2"] = tmp_dir / name / "ct2"
+                except Exception as exc:  # the ct2 systems are unavailable for this model
+                    artifact_failures[(name, "ct2")] = f"CTranslate2 conversion failed: {exc!r}"[
+                        :500
+                    ]
+                    log(f"  {artifact_failures[(name, 'ct2')]}")
                 info["ct2_convert_s"] = time.perf_counter() - start
             if any(SYSTEMS[s].needs_onnx for s in args.systems):
                 start = time.perf_counter()
@@ -930,11 +996,11 @@ def run_parent(args: argparse.Namespace) -> None:
                     )
                     model_paths["onnx"] = tmp_dir / name / "onnx"
                 except Exception as exc:  # the ort systems are unavailable for this model
-                    export_failures[name] = f"ONNX export failed: {exc!r}"[:500]
-                    log(f"  {export_failures[name]}")
+                    artifact_failures[(name, "onnx")] = f"ONNX export failed: {exc!r}"[:500]
+                    log(f"  {artifact_failures[(name, 'onnx')]}")
                 info["onnx_export_s"] = time.perf_counter() - start
-            ids = build_sources(name, args.sources, args.source_len, args.seed)
-            eos_id = int(MODELS[name].config["eos_token_id"])
+            ids = build_sources(spec, args.sources, args.source_len, args.seed)
+            eos_id = int(spec.config["eos_token_id"])
             np.savez(
                 model_paths["inputs"],
                 input_ids=ids,
@@ -942,14 +1008,18 @@ def run_parent(args: argparse.Namespace) -> None:
                 eos_id=np.array(eos_id),
             )
             info["source_framing"] = {
-                "prefix": list(MODELS[name].prefix),
-                "suffix": list(MODELS[name].suffix),
+                "prefix": list(spec.prefix),
+                "suffix": list(spec.suffix),
             }
             model_info[name] = info
             paths[name] = model_paths
             log(
-                f"built {name} ({info['parameters'] / 1e6:.1f}M parameters) in "
-                f"{info['build_s']:.1f} s"
+                (
+                    f"built {name} ({info['parameters'] / 1e6:.1f}M parameters) in "
+                    f"{info['build_s']:.1f} s"
+                    if info["parameters"] is not None
+                    else f"{name}: {spec.description}"
+                )
                 + (
                     f", ct2 conversion {info['ct2_convert_s']:.1f} s"
                     if "ct2" in model_paths
@@ -964,13 +1034,13 @@ def run_parent(args: argparse.Namespace) -> None:
         gc.collect()
 
         runs = {m: {q: {s: [] for s in args.systems} for q in args.searches} for m in args.models}
-        skipped: dict[tuple[str, str, str], dict] = {  # (model, search, system) -> why
-            (m, q, s): {"unavailable": export_failures[m]}
-            for m in export_failures
-            for q in args.searches
-            for s in args.systems
-            if SYSTEMS[s].needs_onnx
-        }
+        skipped: dict[tuple[str, str, str], dict] = {}  # (model, search, system) -> why
+        for (m, artifact), why in artifact_failures.items():
+            for s in args.systems:
+                needs = SYSTEMS[s].needs_onnx if artifact == "onnx" else SYSTEMS[s].needs_ct2
+                if needs:
+                    for q in args.searches:
+                        skipped[(m, q, s)] = {"unavailable": why}
         dumps = {
             (m, q, s): tmp_dir / m / f"generated_{q}_{s}.npy"
             for m in args.models
@@ -1045,7 +1115,11 @@ def run_parent(args: argparse.Namespace) -> None:
     flops = {
         model: {
             search: generation_flops(
-                model, args.sources, args.source_len, parse_search(search), args.new_tokens
+                args.model_specs[model],
+                args.sources,
+                args.source_len,
+                parse_search(search),
+                args.new_tokens,
             )
             for search in args.searches
         }
@@ -1143,7 +1217,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         "--models",
         "--model",
         default=",".join(DEFAULT_MODELS),
-        help=f"comma-separated models ({', '.join([*MODELS, *MODEL_ALIASES])})",
+        help=f"comma-separated models ({', '.join([*MODELS, *MODEL_ALIASES])}) or Hugging "
+        "Face layout directories of bart, t5 or marian models with their tokenizer.json",
     )
     parser.add_argument("--searches", default="greedy,beam4", help="comma-separated: greedy, beamN")
     parser.add_argument(
@@ -1193,13 +1268,25 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
             parser.error("--worker needs --model-dir, --inputs and --search")
         return args
 
-    models = []
+    models, args.model_specs, args.model_dirs = [], {}, {}
     for name in csv_list(args.models):
+        if Path(name).is_dir():  # a Hugging Face layout directory
+            model_dir = Path(name).resolve()
+            if model_dir.name in MODELS or model_dir.name in args.model_specs:
+                parser.error(f"model directory name {model_dir.name!r} is taken; rename it")
+            args.model_specs[model_dir.name] = spec_from_dir(model_dir)
+            args.model_dirs[model_dir.name] = model_dir
+            models.append(model_dir.name)
+            continue
         for expanded in MODEL_ALIASES.get(name, (name,)):
             if expanded not in MODELS:
-                parser.error(f"unknown model {name!r}; available: {', '.join(MODELS)}, tiny")
+                parser.error(
+                    f"unknown model {name!r}; available: {', '.join(MODELS)}, tiny, "
+                    "or a model directory"
+                )
             if expanded not in models:
                 models.append(expanded)
+                args.model_specs[expanded] = MODELS[expanded]
     args.models = models
     args.systems = csv_list(args.systems)
     unknown = [s for s in args.systems if s not in SYSTEMS]

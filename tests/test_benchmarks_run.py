@@ -15,6 +15,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 from conftest import save_tiny_model
 
@@ -207,7 +208,34 @@ def seq2seq_bench():
         sys.path.remove(str(BENCHMARKS))
 
 
-@pytest.mark.parametrize("name", ["tiny-bart", "tiny-t5"])
+def generation_model(seq2seq_bench, name: str, out_dir: Path):
+    """(spec, directory) of a preset the benchmark builds, or of a directory model:
+    "t5-gated-dir" (T5 v1.1's gated-gelu feed-forward), "marian-dir" (a decoder
+    feed-forward narrower than the encoder's)."""
+    from seq2seq_fixtures import make_tokenizer, save_tiny_summarizer
+    from seq2seq_models import SEQ2SEQ_CONFIGS, save_seq2seq
+
+    if name in seq2seq_bench.MODELS:
+        seq2seq_bench.build_model(name, out_dir, seed=0)
+        return seq2seq_bench.MODELS[name], out_dir
+    if name == "t5-gated-dir":
+        save_tiny_summarizer(out_dir, "t5")
+    else:
+        tokenizer = make_tokenizer("t5")
+        vocab = tokenizer.get_vocab_size()
+        config = dict(
+            SEQ2SEQ_CONFIGS["marian"],
+            vocab_size=vocab,
+            pad_token_id=vocab - 1,
+            decoder_start_token_id=vocab - 1,
+            decoder_ffn_dim=24,
+        )
+        save_seq2seq(out_dir, config)
+        tokenizer.save(str(out_dir / "tokenizer.json"))
+    return seq2seq_bench.spec_from_dir(out_dir), out_dir
+
+
+@pytest.mark.parametrize("name", ["tiny-bart", "tiny-t5", "t5-gated-dir", "marian-dir"])
 def test_generation_flops_count_the_models_own_products(tmp_path, seq2seq_bench, name):
     """generation_flops against the Linear layers of the model transformers builds from
     the same config: encoder products per source token, the cross-attention keys and
@@ -216,11 +244,8 @@ def test_generation_flops_count_the_models_own_products(tmp_path, seq2seq_bench,
     import torch
     import transformers
 
-    seq2seq_bench.build_model(name, tmp_path / name, seed=0)
-    spec = seq2seq_bench.MODELS[name]
-    model_class = {"bart": "BartForConditionalGeneration", "t5": "T5ForConditionalGeneration"}
-
-    model = getattr(transformers, model_class[spec.model_type]).from_pretrained(tmp_path / name)
+    spec, model_dir = generation_model(seq2seq_bench, name, tmp_path / name)
+    model = transformers.AutoModelForSeq2SeqLM.from_pretrained(model_dir)
     memory_names = ("encoder_attn.k_proj", "encoder_attn.v_proj", "EncDecAttention.k")
     memory_names += ("EncDecAttention.v",)
     encoder = memory = step = 0
@@ -239,7 +264,7 @@ def test_generation_flops_count_the_models_own_products(tmp_path, seq2seq_bench,
     layers = config.get("decoder_layers", config.get("num_decoder_layers"))
     inner = config.get("num_heads", 0) * config.get("d_kv", 0) or config["d_model"]
     sources, source_len, beams, new_tokens = 2, 10, 3, 4
-    flops = seq2seq_bench.generation_flops(name, sources, source_len, beams, new_tokens)
+    flops = seq2seq_bench.generation_flops(spec, sources, source_len, beams, new_tokens)
     tokens = sources * source_len
     assert flops["encoder"] == tokens * (2 * encoder + encoder_layers * 4 * source_len * inner)
     assert flops["cross_memory"] == tokens * 2 * memory
@@ -318,3 +343,56 @@ def test_seq2seq_failed_onnx_export_leaves_ort_unavailable(tmp_path, seq2seq_ben
     assert cell["nlpengine"]["median"] > 0
     for system in ("ort", "ort-int8"):
         assert "no export for this model" in cell[system]["unavailable"], cell[system]
+
+
+def test_seq2seq_runs_a_model_directory(tmp_path, seq2seq_bench):
+    """--models DIR: a Hugging Face layout directory (a tiny gated-gelu T5 with its word-level
+    tokenizer) runs as it is, its sources framed as its tokenizer frames a text."""
+    from seq2seq_fixtures import save_tiny_summarizer
+
+    model_dir = save_tiny_summarizer(tmp_path / "my-t5", "t5")
+    spec = seq2seq_bench.spec_from_dir(model_dir)
+    assert (spec.model_type, spec.prefix, spec.suffix) == ("t5", (), (1,))  # "$A </s>"
+    sources = seq2seq_bench.build_sources(spec, 3, 10, seed=0)
+    assert (sources[:, -1] == 1).all() and not np.isin(sources[:, :-1], [0, 1, 2]).any()
+
+    out = tmp_path / "seq2seq.json"
+    systems = ("nlpengine", "transformers", "ct2", "ort")
+    run_script(
+        "seq2seq.py",
+        "--models", str(model_dir),
+        "--searches", "greedy,beam2",
+        "--systems", ",".join(systems),
+        "--rounds", "1",
+        "--sources", "3",
+        "--source-len", "10",
+        "--new-tokens", "5",
+        "--warmup-tokens", "2",
+        "--no-ceiling",
+        "--output", str(out),
+    )  # fmt: skip
+    report = json.loads(out.read_text())
+    for search in ("greedy", "beam2"):
+        cell = report["results"]["my-t5"][search]
+        for system in ("nlpengine", "transformers", "ort"):
+            assert cell[system]["median"] > 0 and cell[system]["gflops"] > 0, (system, cell[system])
+        # CTranslate2 runs it or says why not (its converter wants the tokenizer's own files).
+        assert "median" in cell["ct2"] or "unavailable" in cell["ct2"], cell["ct2"]
+    for system in ("nlpengine", "ort"):
+        assert report["accuracy"]["my-t5"]["greedy"][system]["exact_match_fraction"] == 1.0
+
+
+def test_seq2seq_model_directory_without_tokenizer_is_a_clear_error(tmp_path):
+    from seq2seq_fixtures import save_tiny_summarizer
+
+    model_dir = save_tiny_summarizer(tmp_path / "no-tokenizer", "bart")
+    (model_dir / "tokenizer.json").unlink()
+    run = subprocess.run(
+        [sys.executable, str(BENCHMARKS / "seq2seq.py"), "--models", str(model_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert run.returncode != 0
+    assert f"no tokenizer.json in {model_dir}" in run.stderr
+    assert "Traceback" not in run.stderr
