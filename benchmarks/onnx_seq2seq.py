@@ -373,7 +373,7 @@ class OnnxSeq2seq:
         feeds["k"] = k
         past = self.sessions["decoder_past"]
         for _ in range(1, new_tokens):
-            feeds["decoder_input_ids"] = sequences[:, -1:]
+            feeds["decoder_input_ids"] = np.ascontiguousarray(sequences[:, -1:])
             out = past.run(None, feeds)
             logprobs, token_ids = out[0], out[1]
             candidates = scores[:, None] + logprobs  # (rows, K)
