@@ -21,7 +21,7 @@ SelfAttention::SelfAttention(const Weights& weights, const std::vector<std::stri
           hidden_size, hidden_size, /*has_bias=*/true,
           value_is_apart(weights) ? NormParameters{} : input_norm)),
       split_value_(value_is_apart(weights)),
-      output_(weights, output_scope, hidden_size, hidden_size),
+      output_(weights.error_sensitive_where_bf16(), output_scope, hidden_size, hidden_size),
       hidden_size_(hidden_size),
       num_heads_(num_heads) {
   if (split_value_)

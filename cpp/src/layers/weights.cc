@@ -12,6 +12,11 @@ Weights Weights::error_sensitive() const {
   return sensitive;
 }
 
+Weights Weights::error_sensitive_where_bf16() const {
+  if (compute_type_ != ComputeType::Int8Mixed || ops::int8_mixed_uses_int16()) return *this;
+  return with_compute_type(ComputeType::BFloat16);
+}
+
 Tensor Weights::require(const std::string& name, const Shape& expected) const {
   const std::string full = prefix_ + name;
   const TensorInfo& info = store_.info(full);  // throws "missing tensor" naming the file

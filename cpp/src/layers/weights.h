@@ -44,6 +44,14 @@ class Weights {
   // otherwise these weights themselves.
   Weights error_sensitive() const;
   bool is_error_sensitive() const { return error_sensitive_; }
+  // The weights for an encoder self-attention's output projection, which also writes to
+  // the residual stream: under int8-mixed, bf16 where this CPU multiplies bf16 natively
+  // (moving it there from int8, with its 8-bit activations, took the default NER model's
+  // entity F1 against float32 from 0.9905 to 0.9928 and sentiment agreement from 0.9974 to
+  // 0.9985 on an AMD EPYC with AVX512-BF16, for about 3% of MiniLM's throughput);
+  // otherwise these weights themselves (the int16 products' 16-bit activations leave it
+  // little error: 10-bit weights for it gave that F1 0.9914 against 0.9924, within noise).
+  Weights error_sensitive_where_bf16() const;
 
  private:
   const WeightStore& store_;
