@@ -260,7 +260,8 @@ def load(
     weights and inputs to bfloat16 and sums in float32;
     "int8-mixed" is int8 except each self-attention's value projection and each
     feed-forward's output projection, whose errors reach the residual stream undamped:
-    those run in bf16 where the CPU multiplies bf16 natively; elsewhere every product
+    those run in bf16 where the CPU multiplies bf16 natively, as does an encoder
+    self-attention's output projection there; elsewhere every product
     takes 8-bit weights (10-bit for those two) times 16-bit inputs, summed exactly in
     int32 (see :func:`nlpengine.int8_mixed_arithmetic`).
     Attention, norms and task heads stay float32; an encoder-decoder's cross-attention
