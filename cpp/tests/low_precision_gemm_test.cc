@@ -10,6 +10,7 @@
 
 #include "core/buffer_pool.h"
 #include "core/half.h"
+#include "core/scratch_buffer.h"
 #include "layers/sequence_groups.h"
 #include "ops/activation.h"
 #include "ops/bf16_gemm.h"
@@ -299,6 +300,37 @@ TEST(PackedGemmTest, Int8PackedEqualsUnpacked) {
   }
 }
 
+// An int8 product's bf16 results (the input of a bf16 product: int8-mixed's feed-forward)
+// are its float32 results rounded as float_to_bf16 rounds them, bit for bit, packed or not,
+// with and without a bias and an activation, at row counts under and over the threshold
+// where the rescaling runs in parallel.
+TEST(PackedGemmTest, Int8Bf16ResultsAreTheFloatResultsRounded) {
+  const int64_t n = 300, k = 70;
+  const Tensor w = tensor_from(random_floats(static_cast<size_t>(n * k), 42, 0.2f), {n, k});
+  const Tensor bias = tensor_from(random_floats(static_cast<size_t>(n), 43), {n});
+  for (const bool pack : {false, true}) {
+    const ops::Int8Weight q = ops::quantize_weight_int8(w, pack);
+    for (const ops::Activation act : {ops::Activation::None, ops::Activation::GeluErf}) {
+      for (int64_t m : {1, 17, 130}) {
+        const Tensor x = tensor_from(random_floats(static_cast<size_t>(m * k), 44, 3.f), {m, k});
+        for (const Tensor* b : {&bias, static_cast<const Tensor*>(nullptr)}) {
+          Tensor f32(DType::F32, {m, n}), bf16(DType::BF16, {m, n});
+          ops::matmul_nt_int8(f32, x, q, b, act);
+          ops::matmul_nt_int8(bf16, x, q, b, act);
+          const Tensor expected = ops::to_bf16(f32);
+          EXPECT_EQ(0, std::memcmp(expected.raw_data(), bf16.raw_data(), bf16.nbytes()))
+              << (pack ? "packed" : "plain") << " m " << m << " " << ops::activation_name(act)
+              << (b ? "" : " no bias");
+        }
+      }
+    }
+  }
+  Tensor y(DType::I32, {2, n});  // neither F32 nor BF16
+  EXPECT_THROW(
+      ops::matmul_nt_int8(y, tensor_from(random_floats(2 * k, 1), {2, k}), ops::quantize_weight_int8(w)),
+      InvalidInputError);
+}
+
 // The packed int8 product alone, exact at the extremes: k not a multiple of 4 (the
 // panels read groups of 4 bytes), n not a multiple of 16 (a partial panel), m with
 // partial blocks of rows and more than one 96-row block (ops/cpu/panel_gemm_u8s8.h).
@@ -395,6 +427,24 @@ TEST(PackedGemmTest, Bf16PackedEpilogueMatchesTheReference) {
   }
   Tensor y(DType::I32, {2, n});  // neither F32 nor BF16
   EXPECT_THROW(ops::matmul_nt_bf16_packed(y, tensor_from(random_floats(2 * k, 1), {2, k}), packed), InvalidInputError);
+}
+
+// Scratch keeps its largest size and its contents: a smaller request after a larger one
+// is the same memory, untouched (no zero-filling on reuse), 64-byte aligned.
+TEST(ScratchBufferTest, GrowsOnlyAndKeepsItsContents) {
+  ScratchBuffer<float> scratch;
+  float* a = scratch.get(1000);
+  ASSERT_NE(a, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(a) % 64, 0u);
+  for (int i = 0; i < 1000; ++i) a[i] = static_cast<float>(i);
+  EXPECT_EQ(scratch.get(10), a);
+  float* b = scratch.get(1000);
+  EXPECT_EQ(b, a);
+  EXPECT_EQ(b[999], 999.f);
+  float* c = scratch.get(5000);
+  ASSERT_NE(c, nullptr);
+  EXPECT_EQ(reinterpret_cast<uintptr_t>(c) % 64, 0u);
+  c[4999] = 1.f;
 }
 
 TEST(BufferPoolTest, ReusesReleasedBuffers) {

@@ -13,9 +13,9 @@ FeedForward::FeedForward(const Weights& weights, const Names& names, int64_t d_m
 
 void FeedForward::operator()(Tensor& out, const Tensor& x) const {
   const int64_t rows = x.dim(0);
-  // In bf16 the hidden activations go from one product to the next as bf16 (what the second
-  // product would round them to anyway), at half the memory traffic of float32.
-  const bool bf16_hidden = !gated_ && in_.bf16_io() && out_.bf16_io();
+  // Into a bf16 product the hidden activations go as bf16 (what it would round them to
+  // anyway), at half the memory traffic of float32 and with no separate rounding pass.
+  const bool bf16_hidden = !gated_ && in_.gives_bf16() && out_.bf16_io();
   Tensor hidden(bf16_hidden ? DType::BF16 : DType::F32, {rows, in_.out_features()});
   in_(hidden, x, activation_);
   if (gated_) {

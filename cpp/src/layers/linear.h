@@ -40,12 +40,16 @@ class Linear {
                       const NormParameters& input_norm = {});
 
   // x: (rows, in_features) -> y: (rows, out_features), F32; where bf16_io(), either may
-  // also be BF16.
+  // also be BF16, and where gives_bf16(), y.
   void operator()(Tensor& y, const Tensor& x, ops::Activation act = ops::Activation::None) const;
   // Whether this product takes and gives BF16 tensors as well as F32 (the bf16 compute
   // type where oneDNN packs bf16 weights, ops::packs_bf16_weights()): one bf16 product
   // feeding another then skips a float32 round trip.
   bool bf16_io() const;
+  // Whether y may be BF16, the input of a bf16_io() product: the bf16 products, and the
+  // int8 ones (their sums rounded to bf16 as they are rescaled, as that product would
+  // round a float32 y: int8-mixed's feed-forward where the CPU multiplies bf16 natively).
+  bool gives_bf16() const { return bf16_io() || compute_type_ == ComputeType::Int8; }
   int64_t out_features() const { return out_features_; }
   int64_t in_features() const { return in_features_; }
   // Int8Mixed only for int16 products (ops/int16_gemm.h); int8 products say Int8.

@@ -1,7 +1,6 @@
 #include "ops/bf16_gemm.h"
 
-#include <vector>
-
+#include "core/scratch_buffer.h"
 #include "ops/check.h"
 
 namespace nle::ops {
@@ -25,10 +24,10 @@ void matmul_nt_bf16(Tensor& y, const Tensor& x, const Tensor& w) {
                             shape_to_string(w.shape()) + ", y " + shape_to_string(y.shape()) +
                             " do not fit y = x · w^T");
   if (m == 0) return;
-  thread_local std::vector<uint16_t> a;  // grows to the largest call, then reused
-  a.resize(static_cast<size_t>(m * k));
-  cpu::float_to_bf16(a.data(), x.data<float>(), m * k);
-  cpu::gemm_bf16(y.data<float>(), a.data(), w.data<uint16_t>(), m, n, k);
+  thread_local ScratchBuffer<uint16_t> a_buffer;
+  uint16_t* a = a_buffer.get(static_cast<size_t>(m * k));
+  cpu::float_to_bf16(a, x.data<float>(), m * k);
+  cpu::gemm_bf16(y.data<float>(), a, w.data<uint16_t>(), m, n, k);
 }
 
 }  // namespace nle::ops

@@ -15,7 +15,11 @@ Tensor to_bf16(const Tensor& x);
 void matmul_nt_bf16(Tensor& y, const Tensor& x, const Tensor& w);
 
 namespace cpu {
+// Rounds n values to bf16 (nearest even; NaN stays NaN), in parallel from a few thousand
+// values, in contiguous parts that follow the row split of the threads' other loops.
 void float_to_bf16(uint16_t* out, const float* in, int64_t n);
+// float_to_bf16 in the calling thread alone (inside a parallel loop).
+void float_to_bf16_serial(uint16_t* out, const float* in, int64_t n);
 // c (M, N) = a (M, K) · bᵀ, a and b bf16 bit patterns, b stored (N, K).
 void gemm_bf16(float* c, const uint16_t* a, const uint16_t* b, int64_t m, int64_t n, int64_t k);
 }  // namespace cpu

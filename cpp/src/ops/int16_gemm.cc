@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/scratch_buffer.h"
 #include "ops/check.h"
 #include "ops/cpu/gemm_library.h"
 #include "ops/cpu/panel_gemm_s16.h"
@@ -73,19 +74,18 @@ void matmul_nt_int16(Tensor& y, const Tensor& x, const Int16Weight& w, const Ten
   }
   if (m == 0) return;
   // Per-thread scratch that grows to the largest call and is then reused.
-  thread_local std::vector<int16_t> q;
-  thread_local std::vector<float> row_scale;
+  thread_local ScratchBuffer<int16_t> q_buffer;
+  thread_local ScratchBuffer<float> row_scale_buffer;
   const int64_t lda = even(k);
-  q.resize(static_cast<size_t>(m * lda));
-  row_scale.resize(static_cast<size_t>(m));
-  cpu::quantize_rows_s16(q.data(), row_scale.data(), x.data<float>(), m, k, lda,
-                         int16_activation_max(k, w.code_max));
+  int16_t* q = q_buffer.get(static_cast<size_t>(m * lda));
+  float* row_scale = row_scale_buffer.get(static_cast<size_t>(m));
+  cpu::quantize_rows_s16(q, row_scale, x.data<float>(), m, k, lda, int16_activation_max(k, w.code_max));
   cpu::S8Dequantization dq;
-  dq.row_scale = row_scale.data();
+  dq.row_scale = row_scale;
   dq.col_scale = w.scale.data<float>();
   dq.bias = bias ? bias->data<float>() : nullptr;
   dq.act = act;
-  cpu::gemm_s16_dequantize_panels(y.data<float>(), q.data(), w.panels.get(), m, n, k, w.wide, dq);
+  cpu::gemm_s16_dequantize_panels(y.data<float>(), q, w.panels.get(), m, n, k, w.wide, dq);
 }
 
 }  // namespace nle::ops

@@ -4,6 +4,7 @@
 #include <cmath>
 #include <vector>
 
+#include "core/scratch_buffer.h"
 #include "ops/check.h"
 
 namespace nle::ops {
@@ -134,7 +135,11 @@ Int8Weight quantize_weight_int8(const Tensor& w, bool pack, const Tensor* input_
 }
 
 void matmul_nt_int8(Tensor& y, const Tensor& x, const Int8Weight& w, const Tensor* bias, Activation act) {
-  check_cpu_f32("matmul_nt_int8", {&y, &x});
+  check_cpu_f32("matmul_nt_int8", {&x});
+  if (y.device() != Device::CPU) throw Error("matmul_nt_int8 has no CUDA implementation yet");
+  if (y.dtype() != DType::F32 && y.dtype() != DType::BF16)
+    throw InvalidInputError(std::string("matmul_nt_int8: y must be F32 or BF16, got ") +
+                            dtype_name(y.dtype()));
   check_rank("matmul_nt_int8", "x", x, 2);
   check_rank("matmul_nt_int8", "y", y, 2);
   const int64_t m = x.dim(0), k = x.dim(1), n = w.out_features;
@@ -150,30 +155,36 @@ void matmul_nt_int8(Tensor& y, const Tensor& x, const Int8Weight& w, const Tenso
   }
   if (m == 0) return;
   // Per-thread scratch that grows to the largest call and is then reused.
-  thread_local std::vector<uint8_t> q;
-  thread_local std::vector<float> row_scale;
-  thread_local std::vector<int32_t> row_zero, acc;
+  thread_local ScratchBuffer<uint8_t> q_buffer;
+  thread_local ScratchBuffer<float> row_scale_buffer;
+  thread_local ScratchBuffer<int32_t> row_zero_buffer, acc_buffer;
   const int64_t rows = w.packed.defined() ? cpu::packed_s8_rows(m) : m;  // room the product needs
-  q.resize(static_cast<size_t>(rows * k));
-  row_scale.resize(static_cast<size_t>(m));
-  row_zero.resize(static_cast<size_t>(m));
-  cpu::quantize_rows_u8(q.data(), row_scale.data(), row_zero.data(), x.data<float>(), m, k,
+  uint8_t* q = q_buffer.get(static_cast<size_t>(rows * k));
+  float* row_scale = row_scale_buffer.get(static_cast<size_t>(m));
+  int32_t* row_zero = row_zero_buffer.get(static_cast<size_t>(m));
+  cpu::quantize_rows_u8(q, row_scale, row_zero, x.data<float>(), m, k,
                         w.input_scale_inverse.defined() ? w.input_scale_inverse.data<float>() : nullptr);
-  std::fill(q.begin() + m * k, q.begin() + rows * k, uint8_t{0});
-  const cpu::S8Dequantization dq{row_scale.data(),
-                                 row_zero.data(),
+  std::fill(q + m * k, q + rows * k, uint8_t{0});
+  const cpu::S8Dequantization dq{row_scale,
+                                 row_zero,
                                  w.scale.data<float>(),
                                  w.row_sum.data<int32_t>(),
                                  bias ? bias->data<float>() : nullptr,
                                  act};
   if (w.packed.defined()) {
-    cpu::gemm_u8s8_dequantize_packed(y.data<float>(), q.data(), w.packed.data.get(), m, n, k, dq);
+    cpu::gemm_u8s8_dequantize_packed(y.raw_data(), q, w.packed.data.get(), m, n, k, dq,
+                                     y.dtype() == DType::BF16);
     return;
   }
-  acc.resize(static_cast<size_t>(m * n));
-  cpu::gemm_u8s8s32(acc.data(), q.data(), w.q.data<int8_t>(), m, n, k);
-  cpu::dequantize_rows(y.data<float>(), acc.data(), dq.row_scale, dq.row_zero, dq.col_scale, dq.col_sum,
-                       dq.bias, m, n, act);
+  int32_t* acc = acc_buffer.get(static_cast<size_t>(m * n));
+  cpu::gemm_u8s8s32(acc, q, w.q.data<int8_t>(), m, n, k);
+  if (y.dtype() == DType::BF16) {
+    cpu::dequantize_rows_bf16(y.data<uint16_t>(), acc, dq.row_scale, dq.row_zero, dq.col_scale, dq.col_sum,
+                              dq.bias, m, n, act);
+    return;
+  }
+  cpu::dequantize_rows(y.data<float>(), acc, dq.row_scale, dq.row_zero, dq.col_scale, dq.col_sum, dq.bias, m,
+                       n, act);
 }
 
 }  // namespace nle::ops

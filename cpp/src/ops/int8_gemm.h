@@ -53,7 +53,8 @@ Tensor smoothing_scales(const Tensor& w, const Tensor& norm_weight, const Tensor
 
 // y (M, N) = act(x (M, K) · wᵀ + bias (N)), x F32 quantized per row on the fly; bias may be
 // null. The bias and activation are applied as the int32 sums are rescaled, while they
-// are in cache (with a packed weight in panels, block by block inside the product).
+// are in cache (with a packed weight in panels, block by block inside the product). y is
+// F32, or BF16 for a bf16 product's input (rounded as to_bf16 rounds the F32 result).
 void matmul_nt_int8(Tensor& y, const Tensor& x, const Int8Weight& w, const Tensor* bias = nullptr,
                     Activation act = Activation::None);
 
@@ -75,6 +76,11 @@ void gemm_u8s8s32(int32_t* c, const uint8_t* a, const int8_t* b, int64_t m, int6
 void dequantize_rows(float* y, const int32_t* c, const float* row_scale, const int32_t* row_zero,
                      const float* col_scale, const int32_t* col_sum, const float* bias, int64_t m, int64_t n,
                      Activation act = Activation::None);
+// dequantize_rows rounded to bf16 (as float_to_bf16 rounds dequantize_rows' results): each
+// row is rescaled and activated in float32 while in cache, then rounded.
+void dequantize_rows_bf16(uint16_t* y, const int32_t* c, const float* row_scale, const int32_t* row_zero,
+                          const float* col_scale, const int32_t* col_sum, const float* bias, int64_t m,
+                          int64_t n, Activation act = Activation::None);
 }  // namespace cpu
 
 namespace reference {

@@ -2,8 +2,8 @@
 
 #include <algorithm>
 #include <string>
-#include <vector>
 
+#include "core/scratch_buffer.h"
 #include "ops/bf16_gemm.h"
 #include "ops/check.h"
 
@@ -59,11 +59,11 @@ void matmul_nt_bf16_packed(Tensor& y, const Tensor& x, const PackedWeight& w, co
     return;
   }
   const int64_t rows = cpu::packed_s8_rows(m);  // room the product reads
-  thread_local std::vector<uint16_t> a;         // grows to the largest call, then reused
-  a.resize(static_cast<size_t>(rows * k));
-  cpu::float_to_bf16(a.data(), x.data<float>(), m * k);
-  std::fill(a.begin() + m * k, a.begin() + rows * k, uint16_t{0});
-  cpu::gemm_bf16_packed(y.raw_data(), a.data(), w.data.get(), m, n, k, /*a_padded=*/true, b, act, y_bf16);
+  thread_local ScratchBuffer<uint16_t> a_buffer;
+  uint16_t* a = a_buffer.get(static_cast<size_t>(rows * k));
+  cpu::float_to_bf16(a, x.data<float>(), m * k);
+  std::fill(a + m * k, a + rows * k, uint16_t{0});
+  cpu::gemm_bf16_packed(y.raw_data(), a, w.data.get(), m, n, k, /*a_padded=*/true, b, act, y_bf16);
 }
 
 }  // namespace nle::ops

@@ -82,10 +82,12 @@ struct S8Dequantization {
   Activation act = Activation::None;
 };
 // y (M, N) = a (M, K) · bᵀ dequantized by dq, b packed by pack_weight_s8, a holding
-// packed_s8_rows(m) rows. The panels (ops/cpu/panel_gemm_u8s8.h) dequantize each block of
-// sums while it is in cache; the libraries' products go through an int32 buffer.
-void gemm_u8s8_dequantize_packed(float* y, const uint8_t* a, const void* packed_b, int64_t m, int64_t n,
-                                 int64_t k, const S8Dequantization& dq);
+// packed_s8_rows(m) rows; y float32 or, with y_bf16, bf16 (dequantize_rows_bf16). The
+// panels (ops/cpu/panel_gemm_u8s8.h) dequantize each block of sums while it is in cache
+// (to float32: bf16 results are rounded afterwards); the libraries' products go through an
+// int32 buffer.
+void gemm_u8s8_dequantize_packed(void* y, const uint8_t* a, const void* packed_b, int64_t m, int64_t n,
+                                 int64_t k, const S8Dequantization& dq, bool y_bf16 = false);
 }  // namespace cpu
 
 }  // namespace nle::ops

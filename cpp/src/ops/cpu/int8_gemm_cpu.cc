@@ -6,6 +6,8 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/scratch_buffer.h"
+#include "ops/bf16_gemm.h"
 #include "ops/cpu/gemm_library.h"
 #include "ops/cpu/vector_clones.h"
 #include "ops/int8_gemm.h"
@@ -119,7 +121,9 @@ NLE_VECTOR_CLONES void dequantize_values(float* __restrict y, const int32_t* __r
 
 void quantize_rows_u8(uint8_t* q, float* scale, int32_t* zero, const float* x, int64_t rows, int64_t cols,
                       const float* col_scale) {
-#pragma omp parallel for schedule(static) if (rows * cols > 16384)
+  // In parallel from a few thousand values: x was written by all the threads, and one
+  // alone would read the others' rows from their cores' caches (float_to_bf16).
+#pragma omp parallel for schedule(static) if (rows > 1 && rows * cols > 4096)
   for (int64_t r = 0; r < rows; ++r)
     quantize_row_u8(q + r * cols, scale + r, zero + r, x + r * cols, col_scale, cols);
 }
@@ -143,6 +147,22 @@ void dequantize_rows(float* y, const int32_t* c, const float* row_scale, const i
 #pragma omp parallel for schedule(static) if (m * n > 16384)
   for (int64_t r = 0; r < m; ++r)
     dequantize_values(y + r * n, c + r * n, row_scale[r], row_zero[r], col_scale, col_sum, bias, n, act);
+}
+
+void dequantize_rows_bf16(uint16_t* y, const int32_t* c, const float* row_scale, const int32_t* row_zero,
+                          const float* col_scale, const int32_t* col_sum, const float* bias, int64_t m,
+                          int64_t n, Activation act) {
+#pragma omp parallel if (m * n > 16384)
+  {
+    thread_local ScratchBuffer<float> row_buffer;
+    float* row = row_buffer.get(static_cast<size_t>(n));
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < m; ++r) {
+      dequantize_values(row, c + r * n, row_scale[r], row_zero ? row_zero[r] : 0, col_scale, col_sum, bias, n,
+                        act);
+      float_to_bf16_serial(y + r * n, row, n);
+    }
+  }
 }
 
 }  // namespace nle::ops::cpu

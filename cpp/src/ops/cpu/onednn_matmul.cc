@@ -13,6 +13,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/scratch_buffer.h"
 #include "nlpengine/errors.h"
 #include "ops/cpu/gemm_library.h"
 
@@ -375,30 +376,31 @@ void matmul(void* c, const void* a, const void* weight, int64_t m, int64_t n, in
     throw Error("onednn::matmul: an epilogue needs float32 results");
   if (kind.bf16_out && w->types.src != kBf16) throw Error("onednn::matmul: bf16 results need bf16 inputs");
   const int64_t c_bytes = kind.bf16_out ? 2 : w->types.dst_bytes;
-  thread_local std::vector<uint8_t> scratch, padded_a, padded_c;
+  thread_local ScratchBuffer<uint8_t> scratch_buffer, padded_a_buffer, padded_c_buffer;
   for (int64_t first = 0; first < m; first += kChunkRows) {
     const int64_t real = std::min(kChunkRows, m - first);
     const int64_t rows = round_up_chunk(real);
     const RowProduct& p = w->product(rows, kind);
-    if (scratch.size() < p.scratchpad_bytes) scratch.resize(p.scratchpad_bytes);
+    uint8_t* scratch = scratch_buffer.get(p.scratchpad_bytes);
     auto* c_chunk = static_cast<uint8_t*>(c) + first * n * c_bytes;
     const bool through_scratch = rows != real && !c_padded;
-    if (through_scratch) padded_c.resize(static_cast<size_t>(rows * n * c_bytes));
+    uint8_t* padded_c =
+        through_scratch ? padded_c_buffer.get(static_cast<size_t>(rows * n * c_bytes)) : nullptr;
     // Memory objects are made per call: none is shared between threads.
     Memory src, weights, dst, bias_memory, scratchpad;
     const auto* a_chunk = static_cast<const uint8_t*>(a) + first * k * w->types.src_bytes;
     if (rows != real && !a_padded) {  // the last chunk's rows, then zeros
       const size_t row_bytes = static_cast<size_t>(k * w->types.src_bytes);
-      padded_a.resize(static_cast<size_t>(rows) * row_bytes);
-      std::memcpy(padded_a.data(), a_chunk, static_cast<size_t>(real) * row_bytes);
-      std::memset(padded_a.data() + real * row_bytes, 0, static_cast<size_t>(rows - real) * row_bytes);
-      a_chunk = padded_a.data();
+      uint8_t* padded_a = padded_a_buffer.get(static_cast<size_t>(rows) * row_bytes);
+      std::memcpy(padded_a, a_chunk, static_cast<size_t>(real) * row_bytes);
+      std::memset(padded_a + real * row_bytes, 0, static_cast<size_t>(rows - real) * row_bytes);
+      a_chunk = padded_a;
     }
     check(api().memory_create(&src.h, p.src.h, api().engine, const_cast<uint8_t*>(a_chunk)), "memory_create");
     check(api().memory_create(&weights.h, w->md.h, api().engine, w->buffer.get()), "memory_create");
-    check(api().memory_create(&dst.h, p.dst.h, api().engine, through_scratch ? padded_c.data() : c_chunk),
+    check(api().memory_create(&dst.h, p.dst.h, api().engine, through_scratch ? padded_c : c_chunk),
           "memory_create");
-    check(api().memory_create(&scratchpad.h, p.scratchpad.h, api().engine, scratch.data()), "memory_create");
+    check(api().memory_create(&scratchpad.h, p.scratchpad.h, api().engine, scratch), "memory_create");
     if (epilogue.bias) {
       check(api().memory_create(&bias_memory.h, p.bias.h, api().engine, const_cast<float*>(epilogue.bias)),
             "memory_create");
@@ -411,7 +413,7 @@ void matmul(void* c, const void* a, const void* weight, int64_t m, int64_t n, in
       execute(p.primitive.h,
               {{kArgSrc, src.h}, {kArgWeights, weights.h}, {kArgDst, dst.h}, {kArgScratchpad, scratchpad.h}});
     }
-    if (through_scratch) std::memcpy(c_chunk, padded_c.data(), static_cast<size_t>(real * n * c_bytes));
+    if (through_scratch) std::memcpy(c_chunk, padded_c, static_cast<size_t>(real * n * c_bytes));
   }
 }
 

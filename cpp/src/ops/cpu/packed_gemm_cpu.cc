@@ -4,6 +4,8 @@
 #include <limits>
 #include <vector>
 
+#include "core/scratch_buffer.h"
+#include "ops/bf16_gemm.h"
 #include "ops/check.h"
 #include "ops/cpu/gemm_library.h"
 #include "ops/cpu/onednn_matmul.h"
@@ -165,17 +167,29 @@ void gemm_u8s8s32_packed(int32_t* c, const uint8_t* a, const void* packed_b, int
                              static_cast<MKL_INT>(n), &no_offset);
 }
 
-void gemm_u8s8_dequantize_packed(float* y, const uint8_t* a, const void* packed_b, int64_t m, int64_t n,
-                                 int64_t k, const S8Dequantization& dq) {
+void gemm_u8s8_dequantize_packed(void* y, const uint8_t* a, const void* packed_b, int64_t m, int64_t n,
+                                 int64_t k, const S8Dequantization& dq, bool y_bf16) {
   if (m == 0 || n == 0) return;
   if (s8_packing() == S8Packing::Panels) {
-    gemm_u8s8_dequantize_panels(y, a, packed_b, m, n, k, dq);
+    if (!y_bf16) {
+      gemm_u8s8_dequantize_panels(static_cast<float*>(y), a, packed_b, m, n, k, dq);
+      return;
+    }
+    thread_local ScratchBuffer<float> f32;
+    float* y_f32 = f32.get(static_cast<size_t>(m * n));
+    gemm_u8s8_dequantize_panels(y_f32, a, packed_b, m, n, k, dq);
+    float_to_bf16(static_cast<uint16_t*>(y), y_f32, m * n);
     return;
   }
-  thread_local std::vector<int32_t> acc;  // grows to the largest call, then is reused
-  acc.resize(static_cast<size_t>(packed_s8_rows(m) * n));
-  gemm_u8s8s32_packed(acc.data(), a, packed_b, m, n, k);
-  dequantize_rows(y, acc.data(), dq.row_scale, dq.row_zero, dq.col_scale, dq.col_sum, dq.bias, m, n, dq.act);
+  thread_local ScratchBuffer<int32_t> acc_buffer;
+  int32_t* acc = acc_buffer.get(static_cast<size_t>(packed_s8_rows(m) * n));
+  gemm_u8s8s32_packed(acc, a, packed_b, m, n, k);
+  if (y_bf16)
+    dequantize_rows_bf16(static_cast<uint16_t*>(y), acc, dq.row_scale, dq.row_zero, dq.col_scale, dq.col_sum,
+                         dq.bias, m, n, dq.act);
+  else
+    dequantize_rows(static_cast<float*>(y), acc, dq.row_scale, dq.row_zero, dq.col_scale, dq.col_sum, dq.bias,
+                    m, n, dq.act);
 }
 
 }  // namespace cpu
