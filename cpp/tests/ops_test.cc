@@ -246,6 +246,11 @@ TEST_P(AttentionTest, MatchesReference) {
 INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
                          ::testing::Values(AttentionCase{{1}, 1, 4}, AttentionCase{{3, 7, 12, 17}, 5, 8},
                                            AttentionCase{{130, 2}, 12, 32},
+                                           // Head widths the register tiles take (multiples of
+                                           // 8: 16 columns at a time, then 8), lengths around
+                                           // their 6-row and 8-key steps.
+                                           AttentionCase{{1, 6, 8, 9, 16, 23, 77}, 2, 64},
+                                           AttentionCase{{5, 13, 40}, 3, 24},
                                            AttentionCase{{5, 0, 9}, 3, 13}),
                          [](const auto& info) {
                            std::string name = "h" + std::to_string(info.param.heads) + "d" +

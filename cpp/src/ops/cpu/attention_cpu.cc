@@ -6,7 +6,9 @@
 #include <vector>
 
 #include "core/half.h"
+#include "core/scratch_buffer.h"
 #include "ops/attention.h"
+#include "ops/cpu/attention_tiles.h"
 #include "ops/gemm.h"
 #include "ops/softmax.h"
 
@@ -18,39 +20,50 @@ void packed_self_attention_f32(float* out, const float* q, const float* k, const
                                const RelativeBias* bias, int64_t ld_v) {
   if (ld_v == 0) ld_v = ld_in;
   const int64_t items = num_seqs * num_heads;
+  const bool tiles = attention_tiles_fit(head_dim);
 #pragma omp parallel
   {
-    std::vector<float> scores, inv_sum;  // (L, L) and (L) for the current sequence, per thread
+    // Per thread: the current sequence's scores (L, stride) and 1 / Σ (L), the tiles' copies.
+    thread_local ScratchBuffer<float> scores_buffer, inv_sum_buffer;
+    thread_local AttentionTileScratch tile_scratch;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t s = item / num_heads, h = item % num_heads;
       const int64_t begin = seq_offsets[s], len = seq_offsets[s + 1] - begin;
       if (len == 0) continue;
-      scores.resize(static_cast<size_t>(len * len));
-      inv_sum.resize(static_cast<size_t>(len));
+      const int64_t stride = tiles ? attention_tile_stride(len) : len;
+      float* scores = scores_buffer.get(static_cast<size_t>(len * stride));
+      float* inv_sum = inv_sum_buffer.get(static_cast<size_t>(len));
       const int64_t col = h * head_dim;
       const float* qh = q + begin * ld_in + col;
       const float* kh = k + begin * ld_in + col;
       const float* vh = v + begin * ld_v + col;
-      // (L, L) = (L, d) · (L, d)ᵀ; the GEMM library runs single-threaded inside
-      // this parallel region.
-      gemm_f32(scores.data(), qh, kh, false, true, len, len, head_dim, ld_in, ld_in, len, scale, 0.f);
+      // (L, L) = (L, d) · (L, d)ᵀ: in register tiles, or by the GEMM library (single-threaded
+      // inside this parallel region). The tiles' padding columns are -inf: 0 after the exp.
+      if (tiles)
+        attention_tile_scores(scores, qh, ld_in, kh, ld_in, len, head_dim, scale, tile_scratch);
+      else
+        gemm_f32(scores, qh, kh, false, true, len, len, head_dim, ld_in, ld_in, len, scale, 0.f);
       if (bias) {
         const float* row_bias = bias->table + h * bias->width + bias->center;
         for (int64_t r = 0; r < len; ++r) {
-          float* sr = scores.data() + r * len;
+          float* sr = scores + r * stride;
           const float* br = row_bias - r;
 #pragma omp simd
           for (int64_t c = 0; c < len; ++c) sr[c] += br[c];
         }
       }
       // Unnormalised probabilities; each output row is scaled by its 1 / Σ instead.
-      softmax_rows_unnormalized_f32(scores.data(), inv_sum.data(), len, len);
+      softmax_rows_unnormalized_f32(scores, inv_sum, len, stride);
       float* oh = out + begin * ld_out + col;
-      gemm_f32(oh, scores.data(), vh, false, false, len, head_dim, len, len, ld_v, ld_out, 1.f, 0.f);
+      if (tiles) {
+        attention_tile_values(oh, ld_out, scores, stride, inv_sum, vh, ld_v, len, head_dim, tile_scratch);
+        continue;
+      }
+      gemm_f32(oh, scores, vh, false, false, len, head_dim, len, len, ld_v, ld_out, 1.f, 0.f);
       for (int64_t r = 0; r < len; ++r) {
         float* o = oh + r * ld_out;
-        const float s = inv_sum[static_cast<size_t>(r)];
+        const float s = inv_sum[r];
 #pragma omp simd
         for (int64_t c = 0; c < head_dim; ++c) o[c] *= s;
       }

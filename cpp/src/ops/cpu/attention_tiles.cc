@@ -1,0 +1,226 @@
+#include "ops/cpu/attention_tiles.h"
+
+#if defined(__AVX2__) && defined(__FMA__)
+#  include <immintrin.h>
+#endif
+
+#include <limits>
+
+#include "nlpengine/errors.h"
+
+namespace nle::ops::cpu {
+
+int64_t attention_tile_stride(int64_t len) { return (len + 7) / 8 * 8; }
+
+#if defined(__AVX2__) && defined(__FMA__)
+
+namespace {
+// Rows of a tile: 6 rows × 2 vectors of sums, 2 loaded vectors and a broadcast take 15 of
+// the 16 vector registers.
+constexpr int kTileRows = 6;
+
+// dst (8 × 8, rows ld_dst apart) = src (8 × 8, rows ld_src apart) transposed.
+inline void transpose_8x8(float* dst, int64_t ld_dst, const float* src, int64_t ld_src) {
+  __m256 r[8], t[8], u[8];
+#  pragma GCC unroll 8
+  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * ld_src);
+#  pragma GCC unroll 8
+  for (int i = 0; i < 8; i += 2) {
+    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
+    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
+  }
+#  pragma GCC unroll 8
+  for (int i = 0; i < 8; i += 4) {
+    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
+    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
+    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
+    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
+  }
+#  pragma GCC unroll 8
+  for (int i = 0; i < 4; ++i) {
+    _mm256_storeu_ps(dst + i * ld_dst, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
+    _mm256_storeu_ps(dst + (i + 4) * ld_dst, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
+  }
+}
+
+// The rows (len, d), ld apart, copied one after another into scratch.
+const float* copy_rows(ScratchBuffer<float>& scratch, const float* x, int64_t ld, int64_t len, int64_t d) {
+  float* out = scratch.get(static_cast<size_t>(len * d));
+  for (int64_t r = 0; r < len; ++r)
+    for (int64_t c = 0; c < d; c += 8) _mm256_storeu_ps(out + r * d + c, _mm256_loadu_ps(x + r * ld + c));
+  return out;
+}
+
+// kt (d, stride) = k (len, d)ᵀ, the columns from len to stride zero.
+void transpose_keys(float* kt, int64_t stride, const float* k, int64_t ld_k, int64_t len, int64_t d) {
+  int64_t j = 0;
+  for (; j + 8 <= len; j += 8)
+    for (int64_t p = 0; p < d; p += 8) transpose_8x8(kt + p * stride + j, stride, k + j * ld_k + p, ld_k);
+  for (int64_t p = 0; p < d; ++p) {
+    float* row = kt + p * stride;
+    for (int64_t c = j; c < len; ++c) row[c] = k[c * ld_k + p];
+    for (int64_t c = len; c < stride; ++c) row[c] = 0.f;
+  }
+}
+
+// s[r, 8v + i] = scale · Σ_p q[r, p] · kt[p, 8v + i] for R rows and V vectors of 8 keys.
+template <int R, int V>
+inline void score_tile(float* s, int64_t ld_s, const float* q, int64_t ld_q, const float* kt, int64_t ld_kt,
+                       int64_t d, __m256 scale) {
+  __m256 acc[R][V];
+#  pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#  pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) acc[r][v] = _mm256_setzero_ps();
+  for (int64_t p = 0; p < d; ++p) {
+    __m256 b[V];
+#  pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) b[v] = _mm256_loadu_ps(kt + p * ld_kt + 8 * v);
+#  pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m256 a = _mm256_broadcast_ss(q + r * ld_q + p);
+#  pragma GCC unroll 8
+      for (int v = 0; v < V; ++v) acc[r][v] = _mm256_fmadd_ps(a, b[v], acc[r][v]);
+    }
+  }
+#  pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#  pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) _mm256_storeu_ps(s + r * ld_s + 8 * v, _mm256_mul_ps(acc[r][v], scale));
+}
+
+template <int V>
+void score_rows(float* s, int64_t ld_s, const float* q, int64_t ld_q, const float* kt, int64_t ld_kt,
+                int64_t rows, int64_t d, __m256 scale) {
+  int64_t r = 0;
+  for (; r + kTileRows <= rows; r += kTileRows)
+    score_tile<kTileRows, V>(s + r * ld_s, ld_s, q + r * ld_q, ld_q, kt, ld_kt, d, scale);
+  float* sr = s + r * ld_s;
+  const float* qr = q + r * ld_q;
+  switch (rows - r) {
+    case 5:
+      score_tile<5, V>(sr, ld_s, qr, ld_q, kt, ld_kt, d, scale);
+      break;
+    case 4:
+      score_tile<4, V>(sr, ld_s, qr, ld_q, kt, ld_kt, d, scale);
+      break;
+    case 3:
+      score_tile<3, V>(sr, ld_s, qr, ld_q, kt, ld_kt, d, scale);
+      break;
+    case 2:
+      score_tile<2, V>(sr, ld_s, qr, ld_q, kt, ld_kt, d, scale);
+      break;
+    case 1:
+      score_tile<1, V>(sr, ld_s, qr, ld_q, kt, ld_kt, d, scale);
+      break;
+    default:
+      break;
+  }
+}
+
+// out[r, 8v + i] = inv_sum[r] · Σ_j p[r, j] · v[j, 8v + i] for R rows and V vectors of 8
+// columns.
+template <int R, int V>
+inline void value_tile(float* out, int64_t ld_out, const float* p, int64_t ld_p, const float* inv_sum,
+                       const float* v, int64_t ld_v, int64_t len) {
+  __m256 acc[R][V];
+#  pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#  pragma GCC unroll 8
+    for (int c = 0; c < V; ++c) acc[r][c] = _mm256_setzero_ps();
+  for (int64_t j = 0; j < len; ++j) {
+    __m256 b[V];
+#  pragma GCC unroll 8
+    for (int c = 0; c < V; ++c) b[c] = _mm256_loadu_ps(v + j * ld_v + 8 * c);
+#  pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m256 a = _mm256_broadcast_ss(p + r * ld_p + j);
+#  pragma GCC unroll 8
+      for (int c = 0; c < V; ++c) acc[r][c] = _mm256_fmadd_ps(a, b[c], acc[r][c]);
+    }
+  }
+#  pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    const __m256 s = _mm256_broadcast_ss(inv_sum + r);
+#  pragma GCC unroll 8
+    for (int c = 0; c < V; ++c) _mm256_storeu_ps(out + r * ld_out + 8 * c, _mm256_mul_ps(acc[r][c], s));
+  }
+}
+
+template <int V>
+void value_rows(float* out, int64_t ld_out, const float* p, int64_t ld_p, const float* inv_sum,
+                const float* v, int64_t ld_v, int64_t rows, int64_t len) {
+  int64_t r = 0;
+  for (; r + kTileRows <= rows; r += kTileRows)
+    value_tile<kTileRows, V>(out + r * ld_out, ld_out, p + r * ld_p, ld_p, inv_sum + r, v, ld_v, len);
+  float* o = out + r * ld_out;
+  const float* pr = p + r * ld_p;
+  const float* is = inv_sum + r;
+  switch (rows - r) {
+    case 5:
+      value_tile<5, V>(o, ld_out, pr, ld_p, is, v, ld_v, len);
+      break;
+    case 4:
+      value_tile<4, V>(o, ld_out, pr, ld_p, is, v, ld_v, len);
+      break;
+    case 3:
+      value_tile<3, V>(o, ld_out, pr, ld_p, is, v, ld_v, len);
+      break;
+    case 2:
+      value_tile<2, V>(o, ld_out, pr, ld_p, is, v, ld_v, len);
+      break;
+    case 1:
+      value_tile<1, V>(o, ld_out, pr, ld_p, is, v, ld_v, len);
+      break;
+    default:
+      break;
+  }
+}
+}  // namespace
+
+bool attention_tiles_fit(int64_t head_dim) { return head_dim > 0 && head_dim % 8 == 0; }
+
+void attention_tile_scores(float* s, const float* q, int64_t ld_q, const float* k, int64_t ld_k, int64_t len,
+                           int64_t d, float scale, AttentionTileScratch& scratch) {
+  const int64_t stride = attention_tile_stride(len);
+  float* keys = scratch.keys.get(static_cast<size_t>(d * stride));
+  transpose_keys(keys, stride, k, ld_k, len, d);
+  q = copy_rows(scratch.queries, q, ld_q, len, d);
+  ld_q = d;
+  const __m256 scale8 = _mm256_set1_ps(scale);
+  // Keys 16 at a time (8 for the last few): their block of kt stays in L1 across the rows.
+  int64_t j = 0;
+  for (; j + 16 <= stride; j += 16) score_rows<2>(s + j, stride, q, ld_q, keys + j, stride, len, d, scale8);
+  if (j < stride) score_rows<1>(s + j, stride, q, ld_q, keys + j, stride, len, d, scale8);
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  for (int64_t r = 0; r < len; ++r)
+    for (int64_t c = len; c < stride; ++c) s[r * stride + c] = kNegInf;
+}
+
+void attention_tile_values(float* out, int64_t ld_out, const float* p, int64_t ld_p, const float* inv_sum,
+                           const float* v, int64_t ld_v, int64_t len, int64_t d,
+                           AttentionTileScratch& scratch) {
+  v = copy_rows(scratch.values, v, ld_v, len, d);
+  ld_v = d;
+  int64_t c = 0;
+  for (; c + 16 <= d; c += 16) value_rows<2>(out + c, ld_out, p, ld_p, inv_sum, v + c, ld_v, len, len);
+  if (c < d) value_rows<1>(out + c, ld_out, p, ld_p, inv_sum, v + c, ld_v, len, len);
+}
+
+#else  // no AVX2 with FMA: the callers take the GEMM library
+
+bool attention_tiles_fit(int64_t) { return false; }
+
+void attention_tile_scores(float*, const float*, int64_t, const float*, int64_t, int64_t, int64_t, float,
+                           AttentionTileScratch&) {
+  throw Error("attention_tile_scores: built without AVX2 and FMA");
+}
+
+void attention_tile_values(float*, int64_t, const float*, int64_t, const float*, const float*, int64_t,
+                           int64_t, int64_t, AttentionTileScratch&) {
+  throw Error("attention_tile_values: built without AVX2 and FMA");
+}
+
+#endif
+
+}  // namespace nle::ops::cpu
