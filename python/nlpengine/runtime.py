@@ -264,7 +264,10 @@ def load(
     self-attention's output projection there; elsewhere every product
     takes 8-bit weights (10-bit for those two) times 16-bit inputs, summed exactly in
     int32 (see :func:`nlpengine.int8_mixed_arithmetic`).
-    Attention, norms and task heads stay float32; an encoder-decoder's cross-attention
+    Norms and task heads stay float32, and so does attention, except an encoder
+    self-attention's two products under "int8" and "bf16" where the CPU multiplies bf16
+    natively (AVX512-BF16): they take bf16 queries, keys, values and probabilities,
+    summed in float32 with a float32 softmax. An encoder-decoder's cross-attention
     keys and values are stored as IEEE half under every type but "float32".
     ``path`` may itself be an adapter directory (adapter_config.json and no model
     weights): its base is then found with :func:`resolve_adapter`.

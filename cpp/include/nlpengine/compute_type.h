@@ -12,9 +12,13 @@ enum class ComputeType {
   Float32,
   // Linear layers in 8-bit integers: weights quantized per output channel
   // (symmetric int8) at load, activations per row (asymmetric uint8) at each
-  // call, int32 accumulation (AVX512-VNNI / AVX-VNNI), float32 everywhere else.
+  // call, int32 accumulation (AVX512-VNNI / AVX-VNNI), float32 everywhere else but an
+  // encoder self-attention's two products where the CPU multiplies bf16 natively
+  // (AVX512-BF16): those take bf16 queries, keys, values and probabilities, with float32
+  // sums and softmax.
   Int8,
-  // Linear layers with bfloat16 weights and inputs and float32 accumulation.
+  // Linear layers with bfloat16 weights and inputs and float32 accumulation; where the
+  // CPU multiplies bf16 natively, an encoder self-attention's two products too, as Int8's.
   BFloat16,
   // Int8, except the products whose errors reach the residual stream undamped: each
   // self-attention's value projection (not squashed by a softmax, unlike query and key)

@@ -27,6 +27,10 @@ class SelfAttention {
   Linear output_;
   int64_t hidden_size_;
   int64_t num_heads_;
+  // The bf16 and int8 compute types, where the CPU multiplies bf16 natively: the fused
+  // projection writes bf16 queries, keys and values, and the attention's products take
+  // them (ops::packed_self_attention_bf16). The others' attention is float32.
+  bool bf16_attention_ = false;
 };
 
 }  // namespace nle

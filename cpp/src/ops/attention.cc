@@ -1,30 +1,57 @@
 #include "ops/attention.h"
 
+#include <string>
+
 #include "ops/check.h"
+#include "ops/cpu/attention_tiles_bf16.h"
 
 namespace nle::ops {
 
-void packed_self_attention(Tensor& out, const float* q, const float* k, const float* v,
-                           int64_t ld_in, const std::vector<int64_t>& seq_offsets,
-                           int64_t num_heads, int64_t head_dim, float scale,
-                           const RelativeBias* bias, int64_t ld_v) {
-  check_cpu_f32("packed_self_attention", {&out});
-  check_rank("packed_self_attention", "out", out, 2);
+namespace {
+// out's shape, the strides and the offsets against the heads and the packed tokens.
+void check_packed(const char* name, const Tensor& out, int64_t ld_in, const std::vector<int64_t>& seq_offsets,
+                  int64_t num_heads, int64_t head_dim, int64_t ld_v) {
+  check_cpu_f32(name, {&out});
+  check_rank(name, "out", out, 2);
   const int64_t width = num_heads * head_dim;
   if (out.dim(1) != width || ld_in < width || (ld_v != 0 && ld_v < width))
-    throw InvalidInputError("packed_self_attention: output " + shape_to_string(out.shape()) +
+    throw InvalidInputError(std::string(name) + ": output " + shape_to_string(out.shape()) +
                             " or row stride " + std::to_string(ld_in) + " does not fit " +
                             std::to_string(num_heads) + " heads of " + std::to_string(head_dim));
   if (seq_offsets.empty() || seq_offsets.front() != 0 || seq_offsets.back() != out.dim(0))
-    throw InvalidInputError("packed_self_attention: sequence offsets do not cover the " +
+    throw InvalidInputError(std::string(name) + ": sequence offsets do not cover the " +
                             std::to_string(out.dim(0)) + " packed tokens");
   for (size_t s = 1; s < seq_offsets.size(); ++s)
     if (seq_offsets[s] < seq_offsets[s - 1])
-      throw InvalidInputError("packed_self_attention: sequence offsets must not decrease");
-  cpu::packed_self_attention_f32(out.data<float>(), q, k, v, seq_offsets.data(),
-                                 static_cast<int64_t>(seq_offsets.size()) - 1, num_heads, head_dim,
-                                 ld_in, width, scale, bias, ld_v);
+      throw InvalidInputError(std::string(name) + ": sequence offsets must not decrease");
 }
+}  // namespace
+
+void packed_self_attention(Tensor& out, const float* q, const float* k, const float* v, int64_t ld_in,
+                           const std::vector<int64_t>& seq_offsets, int64_t num_heads, int64_t head_dim,
+                           float scale, const RelativeBias* bias, int64_t ld_v) {
+  check_packed("packed_self_attention", out, ld_in, seq_offsets, num_heads, head_dim, ld_v);
+  cpu::packed_self_attention_f32(out.data<float>(), q, k, v, seq_offsets.data(),
+                                 static_cast<int64_t>(seq_offsets.size()) - 1, num_heads, head_dim, ld_in,
+                                 num_heads * head_dim, scale, bias, ld_v);
+}
+
+void packed_self_attention_bf16(Tensor& out, const uint16_t* q, const uint16_t* k, const uint16_t* v,
+                                int64_t ld_in, const std::vector<int64_t>& seq_offsets, int64_t num_heads,
+                                int64_t head_dim, float scale, const RelativeBias* bias, int64_t ld_v) {
+  check_packed("packed_self_attention_bf16", out, ld_in, seq_offsets, num_heads, head_dim, ld_v);
+  if (!bf16_attention_available(head_dim))
+    throw Error("packed_self_attention_bf16: needs AVX512-BF16 and heads a multiple of 16 wide (got " +
+                std::to_string(head_dim) + ")");
+  if (ld_in % 2 != 0)  // a pair of a key's elements is read as one 32-bit word
+    throw InvalidInputError("packed_self_attention_bf16: the row stride of q and k must be even, got " +
+                            std::to_string(ld_in));
+  cpu::packed_self_attention_bf16(out.data<float>(), q, k, v, seq_offsets.data(),
+                                  static_cast<int64_t>(seq_offsets.size()) - 1, num_heads, head_dim, ld_in,
+                                  num_heads * head_dim, scale, bias, ld_v);
+}
+
+bool bf16_attention_available(int64_t head_dim) { return cpu::bf16_attention_tiles_fit(head_dim); }
 
 void gathered_attention(float* out, int64_t ld_out, const GatheredAttention& a) {
   const bool f32 = a.k && a.v && !a.k_f16 && !a.v_f16, f16 = a.k_f16 && a.v_f16 && !a.k && !a.v;

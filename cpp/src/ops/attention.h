@@ -31,6 +31,19 @@ void packed_self_attention(Tensor& out, const float* q, const float* k, const fl
                            int64_t num_heads, int64_t head_dim, float scale,
                            const RelativeBias* bias = nullptr, int64_t ld_v = 0);
 
+// The same over bf16 q, k and v (bit patterns; q and k's row stride even), both
+// products in bf16 with float32 sums, the probabilities rounded to bf16 for the second
+// (ops/cpu/attention_tiles_bf16.h): the bf16 and int8 compute types', where their fused
+// projection writes bf16. Only where bf16_attention_available(head_dim), else throws Error.
+void packed_self_attention_bf16(Tensor& out, const uint16_t* q, const uint16_t* k, const uint16_t* v,
+                                int64_t ld_in, const std::vector<int64_t>& seq_offsets, int64_t num_heads,
+                                int64_t head_dim, float scale, const RelativeBias* bias = nullptr,
+                                int64_t ld_v = 0);
+
+// Whether this CPU multiplies bf16 natively (AVX512-BF16) and packed_self_attention_bf16
+// takes heads of this width (a multiple of 16).
+bool bf16_attention_available(int64_t head_dim);
+
 // Attention of single query rows over listed key/value rows, as in one decoding
 // step: query i (row i of q, stride ld_q) attends over the rows
 // key_rows[key_offsets[i] .. key_offsets[i+1]) of k and v (stride ld_kv), e.g.
@@ -70,6 +83,10 @@ void packed_self_attention_f32(float* out, const float* q, const float* k, const
                                const int64_t* seq_offsets, int64_t num_seqs, int64_t num_heads,
                                int64_t head_dim, int64_t ld_in, int64_t ld_out, float scale,
                                const RelativeBias* bias = nullptr, int64_t ld_v = 0);
+void packed_self_attention_bf16(float* out, const uint16_t* q, const uint16_t* k, const uint16_t* v,
+                                const int64_t* seq_offsets, int64_t num_seqs, int64_t num_heads,
+                                int64_t head_dim, int64_t ld_in, int64_t ld_out, float scale,
+                                const RelativeBias* bias = nullptr, int64_t ld_v = 0);
 void gathered_attention_f32(float* out, int64_t ld_out, const GatheredAttention& args);
 }  // namespace cpu
 namespace reference {

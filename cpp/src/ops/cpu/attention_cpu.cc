@@ -3,44 +3,56 @@
 #endif
 
 #include <algorithm>
+#include <type_traits>
 #include <vector>
 
 #include "core/half.h"
 #include "core/scratch_buffer.h"
 #include "ops/attention.h"
 #include "ops/cpu/attention_tiles.h"
+#include "ops/cpu/attention_tiles_bf16.h"
 #include "ops/gemm.h"
 #include "ops/softmax.h"
 
 namespace nle::ops::cpu {
 
-void packed_self_attention_f32(float* out, const float* q, const float* k, const float* v,
-                               const int64_t* seq_offsets, int64_t num_seqs, int64_t num_heads,
-                               int64_t head_dim, int64_t ld_in, int64_t ld_out, float scale,
-                               const RelativeBias* bias, int64_t ld_v) {
+namespace {
+// Every (sequence, head) of packed_self_attention, spread over the threads: float32 inputs
+// (T = float) in the float32 tiles or by the GEMM library, bf16 ones (T = uint16_t, bit
+// patterns) in the bf16 tiles.
+template <typename T>
+void attend_packed(float* out, const T* q, const T* k, const T* v, const int64_t* seq_offsets,
+                   int64_t num_seqs, int64_t num_heads, int64_t head_dim, int64_t ld_in, int64_t ld_out,
+                   float scale, const RelativeBias* bias, int64_t ld_v) {
+  constexpr bool bf16 = std::is_same_v<T, uint16_t>;
   if (ld_v == 0) ld_v = ld_in;
   const int64_t items = num_seqs * num_heads;
-  const bool tiles = attention_tiles_fit(head_dim);
+  const bool tiles = attention_tiles_fit(head_dim);  // the float32 tiles
 #pragma omp parallel
   {
     // Per thread: the current sequence's scores (L, stride) and 1 / Σ (L), the tiles' copies.
     thread_local ScratchBuffer<float> scores_buffer, inv_sum_buffer;
     thread_local AttentionTileScratch tile_scratch;
+    thread_local Bf16AttentionTileScratch bf16_tile_scratch;
 #pragma omp for schedule(dynamic, 1)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t s = item / num_heads, h = item % num_heads;
       const int64_t begin = seq_offsets[s], len = seq_offsets[s + 1] - begin;
       if (len == 0) continue;
-      const int64_t stride = tiles ? attention_tile_stride(len) : len;
+      const int64_t stride = bf16    ? bf16_attention_tile_stride(len)
+                             : tiles ? attention_tile_stride(len)
+                                     : len;
       float* scores = scores_buffer.get(static_cast<size_t>(len * stride));
       float* inv_sum = inv_sum_buffer.get(static_cast<size_t>(len));
       const int64_t col = h * head_dim;
-      const float* qh = q + begin * ld_in + col;
-      const float* kh = k + begin * ld_in + col;
-      const float* vh = v + begin * ld_v + col;
+      const T* qh = q + begin * ld_in + col;
+      const T* kh = k + begin * ld_in + col;
+      const T* vh = v + begin * ld_v + col;
       // (L, L) = (L, d) · (L, d)ᵀ: in register tiles, or by the GEMM library (single-threaded
       // inside this parallel region). The tiles' padding columns are -inf: 0 after the exp.
-      if (tiles)
+      if constexpr (bf16)
+        bf16_attention_tile_scores(scores, qh, ld_in, kh, ld_in, len, head_dim, scale, bf16_tile_scratch);
+      else if (tiles)
         attention_tile_scores(scores, qh, ld_in, kh, ld_in, len, head_dim, scale, tile_scratch);
       else
         gemm_f32(scores, qh, kh, false, true, len, len, head_dim, ld_in, ld_in, len, scale, 0.f);
@@ -56,19 +68,36 @@ void packed_self_attention_f32(float* out, const float* q, const float* k, const
       // Unnormalised probabilities; each output row is scaled by its 1 / Σ instead.
       softmax_rows_unnormalized_f32(scores, inv_sum, len, stride);
       float* oh = out + begin * ld_out + col;
-      if (tiles) {
+      if constexpr (bf16) {
+        bf16_attention_tile_values(oh, ld_out, scores, inv_sum, vh, ld_v, len, head_dim, bf16_tile_scratch);
+      } else if (tiles) {
         attention_tile_values(oh, ld_out, scores, stride, inv_sum, vh, ld_v, len, head_dim, tile_scratch);
-        continue;
-      }
-      gemm_f32(oh, scores, vh, false, false, len, head_dim, len, len, ld_v, ld_out, 1.f, 0.f);
-      for (int64_t r = 0; r < len; ++r) {
-        float* o = oh + r * ld_out;
-        const float s = inv_sum[r];
+      } else {
+        gemm_f32(oh, scores, vh, false, false, len, head_dim, len, stride, ld_v, ld_out, 1.f, 0.f);
+        for (int64_t r = 0; r < len; ++r) {
+          float* o = oh + r * ld_out;
+          const float s = inv_sum[r];
 #pragma omp simd
-        for (int64_t c = 0; c < head_dim; ++c) o[c] *= s;
+          for (int64_t c = 0; c < head_dim; ++c) o[c] *= s;
+        }
       }
     }
   }
+}
+}  // namespace
+
+void packed_self_attention_f32(float* out, const float* q, const float* k, const float* v,
+                               const int64_t* seq_offsets, int64_t num_seqs, int64_t num_heads,
+                               int64_t head_dim, int64_t ld_in, int64_t ld_out, float scale,
+                               const RelativeBias* bias, int64_t ld_v) {
+  attend_packed(out, q, k, v, seq_offsets, num_seqs, num_heads, head_dim, ld_in, ld_out, scale, bias, ld_v);
+}
+
+void packed_self_attention_bf16(float* out, const uint16_t* q, const uint16_t* k, const uint16_t* v,
+                                const int64_t* seq_offsets, int64_t num_seqs, int64_t num_heads,
+                                int64_t head_dim, int64_t ld_in, int64_t ld_out, float scale,
+                                const RelativeBias* bias, int64_t ld_v) {
+  attend_packed(out, q, k, v, seq_offsets, num_seqs, num_heads, head_dim, ld_in, ld_out, scale, bias, ld_v);
 }
 
 namespace {

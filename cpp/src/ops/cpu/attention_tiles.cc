@@ -7,6 +7,7 @@
 #include <limits>
 
 #include "nlpengine/errors.h"
+#include "ops/cpu/transpose_8x8.h"
 
 namespace nle::ops::cpu {
 
@@ -18,30 +19,6 @@ namespace {
 // Rows of a tile: 6 rows × 2 vectors of sums, 2 loaded vectors and a broadcast take 15 of
 // the 16 vector registers.
 constexpr int kTileRows = 6;
-
-// dst (8 × 8, rows ld_dst apart) = src (8 × 8, rows ld_src apart) transposed.
-inline void transpose_8x8(float* dst, int64_t ld_dst, const float* src, int64_t ld_src) {
-  __m256 r[8], t[8], u[8];
-#  pragma GCC unroll 8
-  for (int i = 0; i < 8; ++i) r[i] = _mm256_loadu_ps(src + i * ld_src);
-#  pragma GCC unroll 8
-  for (int i = 0; i < 8; i += 2) {
-    t[i] = _mm256_unpacklo_ps(r[i], r[i + 1]);
-    t[i + 1] = _mm256_unpackhi_ps(r[i], r[i + 1]);
-  }
-#  pragma GCC unroll 8
-  for (int i = 0; i < 8; i += 4) {
-    u[i] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(1, 0, 1, 0));
-    u[i + 1] = _mm256_shuffle_ps(t[i], t[i + 2], _MM_SHUFFLE(3, 2, 3, 2));
-    u[i + 2] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(1, 0, 1, 0));
-    u[i + 3] = _mm256_shuffle_ps(t[i + 1], t[i + 3], _MM_SHUFFLE(3, 2, 3, 2));
-  }
-#  pragma GCC unroll 8
-  for (int i = 0; i < 4; ++i) {
-    _mm256_storeu_ps(dst + i * ld_dst, _mm256_permute2f128_ps(u[i], u[i + 4], 0x20));
-    _mm256_storeu_ps(dst + (i + 4) * ld_dst, _mm256_permute2f128_ps(u[i], u[i + 4], 0x31));
-  }
-}
 
 // The rows (len, d), ld apart, copied one after another into scratch.
 const float* copy_rows(ScratchBuffer<float>& scratch, const float* x, int64_t ld, int64_t len, int64_t d) {

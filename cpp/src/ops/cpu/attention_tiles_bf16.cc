@@ -1,0 +1,241 @@
+#include "ops/cpu/attention_tiles_bf16.h"
+
+#include <cstring>
+#include <limits>
+#include <type_traits>
+
+#include "nlpengine/errors.h"
+
+#if defined(__x86_64__) && defined(__AVX2__) && defined(__GNUC__)
+#  define NLE_BF16_TILES 1
+#  include <immintrin.h>
+
+#  include "ops/cpu/transpose_8x8.h"
+#endif
+
+namespace nle::ops::cpu {
+
+int64_t bf16_attention_tile_stride(int64_t len) { return (len + 15) / 16 * 16; }
+
+#if defined(NLE_BF16_TILES)
+
+// Outside the AVX-512 code below: it runs on every CPU.
+bool bf16_attention_tiles_fit(int64_t head_dim) {
+  static const bool cpu = __builtin_cpu_supports("avx512bf16") && __builtin_cpu_supports("avx512bw");
+  return cpu && head_dim > 0 && head_dim % 16 == 0;
+}
+
+#  pragma GCC push_options
+#  pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")
+
+namespace {
+// Rows of a tile: 6 rows × 2 vectors of sums, 2 loaded vectors and a broadcast.
+constexpr int kTileRows = 6;
+
+// 16 floats rounded to bf16 (to nearest even), as 16 bit patterns.
+inline __m256i round16(const float* x) {
+  return reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_loadu_ps(x)));
+}
+
+// The pair of bf16 at x (x[0] in the low half), broadcast to every 32-bit lane.
+inline __m512bh pair_broadcast(const uint16_t* x) {
+  uint32_t w;
+  std::memcpy(&w, x, sizeof w);
+  return reinterpret_cast<__m512bh>(_mm512_set1_epi32(static_cast<int>(w)));
+}
+
+inline __m512bh load_pairs(const uint32_t* x) { return reinterpret_cast<__m512bh>(_mm512_loadu_si512(x)); }
+
+// The rows (len, d), ld apart, rounded to bf16 one after another.
+void round_rows(uint16_t* out, const float* x, int64_t ld, int64_t len, int64_t d) {
+  for (int64_t r = 0; r < len; ++r)
+    for (int64_t c = 0; c < d; c += 16)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * d + c), round16(x + r * ld + c));
+}
+
+// The rows (len, d), ld apart, copied one after another.
+void copy_rows(uint16_t* out, const uint16_t* x, int64_t ld, int64_t len, int64_t d) {
+  for (int64_t r = 0; r < len; ++r)
+    std::memcpy(out + r * d, x + r * ld, static_cast<size_t>(d) * sizeof(uint16_t));
+}
+
+// kp (d / 2, stride) 32-bit words: word (p, j) holds key j's elements 2p and 2p + 1 (the
+// pair vdpbf16ps multiplies with a query's); the words from len to stride zero. k's rows
+// ld apart: even, so that the pairs of every row are 32-bit words of one another's.
+void pair_keys(uint32_t* kp, int64_t stride, const uint16_t* k, int64_t ld, int64_t len, int64_t d) {
+  const int64_t pairs = d / 2;  // a multiple of 8
+  const auto* words = reinterpret_cast<const float*>(k);
+  auto* out = reinterpret_cast<float*>(kp);
+  int64_t j = 0;
+  for (; j + 8 <= len; j += 8)
+    for (int64_t p = 0; p < pairs; p += 8)
+      transpose_8x8(out + p * stride + j, stride, words + j * (ld / 2) + p, ld / 2);
+  for (int64_t p = 0; p < pairs; ++p) {
+    uint32_t* row = kp + p * stride;
+    for (int64_t c = j; c < len; ++c) std::memcpy(row + c, k + c * ld + 2 * p, sizeof(uint32_t));
+    for (int64_t c = len; c < stride; ++c) row[c] = 0;
+  }
+}
+
+inline __m512i widen16(const uint16_t* x) {
+  return _mm512_cvtepu16_epi32(_mm256_loadu_si256(reinterpret_cast<const __m256i*>(x)));
+}
+
+// vp ((len + 1) / 2, d) 32-bit words: word (t, c) holds value rows 2t and 2t + 1's column c
+// (the pair vdpbf16ps multiplies with a probability row's), the missing row of an odd
+// count zero.
+void pair_values(uint32_t* vp, const uint16_t* v, int64_t ld_v, int64_t len, int64_t d) {
+  for (int64_t t = 0; 2 * t < len; ++t) {
+    const uint16_t* even = v + 2 * t * ld_v;
+    const uint16_t* odd = 2 * t + 1 < len ? even + ld_v : nullptr;
+    for (int64_t c = 0; c < d; c += 16) {
+      const __m512i hi = odd ? _mm512_slli_epi32(widen16(odd + c), 16) : _mm512_setzero_si512();
+      _mm512_storeu_si512(vp + t * d + c, _mm512_or_si512(widen16(even + c), hi));
+    }
+  }
+}
+
+// s[r, 16v + i] = scale · Σ_p q[r, 2p..2p+1] · kp[p, 16v + i] for R rows and V vectors of 16
+// keys; q's rows d bf16 apart.
+template <int R, int V>
+inline void score_tile(float* s, int64_t ld_s, const uint16_t* q, const uint32_t* kp, int64_t stride,
+                       int64_t d, __m512 scale) {
+  __m512 acc[R][V];
+#  pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#  pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) acc[r][v] = _mm512_setzero_ps();
+  for (int64_t p = 0; p < d / 2; ++p) {
+    __m512bh b[V];
+#  pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) b[v] = load_pairs(kp + p * stride + 16 * v);
+#  pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m512bh a = pair_broadcast(q + r * d + 2 * p);
+#  pragma GCC unroll 8
+      for (int v = 0; v < V; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], a, b[v]);
+    }
+  }
+#  pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#  pragma GCC unroll 8
+    for (int v = 0; v < V; ++v) _mm512_storeu_ps(s + r * ld_s + 16 * v, _mm512_mul_ps(acc[r][v], scale));
+}
+
+// out[r, 16c + i] = inv_sum[r] · Σ_t p[r, 2t..2t+1] · vp[t, 16c + i] for R rows and V vectors
+// of 16 columns, t < pairs; p's rows ld_p bf16 apart, vp's d words.
+template <int R, int V>
+inline void value_tile(float* out, int64_t ld_out, const uint16_t* p, int64_t ld_p, const float* inv_sum,
+                       const uint32_t* vp, int64_t d, int64_t pairs) {
+  __m512 acc[R][V];
+#  pragma GCC unroll 8
+  for (int r = 0; r < R; ++r)
+#  pragma GCC unroll 8
+    for (int c = 0; c < V; ++c) acc[r][c] = _mm512_setzero_ps();
+  for (int64_t t = 0; t < pairs; ++t) {
+    __m512bh b[V];
+#  pragma GCC unroll 8
+    for (int c = 0; c < V; ++c) b[c] = load_pairs(vp + t * d + 16 * c);
+#  pragma GCC unroll 8
+    for (int r = 0; r < R; ++r) {
+      const __m512bh a = pair_broadcast(p + r * ld_p + 2 * t);
+#  pragma GCC unroll 8
+      for (int c = 0; c < V; ++c) acc[r][c] = _mm512_dpbf16_ps(acc[r][c], a, b[c]);
+    }
+  }
+#  pragma GCC unroll 8
+  for (int r = 0; r < R; ++r) {
+    const __m512 s = _mm512_set1_ps(inv_sum[r]);
+#  pragma GCC unroll 8
+    for (int c = 0; c < V; ++c) _mm512_storeu_ps(out + r * ld_out + 16 * c, _mm512_mul_ps(acc[r][c], s));
+  }
+}
+
+// Rows of the scores or the results in tiles of kTileRows, then the rest: tile<R>(r, R)
+// runs rows r .. r + R - 1.
+template <typename Tile>
+void by_tiles(int64_t rows, Tile&& tile) {
+  int64_t r = 0;
+  for (; r + kTileRows <= rows; r += kTileRows) tile(std::integral_constant<int, kTileRows>{}, r);
+  switch (rows - r) {
+    case 5:
+      return tile(std::integral_constant<int, 5>{}, r);
+    case 4:
+      return tile(std::integral_constant<int, 4>{}, r);
+    case 3:
+      return tile(std::integral_constant<int, 3>{}, r);
+    case 2:
+      return tile(std::integral_constant<int, 2>{}, r);
+    case 1:
+      return tile(std::integral_constant<int, 1>{}, r);
+    default:
+      return;
+  }
+}
+}  // namespace
+
+void bf16_attention_tile_scores(float* s, const uint16_t* q, int64_t ld_q, const uint16_t* k, int64_t ld_k,
+                                int64_t len, int64_t d, float scale, Bf16AttentionTileScratch& scratch) {
+  const int64_t stride = bf16_attention_tile_stride(len);
+  uint16_t* queries = scratch.queries.get(static_cast<size_t>(len * d));
+  copy_rows(queries, q, ld_q, len, d);
+  auto* keys = reinterpret_cast<uint32_t*>(scratch.keys.get(static_cast<size_t>(d * stride)));
+  pair_keys(keys, stride, k, ld_k, len, d);
+  const __m512 scale16 = _mm512_set1_ps(scale);
+  // Keys 32 at a time (16 for the last few): their block of pairs stays in L1 across the rows.
+  int64_t j = 0;
+  for (; j + 32 <= stride; j += 32)
+    by_tiles(len, [&](auto rows, int64_t r) {
+      score_tile<decltype(rows)::value, 2>(s + r * stride + j, stride, queries + r * d, keys + j, stride, d,
+                                           scale16);
+    });
+  if (j < stride)
+    by_tiles(len, [&](auto rows, int64_t r) {
+      score_tile<decltype(rows)::value, 1>(s + r * stride + j, stride, queries + r * d, keys + j, stride, d,
+                                           scale16);
+    });
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  for (int64_t r = 0; r < len; ++r)
+    for (int64_t c = len; c < stride; ++c) s[r * stride + c] = kNegInf;
+}
+
+void bf16_attention_tile_values(float* out, int64_t ld_out, const float* p, const float* inv_sum,
+                                const uint16_t* v, int64_t ld_v, int64_t len, int64_t d,
+                                Bf16AttentionTileScratch& scratch) {
+  const int64_t stride = bf16_attention_tile_stride(len), pairs = (len + 1) / 2;
+  uint16_t* probabilities = scratch.probabilities.get(static_cast<size_t>(len * stride));
+  round_rows(probabilities, p, stride, len, stride);
+  auto* values = reinterpret_cast<uint32_t*>(scratch.values.get(static_cast<size_t>(2 * pairs * d)));
+  pair_values(values, v, ld_v, len, d);
+  int64_t c = 0;
+  for (; c + 32 <= d; c += 32)
+    by_tiles(len, [&](auto rows, int64_t r) {
+      value_tile<decltype(rows)::value, 2>(out + r * ld_out + c, ld_out, probabilities + r * stride, stride,
+                                           inv_sum + r, values + c, d, pairs);
+    });
+  if (c < d)
+    by_tiles(len, [&](auto rows, int64_t r) {
+      value_tile<decltype(rows)::value, 1>(out + r * ld_out + c, ld_out, probabilities + r * stride, stride,
+                                           inv_sum + r, values + c, d, pairs);
+    });
+}
+
+#  pragma GCC pop_options
+
+#else  // not x86-64 with AVX2: the callers take the float32 tiles or the GEMM library
+
+bool bf16_attention_tiles_fit(int64_t) { return false; }
+
+void bf16_attention_tile_scores(float*, const uint16_t*, int64_t, const uint16_t*, int64_t, int64_t, int64_t,
+                                float, Bf16AttentionTileScratch&) {
+  throw Error("bf16_attention_tile_scores: built without AVX2");
+}
+
+void bf16_attention_tile_values(float*, int64_t, const float*, const float*, const uint16_t*, int64_t,
+                                int64_t, int64_t, Bf16AttentionTileScratch&) {
+  throw Error("bf16_attention_tile_values: built without AVX2");
+}
+
+#endif
+
+}  // namespace nle::ops::cpu
