@@ -8,6 +8,7 @@
 #include <cstring>
 #include <limits>
 
+#include "core/half.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
 #include "ops/cpu/vector_math.h"
@@ -140,6 +141,27 @@ TEST(LayerNormTest, InPlaceWithResidualAliasingOutput) {
   EXPECT_LT(max_abs_diff(y, expected), 1e-5f);
 }
 
+// The bf16 compute type's norms also write their outputs rounded for the bf16 products that
+// take them: the float32 output as without the copy, the copy exactly that output rounded.
+TEST(LayerNormTest, WritesTheOutputRoundedToBf16) {
+  const int64_t rows = 7, cols = 40;
+  const auto x = random_floats(static_cast<size_t>(rows * cols), 12, 3.f);
+  const auto residual = random_floats(static_cast<size_t>(rows * cols), 13);
+  const auto gamma = random_floats(static_cast<size_t>(cols), 14);
+  const auto beta = random_floats(static_cast<size_t>(cols), 15);
+  Tensor xt = tensor_from(x, {rows, cols}), rt = tensor_from(residual, {rows, cols});
+  Tensor gt = tensor_from(gamma, {cols}), bt = tensor_from(beta, {cols});
+  Tensor plain(DType::F32, {rows, cols}), y(DType::F32, {rows, cols}), rounded(DType::BF16, {rows, cols});
+  ops::layer_norm(plain, xt, &rt, gt, bt, 1e-12f);
+  ops::layer_norm(y, xt, &rt, gt, bt, 1e-12f, &rounded);
+  for (int64_t i = 0; i < rows * cols; ++i) {
+    ASSERT_EQ(y.data<float>()[i], plain.data<float>()[i]) << i;
+    ASSERT_EQ(rounded.data<uint16_t>()[i], float_to_bf16_bits(y.data<float>()[i])) << i;
+  }
+  Tensor wrong(DType::BF16, {rows, cols + 1});
+  EXPECT_THROW(ops::layer_norm(y, xt, &rt, gt, bt, 1e-12f, &wrong), InvalidInputError);
+}
+
 TEST(SoftmaxTest, MatchesReferenceWithBroadcastMask) {
   const int64_t batch = 3, heads = 2, queries = 5, keys = 7;
   const int64_t rows = batch * heads * queries;
@@ -244,6 +266,24 @@ TEST_P(AttentionTest, MatchesReference) {
   EXPECT_LT(diff, 3e-5f);
 }
 
+// A bf16 output projection takes the results rounded as they are written: exactly the
+// float32 results rounded to nearest even (tiles and GEMM library alike).
+TEST_P(AttentionTest, WritesResultsRoundedToBf16) {
+  const AttentionCase p = GetParam();
+  std::vector<int64_t> offsets = {0};
+  for (int64_t len : p.lengths) offsets.push_back(offsets.back() + len);
+  const int64_t tokens = offsets.back(), width = p.heads * p.head_dim, ld = 3 * width;
+  const auto qkv = random_floats(static_cast<size_t>(tokens * ld), 18, 2.f);
+  Tensor out(DType::F32, {tokens, width}), rounded(DType::BF16, {tokens, width});
+  const float scale = 1.f / std::sqrt(static_cast<float>(p.head_dim));
+  ops::packed_self_attention(out, qkv.data(), qkv.data() + width, qkv.data() + 2 * width, ld, offsets,
+                             p.heads, p.head_dim, scale);
+  ops::packed_self_attention(rounded, qkv.data(), qkv.data() + width, qkv.data() + 2 * width, ld, offsets,
+                             p.heads, p.head_dim, scale);
+  for (int64_t i = 0; i < tokens * width; ++i)
+    ASSERT_EQ(rounded.data<uint16_t>()[i], float_to_bf16_bits(out.data<float>()[i])) << "element " << i;
+}
+
 INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
                          ::testing::Values(AttentionCase{{1}, 1, 4}, AttentionCase{{3, 7, 12, 17}, 5, 8},
                                            AttentionCase{{130, 2}, 12, 32},
@@ -311,6 +351,13 @@ TEST_P(Bf16AttentionTest, MatchesReferenceOnTheSameNumbers) {
   const float diff = max_abs_diff(got, expected);
   std::printf("bf16 attention %zu seqs max diff %g\n", p.lengths.size(), diff);
   EXPECT_LT(diff, 8e-3f);
+  // Results for a bf16 product, rounded as they are written: the float32 ones rounded (none
+  // of these is a denormal, which the kernel's rounding would take as 0).
+  Tensor rounded_out(DType::BF16, {tokens, width});
+  ops::packed_self_attention_bf16(rounded_out, bits.data(), bits.data() + width, bits.data() + 2 * width, ld,
+                                  offsets, p.heads, p.head_dim, scale);
+  for (int64_t i = 0; i < tokens * width; ++i)
+    ASSERT_EQ(rounded_out.data<uint16_t>()[i], float_to_bf16_bits(got[static_cast<size_t>(i)])) << i;
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, Bf16AttentionTest,

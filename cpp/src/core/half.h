@@ -13,6 +13,16 @@ inline float bf16_to_float(uint16_t h) {
   return f;
 }
 
+// float to bf16 rounded to nearest even, a NaN kept quiet (written without branches, so
+// that loops calling it vectorise).
+inline uint16_t float_to_bf16_bits(float f) {
+  uint32_t bits;
+  std::memcpy(&bits, &f, sizeof(bits));
+  const bool nan = (bits & 0x7fffffffu) > 0x7f800000u;
+  const uint32_t rounded = bits + 0x7fffu + ((bits >> 16) & 1u);
+  return static_cast<uint16_t>(nan ? (bits >> 16) | 0x40u : rounded >> 16);
+}
+
 // IEEE 754 binary16 to binary32, including subnormals, infinities and NaN.
 inline float half_to_float(uint16_t h) {
   const uint32_t sign = static_cast<uint32_t>(h & 0x8000u) << 16;

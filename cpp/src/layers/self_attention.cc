@@ -33,6 +33,9 @@ SelfAttention::SelfAttention(const Weights& weights, const std::vector<std::stri
   const ComputeType type = weights.compute_type();
   bf16_attention_ = (type == ComputeType::BFloat16 || type == ComputeType::Int8) && qkv_.gives_bf16() &&
                     ops::bf16_attention_available(hidden_size / num_heads);
+  // Where the output projection multiplies bf16, the attention rounds its results as it
+  // writes them, where the product would round them in a pass of its own.
+  bf16_context_ = output_.bf16_io();
 }
 
 void SelfAttention::operator()(Tensor& out, const Tensor& x, const std::vector<int64_t>& seq_offsets,
@@ -40,17 +43,23 @@ void SelfAttention::operator()(Tensor& out, const Tensor& x, const std::vector<i
   const int64_t head_dim = hidden_size_ / num_heads_;
   const float scale = 1.f / std::sqrt(static_cast<float>(head_dim));
   const int64_t tokens = x.dim(0);
+  if (x.dtype() == DType::BF16 && !takes_bf16())
+    throw InvalidInputError("SelfAttention: a BF16 input needs bf16 projections");
   float* base = qkv.data<float>();
+  Tensor rounded_context;  // context's bytes as (T, hidden) bf16
+  if (bf16_context_)
+    rounded_context = Tensor::view(DType::BF16, {tokens, hidden_size_}, context.raw_data(), context.owner());
+  Tensor& result = bf16_context_ ? rounded_context : context;
   if (bf16_attention_) {
     // The (T, 3 hidden) float scratch holds (T, 3 hidden) bf16 queries, keys and values.
     auto* bits = reinterpret_cast<uint16_t*>(base);
     Tensor fused = Tensor::view(DType::BF16, {tokens, 3 * hidden_size_}, bits, qkv.owner());
     qkv_(fused, x);
-    ops::packed_self_attention_bf16(context, bits, bits + hidden_size_, bits + 2 * hidden_size_,
+    ops::packed_self_attention_bf16(result, bits, bits + hidden_size_, bits + 2 * hidden_size_,
                                     3 * hidden_size_, seq_offsets, num_heads_, head_dim, scale);
   } else if (!split_value_) {
     qkv_(qkv, x);
-    ops::packed_self_attention(context, base, base + hidden_size_, base + 2 * hidden_size_, 3 * hidden_size_,
+    ops::packed_self_attention(result, base, base + hidden_size_, base + 2 * hidden_size_, 3 * hidden_size_,
                                seq_offsets, num_heads_, head_dim, scale);
   } else {
     // The (T, 3 hidden) scratch holds a (T, 2 hidden) query/key block, then (T, hidden) values.
@@ -59,10 +68,10 @@ void SelfAttention::operator()(Tensor& out, const Tensor& x, const std::vector<i
         Tensor::view(DType::F32, {tokens, hidden_size_}, base + tokens * 2 * hidden_size_, qkv.owner());
     qkv_(qk, x);
     value_(values, x);
-    ops::packed_self_attention(context, base, base + hidden_size_, values.data<float>(), 2 * hidden_size_,
+    ops::packed_self_attention(result, base, base + hidden_size_, values.data<float>(), 2 * hidden_size_,
                                seq_offsets, num_heads_, head_dim, scale, nullptr, hidden_size_);
   }
-  output_(out, context);
+  output_(out, result);
 }
 
 }  // namespace nle

@@ -17,8 +17,11 @@ class SelfAttention {
                 const std::string& output_scope, int64_t hidden_size, int64_t num_heads,
                 const NormParameters& input_norm = {});
   // x: (T, hidden) -> out: (T, hidden); qkv (T, 3 hidden) and context (T, hidden) are scratch.
+  // x may be BF16 where takes_bf16().
   void operator()(Tensor& out, const Tensor& x, const std::vector<int64_t>& seq_offsets, Tensor& qkv,
                   Tensor& context) const;
+  // Whether the projections of x multiply bf16 and take x as BF16 too (Linear::bf16_io).
+  bool takes_bf16() const { return qkv_.bf16_io() && !split_value_; }
 
  private:
   Linear qkv_;    // query, key and value fused; or query and key alone when value_ is used
@@ -31,6 +34,9 @@ class SelfAttention {
   // projection writes bf16 queries, keys and values, and the attention's products take
   // them (ops::packed_self_attention_bf16). The others' attention is float32.
   bool bf16_attention_ = false;
+  // Where output_ multiplies bf16 (Linear::bf16_io): the attention writes its results
+  // rounded to bf16, in context's bytes, for output_ to take as they are.
+  bool bf16_context_ = false;
 };
 
 }  // namespace nle

@@ -42,43 +42,58 @@ TransformerEncoderLayer::TransformerEncoderLayer(const Weights& weights, const s
       activation_(config.activation) {}
 
 TransformerEncoderLayer::Workspace::Workspace(int64_t tokens, const EncoderConfig& config,
-                                              DType intermediate_dtype)
+                                              DType intermediate_dtype, bool rounded_norms)
     : qkv(DType::F32, {tokens, 3 * config.hidden_size}),
       context(DType::F32, {tokens, config.hidden_size}),
       projected(DType::F32, {tokens, config.hidden_size}),
-      intermediate(intermediate_dtype, {tokens, config.intermediate_size}) {}
+      intermediate(intermediate_dtype, {tokens, config.intermediate_size}) {
+  if (rounded_norms) normed_bf16 = Tensor(DType::BF16, {tokens, config.hidden_size});
+}
 
 DType TransformerEncoderLayer::intermediate_dtype() const {
   return intermediate_.bf16_io() && output_.bf16_io() ? DType::BF16 : DType::F32;
 }
 
+bool TransformerEncoderLayer::rounds_norms() const {
+  return intermediate_.bf16_io() && attention_.takes_bf16();
+}
+
 void TransformerEncoderLayer::operator()(Tensor& x, const std::vector<int64_t>& seq_offsets,
                                          Workspace& ws) const {
+  // Rounded norms only where this layer's products take them and the workspace holds them.
+  const bool rounding = rounds_norms() && ws.normed_bf16.defined();
+  const bool input_rounded = rounding && ws.input_rounded;
+  ws.input_rounded = false;
+  Tensor normed = rounding ? ws.normed_bf16 : Tensor();
   if (intermediate_.quantized()) {
     const std::vector<size_t> groups = sequence_groups(seq_offsets, kSequenceGroupRows);
     if (groups.size() > 2) {
       for_each_sequence_group(seq_offsets, groups,
                               [&](int64_t begin, int64_t end, const std::vector<int64_t>& offsets) {
                                 Tensor xg = row_view(x, begin, end);
-                                Tensor qkv = row_view(ws.qkv, begin, end);
-                                Tensor context = row_view(ws.context, begin, end);
-                                Tensor projected = row_view(ws.projected, begin, end);
-                                Tensor intermediate = row_view(ws.intermediate, begin, end);
-                                run_rows(xg, offsets, qkv, context, projected, intermediate);
+                                Rows rows{row_view(ws.qkv, begin, end), row_view(ws.context, begin, end),
+                                          row_view(ws.projected, begin, end),
+                                          row_view(ws.intermediate, begin, end),
+                                          normed.defined() ? row_view(normed, begin, end) : Tensor()};
+                                run_rows(xg, offsets, rows, input_rounded);
                               });
+      ws.input_rounded = rounding;
       return;
     }
   }
-  run_rows(x, seq_offsets, ws.qkv, ws.context, ws.projected, ws.intermediate);
+  Rows rows{ws.qkv, ws.context, ws.projected, ws.intermediate, normed};
+  run_rows(x, seq_offsets, rows, input_rounded);
+  ws.input_rounded = rounding;
 }
 
-void TransformerEncoderLayer::run_rows(Tensor& x, const std::vector<int64_t>& seq_offsets, Tensor& qkv,
-                                       Tensor& context, Tensor& projected, Tensor& intermediate) const {
-  attention_(projected, x, seq_offsets, qkv, context);
-  attention_norm_(x, projected, &x);
-  intermediate_(intermediate, x, activation_);
-  output_(projected, intermediate);
-  output_norm_(x, projected, &x);
+void TransformerEncoderLayer::run_rows(Tensor& x, const std::vector<int64_t>& seq_offsets, Rows& ws,
+                                       bool input_rounded) const {
+  Tensor* normed = ws.normed_bf16.defined() ? &ws.normed_bf16 : nullptr;
+  attention_(ws.projected, input_rounded ? ws.normed_bf16 : x, seq_offsets, ws.qkv, ws.context);
+  attention_norm_(x, ws.projected, &x, normed);
+  intermediate_(ws.intermediate, normed ? *normed : x, activation_);
+  output_(ws.projected, ws.intermediate);
+  output_norm_(x, ws.projected, &x, normed);  // the next layer's input, rounded as well
 }
 
 }  // namespace nle

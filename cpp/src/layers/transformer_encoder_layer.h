@@ -36,20 +36,34 @@ class TransformerEncoderLayer {
   // Per-call scratch buffers, sized for T packed tokens.
   struct Workspace {
     Tensor qkv, context, projected, intermediate;
-    // intermediate_dtype: the layers' intermediate_dtype().
-    Workspace(int64_t tokens, const EncoderConfig& config, DType intermediate_dtype = DType::F32);
+    // Where the layers round their norms (rounds_norms()): (T, hidden) BF16, the latest norm's
+    // output rounded to bf16; else undefined.
+    Tensor normed_bf16;
+    // Whether normed_bf16 holds the next layer's input x rounded (the layer before wrote both).
+    bool input_rounded = false;
+    // intermediate_dtype, rounded_norms: the layers' intermediate_dtype() and rounds_norms().
+    Workspace(int64_t tokens, const EncoderConfig& config, DType intermediate_dtype = DType::F32,
+              bool rounded_norms = false);
   };
   // BF16 where the feed-forward products take and give bf16 (Linear::bf16_io), so that
   // the (tokens, intermediate) activations go between them at half the bytes; else F32.
   DType intermediate_dtype() const;
+  // Whether the products that take this layer's norms' outputs (the feed-forward's first,
+  // the next layer's query/key/value) multiply bf16 and take BF16 inputs: the norms then
+  // write their outputs rounded to bf16 as well, in the same pass, where each product would
+  // round them in a pass of its own.
+  bool rounds_norms() const;
 
   // x: (T, hidden), updated in place. With int8 products a batch of several sequences
   // runs in groups of whole sequences (layers/sequence_groups.h).
   void operator()(Tensor& x, const std::vector<int64_t>& seq_offsets, Workspace& ws) const;
 
  private:
-  void run_rows(Tensor& x, const std::vector<int64_t>& seq_offsets, Tensor& qkv, Tensor& context,
-                Tensor& projected, Tensor& intermediate) const;
+  // The workspace's buffers, or their rows of one group of sequences.
+  struct Rows {
+    Tensor qkv, context, projected, intermediate, normed_bf16;
+  };
+  void run_rows(Tensor& x, const std::vector<int64_t>& seq_offsets, Rows& ws, bool input_rounded) const;
 
   SelfAttention attention_;
   LayerNorm attention_norm_;

@@ -201,8 +201,10 @@ EncoderOutput EncoderModel::encode(const int64_t* input_ids, const int64_t* atte
 
   Tensor hidden(DType::F32, {tokens, c.hidden_size});
   (*impl_->embeddings)(hidden, packed);
+  const bool any_layer = !impl_->layers.empty();
   TransformerEncoderLayer::Workspace workspace(
-      tokens, c, impl_->layers.empty() ? DType::F32 : impl_->layers.front().intermediate_dtype());
+      tokens, c, any_layer ? impl_->layers.front().intermediate_dtype() : DType::F32,
+      any_layer && impl_->layers.front().rounds_norms());
   for (const auto& layer : impl_->layers) layer(hidden, packed.seq_offsets, workspace);
 
   EncoderOutput out;

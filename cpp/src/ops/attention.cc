@@ -11,7 +11,10 @@ namespace {
 // out's shape, the strides and the offsets against the heads and the packed tokens.
 void check_packed(const char* name, const Tensor& out, int64_t ld_in, const std::vector<int64_t>& seq_offsets,
                   int64_t num_heads, int64_t head_dim, int64_t ld_v) {
-  check_cpu_f32(name, {&out});
+  if (out.device() != Device::CPU) throw Error(std::string(name) + " has no CUDA implementation yet");
+  if (out.dtype() != DType::F32 && out.dtype() != DType::BF16)
+    throw InvalidInputError(std::string(name) + ": expected an F32 or BF16 output, got " +
+                            dtype_name(out.dtype()));
   check_rank(name, "out", out, 2);
   const int64_t width = num_heads * head_dim;
   if (out.dim(1) != width || ld_in < width || (ld_v != 0 && ld_v < width))
@@ -31,9 +34,13 @@ void packed_self_attention(Tensor& out, const float* q, const float* k, const fl
                            const std::vector<int64_t>& seq_offsets, int64_t num_heads, int64_t head_dim,
                            float scale, const RelativeBias* bias, int64_t ld_v) {
   check_packed("packed_self_attention", out, ld_in, seq_offsets, num_heads, head_dim, ld_v);
-  cpu::packed_self_attention_f32(out.data<float>(), q, k, v, seq_offsets.data(),
-                                 static_cast<int64_t>(seq_offsets.size()) - 1, num_heads, head_dim, ld_in,
-                                 num_heads * head_dim, scale, bias, ld_v);
+  const int64_t num_seqs = static_cast<int64_t>(seq_offsets.size()) - 1, width = num_heads * head_dim;
+  if (out.dtype() == DType::BF16)
+    cpu::packed_self_attention_f32(out.data<uint16_t>(), q, k, v, seq_offsets.data(), num_seqs, num_heads,
+                                   head_dim, ld_in, width, scale, bias, ld_v);
+  else
+    cpu::packed_self_attention_f32(out.data<float>(), q, k, v, seq_offsets.data(), num_seqs, num_heads,
+                                   head_dim, ld_in, width, scale, bias, ld_v);
 }
 
 void packed_self_attention_bf16(Tensor& out, const uint16_t* q, const uint16_t* k, const uint16_t* v,
@@ -46,9 +53,13 @@ void packed_self_attention_bf16(Tensor& out, const uint16_t* q, const uint16_t* 
   if (ld_in % 2 != 0)  // a pair of a key's elements is read as one 32-bit word
     throw InvalidInputError("packed_self_attention_bf16: the row stride of q and k must be even, got " +
                             std::to_string(ld_in));
-  cpu::packed_self_attention_bf16(out.data<float>(), q, k, v, seq_offsets.data(),
-                                  static_cast<int64_t>(seq_offsets.size()) - 1, num_heads, head_dim, ld_in,
-                                  num_heads * head_dim, scale, bias, ld_v);
+  const int64_t num_seqs = static_cast<int64_t>(seq_offsets.size()) - 1, width = num_heads * head_dim;
+  if (out.dtype() == DType::BF16)
+    cpu::packed_self_attention_bf16(out.data<uint16_t>(), q, k, v, seq_offsets.data(), num_seqs, num_heads,
+                                    head_dim, ld_in, width, scale, bias, ld_v);
+  else
+    cpu::packed_self_attention_bf16(out.data<float>(), q, k, v, seq_offsets.data(), num_seqs, num_heads,
+                                    head_dim, ld_in, width, scale, bias, ld_v);
 }
 
 bool bf16_attention_available(int64_t head_dim) { return cpu::bf16_attention_tiles_fit(head_dim); }

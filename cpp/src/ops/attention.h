@@ -24,7 +24,9 @@ struct RelativeBias {
 
 // q, k, v: (T, num_heads * head_dim), or column slices of a wider (T, ld) buffer
 // such as a fused QKV projection (pass the full row stride as ld_in).
-// out: (T, num_heads * head_dim) = softmax(q kᵀ · scale) v per sequence and head.
+// out: (T, num_heads * head_dim) = softmax(q kᵀ · scale) v per sequence and head; F32, or
+// BF16 for a bf16 product that takes it (the results rounded to nearest even as they are
+// written, where a float32 out would be rounded in a pass of its own).
 // ld_v: v's row stride when it differs from ld_in (v in a buffer of its own); 0: ld_in.
 void packed_self_attention(Tensor& out, const float* q, const float* k, const float* v,
                            int64_t ld_in, const std::vector<int64_t>& seq_offsets,
@@ -84,6 +86,15 @@ void packed_self_attention_f32(float* out, const float* q, const float* k, const
                                int64_t head_dim, int64_t ld_in, int64_t ld_out, float scale,
                                const RelativeBias* bias = nullptr, int64_t ld_v = 0);
 void packed_self_attention_bf16(float* out, const uint16_t* q, const uint16_t* k, const uint16_t* v,
+                                const int64_t* seq_offsets, int64_t num_seqs, int64_t num_heads,
+                                int64_t head_dim, int64_t ld_in, int64_t ld_out, float scale,
+                                const RelativeBias* bias = nullptr, int64_t ld_v = 0);
+// The same with out's values rounded to bf16 (bit patterns) as they are written.
+void packed_self_attention_f32(uint16_t* out, const float* q, const float* k, const float* v,
+                               const int64_t* seq_offsets, int64_t num_seqs, int64_t num_heads,
+                               int64_t head_dim, int64_t ld_in, int64_t ld_out, float scale,
+                               const RelativeBias* bias = nullptr, int64_t ld_v = 0);
+void packed_self_attention_bf16(uint16_t* out, const uint16_t* q, const uint16_t* k, const uint16_t* v,
                                 const int64_t* seq_offsets, int64_t num_seqs, int64_t num_heads,
                                 int64_t head_dim, int64_t ld_in, int64_t ld_out, float scale,
                                 const RelativeBias* bias = nullptr, int64_t ld_v = 0);

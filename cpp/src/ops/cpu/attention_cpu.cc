@@ -9,6 +9,7 @@
 #include "core/half.h"
 #include "core/scratch_buffer.h"
 #include "ops/attention.h"
+#include "ops/bf16_gemm.h"
 #include "ops/cpu/attention_tiles.h"
 #include "ops/cpu/attention_tiles_bf16.h"
 #include "ops/gemm.h"
@@ -19,11 +20,12 @@ namespace nle::ops::cpu {
 namespace {
 // Every (sequence, head) of packed_self_attention, spread over the threads: float32 inputs
 // (T = float) in the float32 tiles or by the GEMM library, bf16 ones (T = uint16_t, bit
-// patterns) in the bf16 tiles.
-template <typename T>
-void attend_packed(float* out, const T* q, const T* k, const T* v, const int64_t* seq_offsets,
-                   int64_t num_seqs, int64_t num_heads, int64_t head_dim, int64_t ld_in, int64_t ld_out,
-                   float scale, const RelativeBias* bias, int64_t ld_v) {
+// patterns) in the bf16 tiles; float32 results (Out = float), or rounded to bf16 (Out =
+// uint16_t) for a bf16 product that takes them.
+template <typename T, typename Out>
+void attend_packed(Out* out, const T* q, const T* k, const T* v, const int64_t* seq_offsets, int64_t num_seqs,
+                   int64_t num_heads, int64_t head_dim, int64_t ld_in, int64_t ld_out, float scale,
+                   const RelativeBias* bias, int64_t ld_v) {
   constexpr bool bf16 = std::is_same_v<T, uint16_t>;
   if (ld_v == 0) ld_v = ld_in;
   const int64_t items = num_seqs * num_heads;
@@ -34,6 +36,7 @@ void attend_packed(float* out, const T* q, const T* k, const T* v, const int64_t
     thread_local ScratchBuffer<float> scores_buffer, inv_sum_buffer;
     thread_local AttentionTileScratch tile_scratch;
     thread_local Bf16AttentionTileScratch bf16_tile_scratch;
+    thread_local ScratchBuffer<float> context_buffer;  // GEMM library's results before rounding
 #pragma omp for schedule(dynamic, 1)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t s = item / num_heads, h = item % num_heads;
@@ -67,18 +70,23 @@ void attend_packed(float* out, const T* q, const T* k, const T* v, const int64_t
       }
       // Unnormalised probabilities; each output row is scaled by its 1 / Σ instead.
       softmax_rows_unnormalized_f32(scores, inv_sum, len, stride);
-      float* oh = out + begin * ld_out + col;
+      Out* oh = out + begin * ld_out + col;
       if constexpr (bf16) {
         bf16_attention_tile_values(oh, ld_out, scores, inv_sum, vh, ld_v, len, head_dim, bf16_tile_scratch);
       } else if (tiles) {
         attention_tile_values(oh, ld_out, scores, stride, inv_sum, vh, ld_v, len, head_dim, tile_scratch);
       } else {
-        gemm_f32(oh, scores, vh, false, false, len, head_dim, len, stride, ld_v, ld_out, 1.f, 0.f);
+        constexpr bool rounded = std::is_same_v<Out, uint16_t>;
+        float* o =
+            rounded ? context_buffer.get(static_cast<size_t>(len * head_dim)) : reinterpret_cast<float*>(oh);
+        const int64_t ld_o = rounded ? head_dim : ld_out;
+        gemm_f32(o, scores, vh, false, false, len, head_dim, len, stride, ld_v, ld_o, 1.f, 0.f);
         for (int64_t r = 0; r < len; ++r) {
-          float* o = oh + r * ld_out;
+          float* orow = o + r * ld_o;
           const float s = inv_sum[r];
 #pragma omp simd
-          for (int64_t c = 0; c < head_dim; ++c) o[c] *= s;
+          for (int64_t c = 0; c < head_dim; ++c) orow[c] *= s;
+          if constexpr (rounded) float_to_bf16_serial(oh + r * ld_out, orow, head_dim);
         }
       }
     }
@@ -93,7 +101,21 @@ void packed_self_attention_f32(float* out, const float* q, const float* k, const
   attend_packed(out, q, k, v, seq_offsets, num_seqs, num_heads, head_dim, ld_in, ld_out, scale, bias, ld_v);
 }
 
+void packed_self_attention_f32(uint16_t* out, const float* q, const float* k, const float* v,
+                               const int64_t* seq_offsets, int64_t num_seqs, int64_t num_heads,
+                               int64_t head_dim, int64_t ld_in, int64_t ld_out, float scale,
+                               const RelativeBias* bias, int64_t ld_v) {
+  attend_packed(out, q, k, v, seq_offsets, num_seqs, num_heads, head_dim, ld_in, ld_out, scale, bias, ld_v);
+}
+
 void packed_self_attention_bf16(float* out, const uint16_t* q, const uint16_t* k, const uint16_t* v,
+                                const int64_t* seq_offsets, int64_t num_seqs, int64_t num_heads,
+                                int64_t head_dim, int64_t ld_in, int64_t ld_out, float scale,
+                                const RelativeBias* bias, int64_t ld_v) {
+  attend_packed(out, q, k, v, seq_offsets, num_seqs, num_heads, head_dim, ld_in, ld_out, scale, bias, ld_v);
+}
+
+void packed_self_attention_bf16(uint16_t* out, const uint16_t* q, const uint16_t* k, const uint16_t* v,
                                 const int64_t* seq_offsets, int64_t num_seqs, int64_t num_heads,
                                 int64_t head_dim, int64_t ld_in, int64_t ld_out, float scale,
                                 const RelativeBias* bias, int64_t ld_v) {

@@ -95,10 +95,30 @@ void score_rows(float* s, int64_t ld_s, const float* q, int64_t ld_q, const floa
   }
 }
 
+// 8 floats rounded to bf16 bit patterns as float_to_bf16 rounds them: to nearest even, a
+// NaN kept quiet.
+inline __m128i round_to_bf16(__m256 x) {
+  const __m256i bits = _mm256_castps_si256(x);
+  const __m256i lsb = _mm256_and_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(1));
+  const __m256i rounded =
+      _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(bits, _mm256_set1_epi32(0x7fff)), lsb), 16);
+  const __m256i magnitude = _mm256_and_si256(bits, _mm256_set1_epi32(0x7fffffff));
+  const __m256i nan = _mm256_cmpgt_epi32(magnitude, _mm256_set1_epi32(0x7f800000));
+  const __m256i quiet = _mm256_or_si256(_mm256_srli_epi32(bits, 16), _mm256_set1_epi32(0x40));
+  const __m256i words = _mm256_blendv_epi8(rounded, quiet, nan);  // each below 2^16
+  // packus packs within 128-bit lanes: words 0-3 land in quadword 0, 4-7 in quadword 2.
+  return _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(words, words), 0xd8));
+}
+
+inline void store8(float* out, __m256 x) { _mm256_storeu_ps(out, x); }
+inline void store8(uint16_t* out, __m256 x) {
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), round_to_bf16(x));
+}
+
 // out[r, 8v + i] = inv_sum[r] · Σ_j p[r, j] · v[j, 8v + i] for R rows and V vectors of 8
-// columns.
-template <int R, int V>
-inline void value_tile(float* out, int64_t ld_out, const float* p, int64_t ld_p, const float* inv_sum,
+// columns; Out float, or uint16_t for results rounded to bf16.
+template <int R, int V, typename Out>
+inline void value_tile(Out* out, int64_t ld_out, const float* p, int64_t ld_p, const float* inv_sum,
                        const float* v, int64_t ld_v, int64_t len) {
   __m256 acc[R][V];
 #  pragma GCC unroll 8
@@ -120,17 +140,17 @@ inline void value_tile(float* out, int64_t ld_out, const float* p, int64_t ld_p,
   for (int r = 0; r < R; ++r) {
     const __m256 s = _mm256_broadcast_ss(inv_sum + r);
 #  pragma GCC unroll 8
-    for (int c = 0; c < V; ++c) _mm256_storeu_ps(out + r * ld_out + 8 * c, _mm256_mul_ps(acc[r][c], s));
+    for (int c = 0; c < V; ++c) store8(out + r * ld_out + 8 * c, _mm256_mul_ps(acc[r][c], s));
   }
 }
 
-template <int V>
-void value_rows(float* out, int64_t ld_out, const float* p, int64_t ld_p, const float* inv_sum,
-                const float* v, int64_t ld_v, int64_t rows, int64_t len) {
+template <int V, typename Out>
+void value_rows(Out* out, int64_t ld_out, const float* p, int64_t ld_p, const float* inv_sum, const float* v,
+                int64_t ld_v, int64_t rows, int64_t len) {
   int64_t r = 0;
   for (; r + kTileRows <= rows; r += kTileRows)
     value_tile<kTileRows, V>(out + r * ld_out, ld_out, p + r * ld_p, ld_p, inv_sum + r, v, ld_v, len);
-  float* o = out + r * ld_out;
+  Out* o = out + r * ld_out;
   const float* pr = p + r * ld_p;
   const float* is = inv_sum + r;
   switch (rows - r) {
@@ -152,6 +172,16 @@ void value_rows(float* out, int64_t ld_out, const float* p, int64_t ld_p, const 
     default:
       break;
   }
+}
+
+template <typename Out>
+void tile_values(Out* out, int64_t ld_out, const float* p, int64_t ld_p, const float* inv_sum, const float* v,
+                 int64_t ld_v, int64_t len, int64_t d, AttentionTileScratch& scratch) {
+  v = copy_rows(scratch.values, v, ld_v, len, d);
+  ld_v = d;
+  int64_t c = 0;
+  for (; c + 16 <= d; c += 16) value_rows<2>(out + c, ld_out, p, ld_p, inv_sum, v + c, ld_v, len, len);
+  if (c < d) value_rows<1>(out + c, ld_out, p, ld_p, inv_sum, v + c, ld_v, len, len);
 }
 }  // namespace
 
@@ -177,11 +207,13 @@ void attention_tile_scores(float* s, const float* q, int64_t ld_q, const float* 
 void attention_tile_values(float* out, int64_t ld_out, const float* p, int64_t ld_p, const float* inv_sum,
                            const float* v, int64_t ld_v, int64_t len, int64_t d,
                            AttentionTileScratch& scratch) {
-  v = copy_rows(scratch.values, v, ld_v, len, d);
-  ld_v = d;
-  int64_t c = 0;
-  for (; c + 16 <= d; c += 16) value_rows<2>(out + c, ld_out, p, ld_p, inv_sum, v + c, ld_v, len, len);
-  if (c < d) value_rows<1>(out + c, ld_out, p, ld_p, inv_sum, v + c, ld_v, len, len);
+  tile_values(out, ld_out, p, ld_p, inv_sum, v, ld_v, len, d, scratch);
+}
+
+void attention_tile_values(uint16_t* out, int64_t ld_out, const float* p, int64_t ld_p, const float* inv_sum,
+                           const float* v, int64_t ld_v, int64_t len, int64_t d,
+                           AttentionTileScratch& scratch) {
+  tile_values(out, ld_out, p, ld_p, inv_sum, v, ld_v, len, d, scratch);
 }
 
 #else  // no AVX2 with FMA: the callers take the GEMM library
@@ -194,6 +226,11 @@ void attention_tile_scores(float*, const float*, int64_t, const float*, int64_t,
 }
 
 void attention_tile_values(float*, int64_t, const float*, int64_t, const float*, const float*, int64_t,
+                           int64_t, int64_t, AttentionTileScratch&) {
+  throw Error("attention_tile_values: built without AVX2 and FMA");
+}
+
+void attention_tile_values(uint16_t*, int64_t, const float*, int64_t, const float*, const float*, int64_t,
                            int64_t, int64_t, AttentionTileScratch&) {
   throw Error("attention_tile_values: built without AVX2 and FMA");
 }

@@ -36,5 +36,10 @@ void attention_tile_scores(float* s, const float* q, int64_t ld_q, const float* 
 void attention_tile_values(float* out, int64_t ld_out, const float* p, int64_t ld_p, const float* inv_sum,
                            const float* v, int64_t ld_v, int64_t len, int64_t d,
                            AttentionTileScratch& scratch);
+// The same with out's values rounded to bf16 (bit patterns, as float_to_bf16 rounds them):
+// for a bf16 product that takes them.
+void attention_tile_values(uint16_t* out, int64_t ld_out, const float* p, int64_t ld_p, const float* inv_sum,
+                           const float* v, int64_t ld_v, int64_t len, int64_t d,
+                           AttentionTileScratch& scratch);
 
 }  // namespace nle::ops::cpu

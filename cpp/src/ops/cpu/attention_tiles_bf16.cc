@@ -122,10 +122,16 @@ inline void score_tile(float* s, int64_t ld_s, const uint16_t* q, const uint32_t
     for (int v = 0; v < V; ++v) _mm512_storeu_ps(s + r * ld_s + 16 * v, _mm512_mul_ps(acc[r][v], scale));
 }
 
+inline void store16(float* out, __m512 x) { _mm512_storeu_ps(out, x); }
+inline void store16(uint16_t* out, __m512 x) {
+  _mm256_storeu_si256(reinterpret_cast<__m256i*>(out), reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(x)));
+}
+
 // out[r, 16c + i] = inv_sum[r] · Σ_t p[r, 2t..2t+1] · vp[t, 16c + i] for R rows and V vectors
-// of 16 columns, t < pairs; p's rows ld_p bf16 apart, vp's d words.
-template <int R, int V>
-inline void value_tile(float* out, int64_t ld_out, const uint16_t* p, int64_t ld_p, const float* inv_sum,
+// of 16 columns, t < pairs; p's rows ld_p bf16 apart, vp's d words. Out float, or uint16_t
+// for results rounded to bf16.
+template <int R, int V, typename Out>
+inline void value_tile(Out* out, int64_t ld_out, const uint16_t* p, int64_t ld_p, const float* inv_sum,
                        const uint32_t* vp, int64_t d, int64_t pairs) {
   __m512 acc[R][V];
 #  pragma GCC unroll 8
@@ -147,7 +153,7 @@ inline void value_tile(float* out, int64_t ld_out, const uint16_t* p, int64_t ld
   for (int r = 0; r < R; ++r) {
     const __m512 s = _mm512_set1_ps(inv_sum[r]);
 #  pragma GCC unroll 8
-    for (int c = 0; c < V; ++c) _mm512_storeu_ps(out + r * ld_out + 16 * c, _mm512_mul_ps(acc[r][c], s));
+    for (int c = 0; c < V; ++c) store16(out + r * ld_out + 16 * c, _mm512_mul_ps(acc[r][c], s));
   }
 }
 
@@ -199,9 +205,10 @@ void bf16_attention_tile_scores(float* s, const uint16_t* q, int64_t ld_q, const
     for (int64_t c = len; c < stride; ++c) s[r * stride + c] = kNegInf;
 }
 
-void bf16_attention_tile_values(float* out, int64_t ld_out, const float* p, const float* inv_sum,
-                                const uint16_t* v, int64_t ld_v, int64_t len, int64_t d,
-                                Bf16AttentionTileScratch& scratch) {
+namespace {
+template <typename Out>
+void tile_values(Out* out, int64_t ld_out, const float* p, const float* inv_sum, const uint16_t* v,
+                 int64_t ld_v, int64_t len, int64_t d, Bf16AttentionTileScratch& scratch) {
   const int64_t stride = bf16_attention_tile_stride(len), pairs = (len + 1) / 2;
   uint16_t* probabilities = scratch.probabilities.get(static_cast<size_t>(len * stride));
   round_rows(probabilities, p, stride, len, stride);
@@ -210,14 +217,28 @@ void bf16_attention_tile_values(float* out, int64_t ld_out, const float* p, cons
   int64_t c = 0;
   for (; c + 32 <= d; c += 32)
     by_tiles(len, [&](auto rows, int64_t r) {
-      value_tile<decltype(rows)::value, 2>(out + r * ld_out + c, ld_out, probabilities + r * stride, stride,
-                                           inv_sum + r, values + c, d, pairs);
+      value_tile<decltype(rows)::value, 2, Out>(out + r * ld_out + c, ld_out, probabilities + r * stride,
+                                                stride, inv_sum + r, values + c, d, pairs);
     });
   if (c < d)
     by_tiles(len, [&](auto rows, int64_t r) {
-      value_tile<decltype(rows)::value, 1>(out + r * ld_out + c, ld_out, probabilities + r * stride, stride,
-                                           inv_sum + r, values + c, d, pairs);
+      value_tile<decltype(rows)::value, 1, Out>(out + r * ld_out + c, ld_out, probabilities + r * stride,
+                                                stride, inv_sum + r, values + c, d, pairs);
     });
+}
+
+}  // namespace
+
+void bf16_attention_tile_values(float* out, int64_t ld_out, const float* p, const float* inv_sum,
+                                const uint16_t* v, int64_t ld_v, int64_t len, int64_t d,
+                                Bf16AttentionTileScratch& scratch) {
+  tile_values(out, ld_out, p, inv_sum, v, ld_v, len, d, scratch);
+}
+
+void bf16_attention_tile_values(uint16_t* out, int64_t ld_out, const float* p, const float* inv_sum,
+                                const uint16_t* v, int64_t ld_v, int64_t len, int64_t d,
+                                Bf16AttentionTileScratch& scratch) {
+  tile_values(out, ld_out, p, inv_sum, v, ld_v, len, d, scratch);
 }
 
 #  pragma GCC pop_options
@@ -232,6 +253,11 @@ void bf16_attention_tile_scores(float*, const uint16_t*, int64_t, const uint16_t
 }
 
 void bf16_attention_tile_values(float*, int64_t, const float*, const float*, const uint16_t*, int64_t,
+                                int64_t, int64_t, Bf16AttentionTileScratch&) {
+  throw Error("bf16_attention_tile_values: built without AVX2");
+}
+
+void bf16_attention_tile_values(uint16_t*, int64_t, const float*, const float*, const uint16_t*, int64_t,
                                 int64_t, int64_t, Bf16AttentionTileScratch&) {
   throw Error("bf16_attention_tile_values: built without AVX2");
 }

@@ -38,5 +38,10 @@ void bf16_attention_tile_scores(float* s, const uint16_t* q, int64_t ld_q, const
 void bf16_attention_tile_values(float* out, int64_t ld_out, const float* p, const float* inv_sum,
                                 const uint16_t* v, int64_t ld_v, int64_t len, int64_t d,
                                 Bf16AttentionTileScratch& scratch);
+// The same with out's values rounded to bf16 (bit patterns, to nearest even; a denormal
+// counts as 0, as vcvtneps2bf16 takes it): for a bf16 product that takes them.
+void bf16_attention_tile_values(uint16_t* out, int64_t ld_out, const float* p, const float* inv_sum,
+                                const uint16_t* v, int64_t ld_v, int64_t len, int64_t d,
+                                Bf16AttentionTileScratch& scratch);
 
 }  // namespace nle::ops::cpu

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "core/half.h"
 #include "ops/bf16_gemm.h"
 #include "ops/cpu/vector_clones.h"
 
@@ -11,13 +12,7 @@ namespace nle::ops::cpu {
 namespace {
 NLE_VECTOR_CLONES void float_to_bf16_block(uint16_t* __restrict out, const float* __restrict in, int64_t n) {
 #pragma omp simd
-  for (int64_t i = 0; i < n; ++i) {
-    uint32_t bits;
-    std::memcpy(&bits, &in[i], sizeof(bits));
-    const bool nan = (bits & 0x7fffffffu) > 0x7f800000u;
-    const uint32_t rounded = bits + 0x7fffu + ((bits >> 16) & 1u);  // to nearest even
-    out[i] = static_cast<uint16_t>(nan ? (bits >> 16) | 0x40u : rounded >> 16);
-  }
+  for (int64_t i = 0; i < n; ++i) out[i] = float_to_bf16_bits(in[i]);
 }
 // Blocks handed out to the threads in contiguous runs (a static schedule), so that with
 // few blocks too each thread reads about the rows it wrote in the loop before (a layer

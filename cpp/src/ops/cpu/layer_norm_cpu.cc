@@ -1,14 +1,16 @@
 #include <cmath>
 
+#include "core/half.h"
 #include "ops/cpu/vector_clones.h"
 #include "ops/layer_norm.h"
 
 namespace nle::ops::cpu {
 
 namespace {
-// One row: y = norm(x (+ residual)) · gamma + beta; residual may be null.
-NLE_VECTOR_CLONES void layer_norm_row(float* y, const float* x, const float* residual, const float* gamma,
-                                      const float* beta, int64_t cols, float eps) {
+// One row: y = norm(x (+ residual)) · gamma + beta, and y_bf16 = y rounded to bf16;
+// residual and y_bf16 may be null.
+NLE_VECTOR_CLONES void layer_norm_row(float* y, uint16_t* y_bf16, const float* x, const float* residual,
+                                      const float* gamma, const float* beta, int64_t cols, float eps) {
   if (residual) {
 #pragma omp simd
     for (int64_t c = 0; c < cols; ++c) y[c] = x[c] + residual[c];
@@ -26,17 +28,26 @@ NLE_VECTOR_CLONES void layer_norm_row(float* y, const float* x, const float* res
     sq += d * d;
   }
   const float inv_std = 1.f / std::sqrt(sq / static_cast<float>(cols) + eps);
+  if (!y_bf16) {
 #pragma omp simd
-  for (int64_t c = 0; c < cols; ++c) y[c] = (x[c] - mean) * inv_std * gamma[c] + beta[c];
+    for (int64_t c = 0; c < cols; ++c) y[c] = (x[c] - mean) * inv_std * gamma[c] + beta[c];
+    return;
+  }
+#pragma omp simd
+  for (int64_t c = 0; c < cols; ++c) {
+    const float v = (x[c] - mean) * inv_std * gamma[c] + beta[c];
+    y[c] = v;
+    y_bf16[c] = float_to_bf16_bits(v);
+  }
 }
 }  // namespace
 
 void layer_norm_f32(float* y, const float* x, const float* residual, const float* gamma, const float* beta,
-                    int64_t rows, int64_t cols, float eps) {
+                    int64_t rows, int64_t cols, float eps, uint16_t* y_bf16) {
 #pragma omp parallel for schedule(static)
   for (int64_t r = 0; r < rows; ++r)
-    layer_norm_row(y + r * cols, x + r * cols, residual ? residual + r * cols : nullptr, gamma, beta, cols,
-                   eps);
+    layer_norm_row(y + r * cols, y_bf16 ? y_bf16 + r * cols : nullptr, x + r * cols,
+                   residual ? residual + r * cols : nullptr, gamma, beta, cols, eps);
 }
 
 }  // namespace nle::ops::cpu
