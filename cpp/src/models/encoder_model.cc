@@ -189,6 +189,11 @@ PackedBatch EncoderModel::Impl::pack(const int64_t* ids, const int64_t* mask, co
   return p;
 }
 
+namespace {
+// Below this many output floats one thread writes them (a sentence or two).
+constexpr int64_t kParallelOutputFloats = 1 << 16;
+}  // namespace
+
 EncoderOutput EncoderModel::encode(const int64_t* input_ids, const int64_t* attention_mask,
                                    const int64_t* token_type_ids, int64_t batch, int64_t seq) const {
   const EncoderConfig& c = impl_->config;
@@ -208,12 +213,22 @@ EncoderOutput EncoderModel::encode(const int64_t* input_ids, const int64_t* atte
   for (const auto& layer : impl_->layers) layer(hidden, packed.seq_offsets, workspace);
 
   EncoderOutput out;
-  out.last_hidden_state = Tensor::zeros(DType::F32, {batch, seq, c.hidden_size});
+  out.last_hidden_state = Tensor(DType::F32, {batch, seq, c.hidden_size});
   float* dst = out.last_hidden_state.data<float>();
   const float* src = hidden.data<float>();
   const size_t row_bytes = static_cast<size_t>(c.hidden_size) * sizeof(float);
-  for (int64_t t = 0; t < tokens; ++t)
-    std::memcpy(dst + packed.source_index[t] * c.hidden_size, src + t * c.hidden_size, row_bytes);
+  // Each output position's packed row (-1: padding, zeros), written by both threads: one
+  // thread alone left the other idle for a pass over the whole (batch, seq, hidden) output.
+  std::vector<int64_t> packed_row(static_cast<size_t>(batch * seq), -1);
+  for (int64_t t = 0; t < tokens; ++t) packed_row[static_cast<size_t>(packed.source_index[t])] = t;
+#pragma omp parallel for schedule(static) if (batch * seq * c.hidden_size >= kParallelOutputFloats)
+  for (int64_t i = 0; i < batch * seq; ++i) {
+    const int64_t t = packed_row[static_cast<size_t>(i)];
+    if (t < 0)
+      std::memset(dst + i * c.hidden_size, 0, row_bytes);
+    else
+      std::memcpy(dst + i * c.hidden_size, src + t * c.hidden_size, row_bytes);
+  }
 
   if (impl_->has_pooler) {
     // The pooler reads each row's first position (its first real token when
