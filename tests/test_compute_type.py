@@ -26,7 +26,7 @@ from __future__ import annotations
 import nlpengine
 import numpy as np
 import pytest
-from conftest import save_tiny_model
+from conftest import ARCH_CONFIGS, save_tiny_model
 from seq2seq_models import SEQ2SEQ_CONFIGS, save_seq2seq
 from tokenizers import Tokenizer
 
@@ -140,6 +140,35 @@ def test_token_classification_head_on_quantized_encoder(tmp_path, compute_type):
     assert logits.shape == reference.shape
     keep = mask.astype(bool)
     assert relative_error(logits[keep], reference[keep]) <= RELATIVE_LOGIT_ERROR[compute_type]
+
+
+@pytest.mark.parametrize("compute_type", ["int8", "bf16", "int8-mixed"])
+@pytest.mark.parametrize(
+    ("arch", "sizes"),
+    [
+        *[(arch, {}) for arch in ARCH_CONFIGS],
+        # Heads 16 wide: the bf16 attention tiles where the CPU multiplies bf16 natively
+        # (the tiny configs' heads of 8 take the float32 ones).
+        ("bert", {"hidden_size": 64, "num_attention_heads": 4}),
+    ],
+    ids=lambda v: "-".join(f"{k}{x}" for k, x in v.items()) if isinstance(v, dict) else v,
+)
+def test_every_encoder_architecture_stays_close(tmp_path, arch, sizes, compute_type):
+    """Each layout's layers in each fast compute type (under bf16, norms that also write
+    their outputs rounded for the next product, attention results written rounded) against
+    the float32 runtime on the same random-weight model, sequences of several lengths."""
+    model_dir, _ = save_tiny_model(tmp_path, arch, seed=7, **sizes)
+    rng = np.random.default_rng(2)
+    ids = rng.integers(5, 90, size=(4, 21))
+    mask = np.ones_like(ids)
+    mask[1, 13:] = 0
+    mask[2, 3:] = 0
+    reference = nlpengine.load(model_dir, threads=2).encode(ids, mask).last_hidden_state
+    model = nlpengine.load(model_dir, threads=2, compute_type=compute_type)
+    hidden = model.encode(ids, mask).last_hidden_state
+    keep = mask.astype(bool)
+    assert relative_error(hidden[keep], reference[keep]) <= RELATIVE_LOGIT_ERROR[compute_type]
+    assert np.all(hidden[~keep] == 0)
 
 
 @pytest.mark.parametrize("compute_type", ["int8", "bf16", "int8-mixed"])

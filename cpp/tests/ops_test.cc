@@ -101,6 +101,15 @@ TEST(VectorMathTest, ExpIsWithinTwoUlpAndErfWithin5e7) {
   EXPECT_EQ(ops::cpu::exp_f32(-std::numeric_limits<float>::infinity()), 0.f);
   EXPECT_EQ(ops::cpu::exp_f32(0.f), 1.f);
   EXPECT_EQ(ops::cpu::erf_f32(0.f), 0.f);
+  // The softmax's exp of x <= 0: exp_f32's value bit for bit from -87.3 to 0, 0 at the far end.
+  for (double v = -87.3; v <= 0.0; v += 0.00731) {
+    const float x = static_cast<float>(v);
+    ASSERT_EQ(ops::cpu::exp_nonpositive_f32(x), ops::cpu::exp_f32(x)) << x;
+  }
+  EXPECT_EQ(ops::cpu::exp_nonpositive_f32(-0.f), 1.f);
+  EXPECT_LE(ops::cpu::exp_nonpositive_f32(-87.6f), 1.2e-38f);
+  EXPECT_EQ(ops::cpu::exp_nonpositive_f32(-88.1f), 0.f);
+  EXPECT_EQ(ops::cpu::exp_nonpositive_f32(-std::numeric_limits<float>::infinity()), 0.f);
 }
 
 TEST(ActivationTest, ParsesHuggingFaceNames) {

@@ -107,7 +107,7 @@ float log_sum_exp_row(const float* x, int64_t n) {
   e.resize(static_cast<size_t>(n));
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) e[static_cast<size_t>(i)] = x[i] - max_v;
-  ops::cpu::exp_f32(e.data(), n);
+  ops::cpu::exp_nonpositive_f32(e.data(), n);  // x - max
   double sum = 0.0;
 #pragma omp simd reduction(+ : sum)
   for (int64_t i = 0; i < n; ++i) sum += e[static_cast<size_t>(i)];

@@ -14,7 +14,7 @@ NLE_VECTOR_CLONES void softmax_row_f32(float* x, int64_t cols) {
   for (int64_t c = 0; c < cols; ++c) max_v = x[c] > max_v ? x[c] : max_v;  // vectorises
 #pragma omp simd
   for (int64_t c = 0; c < cols; ++c) x[c] -= max_v;
-  exp_f32(x, cols);
+  exp_nonpositive_f32(x, cols);  // x - max
   float sum = 0.f;
 #pragma omp simd reduction(+ : sum)
   for (int64_t c = 0; c < cols; ++c) sum += x[c];
@@ -35,7 +35,8 @@ NLE_VECTOR_CLONES void subtract_row_max(float* __restrict x, int64_t rows, int64
   }
 }
 
-NLE_VECTOR_CLONES void exp_block(float* x, int64_t n) { exp_f32(x, n); }
+// Over scores less their row's maximum (or -inf).
+NLE_VECTOR_CLONES void exp_block(float* x, int64_t n) { exp_nonpositive_f32(x, n); }
 
 NLE_VECTOR_CLONES void inverse_row_sums(float* __restrict inv_sum, const float* __restrict x, int64_t rows,
                                         int64_t cols) {

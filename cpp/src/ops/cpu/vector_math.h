@@ -32,6 +32,36 @@ inline float exp_f32(float x) {
   return x < kMin ? 0.f : p * scale;
 }
 
+// exp(x) for x <= 0, such as a softmax's x - max: exp_f32's value from -87.3 to 0 (the
+// same operations), 0 below -88.03 and at -inf, at most 1.2e-38 in between. Four of its
+// nineteen vector operations fewer: no upper clamp, the power of two 2^n taken from the
+// bits of the sum that rounds n (its low bits hold n), and no select for the low end: there
+// n is -127, whose power of two has all bits 0, so the result is 0 by itself. NaN gives 0.
+inline float exp_nonpositive_f32(float x) {
+  constexpr float kLog2e = 1.44269504088896341f;
+  constexpr float kLn2Hi = 0.693145751953125f;
+  constexpr float kLn2Lo = 1.42860682030941723212e-6f;
+  constexpr float kRound = 12582912.f;  // 1.5 · 2^23
+  constexpr float kMin = -88.02969f;    // -127 ln 2: n rounds to -127
+  // The bits of kRound + n are kRound's plus n for |n| < 2^22.
+  constexpr int32_t kBias = 127 - __builtin_bit_cast(int32_t, kRound);
+  const float xc = x > kMin ? x : kMin;
+  const float t = xc * kLog2e + kRound;
+  const float n = t - kRound;
+  const float r = (xc - n * kLn2Hi) - n * kLn2Lo;
+  float p = 1.f / 5040.f;
+  p = p * r + 1.f / 720.f;
+  p = p * r + 1.f / 120.f;
+  p = p * r + 1.f / 24.f;
+  p = p * r + 1.f / 6.f;
+  p = p * r + 0.5f;
+  p = p * r + 1.f;
+  p = p * r + 1.f;
+  const float scale = __builtin_bit_cast(
+      float, static_cast<int32_t>(static_cast<uint32_t>(__builtin_bit_cast(int32_t, t) + kBias) << 23));
+  return p * scale;
+}
+
 // erf(x) within 5e-7 (absolute; 3.2e-7 seen): a · P(a²) / Q(a²) for a = |x| up to 3.92,
 // where erf rounds to 1 in float, fitted by scripts/fit_erf.py (minimax, 4.5e-8 in exact
 // arithmetic; the rest is float rounding). Eleven fused multiply-adds and one division,
@@ -61,6 +91,12 @@ inline float erf_f32(float x) {
 inline void exp_f32(float* x, int64_t n) {
 #pragma omp simd
   for (int64_t i = 0; i < n; ++i) x[i] = exp_f32(x[i]);
+}
+
+// In place over n floats, each <= 0 (exp_nonpositive_f32).
+inline void exp_nonpositive_f32(float* x, int64_t n) {
+#pragma omp simd
+  for (int64_t i = 0; i < n; ++i) x[i] = exp_nonpositive_f32(x[i]);
 }
 
 }  // namespace nle::ops::cpu
