@@ -32,8 +32,9 @@ from tokenizers import Tokenizer
 
 #: (mean, min) cosine of mean-pooled MiniLM sentence vectors with float32.
 #: int8-mixed as int8 with bf16 value, attention output and feed-forward output products
-#: (native bf16): measured on an AMD EPYC with AVX512-BF16, mean 0.99965, worst 0.99837
-#: (0.99959 and 0.99788 with the attention output product in int8).
+#: and bf16 attention (native bf16): measured on an AMD EPYC with AVX512-BF16, mean
+#: 0.99962, worst 0.99809 (0.99965 and 0.99837 with float32 attention; 0.99959 and 0.99788
+#: with the attention output product in int8 as well).
 POOLED_COSINE = {"int8": (0.995, 0.98), "bf16": (0.9995, 0.999), "int8-mixed": (0.9995, 0.997)}
 #: The same with 7-bit weights (no VNNI); measured on an AMD EPYC with AVX2 only: int8
 #: mean 0.9970, worst sentence 0.9836 (without smoothing 0.9959 and 0.9786).

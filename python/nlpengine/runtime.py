@@ -265,8 +265,8 @@ def load(
     takes 8-bit weights (10-bit for those two) times 16-bit inputs, summed exactly in
     int32 (see :func:`nlpengine.int8_mixed_arithmetic`).
     Norms and task heads stay float32, and so does attention, except an encoder
-    self-attention's two products under "int8" and "bf16" where the CPU multiplies bf16
-    natively (AVX512-BF16): they take bf16 queries, keys, values and probabilities,
+    self-attention's two products under "int8", "bf16" and "int8-mixed" where the CPU
+    multiplies bf16 natively (AVX512-BF16): they take bf16 queries, keys, values and probabilities,
     summed in float32 with a float32 softmax. An encoder-decoder's cross-attention
     keys and values are stored as IEEE half under every type but "float32".
     ``path`` may itself be an adapter directory (adapter_config.json and no model

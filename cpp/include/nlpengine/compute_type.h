@@ -25,7 +25,8 @@ enum class ComputeType {
   // and each feed-forward's output projection (its input, after the activation, has the
   // widest outlier channels). Those run in bf16 where the CPU multiplies bf16 natively
   // (AVX512-BF16 under oneDNN, AMX under MKL), and there an encoder self-attention's
-  // output projection does too. Elsewhere every product runs in 16-bit
+  // output projection does too, and its two products take bf16 queries, keys, values and
+  // probabilities as Int8's do. Elsewhere every product runs in 16-bit
   // integers: 8-bit weights (10-bit for those two), 16-bit activations, exact int32 sums
   // (AVX2's vpmaddwd).
   Int8Mixed,

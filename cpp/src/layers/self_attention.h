@@ -30,9 +30,9 @@ class SelfAttention {
   Linear output_;
   int64_t hidden_size_;
   int64_t num_heads_;
-  // The bf16 and int8 compute types, where the CPU multiplies bf16 natively: the fused
-  // projection writes bf16 queries, keys and values, and the attention's products take
-  // them (ops::packed_self_attention_bf16). The others' attention is float32.
+  // The bf16, int8 and int8-mixed compute types, where the CPU multiplies bf16 natively:
+  // the projections write bf16 queries, keys and values, and the attention's products take
+  // them (ops::packed_self_attention_bf16). Elsewhere the attention is float32.
   bool bf16_attention_ = false;
   // Where output_ multiplies bf16 (Linear::bf16_io): the attention writes its results
   // rounded to bf16, in context's bytes, for output_ to take as they are.
