@@ -150,7 +150,7 @@ GemmLibrary gemm_library() { return state().library; }
 
 bool native_bf16_products() {
   static const bool native = [] {
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(NLE_AVX2_ONLY)
     __builtin_cpu_init();
     if (gemm_library() == GemmLibrary::OneDnn) return __builtin_cpu_supports("avx512bf16") != 0;
     return __builtin_cpu_supports("amx-bf16") != 0;
