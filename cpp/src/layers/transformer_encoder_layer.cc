@@ -51,7 +51,7 @@ TransformerEncoderLayer::Workspace::Workspace(int64_t tokens, const EncoderConfi
 }
 
 DType TransformerEncoderLayer::intermediate_dtype() const {
-  return intermediate_.bf16_io() && output_.bf16_io() ? DType::BF16 : DType::F32;
+  return intermediate_.gives_bf16() && output_.bf16_io() ? DType::BF16 : DType::F32;
 }
 
 bool TransformerEncoderLayer::rounds_norms() const {

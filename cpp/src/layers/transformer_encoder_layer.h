@@ -45,8 +45,10 @@ class TransformerEncoderLayer {
     Workspace(int64_t tokens, const EncoderConfig& config, DType intermediate_dtype = DType::F32,
               bool rounded_norms = false);
   };
-  // BF16 where the feed-forward products take and give bf16 (Linear::bf16_io), so that
-  // the (tokens, intermediate) activations go between them at half the bytes; else F32.
+  // BF16 where the feed-forward's output product takes bf16 (Linear::bf16_io) and its first
+  // product gives bf16 (Linear::gives_bf16: a bf16 product, or int8-mixed's int8 one, which
+  // rounds its rescaled sums), so that the (tokens, intermediate) activations go between
+  // them at half the bytes and without a rounding pass of their own; else F32.
   DType intermediate_dtype() const;
   // Whether the products that take this layer's norms' outputs (the feed-forward's first,
   // the next layer's query/key/value) multiply bf16 and take BF16 inputs: the norms then
