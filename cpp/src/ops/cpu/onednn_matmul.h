@@ -1,10 +1,11 @@
 // oneDNN's matmul primitive for the int8, bf16 and float32 products, with each weight
 // reordered once (int8 at load, the others on first use) into the blocked layout the
-// primitive picks for it; bias and activation run in the primitive's kernel (post-ops). oneDNN's GEMM
-// function (gemm_library.h) re-packs the weight on every call instead: at 2 threads on MiniLM's layer shapes
-// with 32 rows, the primitive took 169 us a layer against 202 for the GEMM function with its columns split
-// over the threads (1 thread: 314 against 344 for the GEMM function). oneDNN's C GEMM API has no bf16 at all;
-// its bf16 matmul runs AVX512-BF16 kernels (MiniLM bf16 76.6 -> 161.7 sent/s against MKL's bf16 product on an
+// primitive picks for it; bias and activation run in the primitive's kernel (post-ops).
+// oneDNN's GEMM function (gemm_library.h) re-packs the weight on every call instead: at 2
+// threads on MiniLM's layer shapes with 32 rows, the primitive took 169 us a layer against
+// 202 for the GEMM function with its columns split over the threads (1 thread: 314 against
+// 344 for the GEMM function). oneDNN's C GEMM API has no bf16 at all; its bf16 matmul runs
+// AVX512-BF16 kernels (MiniLM bf16 76.6 -> 161.7 sent/s against MKL's bf16 product on an
 // AMD EPYC).
 //
 // A primitive is made for a row count (and thread count) and kept, shared by the weights

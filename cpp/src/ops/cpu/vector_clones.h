@@ -12,5 +12,5 @@
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__) && !defined(NLE_AVX2_ONLY)
 #  define NLE_VECTOR_CLONES __attribute__((target_clones("arch=x86-64-v4", "default")))
 #else
-#define NLE_VECTOR_CLONES
+#  define NLE_VECTOR_CLONES
 #endif
