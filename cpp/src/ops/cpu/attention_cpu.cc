@@ -18,6 +18,52 @@
 namespace nle::ops::cpu {
 
 namespace {
+// One sequence's attention for one head over float32 q, k and v (len rows, ld_in and ld_v
+// apart): the scores (len, stride) in the float32 tiles or by the GEMM library (single-
+// threaded inside the caller's parallel region), softmax, and the second product.
+template <typename Out>
+void attend_head_f32(Out* oh, int64_t ld_out, const float* qh, const float* kh, const float* vh,
+                     int64_t ld_in, int64_t ld_v, int64_t len, int64_t head_dim, float scale,
+                     const float* row_bias, bool tiles) {
+  // Per thread: the scores and 1 / Σ, the tiles' copies, the GEMM library's results before
+  // rounding.
+  thread_local ScratchBuffer<float> scores_buffer, inv_sum_buffer, context_buffer;
+  thread_local AttentionTileScratch tile_scratch;
+  const int64_t stride = tiles ? attention_tile_stride(len) : len;
+  float* scores = scores_buffer.get(static_cast<size_t>(len * stride));
+  float* inv_sum = inv_sum_buffer.get(static_cast<size_t>(len));
+  // (L, L) = (L, d) · (L, d)ᵀ. The tiles' padding columns are -inf: 0 after the exp.
+  if (tiles)
+    attention_tile_scores(scores, qh, ld_in, kh, ld_in, len, head_dim, scale, tile_scratch);
+  else
+    gemm_f32(scores, qh, kh, false, true, len, len, head_dim, ld_in, ld_in, len, scale, 0.f);
+  if (row_bias) {
+    for (int64_t r = 0; r < len; ++r) {
+      float* sr = scores + r * stride;
+      const float* br = row_bias - r;
+#pragma omp simd
+      for (int64_t c = 0; c < len; ++c) sr[c] += br[c];
+    }
+  }
+  // Unnormalised probabilities; each output row is scaled by its 1 / Σ instead.
+  softmax_rows_unnormalized_f32(scores, inv_sum, len, stride);
+  if (tiles) {
+    attention_tile_values(oh, ld_out, scores, stride, inv_sum, vh, ld_v, len, head_dim, tile_scratch);
+    return;
+  }
+  constexpr bool rounded = std::is_same_v<Out, uint16_t>;
+  float* o = rounded ? context_buffer.get(static_cast<size_t>(len * head_dim)) : reinterpret_cast<float*>(oh);
+  const int64_t ld_o = rounded ? head_dim : ld_out;
+  gemm_f32(o, scores, vh, false, false, len, head_dim, len, stride, ld_v, ld_o, 1.f, 0.f);
+  for (int64_t r = 0; r < len; ++r) {
+    float* orow = o + r * ld_o;
+    const float s = inv_sum[r];
+#pragma omp simd
+    for (int64_t c = 0; c < head_dim; ++c) orow[c] *= s;
+    if constexpr (rounded) float_to_bf16_serial(oh + r * ld_out, orow, head_dim);
+  }
+}
+
 // Every (sequence, head) of packed_self_attention, spread over the threads: float32 inputs
 // (T = float) in the float32 tiles or by the GEMM library, bf16 ones (T = uint16_t, bit
 // patterns) in the bf16 tiles; float32 results (Out = float), or rounded to bf16 (Out =
@@ -26,69 +72,28 @@ template <typename T, typename Out>
 void attend_packed(Out* out, const T* q, const T* k, const T* v, const int64_t* seq_offsets, int64_t num_seqs,
                    int64_t num_heads, int64_t head_dim, int64_t ld_in, int64_t ld_out, float scale,
                    const RelativeBias* bias, int64_t ld_v) {
-  constexpr bool bf16 = std::is_same_v<T, uint16_t>;
   if (ld_v == 0) ld_v = ld_in;
   const int64_t items = num_seqs * num_heads;
   const bool tiles = attention_tiles_fit(head_dim);  // the float32 tiles
 #pragma omp parallel
   {
-    // Per thread: the current sequence's scores (L, stride) and 1 / Σ (L), the tiles' copies.
-    thread_local ScratchBuffer<float> scores_buffer, inv_sum_buffer;
-    thread_local AttentionTileScratch tile_scratch;
     thread_local Bf16AttentionTileScratch bf16_tile_scratch;
-    thread_local ScratchBuffer<float> context_buffer;  // GEMM library's results before rounding
 #pragma omp for schedule(dynamic, 1)
     for (int64_t item = 0; item < items; ++item) {
       const int64_t s = item / num_heads, h = item % num_heads;
       const int64_t begin = seq_offsets[s], len = seq_offsets[s + 1] - begin;
       if (len == 0) continue;
-      const int64_t stride = bf16    ? bf16_attention_tile_stride(len)
-                             : tiles ? attention_tile_stride(len)
-                                     : len;
-      float* scores = scores_buffer.get(static_cast<size_t>(len * stride));
-      float* inv_sum = inv_sum_buffer.get(static_cast<size_t>(len));
       const int64_t col = h * head_dim;
       const T* qh = q + begin * ld_in + col;
       const T* kh = k + begin * ld_in + col;
       const T* vh = v + begin * ld_v + col;
-      // (L, L) = (L, d) · (L, d)ᵀ: in register tiles, or by the GEMM library (single-threaded
-      // inside this parallel region). The tiles' padding columns are -inf: 0 after the exp.
-      if constexpr (bf16)
-        bf16_attention_tile_scores(scores, qh, ld_in, kh, ld_in, len, head_dim, scale, bf16_tile_scratch);
-      else if (tiles)
-        attention_tile_scores(scores, qh, ld_in, kh, ld_in, len, head_dim, scale, tile_scratch);
-      else
-        gemm_f32(scores, qh, kh, false, true, len, len, head_dim, ld_in, ld_in, len, scale, 0.f);
-      if (bias) {
-        const float* row_bias = bias->table + h * bias->width + bias->center;
-        for (int64_t r = 0; r < len; ++r) {
-          float* sr = scores + r * stride;
-          const float* br = row_bias - r;
-#pragma omp simd
-          for (int64_t c = 0; c < len; ++c) sr[c] += br[c];
-        }
-      }
-      // Unnormalised probabilities; each output row is scaled by its 1 / Σ instead.
-      softmax_rows_unnormalized_f32(scores, inv_sum, len, stride);
       Out* oh = out + begin * ld_out + col;
-      if constexpr (bf16) {
-        bf16_attention_tile_values(oh, ld_out, scores, inv_sum, vh, ld_v, len, head_dim, bf16_tile_scratch);
-      } else if (tiles) {
-        attention_tile_values(oh, ld_out, scores, stride, inv_sum, vh, ld_v, len, head_dim, tile_scratch);
-      } else {
-        constexpr bool rounded = std::is_same_v<Out, uint16_t>;
-        float* o =
-            rounded ? context_buffer.get(static_cast<size_t>(len * head_dim)) : reinterpret_cast<float*>(oh);
-        const int64_t ld_o = rounded ? head_dim : ld_out;
-        gemm_f32(o, scores, vh, false, false, len, head_dim, len, stride, ld_v, ld_o, 1.f, 0.f);
-        for (int64_t r = 0; r < len; ++r) {
-          float* orow = o + r * ld_o;
-          const float s = inv_sum[r];
-#pragma omp simd
-          for (int64_t c = 0; c < head_dim; ++c) orow[c] *= s;
-          if constexpr (rounded) float_to_bf16_serial(oh + r * ld_out, orow, head_dim);
-        }
-      }
+      const float* row_bias = bias ? bias->table + h * bias->width + bias->center : nullptr;
+      if constexpr (std::is_same_v<T, uint16_t>)
+        bf16_attention_tiles(oh, ld_out, qh, ld_in, kh, ld_in, vh, ld_v, len, head_dim, scale, row_bias,
+                             bf16_tile_scratch);
+      else
+        attend_head_f32(oh, ld_out, qh, kh, vh, ld_in, ld_v, len, head_dim, scale, row_bias, tiles);
     }
   }
 }

@@ -36,11 +36,6 @@ namespace {
 // Rows of a tile: 6 rows × 2 vectors of sums, 2 loaded vectors and a broadcast.
 constexpr int kTileRows = 6;
 
-// 16 floats rounded to bf16 (to nearest even), as 16 bit patterns.
-inline __m256i round16(const float* x) {
-  return reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(_mm512_loadu_ps(x)));
-}
-
 // The pair of bf16 at x (x[0] in the low half), broadcast to every 32-bit lane.
 inline __m512bh pair_broadcast(const uint16_t* x) {
   uint32_t w;
@@ -49,19 +44,6 @@ inline __m512bh pair_broadcast(const uint16_t* x) {
 }
 
 inline __m512bh load_pairs(const uint32_t* x) { return reinterpret_cast<__m512bh>(_mm512_loadu_si512(x)); }
-
-// The rows (len, d), ld apart, rounded to bf16 one after another.
-void round_rows(uint16_t* out, const float* x, int64_t ld, int64_t len, int64_t d) {
-  for (int64_t r = 0; r < len; ++r)
-    for (int64_t c = 0; c < d; c += 16)
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + r * d + c), round16(x + r * ld + c));
-}
-
-// The rows (len, d), ld apart, copied one after another.
-void copy_rows(uint16_t* out, const uint16_t* x, int64_t ld, int64_t len, int64_t d) {
-  for (int64_t r = 0; r < len; ++r)
-    std::memcpy(out + r * d, x + r * ld, static_cast<size_t>(d) * sizeof(uint16_t));
-}
 
 // kp (d / 2, stride) 32-bit words: word (p, j) holds key j's elements 2p and 2p + 1 (the
 // pair vdpbf16ps multiplies with a query's); the words from len to stride zero. k's rows
@@ -100,10 +82,10 @@ void pair_values(uint32_t* vp, const uint16_t* v, int64_t ld_v, int64_t len, int
 }
 
 // s[r, 16v + i] = scale · Σ_p q[r, 2p..2p+1] · kp[p, 16v + i] for R rows and V vectors of 16
-// keys; q's rows d bf16 apart.
+// keys; q's rows ld_q bf16 apart.
 template <int R, int V>
-inline void score_tile(float* s, int64_t ld_s, const uint16_t* q, const uint32_t* kp, int64_t stride,
-                       int64_t d, __m512 scale) {
+inline void score_tile(float* s, int64_t ld_s, const uint16_t* q, int64_t ld_q, const uint32_t* kp,
+                       int64_t stride, int64_t d, __m512 scale) {
   __m512 acc[R][V];
 #  pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
@@ -115,7 +97,7 @@ inline void score_tile(float* s, int64_t ld_s, const uint16_t* q, const uint32_t
     for (int v = 0; v < V; ++v) b[v] = load_pairs(kp + p * stride + 16 * v);
 #  pragma GCC unroll 8
     for (int r = 0; r < R; ++r) {
-      const __m512bh a = pair_broadcast(q + r * d + 2 * p);
+      const __m512bh a = pair_broadcast(q + r * ld_q + 2 * p);
 #  pragma GCC unroll 8
       for (int v = 0; v < V; ++v) acc[r][v] = _mm512_dpbf16_ps(acc[r][v], a, b[v]);
     }
@@ -184,65 +166,110 @@ void by_tiles(int64_t rows, Tile&& tile) {
 }
 }  // namespace
 
-void bf16_attention_tile_scores(float* s, const uint16_t* q, int64_t ld_q, const uint16_t* k, int64_t ld_k,
-                                int64_t len, int64_t d, float scale, Bf16AttentionTileScratch& scratch) {
-  const int64_t stride = bf16_attention_tile_stride(len);
-  uint16_t* queries = scratch.queries.get(static_cast<size_t>(len * d));
-  copy_rows(queries, q, ld_q, len, d);
+namespace {
+// exp_nonpositive_f32 (ops/cpu/vector_math.h) on 16 lanes: the same operations.
+inline __m512 exp_nonpositive16(__m512 x) {
+  constexpr float kLog2e = 1.44269504088896341f;
+  constexpr float kLn2Hi = 0.693145751953125f;
+  constexpr float kLn2Lo = 1.42860682030941723212e-6f;
+  constexpr float kRound = 12582912.f;  // 1.5 · 2^23
+  constexpr float kMin = -88.02969f;    // -127 ln 2
+  constexpr int32_t kBias = 127 - __builtin_bit_cast(int32_t, kRound);
+  const __m512 xc = _mm512_max_ps(x, _mm512_set1_ps(kMin));
+  const __m512 t = _mm512_fmadd_ps(xc, _mm512_set1_ps(kLog2e), _mm512_set1_ps(kRound));
+  const __m512 n = _mm512_sub_ps(t, _mm512_set1_ps(kRound));
+  const __m512 r =
+      _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Lo), _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Hi), xc));
+  __m512 p = _mm512_set1_ps(1.f / 5040.f);
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 720.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 120.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
+  const __m512i bits =
+      _mm512_slli_epi32(_mm512_add_epi32(_mm512_castps_si512(t), _mm512_set1_epi32(kBias)), 23);
+  return _mm512_mul_ps(p, _mm512_castsi512_ps(bits));
+}
+
+// R score rows (stride floats each, -inf from len on) to their unnormalised probabilities
+// rounded to bf16 (p, stride apart) and 1 / Σ (inv_sum), the sums over the float32 values.
+template <int R>
+void softmax_rows(uint16_t* p, float* inv_sum, const float* s, int64_t stride) {
+  for (int r = 0; r < R; ++r) {
+    const float* sr = s + r * stride;
+    __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+    for (int64_t c = 0; c < stride; c += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(sr + c));
+    const __m512 max16 = _mm512_set1_ps(_mm512_reduce_max_ps(m));
+    __m512 sum = _mm512_setzero_ps();
+    for (int64_t c = 0; c < stride; c += 16) {
+      const __m512 e = exp_nonpositive16(_mm512_sub_ps(_mm512_loadu_ps(sr + c), max16));
+      sum = _mm512_add_ps(sum, e);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + r * stride + c),
+                          reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(e)));
+    }
+    inv_sum[r] = 1.f / _mm512_reduce_add_ps(sum);
+  }
+}
+
+// Rows r0 .. r0 + R - 1 of one head's attention, start to end: their scores over every key
+// (R × stride floats, in L1), softmax, and the product with the values. keys and values
+// paired (pair_keys, pair_values).
+template <int R, typename Out>
+void attend_rows(Out* out, int64_t ld_out, const uint16_t* q, int64_t ld_q, const uint32_t* keys,
+                 const uint32_t* values, int64_t r0, int64_t len, int64_t d, __m512 scale, const float* bias,
+                 float* s, uint16_t* p) {
+  const int64_t stride = bf16_attention_tile_stride(len), pairs = (len + 1) / 2;
+  const uint16_t* qr = q + r0 * ld_q;
+  int64_t j = 0;
+  for (; j + 32 <= stride; j += 32) score_tile<R, 2>(s + j, stride, qr, ld_q, keys + j, stride, d, scale);
+  if (j < stride) score_tile<R, 1>(s + j, stride, qr, ld_q, keys + j, stride, d, scale);
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  for (int r = 0; r < R; ++r) {
+    float* sr = s + r * stride;
+    if (bias) {
+      const float* br = bias - (r0 + r);  // T5's relative position bias: row i's is bias - i
+      for (int64_t c = 0; c < len; ++c) sr[c] += br[c];
+    }
+    for (int64_t c = len; c < stride; ++c) sr[c] = kNegInf;
+  }
+  float inv_sum[R];
+  softmax_rows<R>(p, inv_sum, s, stride);
+  Out* o = out + r0 * ld_out;
+  int64_t c = 0;
+  for (; c + 32 <= d; c += 32) value_tile<R, 2, Out>(o + c, ld_out, p, stride, inv_sum, values + c, d, pairs);
+  if (c < d) value_tile<R, 1, Out>(o + c, ld_out, p, stride, inv_sum, values + c, d, pairs);
+}
+
+template <typename Out>
+void attend_tiles(Out* out, int64_t ld_out, const uint16_t* q, int64_t ld_q, const uint16_t* k, int64_t ld_k,
+                  const uint16_t* v, int64_t ld_v, int64_t len, int64_t d, float scale, const float* bias,
+                  Bf16AttentionTileScratch& scratch) {
+  const int64_t stride = bf16_attention_tile_stride(len), pairs = (len + 1) / 2;
   auto* keys = reinterpret_cast<uint32_t*>(scratch.keys.get(static_cast<size_t>(d * stride)));
   pair_keys(keys, stride, k, ld_k, len, d);
-  const __m512 scale16 = _mm512_set1_ps(scale);
-  // Keys 32 at a time (16 for the last few): their block of pairs stays in L1 across the rows.
-  int64_t j = 0;
-  for (; j + 32 <= stride; j += 32)
-    by_tiles(len, [&](auto rows, int64_t r) {
-      score_tile<decltype(rows)::value, 2>(s + r * stride + j, stride, queries + r * d, keys + j, stride, d,
-                                           scale16);
-    });
-  if (j < stride)
-    by_tiles(len, [&](auto rows, int64_t r) {
-      score_tile<decltype(rows)::value, 1>(s + r * stride + j, stride, queries + r * d, keys + j, stride, d,
-                                           scale16);
-    });
-  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-  for (int64_t r = 0; r < len; ++r)
-    for (int64_t c = len; c < stride; ++c) s[r * stride + c] = kNegInf;
-}
-
-namespace {
-template <typename Out>
-void tile_values(Out* out, int64_t ld_out, const float* p, const float* inv_sum, const uint16_t* v,
-                 int64_t ld_v, int64_t len, int64_t d, Bf16AttentionTileScratch& scratch) {
-  const int64_t stride = bf16_attention_tile_stride(len), pairs = (len + 1) / 2;
-  uint16_t* probabilities = scratch.probabilities.get(static_cast<size_t>(len * stride));
-  round_rows(probabilities, p, stride, len, stride);
   auto* values = reinterpret_cast<uint32_t*>(scratch.values.get(static_cast<size_t>(2 * pairs * d)));
   pair_values(values, v, ld_v, len, d);
-  int64_t c = 0;
-  for (; c + 32 <= d; c += 32)
-    by_tiles(len, [&](auto rows, int64_t r) {
-      value_tile<decltype(rows)::value, 2, Out>(out + r * ld_out + c, ld_out, probabilities + r * stride,
-                                                stride, inv_sum + r, values + c, d, pairs);
-    });
-  if (c < d)
-    by_tiles(len, [&](auto rows, int64_t r) {
-      value_tile<decltype(rows)::value, 1, Out>(out + r * ld_out + c, ld_out, probabilities + r * stride,
-                                                stride, inv_sum + r, values + c, d, pairs);
-    });
+  float* s = scratch.scores.get(static_cast<size_t>(kTileRows * stride));
+  uint16_t* p = scratch.probabilities.get(static_cast<size_t>(kTileRows * stride));
+  const __m512 scale16 = _mm512_set1_ps(scale);
+  by_tiles(len, [&](auto rows, int64_t r) {
+    attend_rows<decltype(rows)::value>(out, ld_out, q, ld_q, keys, values, r, len, d, scale16, bias, s, p);
+  });
 }
-
 }  // namespace
 
-void bf16_attention_tile_values(float* out, int64_t ld_out, const float* p, const float* inv_sum,
-                                const uint16_t* v, int64_t ld_v, int64_t len, int64_t d,
-                                Bf16AttentionTileScratch& scratch) {
-  tile_values(out, ld_out, p, inv_sum, v, ld_v, len, d, scratch);
+void bf16_attention_tiles(float* out, int64_t ld_out, const uint16_t* q, int64_t ld_q, const uint16_t* k,
+                          int64_t ld_k, const uint16_t* v, int64_t ld_v, int64_t len, int64_t d, float scale,
+                          const float* bias, Bf16AttentionTileScratch& scratch) {
+  attend_tiles(out, ld_out, q, ld_q, k, ld_k, v, ld_v, len, d, scale, bias, scratch);
 }
 
-void bf16_attention_tile_values(uint16_t* out, int64_t ld_out, const float* p, const float* inv_sum,
-                                const uint16_t* v, int64_t ld_v, int64_t len, int64_t d,
-                                Bf16AttentionTileScratch& scratch) {
-  tile_values(out, ld_out, p, inv_sum, v, ld_v, len, d, scratch);
+void bf16_attention_tiles(uint16_t* out, int64_t ld_out, const uint16_t* q, int64_t ld_q, const uint16_t* k,
+                          int64_t ld_k, const uint16_t* v, int64_t ld_v, int64_t len, int64_t d, float scale,
+                          const float* bias, Bf16AttentionTileScratch& scratch) {
+  attend_tiles(out, ld_out, q, ld_q, k, ld_k, v, ld_v, len, d, scale, bias, scratch);
 }
 
 #  pragma GCC pop_options
@@ -251,19 +278,16 @@ void bf16_attention_tile_values(uint16_t* out, int64_t ld_out, const float* p, c
 
 bool bf16_attention_tiles_fit(int64_t) { return false; }
 
-void bf16_attention_tile_scores(float*, const uint16_t*, int64_t, const uint16_t*, int64_t, int64_t, int64_t,
-                                float, Bf16AttentionTileScratch&) {
-  throw Error("bf16_attention_tile_scores: built without AVX2");
+void bf16_attention_tiles(float*, int64_t, const uint16_t*, int64_t, const uint16_t*, int64_t,
+                          const uint16_t*, int64_t, int64_t, int64_t, float, const float*,
+                          Bf16AttentionTileScratch&) {
+  throw Error("bf16_attention_tiles: built without AVX2");
 }
 
-void bf16_attention_tile_values(float*, int64_t, const float*, const float*, const uint16_t*, int64_t,
-                                int64_t, int64_t, Bf16AttentionTileScratch&) {
-  throw Error("bf16_attention_tile_values: built without AVX2");
-}
-
-void bf16_attention_tile_values(uint16_t*, int64_t, const float*, const float*, const uint16_t*, int64_t,
-                                int64_t, int64_t, Bf16AttentionTileScratch&) {
-  throw Error("bf16_attention_tile_values: built without AVX2");
+void bf16_attention_tiles(uint16_t*, int64_t, const uint16_t*, int64_t, const uint16_t*, int64_t,
+                          const uint16_t*, int64_t, int64_t, int64_t, float, const float*,
+                          Bf16AttentionTileScratch&) {
+  throw Error("bf16_attention_tiles: built without AVX2");
 }
 
 #endif

@@ -15,33 +15,32 @@
 
 namespace nle::ops::cpu {
 
-// A thread's bf16 copies of one head's queries (len, d), keys (pairs of d, stride),
-// values (pairs of keys, d) and probabilities (len, stride).
+// A thread's paired keys (pairs of d, stride) and values (pairs of keys, d), and the scores
+// (rows of a tile, stride) and their probabilities in bf16.
 struct Bf16AttentionTileScratch {
-  ScratchBuffer<uint16_t> queries, keys, values, probabilities;
+  ScratchBuffer<uint16_t> keys, values, probabilities;
+  ScratchBuffer<float> scores;
 };
 
 // Whether this CPU (AVX512-BF16) and build take heads of this width (a multiple of 16).
 bool bf16_attention_tiles_fit(int64_t head_dim);
 
-// The score row stride bf16_attention_tile_scores writes: len rounded up to a multiple of 16.
+// The score row stride of a sequence of len: len rounded up to a multiple of 16.
 int64_t bf16_attention_tile_stride(int64_t len);
 
-// s (len, stride) = scale · q (len, d) · k (len, d)ᵀ, rows of q and k (bf16 bit patterns)
-// ld_q and ld_k apart (ld_k even); the columns from len on are -inf.
-void bf16_attention_tile_scores(float* s, const uint16_t* q, int64_t ld_q, const uint16_t* k, int64_t ld_k,
-                                int64_t len, int64_t d, float scale, Bf16AttentionTileScratch& scratch);
-
-// out[r, :] = inv_sum[r] · Σ_j p[r, j] · v[j, :] for r < len, j < len with p rounded to
-// bf16, v bf16: p's rows stride floats apart (bf16_attention_tile_stride(len): the unnormalised
-// probabilities over bf16_attention_tile_scores' rows, 0 from len on), v's ld_v, out's ld_out.
-void bf16_attention_tile_values(float* out, int64_t ld_out, const float* p, const float* inv_sum,
-                                const uint16_t* v, int64_t ld_v, int64_t len, int64_t d,
-                                Bf16AttentionTileScratch& scratch);
+// out[r, :] = inv_sum[r] · Σ_j p[r, j] · v[j, :] for r, j < len, where p[r, j] =
+// exp(s[r, j] - max_j s[r, j]) rounded to bf16, s[r, j] = scale · q[r, :] · k[j, :] (+ bias[j
+// - r] where bias is given: T5's relative position bias, row r's at bias - r) and inv_sum[r] =
+// 1 / Σ_j of the unrounded exps. q, k and v bf16 bit patterns, rows ld_q, ld_k (even) and ld_v
+// apart; out's ld_out. A tile of rows at a time from start to end: its scores (tile rows ×
+// stride floats) stay in L1 for the softmax and the second product.
+void bf16_attention_tiles(float* out, int64_t ld_out, const uint16_t* q, int64_t ld_q, const uint16_t* k,
+                          int64_t ld_k, const uint16_t* v, int64_t ld_v, int64_t len, int64_t d, float scale,
+                          const float* bias, Bf16AttentionTileScratch& scratch);
 // The same with out's values rounded to bf16 (bit patterns, to nearest even; a denormal
 // counts as 0, as vcvtneps2bf16 takes it): for a bf16 product that takes them.
-void bf16_attention_tile_values(uint16_t* out, int64_t ld_out, const float* p, const float* inv_sum,
-                                const uint16_t* v, int64_t ld_v, int64_t len, int64_t d,
-                                Bf16AttentionTileScratch& scratch);
+void bf16_attention_tiles(uint16_t* out, int64_t ld_out, const uint16_t* q, int64_t ld_q, const uint16_t* k,
+                          int64_t ld_k, const uint16_t* v, int64_t ld_v, int64_t len, int64_t d, float scale,
+                          const float* bias, Bf16AttentionTileScratch& scratch);
 
 }  // namespace nle::ops::cpu
