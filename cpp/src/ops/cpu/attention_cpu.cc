@@ -19,42 +19,36 @@ namespace nle::ops::cpu {
 
 namespace {
 // One sequence's attention for one head over float32 q, k and v (len rows, ld_in and ld_v
-// apart): the scores (len, stride) in the float32 tiles or by the GEMM library (single-
-// threaded inside the caller's parallel region), softmax, and the second product.
+// apart): in the float32 tiles, or by the GEMM library (single-threaded inside the caller's
+// parallel region): the scores (len, len), softmax, and the second product.
 template <typename Out>
 void attend_head_f32(Out* oh, int64_t ld_out, const float* qh, const float* kh, const float* vh,
                      int64_t ld_in, int64_t ld_v, int64_t len, int64_t head_dim, float scale,
                      const float* row_bias, bool tiles) {
-  // Per thread: the scores and 1 / Σ, the tiles' copies, the GEMM library's results before
-  // rounding.
+  if (tiles) {
+    thread_local AttentionTileScratch tile_scratch;
+    attention_tiles(oh, ld_out, qh, ld_in, kh, ld_in, vh, ld_v, len, head_dim, scale, row_bias, tile_scratch);
+    return;
+  }
+  // Per thread: the scores and 1 / Σ, the results before rounding.
   thread_local ScratchBuffer<float> scores_buffer, inv_sum_buffer, context_buffer;
-  thread_local AttentionTileScratch tile_scratch;
-  const int64_t stride = tiles ? attention_tile_stride(len) : len;
-  float* scores = scores_buffer.get(static_cast<size_t>(len * stride));
+  float* scores = scores_buffer.get(static_cast<size_t>(len * len));
   float* inv_sum = inv_sum_buffer.get(static_cast<size_t>(len));
-  // (L, L) = (L, d) · (L, d)ᵀ. The tiles' padding columns are -inf: 0 after the exp.
-  if (tiles)
-    attention_tile_scores(scores, qh, ld_in, kh, ld_in, len, head_dim, scale, tile_scratch);
-  else
-    gemm_f32(scores, qh, kh, false, true, len, len, head_dim, ld_in, ld_in, len, scale, 0.f);
+  gemm_f32(scores, qh, kh, false, true, len, len, head_dim, ld_in, ld_in, len, scale, 0.f);
   if (row_bias) {
     for (int64_t r = 0; r < len; ++r) {
-      float* sr = scores + r * stride;
+      float* sr = scores + r * len;
       const float* br = row_bias - r;
 #pragma omp simd
       for (int64_t c = 0; c < len; ++c) sr[c] += br[c];
     }
   }
   // Unnormalised probabilities; each output row is scaled by its 1 / Σ instead.
-  softmax_rows_unnormalized_f32(scores, inv_sum, len, stride);
-  if (tiles) {
-    attention_tile_values(oh, ld_out, scores, stride, inv_sum, vh, ld_v, len, head_dim, tile_scratch);
-    return;
-  }
+  softmax_rows_unnormalized_f32(scores, inv_sum, len, len);
   constexpr bool rounded = std::is_same_v<Out, uint16_t>;
   float* o = rounded ? context_buffer.get(static_cast<size_t>(len * head_dim)) : reinterpret_cast<float*>(oh);
   const int64_t ld_o = rounded ? head_dim : ld_out;
-  gemm_f32(o, scores, vh, false, false, len, head_dim, len, stride, ld_v, ld_o, 1.f, 0.f);
+  gemm_f32(o, scores, vh, false, false, len, head_dim, len, len, ld_v, ld_o, 1.f, 0.f);
   for (int64_t r = 0; r < len; ++r) {
     float* orow = o + r * ld_o;
     const float s = inv_sum[r];

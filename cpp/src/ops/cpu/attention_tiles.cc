@@ -8,6 +8,7 @@
 
 #include "nlpengine/errors.h"
 #include "ops/cpu/transpose_8x8.h"
+#include "ops/softmax.h"
 
 namespace nle::ops::cpu {
 
@@ -66,35 +67,6 @@ inline void score_tile(float* s, int64_t ld_s, const float* q, int64_t ld_q, con
     for (int v = 0; v < V; ++v) _mm256_storeu_ps(s + r * ld_s + 8 * v, _mm256_mul_ps(acc[r][v], scale));
 }
 
-template <int V>
-void score_rows(float* s, int64_t ld_s, const float* q, int64_t ld_q, const float* kt, int64_t ld_kt,
-                int64_t rows, int64_t d, __m256 scale) {
-  int64_t r = 0;
-  for (; r + kTileRows <= rows; r += kTileRows)
-    score_tile<kTileRows, V>(s + r * ld_s, ld_s, q + r * ld_q, ld_q, kt, ld_kt, d, scale);
-  float* sr = s + r * ld_s;
-  const float* qr = q + r * ld_q;
-  switch (rows - r) {
-    case 5:
-      score_tile<5, V>(sr, ld_s, qr, ld_q, kt, ld_kt, d, scale);
-      break;
-    case 4:
-      score_tile<4, V>(sr, ld_s, qr, ld_q, kt, ld_kt, d, scale);
-      break;
-    case 3:
-      score_tile<3, V>(sr, ld_s, qr, ld_q, kt, ld_kt, d, scale);
-      break;
-    case 2:
-      score_tile<2, V>(sr, ld_s, qr, ld_q, kt, ld_kt, d, scale);
-      break;
-    case 1:
-      score_tile<1, V>(sr, ld_s, qr, ld_q, kt, ld_kt, d, scale);
-      break;
-    default:
-      break;
-  }
-}
-
 // 8 floats rounded to bf16 bit patterns as float_to_bf16 rounds them: to nearest even, a
 // NaN kept quiet.
 inline __m128i round_to_bf16(__m256 x) {
@@ -144,95 +116,91 @@ inline void value_tile(Out* out, int64_t ld_out, const float* p, int64_t ld_p, c
   }
 }
 
-template <int V, typename Out>
-void value_rows(Out* out, int64_t ld_out, const float* p, int64_t ld_p, const float* inv_sum, const float* v,
-                int64_t ld_v, int64_t rows, int64_t len) {
-  int64_t r = 0;
-  for (; r + kTileRows <= rows; r += kTileRows)
-    value_tile<kTileRows, V>(out + r * ld_out, ld_out, p + r * ld_p, ld_p, inv_sum + r, v, ld_v, len);
-  Out* o = out + r * ld_out;
-  const float* pr = p + r * ld_p;
-  const float* is = inv_sum + r;
-  switch (rows - r) {
-    case 5:
-      value_tile<5, V>(o, ld_out, pr, ld_p, is, v, ld_v, len);
-      break;
-    case 4:
-      value_tile<4, V>(o, ld_out, pr, ld_p, is, v, ld_v, len);
-      break;
-    case 3:
-      value_tile<3, V>(o, ld_out, pr, ld_p, is, v, ld_v, len);
-      break;
-    case 2:
-      value_tile<2, V>(o, ld_out, pr, ld_p, is, v, ld_v, len);
-      break;
-    case 1:
-      value_tile<1, V>(o, ld_out, pr, ld_p, is, v, ld_v, len);
-      break;
-    default:
-      break;
+// Rows r0 .. r0 + R - 1 of one head's attention, start to end: their scores over every key
+// (R × stride floats, in L1), the softmax's unnormalised probabilities and 1 / Σ, and the
+// product with the values. q and v contiguous copies (d apart), kt the keys transposed.
+template <int R, typename Out>
+void attend_rows(Out* out, int64_t ld_out, const float* q, const float* kt, const float* v, int64_t r0,
+                 int64_t len, int64_t d, __m256 scale, const float* bias, float* s) {
+  const int64_t stride = attention_tile_stride(len);
+  const float* qr = q + r0 * d;
+  int64_t j = 0;
+  for (; j + 16 <= stride; j += 16) score_tile<R, 2>(s + j, stride, qr, d, kt + j, stride, d, scale);
+  if (j < stride) score_tile<R, 1>(s + j, stride, qr, d, kt + j, stride, d, scale);
+  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
+  for (int r = 0; r < R; ++r) {
+    float* sr = s + r * stride;
+    if (bias) {
+      const float* br = bias - (r0 + r);  // T5's relative position bias: row i's is bias - i
+      for (int64_t c = 0; c < len; ++c) sr[c] += br[c];
+    }
+    for (int64_t c = len; c < stride; ++c) sr[c] = kNegInf;  // 0 after the exp
   }
+  float inv_sum[R];
+  softmax_rows_unnormalized_f32(s, inv_sum, R, stride);
+  Out* o = out + r0 * ld_out;
+  int64_t c = 0;
+  for (; c + 16 <= d; c += 16) value_tile<R, 2>(o + c, ld_out, s, stride, inv_sum, v + c, d, len);
+  if (c < d) value_tile<R, 1>(o + c, ld_out, s, stride, inv_sum, v + c, d, len);
 }
 
 template <typename Out>
-void tile_values(Out* out, int64_t ld_out, const float* p, int64_t ld_p, const float* inv_sum, const float* v,
-                 int64_t ld_v, int64_t len, int64_t d, AttentionTileScratch& scratch) {
+void attend_tiles(Out* out, int64_t ld_out, const float* q, int64_t ld_q, const float* k, int64_t ld_k,
+                  const float* v, int64_t ld_v, int64_t len, int64_t d, float scale, const float* bias,
+                  AttentionTileScratch& scratch) {
+  const int64_t stride = attention_tile_stride(len);
+  float* kt = scratch.keys.get(static_cast<size_t>(d * stride));
+  transpose_keys(kt, stride, k, ld_k, len, d);
+  q = copy_rows(scratch.queries, q, ld_q, len, d);
   v = copy_rows(scratch.values, v, ld_v, len, d);
-  ld_v = d;
-  int64_t c = 0;
-  for (; c + 16 <= d; c += 16) value_rows<2>(out + c, ld_out, p, ld_p, inv_sum, v + c, ld_v, len, len);
-  if (c < d) value_rows<1>(out + c, ld_out, p, ld_p, inv_sum, v + c, ld_v, len, len);
+  float* s = scratch.scores.get(static_cast<size_t>(kTileRows * stride));
+  const __m256 scale8 = _mm256_set1_ps(scale);
+  int64_t r = 0;
+  for (; r + kTileRows <= len; r += kTileRows)
+    attend_rows<kTileRows>(out, ld_out, q, kt, v, r, len, d, scale8, bias, s);
+  switch (len - r) {
+    case 5:
+      return attend_rows<5>(out, ld_out, q, kt, v, r, len, d, scale8, bias, s);
+    case 4:
+      return attend_rows<4>(out, ld_out, q, kt, v, r, len, d, scale8, bias, s);
+    case 3:
+      return attend_rows<3>(out, ld_out, q, kt, v, r, len, d, scale8, bias, s);
+    case 2:
+      return attend_rows<2>(out, ld_out, q, kt, v, r, len, d, scale8, bias, s);
+    case 1:
+      return attend_rows<1>(out, ld_out, q, kt, v, r, len, d, scale8, bias, s);
+    default:
+      return;
+  }
 }
 }  // namespace
 
 bool attention_tiles_fit(int64_t head_dim) { return head_dim > 0 && head_dim % 8 == 0; }
 
-void attention_tile_scores(float* s, const float* q, int64_t ld_q, const float* k, int64_t ld_k, int64_t len,
-                           int64_t d, float scale, AttentionTileScratch& scratch) {
-  const int64_t stride = attention_tile_stride(len);
-  float* keys = scratch.keys.get(static_cast<size_t>(d * stride));
-  transpose_keys(keys, stride, k, ld_k, len, d);
-  q = copy_rows(scratch.queries, q, ld_q, len, d);
-  ld_q = d;
-  const __m256 scale8 = _mm256_set1_ps(scale);
-  // Keys 16 at a time (8 for the last few): their block of kt stays in L1 across the rows.
-  int64_t j = 0;
-  for (; j + 16 <= stride; j += 16) score_rows<2>(s + j, stride, q, ld_q, keys + j, stride, len, d, scale8);
-  if (j < stride) score_rows<1>(s + j, stride, q, ld_q, keys + j, stride, len, d, scale8);
-  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-  for (int64_t r = 0; r < len; ++r)
-    for (int64_t c = len; c < stride; ++c) s[r * stride + c] = kNegInf;
+void attention_tiles(float* out, int64_t ld_out, const float* q, int64_t ld_q, const float* k, int64_t ld_k,
+                     const float* v, int64_t ld_v, int64_t len, int64_t d, float scale, const float* bias,
+                     AttentionTileScratch& scratch) {
+  attend_tiles(out, ld_out, q, ld_q, k, ld_k, v, ld_v, len, d, scale, bias, scratch);
 }
 
-void attention_tile_values(float* out, int64_t ld_out, const float* p, int64_t ld_p, const float* inv_sum,
-                           const float* v, int64_t ld_v, int64_t len, int64_t d,
-                           AttentionTileScratch& scratch) {
-  tile_values(out, ld_out, p, ld_p, inv_sum, v, ld_v, len, d, scratch);
-}
-
-void attention_tile_values(uint16_t* out, int64_t ld_out, const float* p, int64_t ld_p, const float* inv_sum,
-                           const float* v, int64_t ld_v, int64_t len, int64_t d,
-                           AttentionTileScratch& scratch) {
-  tile_values(out, ld_out, p, ld_p, inv_sum, v, ld_v, len, d, scratch);
+void attention_tiles(uint16_t* out, int64_t ld_out, const float* q, int64_t ld_q, const float* k,
+                     int64_t ld_k, const float* v, int64_t ld_v, int64_t len, int64_t d, float scale,
+                     const float* bias, AttentionTileScratch& scratch) {
+  attend_tiles(out, ld_out, q, ld_q, k, ld_k, v, ld_v, len, d, scale, bias, scratch);
 }
 
 #else  // no AVX2 with FMA: the callers take the GEMM library
 
 bool attention_tiles_fit(int64_t) { return false; }
 
-void attention_tile_scores(float*, const float*, int64_t, const float*, int64_t, int64_t, int64_t, float,
-                           AttentionTileScratch&) {
-  throw Error("attention_tile_scores: built without AVX2 and FMA");
+void attention_tiles(float*, int64_t, const float*, int64_t, const float*, int64_t, const float*, int64_t,
+                     int64_t, int64_t, float, const float*, AttentionTileScratch&) {
+  throw Error("attention_tiles: built without AVX2 and FMA");
 }
 
-void attention_tile_values(float*, int64_t, const float*, int64_t, const float*, const float*, int64_t,
-                           int64_t, int64_t, AttentionTileScratch&) {
-  throw Error("attention_tile_values: built without AVX2 and FMA");
-}
-
-void attention_tile_values(uint16_t*, int64_t, const float*, int64_t, const float*, const float*, int64_t,
-                           int64_t, int64_t, AttentionTileScratch&) {
-  throw Error("attention_tile_values: built without AVX2 and FMA");
+void attention_tiles(uint16_t*, int64_t, const float*, int64_t, const float*, int64_t, const float*, int64_t,
+                     int64_t, int64_t, float, const float*, AttentionTileScratch&) {
+  throw Error("attention_tiles: built without AVX2 and FMA");
 }
 
 #endif
