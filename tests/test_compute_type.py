@@ -45,8 +45,10 @@ if nlpengine.int8_weight_max() < 127:
 if nlpengine.int8_mixed_arithmetic() == "int16":
     POOLED_COSINE["int8-mixed"] = (0.9997, 0.999)
 #: Relative error ||logits - float32 logits|| / ||float32 logits|| of tiny random models
-#: (their random weights make them far more sensitive than trained ones).
-RELATIVE_LOGIT_ERROR = {"int8": 0.1, "bf16": 0.03, "int8-mixed": 0.1}
+#: (their random weights make them far more sensitive than trained ones). The largest
+#: measured: the seq2seq T5 with heads of 16, int8 0.074, bf16 0.0285 with bf16
+#: attention (0.0256 with float32 attention), on an AMD EPYC with AVX512-BF16.
+RELATIVE_LOGIT_ERROR = {"int8": 0.1, "bf16": 0.04, "int8-mixed": 0.1}
 
 SENTENCES = [
     "The library opens at nine on weekdays and at ten on Saturdays.",
@@ -173,13 +175,25 @@ def test_every_encoder_architecture_stays_close(tmp_path, arch, sizes, compute_t
 
 
 @pytest.mark.parametrize("compute_type", ["int8", "bf16", "int8-mixed"])
-@pytest.mark.parametrize("arch", ["bart", "t5"])
-def test_seq2seq_logits_and_generation(tmp_path, arch, compute_type):
-    save_seq2seq(tmp_path / arch, SEQ2SEQ_CONFIGS[arch], seed=5)
+@pytest.mark.parametrize(
+    ("arch", "sizes"),
+    [
+        ("bart", {}),
+        ("t5", {}),
+        # Encoder heads 16 wide: the bf16 attention tiles where the CPU multiplies bf16
+        # natively, T5's with its relative position bias (heads of 8 take float32 tiles).
+        ("bart", {"d_model": 64}),
+        ("t5", {"d_kv": 16}),
+    ],
+    ids=lambda v: "-".join(f"{k}{x}" for k, x in v.items()) if isinstance(v, dict) else v,
+)
+def test_seq2seq_logits_and_generation(tmp_path, arch, sizes, compute_type):
+    save_seq2seq(tmp_path / arch, {**SEQ2SEQ_CONFIGS[arch], **sizes}, seed=5)
     rng = np.random.default_rng(1)
-    ids = rng.integers(4, 90, size=(2, 9))
+    # Sources longer than a block of six query rows, one of them padded.
+    ids = rng.integers(4, 90, size=(2, 23))
     mask = np.ones_like(ids)
-    mask[0, 6:] = 0
+    mask[0, 15:] = 0
     decoder_ids = rng.integers(4, 90, size=(2, 5))
     exact = nlpengine.load(tmp_path / arch, threads=1)
     model = nlpengine.load(tmp_path / arch, threads=1, compute_type=compute_type)

@@ -20,12 +20,28 @@ Seq2SeqAttention::Seq2SeqAttention(const Weights& weights, const Names& names, i
     kv_ = Linear::fused(weights, {names.k, names.v}, inner, d_model, biases, memory_norm);
   } else {
     qkv_ = Linear::fused(weights, {names.q, names.k, names.v}, inner, d_model, biases, input_norm);
+    // The encoder's attention in bf16 where the fused projection can write bf16 (as
+    // SelfAttention's): the fast compute types on CPUs that multiply bf16 natively.
+    const ComputeType type = weights.compute_type();
+    bf16_attention_ =
+        type != ComputeType::Float32 && qkv_.gives_bf16() && ops::bf16_attention_available(head_dim);
   }
 }
 
 void Seq2SeqAttention::encode(Tensor& out, const Tensor& x, const std::vector<int64_t>& seq_offsets,
                               const ops::RelativeBias* bias) const {
   const int64_t inner = num_heads_ * head_dim_;
+  if (bf16_attention_) {
+    Tensor qkv(DType::BF16, {x.dim(0), 3 * inner});
+    qkv_(qkv, x);
+    // Rounded to bf16 as they are written where the output projection takes bf16.
+    Tensor context(out_.bf16_io() ? DType::BF16 : DType::F32, {x.dim(0), inner});
+    const uint16_t* base = qkv.data<uint16_t>();
+    ops::packed_self_attention_bf16(context, base, base + inner, base + 2 * inner, 3 * inner, seq_offsets,
+                                    num_heads_, head_dim_, scale_, bias);
+    out_(out, context);
+    return;
+  }
   Tensor qkv(DType::F32, {x.dim(0), 3 * inner});
   qkv_(qkv, x);
   Tensor context(DType::F32, {x.dim(0), inner});

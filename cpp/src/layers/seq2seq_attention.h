@@ -55,6 +55,11 @@ class Seq2SeqAttention {
   int64_t num_heads_, head_dim_;
   float scale_;
   bool half_memory_ = false;  // project_memory stores F16
+  // Encoder self-attention: the fused projection writes bf16 queries, keys and values and
+  // both of the attention's products run in bf16 (ops::packed_self_attention_bf16, with
+  // T5's relative bias): the fast compute types where the CPU multiplies bf16 natively
+  // and heads are a multiple of 16 wide. Elsewhere, and in the decoder, float32.
+  bool bf16_attention_ = false;
 };
 
 }  // namespace nle
