@@ -3,6 +3,7 @@
 #include <cstring>
 
 #include "ops/float16.h"
+#include "ops/int8_rows.h"
 
 namespace nle {
 
@@ -13,7 +14,9 @@ Seq2SeqAttention::Seq2SeqAttention(const Weights& weights, const Names& names, i
       num_heads_(num_heads),
       head_dim_(head_dim),
       scale_(scale),
-      half_memory_(cross && weights.compute_type() != ComputeType::Float32) {
+      memory_dtype_(!cross || weights.compute_type() == ComputeType::Float32 ? DType::F32
+                    : weights.compute_type() == ComputeType::Int8            ? DType::I8
+                                                                             : DType::F16) {
   const int64_t inner = num_heads * head_dim;
   if (cross) {
     q_ = Linear(weights, names.q, inner, d_model, biases, input_norm);
@@ -101,26 +104,33 @@ void to_head_major(T* out, const T* kv, int64_t rows, int64_t heads, int64_t d) 
 
 }  // namespace
 
-Tensor Seq2SeqAttention::project_memory(const Tensor& memory) const {
+ProjectedMemory Seq2SeqAttention::project_memory(const Tensor& memory) const {
   const int64_t rows = memory.dim(0);
   Tensor kv(DType::F32, {rows, 2 * num_heads_ * head_dim_});
   kv_(kv, memory);
   const Shape shape{2, num_heads_, rows, head_dim_};
-  if (half_memory_) {
+  if (memory_dtype_ == DType::F16) {
     Tensor half(DType::F16, kv.shape()), out(DType::F16, shape);
     ops::float_to_half(static_cast<uint16_t*>(half.raw_data()), kv.data<float>(), kv.numel());
     to_head_major(static_cast<uint16_t*>(out.raw_data()), static_cast<const uint16_t*>(half.raw_data()), rows,
                   num_heads_, head_dim_);
-    return out;
+    return {out, Tensor()};
   }
   Tensor out(DType::F32, shape);
   to_head_major(out.data<float>(), kv.data<float>(), rows, num_heads_, head_dim_);
-  return out;
+  if (memory_dtype_ == DType::I8) {
+    Tensor codes(DType::I8, shape), scales(DType::F32, {2, num_heads_, rows});
+    ops::quantize_rows_int8(codes.data<int8_t>(), scales.data<float>(), out.data<float>(),
+                            2 * num_heads_ * rows, head_dim_);
+    return {codes, scales};
+  }
+  return {out, Tensor()};
 }
 
-void Seq2SeqAttention::cross_step(Tensor& out, const Tensor& x, const Tensor& memory_kv,
+void Seq2SeqAttention::cross_step(Tensor& out, const Tensor& x, const ProjectedMemory& memory,
                                   const std::vector<int64_t>& key_offsets,
                                   const std::vector<int64_t>& key_rows) const {
+  const Tensor& memory_kv = memory.kv;
   const int64_t inner = num_heads_ * head_dim_, n = x.dim(0);
   Tensor q(DType::F32, {n, inner});
   q_(q, x);
@@ -131,7 +141,12 @@ void Seq2SeqAttention::cross_step(Tensor& out, const Tensor& x, const Tensor& me
   a.num_queries = n;
   // memory_kv: (2, heads, S, head_dim) from project_memory.
   const int64_t rows = memory_kv.dim(2), values_at = num_heads_ * rows * head_dim_;
-  if (memory_kv.dtype() == DType::F16) {
+  if (memory_kv.dtype() == DType::I8) {
+    a.k_i8 = memory_kv.data<int8_t>();
+    a.v_i8 = a.k_i8 + values_at;
+    a.k_scales = memory.scales.data<float>();
+    a.v_scales = a.k_scales + num_heads_ * rows;
+  } else if (memory_kv.dtype() == DType::F16) {
     const auto* halves = static_cast<const uint16_t*>(memory_kv.raw_data());  // dtype_of<uint16_t> is BF16
     a.k_f16 = halves;
     a.v_f16 = halves + values_at;

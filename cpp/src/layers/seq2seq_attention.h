@@ -9,6 +9,14 @@
 
 namespace nle {
 
+// A decoder layer's cross-attention keys and values of the encoder's states, projected
+// once per source (Seq2SeqAttention::project_memory): kv (2, heads, S, head_dim), keys
+// first, F32, F16 or I8; for I8, scales (2, heads, S) F32, one per head's part of a row.
+struct ProjectedMemory {
+  Tensor kv;
+  Tensor scales;
+};
+
 // Multi-head attention of the encoder-decoder architectures: self-attention in
 // the encoder (packed sequences, optional relative bias), causal
 // self-attention over a KV cache in the decoder, and cross-attention from the
@@ -35,17 +43,19 @@ class Seq2SeqAttention {
                    int64_t step, const std::vector<int64_t>& key_offsets, const std::vector<int64_t>& key_rows,
                    const float* bias) const;
   // Cross-attention: memory (S, d_model) -> keys and values (2, num_heads, S, head_dim),
-  // keys first, F32, or F16 for the fast compute types: a decoding step reads all of them
-  // (for 16 BART-base sources of 256 tokens, 150 MB per step in float32), and the fast
-  // types' products already round far more than half does. Head-major, so that one head's
+  // keys first, F32; F16 for bf16 and int8-mixed; I8 with a scale per head's part of a
+  // row for int8 (ProjectedMemory). A decoding step reads all of them (for 16 BART-base
+  // sources of 256 tokens, 150 MB per step in float32, 38 MB in int8), and the fast types'
+  // products already round far more than half does; int8's round their inputs to 8 bits
+  // as these codes do. Head-major, so that one head's
   // keys of one source are one contiguous block (ops::GatheredAttention::head_stride):
   // read row by row from the projection's layout, each head's 64 values sat a whole row
   // (3-6 KB) from the next, a page apart, and BART-base greedy steps spent a third of
   // their time there.
-  Tensor project_memory(const Tensor& memory) const;
+  ProjectedMemory project_memory(const Tensor& memory) const;
   // x (n, d_model) attends over the memory rows listed per query.
-  void cross_step(Tensor& out, const Tensor& x, const Tensor& memory_kv, const std::vector<int64_t>& key_offsets,
-                  const std::vector<int64_t>& key_rows) const;
+  void cross_step(Tensor& out, const Tensor& x, const ProjectedMemory& memory,
+                  const std::vector<int64_t>& key_offsets, const std::vector<int64_t>& key_rows) const;
 
  private:
   Linear qkv_;  // self-attention: q, k, v fused
@@ -54,7 +64,7 @@ class Seq2SeqAttention {
   Linear out_;
   int64_t num_heads_, head_dim_;
   float scale_;
-  bool half_memory_ = false;  // project_memory stores F16
+  DType memory_dtype_ = DType::F32;  // what project_memory stores: F32, F16 or I8
   // Encoder self-attention: the fused projection writes bf16 queries, keys and values and
   // both of the attention's products run in bf16 (ops::packed_self_attention_bf16, with
   // T5's relative bias): the fast compute types where the CPU multiplies bf16 natively

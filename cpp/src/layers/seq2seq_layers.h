@@ -49,7 +49,9 @@ class Seq2SeqDecoderLayer {
   NormParameters output_norm() const { return pre_norm_ ? NormParameters{} : ffn_norm_.parameters(); }
 
   // Keys and values of the encoder output (S, d_model) for this layer's cross-attention.
-  Tensor project_memory(const Tensor& memory) const { return cross_attention_->project_memory(memory); }
+  ProjectedMemory project_memory(const Tensor& memory) const {
+    return cross_attention_->project_memory(memory);
+  }
 
   // What one decoding step needs besides the layer's input.
   struct Step {
@@ -60,7 +62,7 @@ class Seq2SeqDecoderLayer {
     const std::vector<int64_t>* self_offsets;
     const std::vector<int64_t>* self_rows;
     const float* self_bias;  // (heads, step + 1) or null
-    const Tensor* memory_kv;
+    const ProjectedMemory* memory_kv;
     const std::vector<int64_t>* memory_offsets;
     const std::vector<int64_t>* memory_rows;
   };

@@ -116,7 +116,7 @@ class Session final : public DecoderSession {
   const Seq2SeqModel::Impl::Memory& memory_;
   int64_t rows_per_source_;
   KvCache cache_;
-  std::vector<Tensor> memory_kv_;
+  std::vector<ProjectedMemory> memory_kv_;
   std::vector<int64_t> self_offsets_, self_rows_, memory_offsets_, memory_rows_;
   std::vector<float> bias_;
 };

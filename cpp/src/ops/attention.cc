@@ -65,9 +65,19 @@ void packed_self_attention_bf16(Tensor& out, const uint16_t* q, const uint16_t* 
 bool bf16_attention_available(int64_t head_dim) { return cpu::bf16_attention_tiles_fit(head_dim); }
 
 void gathered_attention(float* out, int64_t ld_out, const GatheredAttention& a) {
-  const bool f32 = a.k && a.v && !a.k_f16 && !a.v_f16, f16 = a.k_f16 && a.v_f16 && !a.k && !a.v;
-  if (!out || !a.q || !(f32 || f16) || !a.key_offsets || (a.key_offsets[a.num_queries] > 0 && !a.key_rows))
+  const int kinds = (a.k || a.v) + (a.k_f16 || a.v_f16) + (a.k_i8 || a.v_i8);
+  const bool complete =
+      (a.k && a.v) || (a.k_f16 && a.v_f16) || (a.k_i8 && a.v_i8 && a.k_scales && a.v_scales);
+  if (kinds > 1)
+    throw InvalidInputError(
+        "gathered_attention: keys and values of more than one kind (float32, half, int8)");
+  if (!out || !a.q || !complete || !a.key_offsets || (a.key_offsets[a.num_queries] > 0 && !a.key_rows))
     throw InvalidInputError("gathered_attention: missing buffer");
+  if (a.k_i8 && (a.head_dim <= 0 || a.ld_kv % a.head_dim != 0 || a.head_offset() % a.head_dim != 0))
+    throw InvalidInputError(
+        "gathered_attention: int8 keys and values need a row stride and a head stride "
+        "that are multiples of head_dim (" +
+        std::to_string(a.head_dim) + ")");
   const int64_t width = a.num_heads * a.head_dim;
   if (ld_out < width || a.ld_q < width || (a.head_stride == 0 && a.ld_kv < width))
     throw InvalidInputError("gathered_attention: a row stride is narrower than " + std::to_string(a.num_heads) +

@@ -52,7 +52,10 @@ bool bf16_attention_available(int64_t head_dim);
 // its own history in a KV cache or its source's encoder states. With a bias
 // (num_heads, bias_ld), bias[h * bias_ld + j] is added to the score of the j-th
 // listed key of every query. out: (num_queries, num_heads * head_dim), stride ld_out.
-// Keys and values are float32 (k, v) or IEEE half (k_f16, v_f16, k and v unset).
+// Keys and values are float32 (k, v), IEEE half (k_f16, v_f16) or int8 (k_i8, v_i8),
+// one kind set and the others unset; int8 elements are scaled by the scale of their
+// head's part of their row: the element at offset e from k_i8 is k_i8[e] ·
+// k_scales[e / head_dim] (ld_kv and the head stride multiples of head_dim), likewise v.
 // Head h's part of key row r is at k + r * ld_kv + h * head_stride: with head_stride 0
 // (the default) the heads sit side by side in a row (head_stride = head_dim); a
 // head-major store (head_stride = rows · head_dim, ld_kv = head_dim) keeps each head's
@@ -65,6 +68,10 @@ struct GatheredAttention {
   const float* v = nullptr;
   const uint16_t* k_f16 = nullptr;
   const uint16_t* v_f16 = nullptr;
+  const int8_t* k_i8 = nullptr;
+  const int8_t* v_i8 = nullptr;
+  const float* k_scales = nullptr;
+  const float* v_scales = nullptr;
   int64_t ld_kv = 0;
   int64_t head_stride = 0;               // 0: head_dim
   const int64_t* key_offsets = nullptr;  // num_queries + 1

@@ -162,23 +162,32 @@ inline void prefetch_row(const T* row, int64_t d) {
 }
 
 // The key or value rows a query reads: listed (row j at base + rows[j] · ld) ...
+// int8 rows have a scale each (scales[rows[j] · scale_ld]); the others no scales.
 template <typename T>
 struct ListedRows {
   const T* base;
   int64_t ld;
   const int64_t* rows;
+  const float* scales = nullptr;
+  int64_t scale_ld = 0;
   const T* operator[](int64_t j) const { return base + rows[j] * ld; }
+  float scale(int64_t j) const { return scales[rows[j] * scale_ld]; }
 };
 // ... or a block (row j at base + j · ld), as a group's are.
 template <typename T>
 struct BlockRows {
   const T* base;
   int64_t ld;
+  const float* scales = nullptr;
+  int64_t scale_ld = 0;
   const T* operator[](int64_t j) const { return base + j * ld; }
+  float scale(int64_t j) const { return scales[j * scale_ld]; }
 };
 
-// Keys and values are float32, or IEEE half for the fast compute types.
+// Keys and values are float32, IEEE half for the fast compute types, or int8 codes (their
+// scales applied to the scores and probabilities) for int8.
 inline float to_float(float v) { return v; }
+inline float to_float(int8_t v) { return static_cast<float>(v); }
 #if defined(__F16C__)
 inline float to_float(uint16_t h) { return _cvtsh_ss(h); }
 #else
@@ -190,14 +199,15 @@ inline __m256 load8(const float* p) { return _mm256_loadu_ps(p); }
 inline __m256 load8(const uint16_t* p) {
   return _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
 }
+inline __m256 load8(const int8_t* p) {
+  return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p))));
+}
 
-// scores[j] = scale · q · k[j] for d = 8 · C: four rows at a time, each with its own sums,
-// so that no add waits on the one before.
+// scores[j] = scale · q · k[j] for d = 8 · C: four rows at a time, each with two sums (even
+// and odd groups of 8), so that eight chains of multiply-adds run side by side where four
+// left the FMA units waiting on each one's latency half of the time.
 template <int C, typename Rows>
 void dot_rows_avx2(float* scores, const float* q, const Rows& k, int64_t n, float scale) {
-  __m256 qv[C];
-#  pragma GCC unroll 16
-  for (int c = 0; c < C; ++c) qv[c] = _mm256_loadu_ps(q + 8 * c);
   int64_t j = 0;
   for (; j + 4 <= n; j += 4) {
     if (j + kPrefetchAhead + 4 <= n)
@@ -206,15 +216,19 @@ void dot_rows_avx2(float* scores, const float* q, const Rows& k, int64_t n, floa
     const auto* r1 = k[j + 1];
     const auto* r2 = k[j + 2];
     const auto* r3 = k[j + 3];
-    __m256 a0 = _mm256_mul_ps(qv[0], load8(r0)), a1 = _mm256_mul_ps(qv[0], load8(r1));
-    __m256 a2 = _mm256_mul_ps(qv[0], load8(r2)), a3 = _mm256_mul_ps(qv[0], load8(r3));
+    __m256 a[4][2];
+#  pragma GCC unroll 4
+    for (int r = 0; r < 4; ++r) a[r][0] = a[r][1] = _mm256_setzero_ps();
 #  pragma GCC unroll 16
-    for (int c = 1; c < C; ++c) {
-      a0 = _mm256_fmadd_ps(qv[c], load8(r0 + 8 * c), a0);
-      a1 = _mm256_fmadd_ps(qv[c], load8(r1 + 8 * c), a1);
-      a2 = _mm256_fmadd_ps(qv[c], load8(r2 + 8 * c), a2);
-      a3 = _mm256_fmadd_ps(qv[c], load8(r3 + 8 * c), a3);
+    for (int c = 0; c < C; ++c) {
+      const __m256 qc = _mm256_loadu_ps(q + 8 * c);
+      a[0][c & 1] = _mm256_fmadd_ps(qc, load8(r0 + 8 * c), a[0][c & 1]);
+      a[1][c & 1] = _mm256_fmadd_ps(qc, load8(r1 + 8 * c), a[1][c & 1]);
+      a[2][c & 1] = _mm256_fmadd_ps(qc, load8(r2 + 8 * c), a[2][c & 1]);
+      a[3][c & 1] = _mm256_fmadd_ps(qc, load8(r3 + 8 * c), a[3][c & 1]);
     }
+    const __m256 a0 = _mm256_add_ps(a[0][0], a[0][1]), a1 = _mm256_add_ps(a[1][0], a[1][1]);
+    const __m256 a2 = _mm256_add_ps(a[2][0], a[2][1]), a3 = _mm256_add_ps(a[3][0], a[3][1]);
     // The four sums of 8 lanes each, side by side in one vector of 4.
     const __m256 h01 = _mm256_hadd_ps(a0, a1), h23 = _mm256_hadd_ps(a2, a3);
     const __m256 h = _mm256_hadd_ps(h01, h23);
@@ -223,9 +237,9 @@ void dot_rows_avx2(float* scores, const float* q, const Rows& k, int64_t n, floa
   }
   for (; j < n; ++j) {
     const auto* r = k[j];
-    __m256 a = _mm256_mul_ps(qv[0], load8(r));
+    __m256 a = _mm256_mul_ps(_mm256_loadu_ps(q), load8(r));
 #  pragma GCC unroll 16
-    for (int c = 1; c < C; ++c) a = _mm256_fmadd_ps(qv[c], load8(r + 8 * c), a);
+    for (int c = 1; c < C; ++c) a = _mm256_fmadd_ps(_mm256_loadu_ps(q + 8 * c), load8(r + 8 * c), a);
     const __m128 s4 = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
     const __m128 s2 = _mm_add_ps(s4, _mm_movehl_ps(s4, s4));
     scores[j] = _mm_cvtss_f32(_mm_add_ss(s2, _mm_movehdup_ps(s2))) * scale;
@@ -311,9 +325,13 @@ void attend(float* out, std::vector<float>& scores, std::vector<float>& acc, con
   }
   scores.resize(static_cast<size_t>(n));
   dot_rows(scores.data(), q, k, n, d, scale);
+  if (k.scales)
+    for (int64_t j = 0; j < n; ++j) scores[j] *= k.scale(j);
   if (bias)
     for (int64_t j = 0; j < n; ++j) scores[j] += bias[j];
   softmax_row_f32(scores.data(), n);
+  if (v.scales)  // each value row's scale folded into its probability
+    for (int64_t j = 0; j < n; ++j) scores[j] *= v.scale(j);
   weighted_rows(out, acc.data(), scores.data(), v, n, d);
 }
 
@@ -381,45 +399,57 @@ void group_weighted_avx2(float* out, int64_t ld_out, const float* p, const T* v,
   }
 }
 
-// G ≤ 4 queries of a group, one head: scores, bias, softmax, weighted values.
+// G ≤ 4 queries of a group, one head: scores, bias, softmax, weighted values (k and v
+// with their rows' scales where they are int8).
 template <int C, int G, typename T>
 void attend_group_avx2(float* out, int64_t ld_out, std::vector<float>& scores, const float* q, int64_t ld_q,
-                       const T* k, const T* v, int64_t ld, int64_t n, float scale, const float* bias) {
+                       const BlockRows<T>& k, const BlockRows<T>& v, int64_t n, float scale,
+                       const float* bias) {
   scores.resize(static_cast<size_t>(G * n));
-  group_dot_avx2<C, G>(scores.data(), q, ld_q, k, ld, n, scale);
+  group_dot_avx2<C, G>(scores.data(), q, ld_q, k.base, k.ld, n, scale);
   for (int g = 0; g < G; ++g) {
     float* sr = scores.data() + g * n;
+    if (k.scales)
+      for (int64_t j = 0; j < n; ++j) sr[j] *= k.scale(j);
     if (bias)
       for (int64_t j = 0; j < n; ++j) sr[j] += bias[j];
     softmax_row_f32(sr, n);
+    if (v.scales)
+      for (int64_t j = 0; j < n; ++j) sr[j] *= v.scale(j);
   }
-  group_weighted_avx2<C, G>(out, ld_out, scores.data(), v, ld, n);
+  group_weighted_avx2<C, G>(out, ld_out, scores.data(), v.base, v.ld, n);
 }
 
 template <int C, typename T>
 void attend_group_avx2(float* out, int64_t ld_out, std::vector<float>& scores, const float* q, int64_t ld_q,
-                       const T* k, const T* v, int64_t ld, int64_t n, float scale, const float* bias,
-                       int64_t queries) {
+                       const BlockRows<T>& k, const BlockRows<T>& v, int64_t n, float scale,
+                       const float* bias, int64_t queries) {
   for (int64_t r = 0; r < queries; r += 4) {
     float* o = out + r * ld_out;
     const float* qr = q + r * ld_q;
     switch (std::min<int64_t>(4, queries - r)) {
       case 1:
-        attend_group_avx2<C, 1>(o, ld_out, scores, qr, ld_q, k, v, ld, n, scale, bias);
+        attend_group_avx2<C, 1>(o, ld_out, scores, qr, ld_q, k, v, n, scale, bias);
         break;
       case 2:
-        attend_group_avx2<C, 2>(o, ld_out, scores, qr, ld_q, k, v, ld, n, scale, bias);
+        attend_group_avx2<C, 2>(o, ld_out, scores, qr, ld_q, k, v, n, scale, bias);
         break;
       case 3:
-        attend_group_avx2<C, 3>(o, ld_out, scores, qr, ld_q, k, v, ld, n, scale, bias);
+        attend_group_avx2<C, 3>(o, ld_out, scores, qr, ld_q, k, v, n, scale, bias);
         break;
       default:
-        attend_group_avx2<C, 4>(o, ld_out, scores, qr, ld_q, k, v, ld, n, scale, bias);
+        attend_group_avx2<C, 4>(o, ld_out, scores, qr, ld_q, k, v, n, scale, bias);
         break;
     }
   }
 }
 #endif
+
+// A head's scales of int8 keys or values: its part of row r scaled by
+// scales[h · head_offset / d + r · ld_kv / d] (GatheredAttention); null for the others.
+inline const float* head_scales(const float* scales, const GatheredAttention& a, int64_t h) {
+  return scales ? scales + h * a.head_offset() / a.head_dim : nullptr;
+}
 
 // One head of a group of queries over the same block of key and value rows (the beams of
 // one source in cross-attention): up to four queries take each key and value vector from
@@ -427,38 +457,64 @@ void attend_group_avx2(float* out, int64_t ld_out, std::vector<float>& scores, c
 template <typename T>
 void attend_group(float* out, int64_t ld_out, std::vector<float>& scores, std::vector<float>& acc,
                   const GatheredAttention& a, const QueryGroup& g, const T* k, const T* v, int64_t h) {
-  const int64_t d = a.head_dim, n = g.num_keys;
-  const T* kh = k + g.first_row * a.ld_kv + h * a.head_offset();
-  const T* vh = v + g.first_row * a.ld_kv + h * a.head_offset();
+  const int64_t d = a.head_dim, n = g.num_keys, scale_ld = a.ld_kv / d;
+  const float* ks = head_scales(a.k_scales, a, h);
+  const float* vs = head_scales(a.v_scales, a, h);
+  const BlockRows<T> keys{k + g.first_row * a.ld_kv + h * a.head_offset(), a.ld_kv,
+                          ks ? ks + g.first_row * scale_ld : nullptr, scale_ld};
+  const BlockRows<T> values{v + g.first_row * a.ld_kv + h * a.head_offset(), a.ld_kv,
+                            vs ? vs + g.first_row * scale_ld : nullptr, scale_ld};
   const float* bias = a.bias ? a.bias + h * a.bias_ld : nullptr;
   const float* q = a.q + g.first_query * a.ld_q + h * d;
 #if defined(__AVX2__) && defined(__FMA__)
   switch (d) {
     case 32:
-      return attend_group_avx2<4>(out, ld_out, scores, q, a.ld_q, kh, vh, a.ld_kv, n, a.scale, bias,
+      return attend_group_avx2<4>(out, ld_out, scores, q, a.ld_q, keys, values, n, a.scale, bias,
                                   g.num_queries);
     case 64:
-      return attend_group_avx2<8>(out, ld_out, scores, q, a.ld_q, kh, vh, a.ld_kv, n, a.scale, bias,
+      return attend_group_avx2<8>(out, ld_out, scores, q, a.ld_q, keys, values, n, a.scale, bias,
                                   g.num_queries);
     case 128:
-      return attend_group_avx2<16>(out, ld_out, scores, q, a.ld_q, kh, vh, a.ld_kv, n, a.scale, bias,
+      return attend_group_avx2<16>(out, ld_out, scores, q, a.ld_q, keys, values, n, a.scale, bias,
                                    g.num_queries);
     default:
       break;
   }
 #endif
-  const BlockRows<T> keys{kh, a.ld_kv}, values{vh, a.ld_kv};
   for (int64_t r = 0; r < g.num_queries; ++r)
     attend(out + r * ld_out, scores, acc, q + r * a.ld_q, keys, values, n, d, a.scale, bias);
 }
 
-}  // namespace
+// A lone query over its rows: a block where they are contiguous (greedy search's
+// cross-attention), else listed (self-attention over its own cache rows).
+template <typename T>
+void attend_alone(float* out, std::vector<float>& scores, std::vector<float>& acc, const GatheredAttention& a,
+                  const QueryGroup& g, const T* k, const T* v, int64_t h) {
+  const int64_t d = a.head_dim, i = g.first_query, begin = a.key_offsets[i], n = a.key_offsets[i + 1] - begin;
+  const int64_t at = h * a.head_offset(), scale_ld = a.ld_kv / d;
+  const float* ks = head_scales(a.k_scales, a, h);
+  const float* vs = head_scales(a.v_scales, a, h);
+  const float* bias = a.bias ? a.bias + h * a.bias_ld : nullptr;
+  const float* q = a.q + i * a.ld_q + h * d;
+  if (g.first_row >= 0) {
+    const int64_t first = g.first_row;
+    attend(out, scores, acc, q,
+           BlockRows<T>{k + at + first * a.ld_kv, a.ld_kv, ks ? ks + first * scale_ld : nullptr, scale_ld},
+           BlockRows<T>{v + at + first * a.ld_kv, a.ld_kv, vs ? vs + first * scale_ld : nullptr, scale_ld}, n,
+           d, a.scale, bias);
+    return;
+  }
+  const int64_t* rows = a.key_rows + begin;
+  attend(out, scores, acc, q, ListedRows<T>{k + at, a.ld_kv, rows, ks, scale_ld},
+         ListedRows<T>{v + at, a.ld_kv, rows, vs, scale_ld}, n, d, a.scale, bias);
+}
 
-void gathered_attention_f32(float* out, int64_t ld_out, const GatheredAttention& a) {
+// Every (group, head) of the step over keys and values of one kind (T).
+template <typename T>
+void gathered_attention(float* out, int64_t ld_out, const GatheredAttention& a, const T* k, const T* v) {
   const std::vector<QueryGroup> groups = group_queries(a);
   const int64_t items = static_cast<int64_t>(groups.size()) * a.num_heads;
   const int64_t d = a.head_dim;
-  const bool half = a.k_f16 != nullptr;
 #pragma omp parallel if (items > 1)
   {
     std::vector<float> scores;
@@ -466,30 +522,25 @@ void gathered_attention_f32(float* out, int64_t ld_out, const GatheredAttention&
 #pragma omp for schedule(dynamic, 4)
     for (int64_t item = 0; item < items; ++item) {
       const QueryGroup& g = groups[static_cast<size_t>(item / a.num_heads)];
-      const int64_t h = item % a.num_heads, i = g.first_query;
-      float* o = out + i * ld_out + h * d;
-      if (g.first_row >= 0 && g.num_queries > 1) {
-        if (half)
-          attend_group(o, ld_out, scores, acc, a, g, a.k_f16, a.v_f16, h);
-        else
-          attend_group(o, ld_out, scores, acc, a, g, a.k, a.v, h);
-        continue;
-      }
-      // A lone query over its listed rows (greedy search, self-attention over its own cache
-      // rows).
-      const int64_t begin = a.key_offsets[i], n = a.key_offsets[i + 1] - begin;
-      const int64_t* rows = a.key_rows + begin;
-      const float* q = a.q + i * a.ld_q + h * d;
-      const float* bias = a.bias ? a.bias + h * a.bias_ld : nullptr;
-      const int64_t at = h * a.head_offset();
-      if (half)
-        attend(o, scores, acc, q, ListedRows<uint16_t>{a.k_f16 + at, a.ld_kv, rows},
-               ListedRows<uint16_t>{a.v_f16 + at, a.ld_kv, rows}, n, d, a.scale, bias);
+      const int64_t h = item % a.num_heads;
+      float* o = out + g.first_query * ld_out + h * d;
+      if (g.num_queries > 1)
+        attend_group(o, ld_out, scores, acc, a, g, k, v, h);
       else
-        attend(o, scores, acc, q, ListedRows<float>{a.k + at, a.ld_kv, rows},
-               ListedRows<float>{a.v + at, a.ld_kv, rows}, n, d, a.scale, bias);
+        attend_alone(o, scores, acc, a, g, k, v, h);
     }
   }
+}
+
+}  // namespace
+
+void gathered_attention_f32(float* out, int64_t ld_out, const GatheredAttention& a) {
+  if (a.k_i8)
+    gathered_attention(out, ld_out, a, a.k_i8, a.v_i8);
+  else if (a.k_f16)
+    gathered_attention(out, ld_out, a, a.k_f16, a.v_f16);
+  else
+    gathered_attention(out, ld_out, a, a.k, a.v);
 }
 
 }  // namespace nle::ops::cpu

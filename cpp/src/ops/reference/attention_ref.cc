@@ -39,8 +39,14 @@ void packed_self_attention_f32(float* out, const float* q, const float* k, const
 
 void gathered_attention_f32(float* out, int64_t ld_out, const GatheredAttention& a) {
   const int64_t d = a.head_dim;
-  const auto key = [&a](int64_t at) -> double { return a.k ? a.k[at] : half_to_float(a.k_f16[at]); };
-  const auto value = [&a](int64_t at) -> double { return a.v ? a.v[at] : half_to_float(a.v_f16[at]); };
+  const auto key = [&a, d](int64_t at) -> double {
+    if (a.k_i8) return static_cast<double>(a.k_i8[at]) * a.k_scales[at / d];
+    return a.k ? a.k[at] : half_to_float(a.k_f16[at]);
+  };
+  const auto value = [&a, d](int64_t at) -> double {
+    if (a.v_i8) return static_cast<double>(a.v_i8[at]) * a.v_scales[at / d];
+    return a.v ? a.v[at] : half_to_float(a.v_f16[at]);
+  };
   for (int64_t i = 0; i < a.num_queries; ++i) {
     const int64_t begin = a.key_offsets[i], n = a.key_offsets[i + 1] - begin;
     std::vector<double> p(static_cast<size_t>(n));
