@@ -446,7 +446,8 @@ void attend_group_avx2(float* out, int64_t ld_out, std::vector<float>& scores, c
 #endif
 
 // A head's scales of int8 keys or values: its part of row r scaled by
-// scales[h · head_offset / d + r · ld_kv / d] (GatheredAttention); null for the others.
+// scales[h · head_offset / d + r · ld_kv / d] (GatheredAttention); null for the others
+// (scales are set only with int8 ones, whose head_dim ops::gathered_attention checks).
 inline const float* head_scales(const float* scales, const GatheredAttention& a, int64_t h) {
   return scales ? scales + h * a.head_offset() / a.head_dim : nullptr;
 }
@@ -457,7 +458,7 @@ inline const float* head_scales(const float* scales, const GatheredAttention& a,
 template <typename T>
 void attend_group(float* out, int64_t ld_out, std::vector<float>& scores, std::vector<float>& acc,
                   const GatheredAttention& a, const QueryGroup& g, const T* k, const T* v, int64_t h) {
-  const int64_t d = a.head_dim, n = g.num_keys, scale_ld = a.ld_kv / d;
+  const int64_t d = a.head_dim, n = g.num_keys, scale_ld = a.k_scales ? a.ld_kv / d : 0;
   const float* ks = head_scales(a.k_scales, a, h);
   const float* vs = head_scales(a.v_scales, a, h);
   const BlockRows<T> keys{k + g.first_row * a.ld_kv + h * a.head_offset(), a.ld_kv,
@@ -491,7 +492,7 @@ template <typename T>
 void attend_alone(float* out, std::vector<float>& scores, std::vector<float>& acc, const GatheredAttention& a,
                   const QueryGroup& g, const T* k, const T* v, int64_t h) {
   const int64_t d = a.head_dim, i = g.first_query, begin = a.key_offsets[i], n = a.key_offsets[i + 1] - begin;
-  const int64_t at = h * a.head_offset(), scale_ld = a.ld_kv / d;
+  const int64_t at = h * a.head_offset(), scale_ld = a.k_scales ? a.ld_kv / d : 0;
   const float* ks = head_scales(a.k_scales, a, h);
   const float* vs = head_scales(a.v_scales, a, h);
   const float* bias = a.bias ? a.bias + h * a.bias_ld : nullptr;
