@@ -2,6 +2,7 @@
 // against the exact references, and the end-to-end error of a quantized product.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 #include <cstdio>
 #include <cstring>
@@ -241,6 +242,55 @@ TEST(PackedGemmTest, FloatMatchesReferenceForAnyRowCount) {
     ops::matmul_nt_packed(y, tensor_from(x, {m, k}), packed);
     const std::vector<float> got(y.data<float>(), y.data<float>() + m * n);
     EXPECT_LT(max_abs_diff(got, exact_product(x, w, m, n, k)), 1e-4f) << "m " << m;
+  }
+}
+
+// Products whose a and c hold exactly m rows read and write only those rows, for row
+// counts past oneDNN's chunk of 1,024 rows and between its steps of 8, copied into padded
+// buffers (a 512 x 600 weight: up to 23 rows) or split in two products (the 24 x 40 one):
+// the float32 and bf16 products write m rows of c (the 16 rows after them keep their NaN
+// guard) and match the reference. a is a vector of exactly m rows, so that a read past it
+// is an error under AddressSanitizer.
+TEST(PackedGemmTest, PackedProductsTouchOnlyTheirRows) {
+  struct Case {
+    int64_t n, k;
+    std::vector<int64_t> rows;
+  };
+  const int64_t guard = 16;
+  for (const Case& shape :
+       {Case{24, 40, {9, 13, 15, 16, 1024, 1031, 1037, 2053}}, Case{512, 600, {9, 13, 31, 1037}}}) {
+    const int64_t n = shape.n, k = shape.k;
+    const auto w = random_floats(static_cast<size_t>(n * k), 51, 0.3f);
+    const Tensor w_tensor = tensor_from(w, {n, k});
+    const ops::PackedWeight packed = ops::pack_weight_f32(w_tensor);
+    const bool with_bf16 = ops::packs_bf16_weights();
+    const Tensor wb = ops::to_bf16(w_tensor);
+    const ops::PackedWeight packed_bf16 = with_bf16 ? ops::pack_weight_bf16(wb) : ops::PackedWeight{};
+    for (int64_t m : shape.rows) {
+      const auto x = random_floats(static_cast<size_t>(m * k), 52 + static_cast<uint32_t>(m));
+      const std::vector<float> expected = exact_product(x, w, m, n, k);
+      std::vector<float> c(static_cast<size_t>((m + guard) * n), std::nanf(""));
+      ops::cpu::gemm_f32_packed(c.data(), x.data(), packed.data.get(), m, n, k);
+      EXPECT_LT(max_abs_diff(std::vector<float>(c.begin(), c.begin() + m * n), expected),
+                1e-4f * max_abs(expected))
+          << "n " << n << " m " << m;
+      for (int64_t i = m * n; i < (m + guard) * n; ++i)
+        ASSERT_TRUE(std::isnan(c[static_cast<size_t>(i)]))
+            << "float32, n " << n << " m " << m << ": wrote row " << i / n;
+      if (!with_bf16) continue;
+      std::vector<uint16_t> xb(x.size());
+      ops::cpu::float_to_bf16(xb.data(), x.data(), static_cast<int64_t>(x.size()));
+      std::vector<float> expected_bf16(static_cast<size_t>(m * n));
+      ops::reference::gemm_bf16(expected_bf16.data(), xb.data(), wb.data<uint16_t>(), m, n, k);
+      std::fill(c.begin(), c.end(), std::nanf(""));
+      ops::cpu::gemm_bf16_packed(c.data(), xb.data(), packed_bf16.data.get(), m, n, k, /*a_padded=*/false);
+      EXPECT_LT(max_abs_diff(std::vector<float>(c.begin(), c.begin() + m * n), expected_bf16),
+                1e-4f * max_abs(expected_bf16))
+          << "bf16, n " << n << " m " << m;
+      for (int64_t i = m * n; i < (m + guard) * n; ++i)
+        ASSERT_TRUE(std::isnan(c[static_cast<size_t>(i)]))
+            << "bf16, n " << n << " m " << m << ": wrote row " << i / n;
+    }
   }
 }
 

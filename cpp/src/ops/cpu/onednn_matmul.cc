@@ -407,29 +407,29 @@ void matmul(void* c, const void* a, const void* weight, int64_t m, int64_t n, in
   if (kind.bf16_out && w->types.src != kBf16) throw Error("onednn::matmul: bf16 results need bf16 inputs");
   const int64_t c_bytes = kind.bf16_out ? 2 : w->types.dst_bytes;
   thread_local ScratchBuffer<uint8_t> scratch_buffer, padded_a_buffer, padded_c_buffer;
-  for (int64_t first = 0; first < m; first += kChunkRows) {
-    const int64_t real = std::min(kChunkRows, m - first);
-    const int64_t rows = round_up_chunk(real);
+  // Rows [first, first + real) through the primitive made for `rows` (>= real) rows, the
+  // padding rows of a and c copied through buffers of their own where the caller's do
+  // not hold them.
+  auto run = [&](int64_t first, int64_t real, int64_t rows) {
     const RowProduct& p = w->product(rows, kind);
     uint8_t* scratch = scratch_buffer.get(p.scratchpad_bytes);
-    auto* c_chunk = static_cast<uint8_t*>(c) + first * n * c_bytes;
-    const bool through_scratch = rows != real && !c_padded;
-    uint8_t* padded_c =
-        through_scratch ? padded_c_buffer.get(static_cast<size_t>(rows * n * c_bytes)) : nullptr;
-    // Memory objects are made per call: none is shared between threads.
-    Memory src, weights, dst, bias_memory, scratchpad;
-    const auto* a_chunk = static_cast<const uint8_t*>(a) + first * k * w->types.src_bytes;
-    if (rows != real && !a_padded) {  // the last chunk's rows, then zeros
+    const auto* a_rows = static_cast<const uint8_t*>(a) + first * k * w->types.src_bytes;
+    auto* c_rows = static_cast<uint8_t*>(c) + first * n * c_bytes;
+    if (rows != real && !a_padded) {  // the rows, then zeros
       const size_t row_bytes = static_cast<size_t>(k * w->types.src_bytes);
       uint8_t* padded_a = padded_a_buffer.get(static_cast<size_t>(rows) * row_bytes);
-      std::memcpy(padded_a, a_chunk, static_cast<size_t>(real) * row_bytes);
+      std::memcpy(padded_a, a_rows, static_cast<size_t>(real) * row_bytes);
       std::memset(padded_a + real * row_bytes, 0, static_cast<size_t>(rows - real) * row_bytes);
-      a_chunk = padded_a;
+      a_rows = padded_a;
     }
-    check(api().memory_create(&src.h, p.src.h, api().engine, const_cast<uint8_t*>(a_chunk)), "memory_create");
+    const bool c_through_buffer = rows != real && !c_padded;
+    uint8_t* dst_rows =
+        c_through_buffer ? padded_c_buffer.get(static_cast<size_t>(rows * n * c_bytes)) : c_rows;
+    // Memory objects are made per call: none is shared between threads.
+    Memory src, weights, dst, bias_memory, scratchpad;
+    check(api().memory_create(&src.h, p.src.h, api().engine, const_cast<uint8_t*>(a_rows)), "memory_create");
     check(api().memory_create(&weights.h, w->md.h, api().engine, w->buffer.get()), "memory_create");
-    check(api().memory_create(&dst.h, p.dst.h, api().engine, through_scratch ? padded_c : c_chunk),
-          "memory_create");
+    check(api().memory_create(&dst.h, p.dst.h, api().engine, dst_rows), "memory_create");
     check(api().memory_create(&scratchpad.h, p.scratchpad.h, api().engine, scratch), "memory_create");
     if (epilogue.bias) {
       check(api().memory_create(&bias_memory.h, p.bias.h, api().engine, const_cast<float*>(epilogue.bias)),
@@ -443,7 +443,25 @@ void matmul(void* c, const void* a, const void* weight, int64_t m, int64_t n, in
       execute(p.primitive.h,
               {{kArgSrc, src.h}, {kArgWeights, weights.h}, {kArgDst, dst.h}, {kArgScratchpad, scratchpad.h}});
     }
-    if (through_scratch) std::memcpy(c_chunk, padded_c, static_cast<size_t>(real * n * c_bytes));
+    if (c_through_buffer) std::memcpy(c_rows, dst_rows, static_cast<size_t>(real * n * c_bytes));
+  };
+  static_assert(kRowStep <= kExactRows + 1, "the rows past the last whole step must run exactly");
+  const int64_t weight_bytes = n * k * w->types.src_bytes;
+  for (int64_t first = 0; first < m; first += kChunkRows) {
+    const int64_t real = std::min(kChunkRows, m - first);
+    const int64_t rows = round_up_chunk(real);
+    const int64_t copied_bytes =
+        real * ((a_padded ? 0 : k * w->types.src_bytes) + (c_padded ? 0 : n * c_bytes));
+    if (rows == real || copied_bytes * kSplitCopyFraction < weight_bytes) {
+      run(first, real, rows);
+      continue;
+    }
+    // The rows filling whole steps as one product and the rest (fewer than kRowStep) as
+    // another, each through a primitive of its own exact rows: no copies, but the weight
+    // read twice.
+    const int64_t body = real / kRowStep * kRowStep;
+    run(first, body, body);
+    run(first + body, real - body, real - body);
   }
 }
 

@@ -11,11 +11,12 @@
 // A primitive is made for a row count (and thread count) and kept, shared by the weights
 // of a shape: products run in chunks of up to kChunkRows rows, and a chunk of more than
 // kExactRows rows is rounded up to a multiple of kRowStep, so that a weight shape needs
-// at most kChunkRows / kRowStep primitives whatever the batch. Callers size their buffers
-// with padded_rows(). Each chunk is a parallel region of its own, ending in a barrier: on
-// an AMD EPYC (Zen 4), MiniLM batches of 32 sentences of 8-128 tokens (about 2,200 rows)
-// ran at 224.3/224.7 sentences/s in bf16 with chunks of 256 rows and 233.4/234.0 with
-// 1,024 (float32 125.0/124.5 -> 126.5/130.1).
+// at most kChunkRows / kRowStep primitives whatever the batch. Callers whose buffers hold
+// padded_rows() rows say so (a_padded, c_padded); the others' chunks are copied into
+// padded buffers or split (kSplitCopyFraction). Each chunk is a parallel region of its
+// own, ending in a barrier: on an AMD EPYC (Zen 4), MiniLM batches of 32 sentences of
+// 8-128 tokens (about 2,200 rows) ran at 224.3/224.7 sentences/s in bf16 with chunks of
+// 256 rows and 233.4/234.0 with 1,024 (float32 125.0/124.5 -> 126.5/130.1).
 #pragma once
 
 #include <cstdint>
@@ -28,6 +29,17 @@ namespace nle::ops::cpu::onednn {
 constexpr int64_t kChunkRows = 1024;
 constexpr int64_t kExactRows = 8;
 constexpr int64_t kRowStep = 8;
+// A chunk of rows that are not a whole number of kRowStep, from buffers without room for
+// the padding, is copied into padded buffers (and its results back out) where that moves
+// less than 1/kSplitCopyFraction of the weight's bytes, and split in two products
+// otherwise (the rows of whole steps, then the rest exactly), which reads the weight
+// twice. On an AMD EPYC (Zen 4), 2 threads, against copying every such chunk: MiniLM,
+// 32 sentences of 6-40 tokens a batch (the copies 2-4 times the weights' bytes), float32
+// 325.0/321.5 -> 389.6/386.9 sentences/s, bf16 568.9/583.7 -> 697.8/706.7; one sentence
+// of 29 tokens (0.09-0.15 of each weight) float32 5.80/5.68 -> 4.57/4.59 ms; BART-base
+// greedy decoding of 61 rows (0.08-0.16) 686/734 -> 728/757 tokens/s, but of 29 rows
+// (0.04-0.08) 666/664 -> 646/627 and of 13 rows 472/476 -> 440/447.
+constexpr int64_t kSplitCopyFraction = 12;
 
 // The rows that the activation (M, K) buffer (and, when padded, the result (M, N) buffer)
 // of matmul must hold for m rows: m rounded up as described above.
@@ -64,8 +76,8 @@ struct Epilogue {
 
 // c (M, N) = a (M, K) · wᵀ, then the epilogue; w from reorder_weight. With a_padded, a holds
 // padded_rows(m) rows, the padding readable (their results are discarded); so does c
-// with c_padded. Otherwise a (or c) holds m rows, and the padded chunk goes through a
-// scratch buffer.
+// with c_padded. Otherwise (a or c holds only m rows) a chunk of rows that are not a whole
+// number of kRowStep is copied or split (kSplitCopyFraction).
 void matmul(void* c, const void* a, const void* w, int64_t m, int64_t n, int64_t k, bool a_padded,
             bool c_padded, const Epilogue& epilogue = {});
 
