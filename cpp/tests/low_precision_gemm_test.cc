@@ -246,19 +246,20 @@ TEST(PackedGemmTest, FloatMatchesReferenceForAnyRowCount) {
 }
 
 // Products whose a and c hold exactly m rows read and write only those rows, for row
-// counts past oneDNN's chunk of 1,024 rows and between its steps of 8, copied into padded
-// buffers (a 512 x 600 weight: up to 23 rows) or split in two products (the 24 x 40 one):
-// the float32 and bf16 products write m rows of c (the 16 rows after them keep their NaN
-// guard) and match the reference. a is a vector of exactly m rows, so that a read past it
-// is an error under AddressSanitizer.
+// counts past oneDNN's chunk of 1,024 rows and between its steps of 8 (ops/cpu/
+// onednn_matmul.h): exact (up to 64 rows), split in two products (77 and 1,101 rows of the
+// 24 x 40 weight, and bf16 ones of the 2,048 x 1,800 weight) and copied into padded
+// buffers (float32 products of 69 and 75 rows of that weight). The float32 and bf16
+// products write m rows of c (the 16 rows after them keep their NaN guard) and match the
+// reference. a is a vector of exactly m rows, so that a read past it is an error under
+// AddressSanitizer.
 TEST(PackedGemmTest, PackedProductsTouchOnlyTheirRows) {
   struct Case {
     int64_t n, k;
     std::vector<int64_t> rows;
   };
   const int64_t guard = 16;
-  for (const Case& shape :
-       {Case{24, 40, {9, 13, 15, 16, 1024, 1031, 1037, 2053}}, Case{512, 600, {9, 13, 31, 1037}}}) {
+  for (const Case& shape : {Case{24, 40, {9, 13, 77, 1024, 1031, 1101, 2053}}, Case{2048, 1800, {69, 75}}}) {
     const int64_t n = shape.n, k = shape.k;
     const auto w = random_floats(static_cast<size_t>(n * k), 51, 0.3f);
     const Tensor w_tensor = tensor_from(w, {n, k});

@@ -11,12 +11,13 @@
 // A primitive is made for a row count (and thread count) and kept, shared by the weights
 // of a shape: products run in chunks of up to kChunkRows rows, and a chunk of more than
 // kExactRows rows is rounded up to a multiple of kRowStep, so that a weight shape needs
-// at most kChunkRows / kRowStep primitives whatever the batch. Callers whose buffers hold
-// padded_rows() rows say so (a_padded, c_padded); the others' chunks are copied into
-// padded buffers or split (kSplitCopyFraction). Each chunk is a parallel region of its
-// own, ending in a barrier: on an AMD EPYC (Zen 4), MiniLM batches of 32 sentences of
-// 8-128 tokens (about 2,200 rows) ran at 224.3/224.7 sentences/s in bf16 with chunks of
-// 256 rows and 233.4/234.0 with 1,024 (float32 125.0/124.5 -> 126.5/130.1).
+// at most kExactRows + (kChunkRows - kExactRows) / kRowStep primitives whatever the
+// batch. Callers whose buffers hold padded_rows() rows say so (a_padded, c_padded); the
+// others' chunks are copied into padded buffers or split (kSplitCopyFraction). Each chunk
+// is a parallel region of its own, ending in a barrier: on an AMD EPYC (Zen 4), MiniLM
+// batches of 32 sentences of 8-128 tokens (about 2,200 rows) ran at 224.3/224.7
+// sentences/s in bf16 with chunks of 256 rows and 233.4/234.0 with 1,024 (float32
+// 125.0/124.5 -> 126.5/130.1).
 #pragma once
 
 #include <cstdint>
@@ -27,18 +28,27 @@
 namespace nle::ops::cpu::onednn {
 
 constexpr int64_t kChunkRows = 1024;
-constexpr int64_t kExactRows = 8;
+// Up to kExactRows rows (decoding steps, single sentences) a product runs on a primitive
+// of its exact rows; past that, rounded up to a multiple of kRowStep. On an AMD EPYC (Zen
+// 4), 2 threads, against rounding up from 8 rows on: BART-base float32 greedy decoding of
+// 13 rows 543/546 -> 584/606 tokens/s, 29 rows 691/649 -> 741/729, 61 rows 757/753 ->
+// 779/770 (against the split below), int8-mixed 13 rows 1380/1369 -> 1515/1467; MiniLM,
+// one sentence of 29 tokens, float32 4.30/4.20 -> 3.65/3.72 ms (1 thread 8.22/7.97 ->
+// 7.37/7.01), of 33-64 tokens (medians over the lengths) float32 6.55 -> 6.10 ms, int8
+// 2.66 -> 2.52. A new row count costs MiniLM about 1.5 ms of primitive creation, once.
+constexpr int64_t kExactRows = 64;
 constexpr int64_t kRowStep = 8;
 // A chunk of rows that are not a whole number of kRowStep, from buffers without room for
 // the padding, is copied into padded buffers (and its results back out) where that moves
 // less than 1/kSplitCopyFraction of the weight's bytes, and split in two products
 // otherwise (the rows of whole steps, then the rest exactly), which reads the weight
-// twice. On an AMD EPYC (Zen 4), 2 threads, against copying every such chunk: MiniLM,
-// 32 sentences of 6-40 tokens a batch (the copies 2-4 times the weights' bytes), float32
-// 325.0/321.5 -> 389.6/386.9 sentences/s, bf16 568.9/583.7 -> 697.8/706.7; one sentence
-// of 29 tokens (0.09-0.15 of each weight) float32 5.80/5.68 -> 4.57/4.59 ms; BART-base
-// greedy decoding of 61 rows (0.08-0.16) 686/734 -> 728/757 tokens/s, but of 29 rows
-// (0.04-0.08) 666/664 -> 646/627 and of 13 rows 472/476 -> 440/447.
+// twice. On an AMD EPYC (Zen 4), 2 threads, against copying every such chunk (with exact
+// rows up to 8): MiniLM, 32 sentences of 6-40 tokens a batch (the copies 2-4 times the
+// weights' bytes), float32 325.0/321.5 -> 389.6/386.9 sentences/s, bf16 568.9/583.7 ->
+// 697.8/706.7; one sentence of 29 tokens (0.09-0.15 of each weight) float32 5.80/5.68 ->
+// 4.57/4.59 ms; BART-base greedy decoding of 61 rows (0.08-0.16) 686/734 -> 728/757
+// tokens/s, but of 29 rows (0.04-0.08) 666/664 -> 646/627 and of 13 rows 472/476 ->
+// 440/447.
 constexpr int64_t kSplitCopyFraction = 12;
 
 // The rows that the activation (M, K) buffer (and, when padded, the result (M, N) buffer)
