@@ -16,9 +16,10 @@ random non-special ids framed as the model's tokenizer frames text (BART
 ``<s> ... </s>``, T5 ``... </s>``), seed 1234, all batched in one call.  Every
 system generates exactly ``--new-tokens`` (64) new tokens per source: minimum
 and maximum new tokens are both set, so the end token can never be chosen and
-no beam finishes early.  Greedy search and beam search with 4 beams (one
-returned sequence per source).  Metric: generated tokens/s =
-sources x new tokens / seconds of one generate call.
+no beam finishes early (a directory's ``forced_eos_token_id``, which real bart-base and
+Marian configs set, is switched off: it would force the end token at the last step).
+Greedy search and beam search with 4 beams (one returned sequence per source).
+Metric: generated tokens/s = sources x new tokens / seconds of one generate call.
 
 Every system runs in its own subprocess (the script re-invokes itself with
 ``--worker SYSTEM``) with ``--threads`` threads, one subprocess per (round,
@@ -377,6 +378,7 @@ def _load_nlpengine(model_dir: Path, threads: int, **load_options) -> LoadedSyst
             length_penalty=1.0,
             no_repeat_ngram_size=0,
             repetition_penalty=1.0,
+            forced_eos_token_id=None,  # a directory's forced end token would take the last step
         )
         return _until_eos(out.sequences[:, 1:].tolist(), eos_id)
 
@@ -432,6 +434,7 @@ def _load_transformers(model_dir: Path, threads: int, autocast_dtype: str | None
                 length_penalty=1.0,
                 no_repeat_ngram_size=0,
                 repetition_penalty=1.0,
+                forced_eos_token_id=None,
             )
         return _until_eos(out[:, 1:].tolist(), eos_id)
 
@@ -970,6 +973,7 @@ def run_parent(args: argparse.Namespace) -> None:
         for name in args.models:
             spec = args.model_specs[name]
             model_paths = {"hf": tmp_dir / name / "hf", "inputs": tmp_dir / name / "inputs.npz"}
+            (tmp_dir / name).mkdir(parents=True, exist_ok=True)  # a directory model makes none
             start = time.perf_counter()
             if name in args.model_dirs:  # the user's directory, as it is
                 model_paths["hf"] = args.model_dirs[name]

@@ -178,6 +178,35 @@ def test_seq2seq_runs_every_system(tmp_path):
             assert graph["max_abs_diff"] <= 1e-4, (model, name, graph)
 
 
+def test_seq2seq_runs_a_directory_with_a_forced_end_token(tmp_path, seq2seq_bench):
+    """A directory whose config forces the end token at the last step (real bart-base
+    and Marian configs do) still generates exactly --new-tokens tokens in every system
+    that reads the config, with transformers' tokens."""
+    _, model_dir = generation_model(seq2seq_bench, "marian-dir", tmp_path / "marian")
+    assert json.loads((model_dir / "config.json").read_text())["forced_eos_token_id"] == 0
+    out = tmp_path / "seq2seq.json"
+    run_script(
+        "seq2seq.py",
+        "--models", str(model_dir),
+        "--searches", "greedy,beam2",
+        "--systems", "nlpengine,transformers",
+        "--rounds", "1",
+        "--sources", "3",
+        "--source-len", "10",
+        "--new-tokens", "5",
+        "--warmup-tokens", "2",
+        "--no-ceiling",
+        "--output", str(out),
+    )  # fmt: skip
+    report = json.loads(out.read_text())
+    for search in ("greedy", "beam2"):
+        cell = report["results"]["marian"][search]
+        for system in ("nlpengine", "transformers"):
+            assert cell[system]["median"] > 0, (search, system, cell[system])
+    greedy = report["accuracy"]["marian"]["greedy"]["nlpengine"]
+    assert greedy["sources"] == 3 and greedy["exact_match_fraction"] == 1.0, greedy
+
+
 def test_encoder_model_without_tokenizer_is_a_clear_error(tmp_path, encoder_dir):
     model_dir = tmp_path / "no-tokenizer"
     model_dir.mkdir()

@@ -131,7 +131,12 @@ class Seq2SeqModel:
         repetition_penalty, forced_bos_token_id, forced_eos_token_id,
         decoder_start_token_id, eos_token_id, pad_token_id, do_sample, temperature,
         top_k, top_p, seed, num_return_sequences. Unset options take the model's
-        generation_config.json values."""
+        generation_config.json values. As in transformers, an option given as None is
+        switched off where it has an off state (``forced_eos_token_id=None``: no forced
+        end token; ``max_new_tokens=None``: max_length limits; a penalty, n-gram block or
+        sampling filter not applied); num_beams, length_penalty, do_sample, seed,
+        num_return_sequences and decoder_start_token_id given as None keep the model's
+        value."""
         unknown = sorted(set(options) - set(GENERATION_OPTIONS))
         if unknown:
             raise _core.InvalidInputError(
@@ -140,7 +145,7 @@ class Seq2SeqModel:
             )
         ids = _ids("input_ids", input_ids)
         mask = None if attention_mask is None else _ids("attention_mask", attention_mask, ids.shape)
-        payload = {k: _json_value(k, v) for k, v in options.items() if v is not None}
+        payload = {k: _json_value(k, v) for k, v in options.items()}
         sequences, scores = self._native.generate(ids, mask, json.dumps(payload))
         return GenerationOutput(sequences=sequences, scores=scores)
 

@@ -154,6 +154,62 @@ def test_defaults_come_from_generation_config(tmp_path):
     assert (actual.sequences[:, 1] == 0).all()  # the forced BOS
 
 
+@pytest.mark.parametrize(
+    "switched_off",
+    [
+        {"forced_eos_token_id": None},
+        {"forced_bos_token_id": None, "no_repeat_ngram_size": None},
+        {"repetition_penalty": None, "min_length": None},
+        {"max_new_tokens": None},
+    ],
+    ids=lambda options: "+".join(options),
+)
+def test_none_switches_a_default_off(tmp_path, switched_off):
+    """An option given as None is switched off, as transformers' generate() does with a
+    None (not replaced by the generation_config.json value): a real bart-base or Marian
+    directory has a forced end token, which a run of exactly N new tokens must turn off."""
+    from transformers import GenerationConfig
+
+    reference = save_seq2seq(tmp_path, SEQ2SEQ_CONFIGS["bart"], 17, std=DECISIVE_STD)
+    GenerationConfig(
+        num_beams=2,
+        no_repeat_ngram_size=2,
+        repetition_penalty=1.8,
+        max_length=9,
+        max_new_tokens=6,
+        min_length=5,
+        forced_bos_token_id=0,
+        forced_eos_token_id=2,
+        decoder_start_token_id=2,
+        eos_token_id=2,
+        pad_token_id=1,
+        bos_token_id=0,
+    ).save_pretrained(tmp_path)
+    reference.generation_config = GenerationConfig.from_pretrained(tmp_path)
+    model = nlpengine.load(tmp_path)
+    ids, mask = _sources([8, 12, 5], pad_id=1, seed=13)
+
+    def both(**options):
+        with torch.no_grad():
+            expected = reference.generate(
+                input_ids=torch.from_numpy(ids),
+                attention_mask=torch.from_numpy(mask),
+                output_scores=True,
+                return_dict_in_generate=True,
+                **options,
+            )
+        actual = model.generate(ids, mask, **options)
+        np.testing.assert_array_equal(actual.sequences, expected.sequences.numpy())
+        np.testing.assert_allclose(
+            actual.scores, expected.sequences_scores.numpy(), atol=TOLERANCE, rtol=0
+        )
+        return actual.sequences
+
+    defaults = both()
+    switched = both(**switched_off)
+    assert not np.array_equal(switched, defaults)  # the option mattered here
+
+
 def test_marian_with_its_own_decoder_vocabulary(tmp_path):
     """share_encoder_decoder_embeddings=False: separate decoder embeddings and a
     decoder_vocab_size-wide LM head."""

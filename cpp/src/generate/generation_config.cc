@@ -50,6 +50,40 @@ std::vector<int64_t> as_ids(const std::string& source, const std::string& key, c
   return {as_id(source, key, v)};
 }
 
+// Switches option `key` off as transformers' GenerationConfig does when it is None; options
+// without an off state (num_beams, length_penalty, do_sample, ...) are left as they are.
+void switch_off(GenerationOptions& o, const std::string& key) {
+  const GenerationOptions off;
+  if (key == "max_length")
+    o.max_length = off.max_length;
+  else if (key == "max_new_tokens")
+    o.max_new_tokens = off.max_new_tokens;
+  else if (key == "min_length")
+    o.min_length = off.min_length;
+  else if (key == "min_new_tokens")
+    o.min_new_tokens = off.min_new_tokens;
+  else if (key == "early_stopping")
+    o.early_stopping = off.early_stopping;
+  else if (key == "no_repeat_ngram_size")
+    o.no_repeat_ngram_size = off.no_repeat_ngram_size;
+  else if (key == "repetition_penalty")
+    o.repetition_penalty = off.repetition_penalty;
+  else if (key == "forced_bos_token_id")
+    o.forced_bos_token_id = off.forced_bos_token_id;
+  else if (key == "forced_eos_token_id")
+    o.forced_eos_token_id.clear();
+  else if (key == "eos_token_id")
+    o.eos_token_id.clear();
+  else if (key == "pad_token_id")
+    o.pad_token_id = off.pad_token_id;
+  else if (key == "temperature")
+    o.temperature = off.temperature;
+  else if (key == "top_k")
+    o.top_k = 0;  // None: no top-k filter (the default 50 is one)
+  else if (key == "top_p")
+    o.top_p = off.top_p;
+}
+
 }  // namespace
 
 void apply_generation_json(GenerationOptions& o, const json& j, const std::string& source, bool strict) {
@@ -57,7 +91,13 @@ void apply_generation_json(GenerationOptions& o, const json& j, const std::strin
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& k = it.key();
     const json& v = it.value();
-    if (v.is_null()) continue;  // unset: keep the current value
+    if (v.is_null()) {
+      // transformers' None: the options it switches off (a processor not applied, no forced or
+      // end token, the length limit of max_length) take their off values; the others have no
+      // off state and keep the current value, as if unset.
+      switch_off(o, k);
+      continue;
+    }
     if (k == "max_length") o.max_length = as_int(source, k, v);
     else if (k == "max_new_tokens") o.max_new_tokens = as_int(source, k, v);
     else if (k == "min_length") o.min_length = as_int(source, k, v);
