@@ -77,9 +77,13 @@ def test_bad_config_value_names_key(model_dir, change):
         nlpengine.load(model_dir)
 
 
-def test_bad_generation_config_names_file(model_dir):
-    (model_dir / "generation_config.json").write_text(json.dumps({"num_beams": "four"}))
-    with pytest.raises(nlpengine.ModelError, match=r"generation_config\.json.*num_beams"):
+@pytest.mark.parametrize(
+    "content, key",
+    [({"num_beams": "four"}, "num_beams"), ({"bad_words_ids": [[3], "x"]}, "bad_words_ids")],
+)
+def test_bad_generation_config_names_file(model_dir, content, key):
+    (model_dir / "generation_config.json").write_text(json.dumps(content))
+    with pytest.raises(nlpengine.ModelError, match=rf"generation_config\.json.*{key}"):
         nlpengine.load(model_dir)
 
 
@@ -104,6 +108,12 @@ IDS = np.array([[5, 6, 7, 8], [9, 10, 11, 0]], dtype=np.int64)
         ({"max_new_tokens": -5}, "max_new_tokens"),
         ({"early_stopping": "sometimes"}, "early_stopping"),
         ({"beam_width": 3}, "beam_width"),
+        ({"bad_words_ids": [[5], []]}, "bad_words_ids"),
+        ({"bad_words_ids": [5, 6]}, "bad_words_ids"),
+        ({"bad_words_ids": [[5, SEQ2SEQ_VOCAB]]}, "bad_words_ids"),
+        ({"suppress_tokens": [-1]}, "suppress_tokens"),
+        ({"begin_suppress_tokens": [SEQ2SEQ_VOCAB]}, "begin_suppress_tokens"),
+        ({"renormalize_logits": "yes"}, "renormalize_logits"),
     ],
 )
 def test_bad_generation_options(model, options, pattern):

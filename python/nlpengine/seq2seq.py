@@ -35,6 +35,10 @@ GENERATION_OPTIONS = (
     "top_p",
     "seed",
     "num_return_sequences",
+    "bad_words_ids",
+    "suppress_tokens",
+    "begin_suppress_tokens",
+    "renormalize_logits",
 )
 
 
@@ -130,7 +134,8 @@ class Seq2SeqModel:
         length_penalty, early_stopping (True, False or "never"), no_repeat_ngram_size,
         repetition_penalty, forced_bos_token_id, forced_eos_token_id,
         decoder_start_token_id, eos_token_id, pad_token_id, do_sample, temperature,
-        top_k, top_p, seed, num_return_sequences. Unset options take the model's
+        top_k, top_p, seed, num_return_sequences, bad_words_ids, suppress_tokens,
+        begin_suppress_tokens, renormalize_logits. Unset options take the model's
         generation_config.json values. As in transformers, an option given as None is
         switched off where it has an off state (``forced_eos_token_id=None``: no forced
         end token; ``max_new_tokens=None``: max_length limits; a penalty, n-gram block or

@@ -210,6 +210,107 @@ def test_none_switches_a_default_off(tmp_path, switched_off):
     assert not np.array_equal(switched, defaults)  # the option mattered here
 
 
+def _banned_options(sequences: np.ndarray, special: set[int]) -> dict:
+    """bad_words_ids, suppress_tokens and begin_suppress_tokens that each hit tokens the
+    search chose without them: one-token bad words, a two-token bad word (a pair that
+    occurred), a suppressed token and the first generated token of the first row."""
+    generated = [[int(t) for t in row[1:] if int(t) not in special] for row in sequences]
+    counts: dict[int, int] = {}
+    for row in generated:
+        for t in row:
+            counts[t] = counts.get(t, 0) + 1
+    by_count = sorted(counts, key=lambda t: (-counts[t], t))
+    by_count += [t for t in range(3, 10) if t not in counts and t not in special]
+    pairs = [
+        [a, b]
+        for row in generated
+        for a, b in zip(row, row[1:], strict=False)
+        if by_count[0] not in (a, b)
+    ]
+    pair = pairs[0] if pairs else [by_count[1], by_count[2]]
+    return dict(
+        bad_words_ids=[[by_count[0]], pair, [by_count[0], by_count[1], by_count[2]]],
+        suppress_tokens=[by_count[1]],
+        begin_suppress_tokens=[generated[0][0]],
+    )
+
+
+@pytest.mark.parametrize("case", ["greedy", "beam"])
+def test_bad_words_and_suppressed_tokens_match_transformers(pair, case):
+    """bad_words_ids (one- and several-token), suppress_tokens, begin_suppress_tokens and
+    renormalize_logits, given as options: transformers' tokens, and its beam scores,
+    which renormalize_logits changes where tokens were removed."""
+    name, reference, model = pair
+    base = dict(GENERATION_CASES[case])
+    ids, mask = _sources([9, 4, 15, 6], _pad_id(reference), seed=3)
+    config = reference.generation_config
+    special = {config.decoder_start_token_id, config.pad_token_id, reference.config.eos_token_id}
+    before = model.generate(ids, mask, **base).sequences
+    for renormalize in (False, True):
+        options = dict(base, renormalize_logits=renormalize, **_banned_options(before, special))
+        with torch.no_grad():
+            expected = reference.generate(
+                input_ids=torch.from_numpy(ids),
+                attention_mask=torch.from_numpy(mask),
+                do_sample=False,
+                output_scores=True,
+                return_dict_in_generate=True,
+                **options,
+            )
+        actual = model.generate(ids, mask, **options)
+        np.testing.assert_array_equal(actual.sequences, expected.sequences.numpy())
+        if base["num_beams"] > 1:
+            np.testing.assert_allclose(
+                actual.scores, expected.sequences_scores.numpy(), atol=TOLERANCE, rtol=0
+            )
+        assert not np.array_equal(actual.sequences, before)
+        banned = options["suppress_tokens"][0], options["bad_words_ids"][0][0]
+        assert not np.isin(actual.sequences[:, 1:], banned).any()
+
+
+def test_marian_generation_config_bans_its_pad_token(tmp_path):
+    """A converted Marian model's generation_config.json: bad_words_ids [[pad]] and
+    renormalize_logits, read from the file as transformers reads them; the pad token,
+    made the likeliest by its bias, is never generated."""
+    from transformers import GenerationConfig
+
+    config = SEQ2SEQ_CONFIGS["marian"]
+    reference = save_seq2seq(tmp_path, config, 23, std=DECISIVE_STD)
+    pad = config["pad_token_id"]
+    with torch.no_grad():
+        reference.final_logits_bias[0, pad] = 30.0  # pad would win every step
+    reference.save_pretrained(tmp_path)
+    GenerationConfig(
+        bad_words_ids=[[pad]],
+        renormalize_logits=True,
+        num_beams=3,
+        max_length=12,
+        decoder_start_token_id=pad,
+        eos_token_id=config["eos_token_id"],
+        forced_eos_token_id=config["eos_token_id"],
+        pad_token_id=pad,
+    ).save_pretrained(tmp_path)
+    reference.generation_config = GenerationConfig.from_pretrained(tmp_path)
+    model = nlpengine.load(tmp_path)
+    assert model.generation_config["bad_words_ids"] == [[pad]]
+    assert model.generation_config["renormalize_logits"] is True
+    ids, mask = _sources([7, 10, 4], pad_id=pad, seed=21)
+    with torch.no_grad():
+        expected = reference.generate(
+            input_ids=torch.from_numpy(ids),
+            attention_mask=torch.from_numpy(mask),
+            output_scores=True,
+            return_dict_in_generate=True,
+        )
+    actual = model.generate(ids, mask)
+    np.testing.assert_array_equal(actual.sequences, expected.sequences.numpy())
+    np.testing.assert_allclose(
+        actual.scores, expected.sequences_scores.numpy(), atol=TOLERANCE, rtol=0
+    )
+    finished = actual.sequences[:, 1:]
+    assert not (finished[:, : finished.shape[1] - 1] == pad).all(axis=1).any()
+
+
 def test_marian_with_its_own_decoder_vocabulary(tmp_path):
     """share_encoder_decoder_embeddings=False: separate decoder embeddings and a
     decoder_vocab_size-wide LM head."""

@@ -33,6 +33,15 @@ struct GenerationOptions {
   float top_p = 1.f;
   uint64_t seed = 0;
   int64_t num_return_sequences = 1;
+  // Token sequences never generated (transformers' NoBadWordsLogitsProcessor): a one-token
+  // sequence is never chosen (unless it is an end token), a longer one's last token not
+  // after the rest.
+  std::vector<std::vector<int64_t>> bad_words_ids;
+  std::vector<int64_t> suppress_tokens;        // never chosen
+  std::vector<int64_t> begin_suppress_tokens;  // not chosen as the first generated token
+  // A log-softmax after every processor (transformers' LogitNormalization), so a beam's
+  // scores stay log-probabilities where processors removed tokens.
+  bool renormalize_logits = false;
 
   // Decoder length limit after max_new_tokens is applied.
   int64_t effective_max_length() const { return max_new_tokens >= 0 ? 1 + max_new_tokens : max_length; }

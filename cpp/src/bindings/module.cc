@@ -116,6 +116,18 @@ nb::dict generation_dict(const nle::GenerationOptions& o) {
   d["top_k"] = o.top_k;
   d["top_p"] = o.top_p;
   d["num_return_sequences"] = o.num_return_sequences;
+  nb::list bad_words, suppress, begin_suppress;
+  for (const auto& sequence : o.bad_words_ids) {
+    nb::list ids;
+    for (int64_t id : sequence) ids.append(id);
+    bad_words.append(ids);
+  }
+  for (int64_t id : o.suppress_tokens) suppress.append(id);
+  for (int64_t id : o.begin_suppress_tokens) begin_suppress.append(id);
+  d["bad_words_ids"] = bad_words;
+  d["suppress_tokens"] = suppress;
+  d["begin_suppress_tokens"] = begin_suppress;
+  d["renormalize_logits"] = o.renormalize_logits;
   return d;
 }
 

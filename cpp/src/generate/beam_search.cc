@@ -128,6 +128,7 @@ SearchOutput beam_search(DecoderSession& session, int64_t num_sources, const Gen
         log_softmax_row(row, vocab);
         process_logits(row, vocab, st.running[j].data(), cur_len, settings);
         if (o.do_sample) warp_logits(row, vocab, settings);
+        if (o.renormalize_logits) log_softmax_row(row, vocab);
         const float running_score = st.running_scores[j];
         float* out = flat.data() + j * vocab;
 #pragma omp simd

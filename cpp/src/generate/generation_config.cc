@@ -50,6 +50,18 @@ std::vector<int64_t> as_ids(const std::string& source, const std::string& key, c
   return {as_id(source, key, v)};
 }
 
+// A list of token sequences, each a non-empty list of token ids (bad_words_ids).
+std::vector<std::vector<int64_t>> as_sequences(const std::string& source, const std::string& key,
+                                               const json& v) {
+  if (!v.is_array()) bad(source, key, "a list of lists of token ids", v);
+  std::vector<std::vector<int64_t>> sequences;
+  for (const auto& s : v) {
+    if (!s.is_array() || s.empty()) bad(source, key, "a list of non-empty lists of token ids", v);
+    sequences.push_back(as_ids(source, key, s));
+  }
+  return sequences;
+}
+
 // Switches option `key` off as transformers' GenerationConfig does when it is None; options
 // without an off state (num_beams, length_penalty, do_sample, ...) are left as they are.
 void switch_off(GenerationOptions& o, const std::string& key) {
@@ -82,6 +94,14 @@ void switch_off(GenerationOptions& o, const std::string& key) {
     o.top_k = 0;  // None: no top-k filter (the default 50 is one)
   else if (key == "top_p")
     o.top_p = off.top_p;
+  else if (key == "bad_words_ids")
+    o.bad_words_ids.clear();
+  else if (key == "suppress_tokens")
+    o.suppress_tokens.clear();
+  else if (key == "begin_suppress_tokens")
+    o.begin_suppress_tokens.clear();
+  else if (key == "renormalize_logits")
+    o.renormalize_logits = off.renormalize_logits;
 }
 
 }  // namespace
@@ -121,6 +141,14 @@ void apply_generation_json(GenerationOptions& o, const json& j, const std::strin
     else if (k == "top_p") o.top_p = as_float(source, k, v);
     else if (k == "seed") o.seed = static_cast<uint64_t>(as_int(source, k, v));
     else if (k == "num_return_sequences") o.num_return_sequences = as_int(source, k, v);
+    else if (k == "bad_words_ids")
+      o.bad_words_ids = as_sequences(source, k, v);
+    else if (k == "suppress_tokens")
+      o.suppress_tokens = as_ids(source, k, v);
+    else if (k == "begin_suppress_tokens")
+      o.begin_suppress_tokens = as_ids(source, k, v);
+    else if (k == "renormalize_logits")
+      o.renormalize_logits = as_bool(source, k, v);
     else if (strict)
       throw InvalidInputError(source + ": unknown generation option '" + k + "'");
   }
@@ -180,6 +208,10 @@ void validate_generation_options(const GenerationOptions& o, int64_t vocab_size)
   for (int64_t id : o.forced_eos_token_id) check_token("forced_eos_token_id", id);
   if (o.forced_bos_token_id >= 0) check_token("forced_bos_token_id", o.forced_bos_token_id);
   if (o.pad_token_id >= vocab_size) check_token("pad_token_id", o.pad_token_id);
+  for (const auto& sequence : o.bad_words_ids)
+    for (int64_t id : sequence) check_token("bad_words_ids", id);
+  for (int64_t id : o.suppress_tokens) check_token("suppress_tokens", id);
+  for (int64_t id : o.begin_suppress_tokens) check_token("begin_suppress_tokens", id);
 }
 
 }  // namespace nle

@@ -34,6 +34,20 @@ void suppress(float* scores, const std::vector<int64_t>& ids) {
   for (int64_t id : ids) scores[id] = kNegInf;
 }
 
+// transformers' NoBadWordsLogitsProcessor: one-token sequences (but an end token's) always,
+// a longer sequence's last token where the tokens so far end with the rest of it.
+void ban_bad_words(float* scores, const int64_t* tokens, int64_t cur_len,
+                   const std::vector<std::vector<int64_t>>& bad_words, const std::vector<int64_t>& eos) {
+  for (const auto& word : bad_words) {
+    const auto prefix = static_cast<int64_t>(word.size()) - 1;
+    if (prefix == 0) {
+      if (std::find(eos.begin(), eos.end(), word[0]) == eos.end()) scores[word[0]] = kNegInf;
+    } else if (prefix <= cur_len && std::equal(word.begin(), word.end() - 1, tokens + cur_len - prefix)) {
+      scores[word.back()] = kNegInf;
+    }
+  }
+}
+
 void force(float* scores, int64_t vocab, const std::vector<int64_t>& ids) {
   std::fill(scores, scores + vocab, kNegInf);
   for (int64_t id : ids) scores[id] = 0.f;
@@ -46,6 +60,7 @@ void process_logits(float* scores, int64_t vocab, const int64_t* tokens, int64_t
   const GenerationOptions& o = *s.options;
   if (o.repetition_penalty != 1.f) repetition_penalty(scores, tokens, cur_len, o.repetition_penalty);
   if (o.no_repeat_ngram_size > 0) no_repeat_ngram(scores, tokens, cur_len, o.no_repeat_ngram_size);
+  if (!o.bad_words_ids.empty()) ban_bad_words(scores, tokens, cur_len, o.bad_words_ids, o.eos_token_id);
   if (!o.eos_token_id.empty()) {
     if (o.min_length > 0 && cur_len < o.min_length) suppress(scores, o.eos_token_id);
     if (o.min_new_tokens > 0 && cur_len - 1 < o.min_new_tokens) suppress(scores, o.eos_token_id);
@@ -53,6 +68,10 @@ void process_logits(float* scores, int64_t vocab, const int64_t* tokens, int64_t
   if (o.forced_bos_token_id >= 0 && cur_len == 1) force(scores, vocab, {o.forced_bos_token_id});
   if (!o.forced_eos_token_id.empty() && cur_len == s.max_length - 1)
     force(scores, vocab, o.forced_eos_token_id);
+  suppress(scores, o.suppress_tokens);
+  // The first generated token: after the start token, or after a forced BOS.
+  const int64_t begin = o.forced_bos_token_id >= 0 ? 2 : 1;
+  if (cur_len == begin) suppress(scores, o.begin_suppress_tokens);
 }
 
 void warp_logits(float* scores, int64_t vocab, const ProcessorSettings& s) {

@@ -1,6 +1,8 @@
 // The score adjustments of transformers' generate(), in its order:
-// repetition penalty, no-repeat n-grams, min length, min new tokens, forced
-// BOS, forced EOS; then, when sampling, temperature, top-k and top-p.
+// repetition penalty, no-repeat n-grams, bad words, min length, min new tokens,
+// forced BOS, forced EOS, suppressed tokens, tokens suppressed at the first step;
+// then, when sampling, temperature, top-k and top-p; then, with
+// renormalize_logits, a log-softmax (the searches apply that last one).
 #pragma once
 
 #include <cstdint>

@@ -36,6 +36,7 @@ SearchOutput sampling_search(DecoderSession& session, int64_t num_rows, const Ge
       const int64_t r = active[static_cast<size_t>(i)];
       float* scores = logits.data<float>() + i * vocab;
       std::vector<int64_t>& seq = out.sequences[r];
+      // (renormalize_logits changes neither the choice nor its log-probability here.)
       process_logits(scores, vocab, seq.data(), cur_len, settings);
       int64_t token = 0;
       if (o.do_sample) {
