@@ -87,6 +87,22 @@ def test_bad_generation_config_names_file(model_dir, content, key):
         nlpengine.load(model_dir)
 
 
+def test_generation_defaults_it_does_not_apply_are_a_warning(model_dir):
+    """A directory whose generation defaults use a transformers option nlpengine does not
+    apply loads, with a warning that names it; neutral values of such options do not warn."""
+    import warnings
+
+    path = model_dir / "generation_config.json"
+    path.write_text(json.dumps({"num_beam_groups": 1, "diversity_penalty": 0.0, "num_beams": 2}))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        nlpengine.load(model_dir)
+    path.write_text(json.dumps({"encoder_no_repeat_ngram_size": 3, "num_beams": 2}))
+    with pytest.warns(UserWarning, match=r"encoder_no_repeat_ngram_size=3.*does not apply"):
+        model = nlpengine.load(model_dir)
+    assert model.generation_config["num_beams"] == 2
+
+
 @pytest.fixture(scope="module")
 def model(good_dir):
     return nlpengine.load(good_dir, threads=1)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,6 +41,48 @@ GENERATION_OPTIONS = (
     "begin_suppress_tokens",
     "renormalize_logits",
 )
+
+
+#: transformers generation options that nlpengine does not apply, with the values that
+#: leave transformers' search as nlpengine's is (a directory setting another value gets a
+#: warning at load: its outputs can differ from transformers').
+UNAPPLIED_GENERATION_OPTIONS = {
+    "encoder_no_repeat_ngram_size": (None, 0),
+    "exponential_decay_length_penalty": (None,),
+    "sequence_bias": (None,),
+    "remove_invalid_values": (None, False),
+    "num_beam_groups": (None, 1),
+    "diversity_penalty": (None, 0, 0.0),
+    "constraints": (None,),
+    "force_words_ids": (None,),
+    "penalty_alpha": (None,),
+    "guidance_scale": (None, 1, 1.0),
+    "typical_p": (None, 1, 1.0),
+    "epsilon_cutoff": (None, 0, 0.0),
+    "eta_cutoff": (None, 0, 0.0),
+    "min_p": (None,),
+    "top_h": (None,),
+    "max_time": (None,),
+    "stop_strings": (None,),
+    "watermarking_config": (None,),
+    "dola_layers": (None,),
+}
+
+
+def _unapplied_options(directory: str, hf_config: dict) -> dict:
+    """The options of the directory's generation defaults (generation_config.json, else
+    config.json, as transformers reads them) that nlpengine would not apply."""
+    path = os.path.join(directory, "generation_config.json")
+    if os.path.isfile(path):
+        with open(path, encoding="utf-8") as f:
+            defaults = json.load(f)
+    else:
+        defaults = hf_config
+    return {
+        key: defaults[key]
+        for key, neutral in UNAPPLIED_GENERATION_OPTIONS.items()
+        if key in defaults and defaults[key] not in neutral and defaults[key] != []
+    }
 
 
 @dataclass(frozen=True)
@@ -87,6 +130,14 @@ class Seq2SeqModel:
         self._native = native
         with open(os.path.join(native.directory, "config.json"), encoding="utf-8") as f:
             self._hf_config = json.load(f)
+        unapplied = _unapplied_options(native.directory, self._hf_config)
+        if unapplied:
+            listed = ", ".join(f"{k}={v!r}" for k, v in unapplied.items())
+            warnings.warn(
+                f"{native.directory}: the generation defaults set {listed}, which nlpengine "
+                "does not apply; generate() can give other tokens than transformers' there",
+                stacklevel=3,
+            )
 
     @property
     def hf_config(self) -> dict:
