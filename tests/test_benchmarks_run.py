@@ -99,6 +99,8 @@ def test_encoder_throughput_runs_every_system(tmp_path, encoder_dir):
         assert results[system]["status"] == "ok", (system, results[system])
         assert results[system]["median"] > 0
         assert results[system]["peak_rss_mb_median"] > 0
+        # Load to first result: the load and the first call, never less than the load.
+        assert results[system]["first_result_s_median"] > results[system]["load_s_median"] > 0
     accuracy = report["accuracy"]
     for system in FLOAT32_SYSTEMS:
         assert accuracy[system]["max_abs_diff_last_hidden_state"] <= 1e-4, (
