@@ -23,7 +23,8 @@ ONNX Runtime int8 system) writes an ``*_int8.onnx`` beside each graph.
 
 :class:`OnnxSeq2seq` runs the benchmark's workload: greedy or beam search with exactly
 ``new_tokens`` new tokens per source, the end token suppressed throughout (the
-benchmark's ``min_new_tokens = max_new_tokens``), scored like transformers'
+benchmark's ``min_new_tokens = max_new_tokens``), the first token forced where the
+model's generation config forces one (``forced_bos_token_id``), scored like transformers'
 ``generate``: log-softmax over the whole vocabulary, then the end token removed, beams
 ranked by their summed log-probabilities. It is not a general ``generate`` (no end of
 sequence, no length penalty, no sampling).
@@ -290,6 +291,9 @@ def export_seq2seq_onnx(hf_dir: Path, out_dir: Path, quantize: bool = True) -> d
                 "decoder_start_token_id": start_id,
                 "eos_token_id": int(config.eos_token_id),
                 "decoder_layers": layers,
+                # transformers forces this first token (generation_config.json), so does the
+                # loop here.
+                "forced_bos_token_id": model.generation_config.forced_bos_token_id,
             }
         )
     )
@@ -314,6 +318,8 @@ class OnnxSeq2seq:
         self.start_id = int(meta["decoder_start_token_id"])
         self.eos_id = int(meta["eos_token_id"])
         self.layers = int(meta["decoder_layers"])
+        forced = meta.get("forced_bos_token_id")
+        self.forced_bos_id = None if forced is None else int(forced)
         options = ort.SessionOptions()
         options.intra_op_num_threads = threads
         options.inter_op_num_threads = 1
@@ -362,7 +368,14 @@ class OnnxSeq2seq:
         # The first step is the same for every beam of a source (transformers runs it on
         # beams copies and keeps one through its -1e9 scores); here it runs once per source
         # and the cache is copied to the beams after it.
-        scores, tokens = self._best(logprobs, token_ids, beams)
+        if self.forced_bos_id is None:
+            scores, tokens = self._best(logprobs, token_ids, beams)
+        else:
+            # transformers' forced BOS: the token's score is 0, every other -inf; of a
+            # source's beams only the first is alive at this step (the rest at -1e9).
+            tokens = np.full((sources, beams), self.forced_bos_id, dtype=np.int64)
+            scores = np.full((sources, beams), -1e9, dtype=np.float32)
+            scores[:, 0] = 0.0
         if beams > 1:
             cache = [np.repeat(c, beams, axis=0) for c in cache]
             mask = np.repeat(mask, beams, axis=0)

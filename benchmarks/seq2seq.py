@@ -470,13 +470,27 @@ def read_ct2_vocabulary(ct2_dir: Path, side: str) -> list[str]:
     raise SystemExit(f"no {side} vocabulary in {ct2_dir}")
 
 
-def _load_ct2(ct2_dir: Path | None, threads: int, compute_type: str) -> LoadedSystem:
+def forced_bos_token_id(model_dir: Path) -> int | None:
+    """The first token transformers forces for this directory: ``forced_bos_token_id`` of
+    its generation_config.json (else config.json, as transformers falls back), or None."""
+    for name in ("generation_config.json", "config.json"):
+        path = model_dir / name
+        if path.is_file():
+            value = json.loads(path.read_text()).get("forced_bos_token_id")
+            return None if value is None else int(value)
+    return None
+
+
+def _load_ct2(
+    ct2_dir: Path | None, threads: int, compute_type: str, forced_bos: int | None = None
+) -> LoadedSystem:
     import ctranslate2
 
     if ct2_dir is None:
         raise SystemExit("the ct2 systems need --ct2-model")
     source_vocab = read_ct2_vocabulary(ct2_dir, "source")
-    target_index = {token: i for i, token in enumerate(read_ct2_vocabulary(ct2_dir, "target"))}
+    target_vocab = read_ct2_vocabulary(ct2_dir, "target")
+    target_index = {token: i for i, token in enumerate(target_vocab)}
     ct2_config = json.loads((ct2_dir / "config.json").read_text())
     eos_token = ct2_config["eos_token"]
     translator = ctranslate2.Translator(
@@ -487,11 +501,16 @@ def _load_ct2(ct2_dir: Path | None, threads: int, compute_type: str) -> LoadedSy
         intra_threads=threads,
     )
 
+    # A forced first token (transformers' forced_bos_token_id) as a target prefix, which
+    # CTranslate2 returns with the hypothesis and counts in its decoding length.
+    prefix = None if forced_bos is None else [target_vocab[forced_bos]]
+
     def generate(ids: np.ndarray, mask: np.ndarray, beams: int, new_tokens: int):
         source = [
             [source_vocab[i] for i, keep in zip(row, row_mask, strict=True) if keep]
             for row, row_mask in zip(ids.tolist(), mask.tolist(), strict=True)
         ]
+        options = {} if prefix is None else {"target_prefix": [prefix] * len(source)}
         results = translator.translate_batch(
             source,
             beam_size=beams,
@@ -504,6 +523,7 @@ def _load_ct2(ct2_dir: Path | None, threads: int, compute_type: str) -> LoadedSy
             repetition_penalty=1.0,
             no_repeat_ngram_size=0,
             sampling_topk=1,
+            **options,
         )
         rows = [[target_index[t] for t in r.hypotheses[0]] for r in results]
         return _until_eos(rows, target_index[eos_token])
@@ -520,12 +540,12 @@ def _load_ct2(ct2_dir: Path | None, threads: int, compute_type: str) -> LoadedSy
 
 def load_ct2(model_dir: Path, artifacts: Artifacts, threads: int) -> LoadedSystem:
     """CTranslate2 Translator, compute_type float32."""
-    return _load_ct2(artifacts.ct2, threads, "float32")
+    return _load_ct2(artifacts.ct2, threads, "float32", forced_bos_token_id(model_dir))
 
 
 def load_ct2_int8(model_dir: Path, artifacts: Artifacts, threads: int) -> LoadedSystem:
     """CTranslate2 Translator, compute_type int8 (weights quantized at load)."""
-    return _load_ct2(artifacts.ct2, threads, "int8")
+    return _load_ct2(artifacts.ct2, threads, "int8", forced_bos_token_id(model_dir))
 
 
 def _load_ort(onnx_dir: Path | None, threads: int, suffix: str) -> LoadedSystem:

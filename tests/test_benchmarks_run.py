@@ -209,6 +209,52 @@ def test_seq2seq_runs_a_directory_with_a_forced_end_token(tmp_path, seq2seq_benc
     assert greedy["sources"] == 3 and greedy["exact_match_fraction"] == 1.0, greedy
 
 
+def test_seq2seq_peers_force_the_first_token_as_transformers_does(tmp_path):
+    """A BART directory whose generation_config.json forces the first token (real
+    bart-base's does): CTranslate2 (a target prefix) and the ONNX Runtime loop force it
+    too, so every float32 system gives transformers' tokens."""
+    import json as json_module
+
+    from seq2seq_fixtures import make_tokenizer
+    from seq2seq_models import DECISIVE_STD, SEQ2SEQ_CONFIGS, save_seq2seq
+    from transformers import GenerationConfig
+
+    model_dir = tmp_path / "bart"
+    tokenizer = make_tokenizer("bart")
+    config = dict(SEQ2SEQ_CONFIGS["bart"], vocab_size=tokenizer.get_vocab_size())
+    save_seq2seq(model_dir, config, 29, std=DECISIVE_STD)
+    saved = json_module.loads((model_dir / "config.json").read_text())
+    saved["normalize_before"] = False  # bart-base's config says so; CTranslate2 reads it
+    (model_dir / "config.json").write_text(json_module.dumps(saved))
+    GenerationConfig(
+        forced_bos_token_id=0,
+        forced_eos_token_id=2,
+        decoder_start_token_id=2,
+        eos_token_id=2,
+        pad_token_id=1,
+        bos_token_id=0,
+    ).save_pretrained(model_dir)
+    tokenizer.save(str(model_dir / "tokenizer.json"))
+    out = tmp_path / "seq2seq.json"
+    run_script(
+        "seq2seq.py",
+        "--models", str(model_dir),
+        "--searches", "greedy",
+        "--systems", "nlpengine,transformers,ct2,ort",
+        "--rounds", "1",
+        "--sources", "4",
+        "--source-len", "10",
+        "--new-tokens", "6",
+        "--warmup-tokens", "2",
+        "--no-ceiling",
+        "--output", str(out),
+    )  # fmt: skip
+    report = json.loads(out.read_text())
+    accuracy = report["accuracy"]["bart"]["greedy"]
+    for system in ("nlpengine", "ct2", "ort"):
+        assert accuracy[system]["exact_match_fraction"] == 1.0, (system, accuracy[system])
+
+
 def test_encoder_model_without_tokenizer_is_a_clear_error(tmp_path, encoder_dir):
     model_dir = tmp_path / "no-tokenizer"
     model_dir.mkdir()
