@@ -16,6 +16,8 @@
 #include "ops/activation.h"
 #include "ops/bf16_gemm.h"
 #include "ops/cpu/gemm_library.h"
+#include "ops/cpu/gemv_f32_blocked.h"
+#include "ops/cpu/onednn_matmul.h"
 #include "ops/gemm.h"
 #include "ops/int8_gemm.h"
 #include "ops/packed_gemm.h"
@@ -320,6 +322,76 @@ TEST(PackedGemmTest, FloatPackedEpilogueMatchesTheReference) {
             << "m " << m << " " << ops::activation_name(act) << (with_bias ? " with bias" : " no bias");
       }
     }
+  }
+}
+
+// Products of 1 to kGemvMaxRows rows on a float32 weight in oneDNN's blocked layout read it
+// directly (ops/cpu/gemv_f32_blocked.h): through matmul_nt_packed, shapes whose columns
+// fill no whole block of 64 and whose depth is no multiple of 16, with and without a bias
+// and activation, against the reference, writing only their rows; and every weight of
+// these shapes takes that path where oneDNN packs float32 weights and the CPU runs it
+// (a oneDNN whose layout changed would show here, not as a slower decoding step).
+TEST(PackedGemmTest, FewRowsReadTheBlockedWeightDirectly) {
+  const bool onednn_layout = ops::cpu::gemm_library() == ops::cpu::GemmLibrary::OneDnn &&
+                             ops::cpu::onednn::packs_weights(ops::cpu::onednn::MatmulType::F32F32F32);
+  const int64_t guard = 3;
+  for (const auto& [n, k] : std::vector<std::pair<int64_t, int64_t>>{
+           {37, 50}, {64, 16}, {130, 33}, {768, 768}, {1000, 7}, {50, 3072}}) {
+    const auto w = random_floats(static_cast<size_t>(n * k), 61, 0.3f);
+    const ops::PackedWeight packed = ops::pack_weight_f32(tensor_from(w, {n, k}));
+    if (onednn_layout) {
+      EXPECT_EQ(ops::cpu::onednn::few_rows_read_directly(packed.data.get()),
+                ops::cpu::gemv_f32_blocked_available())
+          << "n " << n << " k " << k;
+    }
+    const auto bias_values = random_floats(static_cast<size_t>(n), 62);
+    const Tensor bias = tensor_from(bias_values, {n});
+    for (int64_t m = 1; m <= ops::cpu::kGemvMaxRows + 1; ++m) {
+      for (const ops::Activation act : {ops::Activation::None, ops::Activation::GeluErf}) {
+        const bool with_bias = act != ops::Activation::None;
+        const auto x = random_floats(static_cast<size_t>(m * k), 63 + static_cast<uint32_t>(m));
+        std::vector<float> expected = exact_product(x, w, m, n, k);
+        ops::reference::bias_activation_f32(expected.data(), with_bias ? bias_values.data() : nullptr, m, n,
+                                            act);
+        Tensor y(DType::F32, {m + guard, n});
+        std::fill(y.data<float>(), y.data<float>() + (m + guard) * n, std::nanf(""));
+        Tensor y_rows = Tensor::view(DType::F32, {m, n}, y.data<float>(), nullptr);
+        ops::matmul_nt_packed(y_rows, tensor_from(x, {m, k}), packed, with_bias ? &bias : nullptr, act);
+        const std::vector<float> got(y.data<float>(), y.data<float>() + m * n);
+        EXPECT_LT(max_abs_diff(got, expected), 1e-4f * std::max(1.f, max_abs(expected)))
+            << "n " << n << " k " << k << " m " << m << " " << ops::activation_name(act);
+        for (int64_t i = m * n; i < (m + guard) * n; ++i)
+          ASSERT_TRUE(std::isnan(y.data<float>()[i]))
+              << "n " << n << " k " << k << " m " << m << ": wrote row " << i / n;
+      }
+    }
+  }
+}
+
+// The kernel on a layout made here: a block stride longer than the depth and NaN in every
+// float it must not use (the depth's padding, the last block's columns past n), which
+// would reach the results if it read them as values. Where the CPU or build has no such
+// kernel (no AVX-512, the NLE_AVX2_ONLY build), calling it is an error.
+TEST(PackedGemmTest, BlockedGemvReadsOnlyTheWeightsFloats) {
+  const int64_t n = 150, k = 21, padded_k = 48, block = ops::cpu::kGemvColumnBlock;
+  const int64_t blocks = (n + block - 1) / block, stride = padded_k * block;
+  const auto w = random_floats(static_cast<size_t>(n * k), 71, 0.3f);
+  std::vector<float> layout(static_cast<size_t>(blocks * stride), std::nanf(""));
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t i = 0; i < k; ++i)
+      layout[static_cast<size_t>(j / block * stride + i * block + j % block)] = w[j * k + i];
+  for (int64_t m = 1; m <= ops::cpu::kGemvMaxRows; ++m) {
+    const auto x = random_floats(static_cast<size_t>(m * k), 72 + static_cast<uint32_t>(m));
+    std::vector<float> got(static_cast<size_t>(m * n));
+    if (!ops::cpu::gemv_f32_blocked_available()) {
+      EXPECT_THROW(ops::cpu::gemv_f32_blocked(got.data(), x.data(), layout.data(), m, n, k, stride, nullptr,
+                                              ops::Activation::None),
+                   Error);
+      continue;
+    }
+    ops::cpu::gemv_f32_blocked(got.data(), x.data(), layout.data(), m, n, k, stride, nullptr,
+                               ops::Activation::None);
+    EXPECT_LT(max_abs_diff(got, exact_product(x, w, m, n, k)), 1e-5f) << "m " << m;
   }
 }
 

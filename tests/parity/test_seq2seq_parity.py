@@ -100,6 +100,31 @@ def test_generate_matches_transformers(pair, case):
         )
 
 
+@pytest.mark.parametrize("case", ["greedy", "beam", "beam-early"])
+def test_generate_one_source_matches_transformers(pair, case):
+    """A single source (a service's request): its decoding steps are products of 1 to 4
+    rows, which read the weight in a kernel of their own where the CPU has one
+    (ops/cpu/gemv_f32_blocked.h)."""
+    name, reference, model = pair
+    options = GENERATION_CASES[case]
+    ids, mask = _sources([11], _pad_id(reference), seed=5)
+    with torch.no_grad():
+        expected = reference.generate(
+            input_ids=torch.from_numpy(ids),
+            attention_mask=torch.from_numpy(mask),
+            do_sample=False,
+            output_scores=True,
+            return_dict_in_generate=True,
+            **options,
+        )
+    actual = model.generate(ids, mask, **options)
+    np.testing.assert_array_equal(actual.sequences, expected.sequences.numpy())
+    if options["num_beams"] > 1:
+        np.testing.assert_allclose(
+            actual.scores, expected.sequences_scores.numpy(), atol=TOLERANCE, rtol=0
+        )
+
+
 def test_sampling_is_repeatable(pair):
     name, reference, model = pair
     ids, mask = _sources([5, 11], _pad_id(reference), seed=4)

@@ -16,6 +16,7 @@
 #include "core/scratch_buffer.h"
 #include "nlpengine/errors.h"
 #include "ops/cpu/gemm_library.h"
+#include "ops/cpu/gemv_f32_blocked.h"
 
 namespace nle::ops::cpu::onednn {
 
@@ -35,6 +36,10 @@ constexpr int kStreamDefaultFlags = 1;
 constexpr int kBf16 = 2, kF32 = 3, kS32 = 4, kS8 = 5, kU8 = 6;
 constexpr int kTagAny = 1, kTagAb = 3, kTagBa = 14;
 constexpr int kQueryWeightsMd = 131, kQueryScratchpadMd = 136;
+// dnnl_memory_desc_query's queries of a layout (dnnl_query_t) and dnnl_blocked.
+constexpr int kQueryStrides = 14, kQueryNdims = 256, kQueryPaddedDims = 260, kQueryFormatKind = 262,
+              kQueryInnerNblks = 263, kQueryInnerBlks = 264, kQueryInnerIdxs = 265;
+constexpr int kFormatBlocked = 2;
 constexpr int kScratchpadModeUser = 1;
 constexpr int kArgSrc = 1, kArgDst = 17, kArgWeights = 33, kArgBias = 41,
               kArgScratchpad = 80;  // reorders: from = src, to = dst
@@ -53,6 +58,7 @@ struct Api {
   int (*md_clone)(Handle*, ConstHandle);
   int (*md_destroy)(Handle);
   size_t (*md_get_size)(ConstHandle);
+  int (*md_query)(ConstHandle, int, void*);
   int (*md_equal)(ConstHandle, ConstHandle);
   int (*matmul_pd_create)(Handle*, Handle, ConstHandle, ConstHandle, ConstHandle, ConstHandle, ConstHandle);
   int (*reorder_pd_create)(Handle*, ConstHandle, Handle, ConstHandle, Handle, ConstHandle);
@@ -89,6 +95,7 @@ const Api& api() {
     bind(x.md_clone, "dnnl_memory_desc_clone");
     bind(x.md_destroy, "dnnl_memory_desc_destroy");
     bind(x.md_get_size, "dnnl_memory_desc_get_size");
+    bind(x.md_query, "dnnl_memory_desc_query");
     bind(x.md_equal, "dnnl_memory_desc_equal");
     bind(x.matmul_pd_create, "dnnl_matmul_primitive_desc_create");
     bind(x.reorder_pd_create, "dnnl_reorder_primitive_desc_create");
@@ -306,6 +313,9 @@ struct Weight {
   Md md;  // the layout
   std::unique_ptr<void, decltype(&std::free)> buffer{nullptr, &std::free};
   int64_t n = 0, k = 0;
+  // Where the layout is the one gemv_f32_blocked reads (float32 weights), the floats from
+  // one block of its columns to the next; else 0.
+  int64_t gemv_block_stride = 0;
 
   const RowProduct& product(int64_t rows, EpilogueKind epilogue) const {
     return product_cache().get(types, md.h, n, k, rows, epilogue);
@@ -363,6 +373,30 @@ const Support& support(MatmulType type) {
 bool implemented(MatmulType type) { return support(type).implemented; }
 bool packs_weights(MatmulType type) { return support(type).own_layout; }
 
+namespace {
+// The floats from one column block to the next where md, the layout oneDNN chose for a
+// (K, N) float32 weight, is the one gemv_f32_blocked reads (BA16a64b: blocks of 64
+// columns, each K rows of 64 floats, in blocks of 16 rows one after another); 0 for any
+// other layout. Read from the descriptor's blocking, not from the name of its format.
+int64_t gemv_block_stride(ConstHandle md, int64_t k) {
+  int ndims = 0, format = 0, nblks = 0;
+  const int64_t *strides = nullptr, *padded = nullptr, *blks = nullptr, *idxs = nullptr;
+  const Api& dnnl = api();
+  if (dnnl.md_query(md, kQueryNdims, &ndims) != 0 || ndims != 2 ||
+      dnnl.md_query(md, kQueryFormatKind, &format) != 0 || format != kFormatBlocked ||
+      dnnl.md_query(md, kQueryInnerNblks, &nblks) != 0 || nblks != 2 ||
+      dnnl.md_query(md, kQueryInnerBlks, &blks) != 0 || dnnl.md_query(md, kQueryInnerIdxs, &idxs) != 0 ||
+      dnnl.md_query(md, kQueryStrides, &strides) != 0 || dnnl.md_query(md, kQueryPaddedDims, &padded) != 0 ||
+      !blks || !idxs || !strides || !padded)
+    return 0;
+  const bool blocked = blks[0] == kGemvDepthBlock && idxs[0] == 0 && blks[1] == kGemvColumnBlock &&
+                       idxs[1] == 1 && strides[0] == kGemvDepthBlock * kGemvColumnBlock &&
+                       padded[0] % kGemvDepthBlock == 0 && padded[0] >= k &&
+                       padded[1] % kGemvColumnBlock == 0 && strides[1] >= padded[0] * kGemvColumnBlock;
+  return blocked ? strides[1] : 0;
+}
+}  // namespace
+
 std::shared_ptr<void> reorder_weight(const void* weight, MatmulType type, int64_t n, int64_t k) {
   auto w = std::make_shared<Weight>();
   w->types = types_of(type);
@@ -395,8 +429,12 @@ std::shared_ptr<void> reorder_weight(const void* weight, MatmulType type, int64_
   Primitive reorder;
   check(api().primitive_create(&reorder.h, pd.h), "reorder primitive_create");
   execute(reorder.h, {{kArgSrc, from.h}, {kArgDst, to.h}});
+  if (type == MatmulType::F32F32F32 && gemv_f32_blocked_available())
+    w->gemv_block_stride = gemv_block_stride(w->md.h, k);
   return w;
 }
+
+bool few_rows_read_directly(const void* w) { return static_cast<const Weight*>(w)->gemv_block_stride > 0; }
 
 void matmul(void* c, const void* a, const void* weight, int64_t m, int64_t n, int64_t k, bool a_padded,
             bool c_padded, const Epilogue& epilogue) {
@@ -405,6 +443,14 @@ void matmul(void* c, const void* a, const void* weight, int64_t m, int64_t n, in
   if ((kind.bias || kind.act != Activation::None || kind.bf16_out) && w->types.dst != kF32)
     throw Error("onednn::matmul: an epilogue needs float32 results");
   if (kind.bf16_out && w->types.src != kBf16) throw Error("onednn::matmul: bf16 results need bf16 inputs");
+  if (m > 0 && m <= kGemvMaxRows && w->gemv_block_stride > 0) {
+    // A decoding step's few rows: bound by reading the weight, which the primitive does
+    // more slowly (ops/cpu/gemv_f32_blocked.h).
+    gemv_f32_blocked(static_cast<float*>(c), static_cast<const float*>(a),
+                     static_cast<const float*>(w->buffer.get()), m, n, k, w->gemv_block_stride, epilogue.bias,
+                     epilogue.act);
+    return;
+  }
   const int64_t c_bytes = kind.bf16_out ? 2 : w->types.dst_bytes;
   thread_local ScratchBuffer<uint8_t> scratch_buffer, padded_a_buffer, padded_c_buffer;
   // Rows [first, first + real) through the primitive made for `rows` (>= real) rows, the
