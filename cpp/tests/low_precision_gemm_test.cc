@@ -17,6 +17,7 @@
 #include "ops/bf16_gemm.h"
 #include "ops/cpu/gemm_library.h"
 #include "ops/cpu/gemv_f32_blocked.h"
+#include "ops/cpu/gemv_u8s8_blocked.h"
 #include "ops/cpu/onednn_matmul.h"
 #include "ops/gemm.h"
 #include "ops/int8_gemm.h"
@@ -479,6 +480,80 @@ TEST(PackedGemmTest, Int8PackedProductIsExactForAnyShape) {
         EXPECT_EQ(c, expected) << "m " << m << " n " << n << " k " << k;
       }
     }
+  }
+}
+
+// int8 products of 1 to kGemvS8MaxRows rows read oneDNN's blocked weight directly
+// (ops/cpu/gemv_u8s8_blocked.h): the same int32 sums as the reference, bit for bit, on
+// depths off a group of 4 and columns off a block of 64, writing only their rows; every
+// weight of these shapes takes that path where oneDNN packs int8 weights and the CPU has
+// AVX512-VNNI.
+TEST(PackedGemmTest, FewInt8RowsReadTheBlockedWeightDirectly) {
+  const bool onednn_layout = ops::cpu::gemm_library() == ops::cpu::GemmLibrary::OneDnn &&
+                             ops::cpu::onednn::packs_weights(ops::cpu::onednn::MatmulType::U8S8S32);
+  const int32_t w_max = ops::int8_weight_max();
+  for (const auto& [n, k] : std::vector<std::pair<int64_t, int64_t>>{
+           {5, 1}, {45, 7}, {64, 64}, {130, 33}, {768, 768}, {70, 3071}}) {
+    std::vector<int8_t> b(static_cast<size_t>(n * k));
+    for (size_t i = 0; i < b.size(); ++i)
+      b[i] = static_cast<int8_t>(i % 3 == 0 ? -w_max : w_max - static_cast<int32_t>(i % 7));
+    Tensor bt(DType::I8, {n, k});
+    std::memcpy(bt.data<int8_t>(), b.data(), b.size());
+    const ops::PackedWeight packed = ops::pack_weight_s8(bt);
+    if (onednn_layout) {
+      EXPECT_EQ(ops::cpu::onednn::few_rows_read_directly(packed.data.get()),
+                ops::cpu::gemv_u8s8_blocked_available())
+          << "n " << n << " k " << k;
+    }
+    for (int64_t m = 1; m <= ops::cpu::kGemvS8MaxRows + 1; ++m) {
+      const int64_t rows = ops::cpu::packed_s8_rows(m), guard = 2;
+      std::vector<uint8_t> a(static_cast<size_t>(rows * k), 0);
+      for (int64_t i = 0; i < m * k; ++i)
+        a[static_cast<size_t>(i)] = static_cast<uint8_t>(i % 11 == 0 ? 0 : 255 - i % 5);
+      std::vector<int32_t> c(static_cast<size_t>((rows + guard) * n), -7),
+          expected(static_cast<size_t>(m * n));
+      ops::cpu::gemm_u8s8s32_packed(c.data(), a.data(), packed.data.get(), m, n, k);
+      ops::reference::gemm_u8s8s32(expected.data(), a.data(), b.data(), m, n, k);
+      EXPECT_EQ(std::vector<int32_t>(c.begin(), c.begin() + m * n), expected)
+          << "m " << m << " n " << n << " k " << k;
+      for (int64_t i = rows * n; i < (rows + guard) * n; ++i)
+        ASSERT_EQ(c[static_cast<size_t>(i)], -7)
+            << "m " << m << " n " << n << " k " << k << ": wrote row " << i / n;
+    }
+  }
+}
+
+// The int8 kernel on a layout made here: a block stride longer than the depth, the
+// depth's padding past its last group and the last block's columns past n holding values
+// that would change the sums if it read them as weights. Where the CPU or build has no
+// such kernel, calling it is an error.
+TEST(PackedGemmTest, BlockedInt8GemvReadsOnlyTheWeightsBytes) {
+  const int64_t n = 150, k = 22, groups = (k + 3) / 4, padded_groups = 20,
+                block = ops::cpu::kGemvS8ColumnBlock;
+  const int64_t blocks = (n + block - 1) / block, stride = padded_groups * 4 * block;
+  std::vector<int8_t> b(static_cast<size_t>(n * k));
+  for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<int8_t>(static_cast<int>(i * 37 % 255) - 127);
+  std::vector<int8_t> layout(static_cast<size_t>(blocks * stride), 99);
+  for (int64_t j = 0; j < blocks * block; ++j)
+    for (int64_t i = 0; i < groups * 4; ++i) {
+      const bool real = j < n && i < k;
+      // Inside the last group, the padding must be zero (the kernel's contract); past n,
+      // anything.
+      const int8_t value = real ? b[static_cast<size_t>(j * k + i)] : (j < n ? 0 : 99);
+      layout[static_cast<size_t>(j / block * stride + i / 4 * block * 4 + j % block * 4 + i % 4)] = value;
+    }
+  for (int64_t m = 1; m <= ops::cpu::kGemvS8MaxRows; ++m) {
+    std::vector<uint8_t> a(static_cast<size_t>(m * k));
+    for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<uint8_t>(i * 53 % 256);
+    std::vector<int32_t> got(static_cast<size_t>(m * n)), expected(static_cast<size_t>(m * n));
+    if (!ops::cpu::gemv_u8s8_blocked_available()) {
+      EXPECT_THROW(ops::cpu::gemv_u8s8s32_blocked(got.data(), a.data(), layout.data(), m, n, k, stride),
+                   Error);
+      continue;
+    }
+    ops::cpu::gemv_u8s8s32_blocked(got.data(), a.data(), layout.data(), m, n, k, stride);
+    ops::reference::gemm_u8s8s32(expected.data(), a.data(), b.data(), m, n, k);
+    EXPECT_EQ(got, expected) << "m " << m;
   }
 }
 

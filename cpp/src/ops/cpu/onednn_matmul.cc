@@ -17,6 +17,7 @@
 #include "nlpengine/errors.h"
 #include "ops/cpu/gemm_library.h"
 #include "ops/cpu/gemv_f32_blocked.h"
+#include "ops/cpu/gemv_u8s8_blocked.h"
 
 namespace nle::ops::cpu::onednn {
 
@@ -374,25 +375,38 @@ bool implemented(MatmulType type) { return support(type).implemented; }
 bool packs_weights(MatmulType type) { return support(type).own_layout; }
 
 namespace {
-// The floats from one column block to the next where md, the layout oneDNN chose for a
-// (K, N) float32 weight, is the one gemv_f32_blocked reads (BA16a64b: blocks of 64
-// columns, each K rows of 64 floats, in blocks of 16 rows one after another); 0 for any
-// other layout. Read from the descriptor's blocking, not from the name of its format.
-int64_t gemv_block_stride(ConstHandle md, int64_t k) {
+// The elements from one column block to the next where md, the layout oneDNN chose for a
+// (K, N) weight, is the one the few-row kernels read; 0 for any other layout. Read from
+// the descriptor's blocking, not from the name of its format. float32
+// (ops/cpu/gemv_f32_blocked.h): BA16a64b, blocks of 64 columns, each K rows of 64 floats,
+// in blocks of 16 rows one after another. int8 (ops/cpu/gemv_u8s8_blocked.h): BA16a64b4a,
+// blocks of 64 columns, each K in groups of 4 rows, a group's 64 columns × 4 bytes, in
+// blocks of 16 groups one after another.
+int64_t gemv_block_stride(ConstHandle md, MatmulType type, int64_t k) {
   int ndims = 0, format = 0, nblks = 0;
   const int64_t *strides = nullptr, *padded = nullptr, *blks = nullptr, *idxs = nullptr;
   const Api& dnnl = api();
   if (dnnl.md_query(md, kQueryNdims, &ndims) != 0 || ndims != 2 ||
       dnnl.md_query(md, kQueryFormatKind, &format) != 0 || format != kFormatBlocked ||
-      dnnl.md_query(md, kQueryInnerNblks, &nblks) != 0 || nblks != 2 ||
-      dnnl.md_query(md, kQueryInnerBlks, &blks) != 0 || dnnl.md_query(md, kQueryInnerIdxs, &idxs) != 0 ||
-      dnnl.md_query(md, kQueryStrides, &strides) != 0 || dnnl.md_query(md, kQueryPaddedDims, &padded) != 0 ||
-      !blks || !idxs || !strides || !padded)
+      dnnl.md_query(md, kQueryInnerNblks, &nblks) != 0 || dnnl.md_query(md, kQueryInnerBlks, &blks) != 0 ||
+      dnnl.md_query(md, kQueryInnerIdxs, &idxs) != 0 || dnnl.md_query(md, kQueryStrides, &strides) != 0 ||
+      dnnl.md_query(md, kQueryPaddedDims, &padded) != 0 || !blks || !idxs || !strides || !padded)
     return 0;
-  const bool blocked = blks[0] == kGemvDepthBlock && idxs[0] == 0 && blks[1] == kGemvColumnBlock &&
-                       idxs[1] == 1 && strides[0] == kGemvDepthBlock * kGemvColumnBlock &&
-                       padded[0] % kGemvDepthBlock == 0 && padded[0] >= k &&
-                       padded[1] % kGemvColumnBlock == 0 && strides[1] >= padded[0] * kGemvColumnBlock;
+  int64_t depth_block = 0, columns = 0;
+  bool inner = false;
+  if (type == MatmulType::F32F32F32) {
+    depth_block = kGemvDepthBlock;
+    columns = kGemvColumnBlock;
+    inner = nblks == 2 && blks[0] == kGemvDepthBlock && idxs[0] == 0 && blks[1] == kGemvColumnBlock &&
+            idxs[1] == 1;
+  } else if (type == MatmulType::U8S8S32) {
+    depth_block = kGemvS8DepthBlock;
+    columns = kGemvS8ColumnBlock;
+    inner = nblks == 3 && blks[0] == kGemvS8DepthBlock / kGemvS8Group && idxs[0] == 0 &&
+            blks[1] == kGemvS8ColumnBlock && idxs[1] == 1 && blks[2] == kGemvS8Group && idxs[2] == 0;
+  }
+  const bool blocked = inner && strides[0] == depth_block * columns && padded[0] % depth_block == 0 &&
+                       padded[0] >= k && padded[1] % columns == 0 && strides[1] >= padded[0] * columns;
   return blocked ? strides[1] : 0;
 }
 }  // namespace
@@ -429,8 +443,9 @@ std::shared_ptr<void> reorder_weight(const void* weight, MatmulType type, int64_
   Primitive reorder;
   check(api().primitive_create(&reorder.h, pd.h), "reorder primitive_create");
   execute(reorder.h, {{kArgSrc, from.h}, {kArgDst, to.h}});
-  if (type == MatmulType::F32F32F32 && gemv_f32_blocked_available())
-    w->gemv_block_stride = gemv_block_stride(w->md.h, k);
+  if ((type == MatmulType::F32F32F32 && gemv_f32_blocked_available()) ||
+      (type == MatmulType::U8S8S32 && gemv_u8s8_blocked_available()))
+    w->gemv_block_stride = gemv_block_stride(w->md.h, type, k);
   return w;
 }
 
@@ -443,13 +458,20 @@ void matmul(void* c, const void* a, const void* weight, int64_t m, int64_t n, in
   if ((kind.bias || kind.act != Activation::None || kind.bf16_out) && w->types.dst != kF32)
     throw Error("onednn::matmul: an epilogue needs float32 results");
   if (kind.bf16_out && w->types.src != kBf16) throw Error("onednn::matmul: bf16 results need bf16 inputs");
-  if (m > 0 && m <= kGemvMaxRows && w->gemv_block_stride > 0) {
-    // A decoding step's few rows: bound by reading the weight, which the primitive does
-    // more slowly (ops/cpu/gemv_f32_blocked.h).
-    gemv_f32_blocked(static_cast<float*>(c), static_cast<const float*>(a),
-                     static_cast<const float*>(w->buffer.get()), m, n, k, w->gemv_block_stride, epilogue.bias,
-                     epilogue.act);
-    return;
+  // A decoding step's few rows: bound by reading the weight, which the primitive does
+  // more slowly (ops/cpu/gemv_f32_blocked.h, ops/cpu/gemv_u8s8_blocked.h).
+  if (m > 0 && w->gemv_block_stride > 0) {
+    if (w->types.src == kF32 && m <= kGemvMaxRows) {
+      gemv_f32_blocked(static_cast<float*>(c), static_cast<const float*>(a),
+                       static_cast<const float*>(w->buffer.get()), m, n, k, w->gemv_block_stride,
+                       epilogue.bias, epilogue.act);
+      return;
+    }
+    if (w->types.src == kU8 && m <= kGemvS8MaxRows) {
+      gemv_u8s8s32_blocked(static_cast<int32_t*>(c), static_cast<const uint8_t*>(a),
+                           static_cast<const int8_t*>(w->buffer.get()), m, n, k, w->gemv_block_stride);
+      return;
+    }
   }
   const int64_t c_bytes = kind.bf16_out ? 2 : w->types.dst_bytes;
   thread_local ScratchBuffer<uint8_t> scratch_buffer, padded_a_buffer, padded_c_buffer;

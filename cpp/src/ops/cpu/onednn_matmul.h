@@ -84,16 +84,16 @@ struct Epilogue {
   bool bf16_out = false;
 };
 
-// Whether products of up to kGemvMaxRows rows on w (from reorder_weight) run
-// gemv_f32_blocked (ops/cpu/gemv_f32_blocked.h) instead of a primitive: float32 weights
-// in its layout, where the CPU runs it.
+// Whether products of a few rows on w (from reorder_weight) run a kernel of their own
+// instead of a primitive: float32 weights in the layout of ops/cpu/gemv_f32_blocked.h, up
+// to kGemvMaxRows rows, and int8 ones in that of ops/cpu/gemv_u8s8_blocked.h, up to
+// kGemvS8MaxRows, where the CPU runs the kernel.
 bool few_rows_read_directly(const void* w);
 
 // c (M, N) = a (M, K) · wᵀ, then the epilogue; w from reorder_weight. With a_padded, a holds
 // padded_rows(m) rows, the padding readable (their results are discarded); so does c
-// with c_padded. Where few_rows_read_directly(w), up to kGemvMaxRows rows run
-// gemv_f32_blocked. Otherwise (a or c holds only m rows) a chunk of rows that are not a whole
-// number of kRowStep is copied or split (kSplitCopyFraction).
+// with c_padded. Where few_rows_read_directly(w), a few rows run its kernel. Otherwise (a or c holds only m
+// rows) a chunk of rows that are not a whole number of kRowStep is copied or split (kSplitCopyFraction).
 void matmul(void* c, const void* a, const void* w, int64_t m, int64_t n, int64_t k, bool a_padded,
             bool c_padded, const Epilogue& epilogue = {});
 
