@@ -16,6 +16,7 @@
 #include "ops/activation.h"
 #include "ops/bf16_gemm.h"
 #include "ops/cpu/gemm_library.h"
+#include "ops/cpu/gemv_bf16_blocked.h"
 #include "ops/cpu/gemv_f32_blocked.h"
 #include "ops/cpu/gemv_u8s8_blocked.h"
 #include "ops/cpu/onednn_matmul.h"
@@ -625,6 +626,92 @@ TEST(PackedGemmTest, Bf16PackedEpilogueMatchesTheReference) {
   }
   Tensor y(DType::I32, {2, n});  // neither F32 nor BF16
   EXPECT_THROW(ops::matmul_nt_bf16_packed(y, tensor_from(random_floats(2 * k, 1), {2, k}), packed), InvalidInputError);
+}
+
+// bf16 products of 1 to kGemvBf16MaxRows rows read oneDNN's blocked weight directly
+// (ops/cpu/gemv_bf16_blocked.h): against the reference on odd depths and partial column
+// blocks, float32 and bf16 results, writing only their rows; every weight of these shapes
+// takes that path where oneDNN packs bf16 weights and the CPU has AVX512-BF16 (the
+// epilogue's activations: Bf16PackedEpilogueMatchesTheReference, whose single rows run it).
+TEST(PackedGemmTest, FewBf16RowsReadTheBlockedWeightDirectly) {
+  if (!ops::packs_bf16_weights()) {  // MKL, or oneDNN on a CPU without AVX-512
+    EXPECT_THROW(ops::pack_weight_bf16(ops::to_bf16(tensor_from(random_floats(8, 1), {2, 4}))), Error);
+    return;
+  }
+  const int64_t guard = 2;
+  for (const auto& [n, k] : std::vector<std::pair<int64_t, int64_t>>{
+           {37, 1}, {45, 7}, {64, 32}, {130, 33}, {768, 768}, {70, 3071}}) {
+    const auto w = random_floats(static_cast<size_t>(n * k), 81, 0.3f);
+    const Tensor wb = ops::to_bf16(tensor_from(w, {n, k}));
+    const ops::PackedWeight packed = ops::pack_weight_bf16(wb);
+    EXPECT_EQ(ops::cpu::onednn::few_rows_read_directly(packed.data.get()),
+              ops::cpu::gemv_bf16_blocked_available())
+        << "n " << n << " k " << k;
+    const auto bias_values = random_floats(static_cast<size_t>(n), 82);
+    for (int64_t m = 1; m <= ops::cpu::kGemvBf16MaxRows + 1; ++m) {
+      const auto x = random_floats(static_cast<size_t>(m * k), 83 + static_cast<uint32_t>(m));
+      std::vector<uint16_t> xb(x.size());
+      ops::cpu::float_to_bf16(xb.data(), x.data(), static_cast<int64_t>(x.size()));
+      std::vector<float> expected(static_cast<size_t>(m * n));
+      ops::reference::gemm_bf16(expected.data(), xb.data(), wb.data<uint16_t>(), m, n, k);
+      ops::reference::bias_activation_f32(expected.data(), bias_values.data(), m, n,
+                                          ops::Activation::GeluErf);
+      const float scale = std::max(1.f, max_abs(expected));
+      for (const bool bf16_out : {false, true}) {
+        std::vector<float> c(static_cast<size_t>((m + guard) * n), std::nanf(""));
+        std::vector<uint16_t> cb(static_cast<size_t>((m + guard) * n), 0x7fc0);  // bf16 NaN
+        ops::cpu::gemm_bf16_packed(bf16_out ? static_cast<void*>(cb.data()) : c.data(), xb.data(),
+                                   packed.data.get(), m, n, k, /*a_padded=*/false, bias_values.data(),
+                                   ops::Activation::GeluErf, bf16_out);
+        if (bf16_out)
+          for (size_t i = 0; i < c.size(); ++i) c[i] = bf16_to_float(cb[i]);
+        float worst = 0.f;
+        for (int64_t i = 0; i < m * n; ++i) {
+          const float e = expected[static_cast<size_t>(i)];
+          const float bound = 2e-4f * scale + (bf16_out ? std::ldexp(std::fabs(e), -8) : 0.f);
+          worst = std::max(worst, std::fabs(c[static_cast<size_t>(i)] - e) / bound);
+        }
+        EXPECT_LE(worst, 1.f) << "n " << n << " k " << k << " m " << m
+                              << (bf16_out ? " bf16 out" : " f32 out");
+        for (int64_t i = m * n; i < (m + guard) * n; ++i)
+          ASSERT_TRUE(std::isnan(c[static_cast<size_t>(i)]))
+              << "n " << n << " k " << k << " m " << m << ": wrote row " << i / n;
+      }
+    }
+  }
+}
+
+// The bf16 kernel on a layout made here: a block stride longer than the depth, and NaN in
+// every element it must not use (the depth's padding past its last pair, the last block's
+// columns past n). Where the CPU or build has no such kernel, calling it is an error.
+TEST(PackedGemmTest, BlockedBf16GemvReadsOnlyTheWeightsElements) {
+  const int64_t n = 150, k = 21, pairs = (k + 1) / 2, padded_pairs = 20,
+                block = ops::cpu::kGemvBf16ColumnBlock;
+  const int64_t blocks = (n + block - 1) / block, stride = padded_pairs * 2 * block;
+  const auto w = random_floats(static_cast<size_t>(n * k), 91, 0.3f);
+  std::vector<uint16_t> wb(w.size());
+  ops::cpu::float_to_bf16(wb.data(), w.data(), static_cast<int64_t>(w.size()));
+  std::vector<uint16_t> layout(static_cast<size_t>(blocks * stride), 0x7fc0);
+  for (int64_t j = 0; j < n; ++j)
+    for (int64_t i = 0; i < pairs * 2; ++i)  // inside the last pair the padding is zero (the contract)
+      layout[static_cast<size_t>(j / block * stride + i / 2 * block * 2 + j % block * 2 + i % 2)] =
+          i < k ? wb[static_cast<size_t>(j * k + i)] : 0;
+  for (int64_t m = 1; m <= ops::cpu::kGemvBf16MaxRows; ++m) {
+    const auto x = random_floats(static_cast<size_t>(m * k), 92 + static_cast<uint32_t>(m));
+    std::vector<uint16_t> xb(x.size());
+    ops::cpu::float_to_bf16(xb.data(), x.data(), static_cast<int64_t>(x.size()));
+    std::vector<float> got(static_cast<size_t>(m * n)), expected(static_cast<size_t>(m * n));
+    if (!ops::cpu::gemv_bf16_blocked_available()) {
+      EXPECT_THROW(ops::cpu::gemv_bf16_blocked(got.data(), xb.data(), layout.data(), m, n, k, stride, nullptr,
+                                               ops::Activation::None, false),
+                   Error);
+      continue;
+    }
+    ops::cpu::gemv_bf16_blocked(got.data(), xb.data(), layout.data(), m, n, k, stride, nullptr,
+                                ops::Activation::None, false);
+    ops::reference::gemm_bf16(expected.data(), xb.data(), wb.data(), m, n, k);
+    EXPECT_LT(max_abs_diff(got, expected), 1e-4f * std::max(1.f, max_abs(expected))) << "m " << m;
+  }
 }
 
 // Scratch keeps its largest size and its contents: a smaller request after a larger one

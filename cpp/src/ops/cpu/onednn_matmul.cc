@@ -16,6 +16,7 @@
 #include "core/scratch_buffer.h"
 #include "nlpengine/errors.h"
 #include "ops/cpu/gemm_library.h"
+#include "ops/cpu/gemv_bf16_blocked.h"
 #include "ops/cpu/gemv_f32_blocked.h"
 #include "ops/cpu/gemv_u8s8_blocked.h"
 
@@ -377,12 +378,30 @@ bool packs_weights(MatmulType type) { return support(type).own_layout; }
 namespace {
 // The elements from one column block to the next where md, the layout oneDNN chose for a
 // (K, N) weight, is the one the few-row kernels read; 0 for any other layout. Read from
-// the descriptor's blocking, not from the name of its format. float32
-// (ops/cpu/gemv_f32_blocked.h): BA16a64b, blocks of 64 columns, each K rows of 64 floats,
-// in blocks of 16 rows one after another. int8 (ops/cpu/gemv_u8s8_blocked.h): BA16a64b4a,
-// blocks of 64 columns, each K in groups of 4 rows, a group's 64 columns × 4 bytes, in
-// blocks of 16 groups one after another.
+// the descriptor's blocking, not from the name of its format: blocks of 64 columns, each
+// K rows in groups of g consecutive rows (a group's 64 columns × g elements one after
+// another), in blocks of depth_block rows: float32 BA16a64b (g = 1, ops/cpu/gemv_f32_blocked.h),
+// bf16 BA16a64b2a (g = 2, ops/cpu/gemv_bf16_blocked.h), int8 BA16a64b4a (g = 4,
+// ops/cpu/gemv_u8s8_blocked.h).
 int64_t gemv_block_stride(ConstHandle md, MatmulType type, int64_t k) {
+  int64_t depth_block = 0, group = 0;
+  const int64_t columns = kGemvColumnBlock;
+  static_assert(kGemvColumnBlock == kGemvBf16ColumnBlock && kGemvColumnBlock == kGemvS8ColumnBlock,
+                "one column block for every type");
+  switch (type) {
+    case MatmulType::F32F32F32:
+      depth_block = kGemvDepthBlock;
+      group = 1;
+      break;
+    case MatmulType::BF16BF16F32:
+      depth_block = kGemvBf16DepthBlock;
+      group = kGemvBf16Pair;
+      break;
+    case MatmulType::U8S8S32:
+      depth_block = kGemvS8DepthBlock;
+      group = kGemvS8Group;
+      break;
+  }
   int ndims = 0, format = 0, nblks = 0;
   const int64_t *strides = nullptr, *padded = nullptr, *blks = nullptr, *idxs = nullptr;
   const Api& dnnl = api();
@@ -392,19 +411,10 @@ int64_t gemv_block_stride(ConstHandle md, MatmulType type, int64_t k) {
       dnnl.md_query(md, kQueryInnerIdxs, &idxs) != 0 || dnnl.md_query(md, kQueryStrides, &strides) != 0 ||
       dnnl.md_query(md, kQueryPaddedDims, &padded) != 0 || !blks || !idxs || !strides || !padded)
     return 0;
-  int64_t depth_block = 0, columns = 0;
-  bool inner = false;
-  if (type == MatmulType::F32F32F32) {
-    depth_block = kGemvDepthBlock;
-    columns = kGemvColumnBlock;
-    inner = nblks == 2 && blks[0] == kGemvDepthBlock && idxs[0] == 0 && blks[1] == kGemvColumnBlock &&
-            idxs[1] == 1;
-  } else if (type == MatmulType::U8S8S32) {
-    depth_block = kGemvS8DepthBlock;
-    columns = kGemvS8ColumnBlock;
-    inner = nblks == 3 && blks[0] == kGemvS8DepthBlock / kGemvS8Group && idxs[0] == 0 &&
-            blks[1] == kGemvS8ColumnBlock && idxs[1] == 1 && blks[2] == kGemvS8Group && idxs[2] == 0;
-  }
+  const bool inner =
+      group == 1 ? nblks == 2 && blks[0] == depth_block && idxs[0] == 0 && blks[1] == columns && idxs[1] == 1
+                 : nblks == 3 && blks[0] == depth_block / group && idxs[0] == 0 && blks[1] == columns &&
+                       idxs[1] == 1 && blks[2] == group && idxs[2] == 0;
   const bool blocked = inner && strides[0] == depth_block * columns && padded[0] % depth_block == 0 &&
                        padded[0] >= k && padded[1] % columns == 0 && strides[1] >= padded[0] * columns;
   return blocked ? strides[1] : 0;
@@ -444,6 +454,7 @@ std::shared_ptr<void> reorder_weight(const void* weight, MatmulType type, int64_
   check(api().primitive_create(&reorder.h, pd.h), "reorder primitive_create");
   execute(reorder.h, {{kArgSrc, from.h}, {kArgDst, to.h}});
   if ((type == MatmulType::F32F32F32 && gemv_f32_blocked_available()) ||
+      (type == MatmulType::BF16BF16F32 && gemv_bf16_blocked_available()) ||
       (type == MatmulType::U8S8S32 && gemv_u8s8_blocked_available()))
     w->gemv_block_stride = gemv_block_stride(w->md.h, type, k);
   return w;
@@ -459,12 +470,17 @@ void matmul(void* c, const void* a, const void* weight, int64_t m, int64_t n, in
     throw Error("onednn::matmul: an epilogue needs float32 results");
   if (kind.bf16_out && w->types.src != kBf16) throw Error("onednn::matmul: bf16 results need bf16 inputs");
   // A decoding step's few rows: bound by reading the weight, which the primitive does
-  // more slowly (ops/cpu/gemv_f32_blocked.h, ops/cpu/gemv_u8s8_blocked.h).
+  // more slowly (ops/cpu/gemv_f32_blocked.h, gemv_bf16_blocked.h, gemv_u8s8_blocked.h).
   if (m > 0 && w->gemv_block_stride > 0) {
     if (w->types.src == kF32 && m <= kGemvMaxRows) {
       gemv_f32_blocked(static_cast<float*>(c), static_cast<const float*>(a),
                        static_cast<const float*>(w->buffer.get()), m, n, k, w->gemv_block_stride,
                        epilogue.bias, epilogue.act);
+      return;
+    }
+    if (w->types.src == kBf16 && m <= kGemvBf16MaxRows) {
+      gemv_bf16_blocked(c, static_cast<const uint16_t*>(a), static_cast<const uint16_t*>(w->buffer.get()), m,
+                        n, k, w->gemv_block_stride, epilogue.bias, epilogue.act, epilogue.bf16_out);
       return;
     }
     if (w->types.src == kU8 && m <= kGemvS8MaxRows) {

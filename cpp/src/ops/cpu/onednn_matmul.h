@@ -85,9 +85,9 @@ struct Epilogue {
 };
 
 // Whether products of a few rows on w (from reorder_weight) run a kernel of their own
-// instead of a primitive: float32 weights in the layout of ops/cpu/gemv_f32_blocked.h, up
-// to kGemvMaxRows rows, and int8 ones in that of ops/cpu/gemv_u8s8_blocked.h, up to
-// kGemvS8MaxRows, where the CPU runs the kernel.
+// instead of a primitive: float32 weights in the layout of ops/cpu/gemv_f32_blocked.h, bf16
+// ones in that of ops/cpu/gemv_bf16_blocked.h and int8 ones in that of
+// ops/cpu/gemv_u8s8_blocked.h, up to 4 rows, where the CPU runs the kernel.
 bool few_rows_read_directly(const void* w);
 
 // c (M, N) = a (M, K) · wᵀ, then the epilogue; w from reorder_weight. With a_padded, a holds
