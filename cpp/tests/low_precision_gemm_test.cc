@@ -348,7 +348,9 @@ TEST(PackedGemmTest, FewRowsReadTheBlockedWeightDirectly) {
     }
     const auto bias_values = random_floats(static_cast<size_t>(n), 62);
     const Tensor bias = tensor_from(bias_values, {n});
-    for (int64_t m = 1; m <= ops::cpu::kGemvMaxRows + 1; ++m) {
+    for (const int64_t m :
+         {int64_t{1}, int64_t{2}, int64_t{3}, int64_t{4}, int64_t{5}, int64_t{7}, int64_t{13},
+          ops::cpu::kGemvMaxRows - 1, ops::cpu::kGemvMaxRows, ops::cpu::kGemvMaxRows + 1}) {
       for (const ops::Activation act : {ops::Activation::None, ops::Activation::GeluErf}) {
         const bool with_bias = act != ops::Activation::None;
         const auto x = random_floats(static_cast<size_t>(m * k), 63 + static_cast<uint32_t>(m));
@@ -372,28 +374,31 @@ TEST(PackedGemmTest, FewRowsReadTheBlockedWeightDirectly) {
 
 // The kernel on a layout made here: a block stride longer than the depth and NaN in every
 // float it must not use (the depth's padding, the last block's columns past n), which
-// would reach the results if it read them as values. Where the CPU or build has no such
+// would reach the results if it read them as values; rows in registers (up to 4) and in
+// chunks, depths of one chunk and of three. Where the CPU or build has no such
 // kernel (no AVX-512, the NLE_AVX2_ONLY build), calling it is an error.
 TEST(PackedGemmTest, BlockedGemvReadsOnlyTheWeightsFloats) {
-  const int64_t n = 150, k = 21, padded_k = 48, block = ops::cpu::kGemvColumnBlock;
-  const int64_t blocks = (n + block - 1) / block, stride = padded_k * block;
-  const auto w = random_floats(static_cast<size_t>(n * k), 71, 0.3f);
-  std::vector<float> layout(static_cast<size_t>(blocks * stride), std::nanf(""));
-  for (int64_t j = 0; j < n; ++j)
-    for (int64_t i = 0; i < k; ++i)
-      layout[static_cast<size_t>(j / block * stride + i * block + j % block)] = w[j * k + i];
-  for (int64_t m = 1; m <= ops::cpu::kGemvMaxRows; ++m) {
-    const auto x = random_floats(static_cast<size_t>(m * k), 72 + static_cast<uint32_t>(m));
-    std::vector<float> got(static_cast<size_t>(m * n));
-    if (!ops::cpu::gemv_f32_blocked_available()) {
-      EXPECT_THROW(ops::cpu::gemv_f32_blocked(got.data(), x.data(), layout.data(), m, n, k, stride, nullptr,
-                                              ops::Activation::None),
-                   Error);
-      continue;
+  for (const auto& [k, padded_k] : std::vector<std::pair<int64_t, int64_t>>{{21, 48}, {150, 176}}) {
+    const int64_t n = 150, block = ops::cpu::kGemvColumnBlock;
+    const int64_t blocks = (n + block - 1) / block, stride = padded_k * block;
+    const auto w = random_floats(static_cast<size_t>(n * k), 71, 0.3f);
+    std::vector<float> layout(static_cast<size_t>(blocks * stride), std::nanf(""));
+    for (int64_t j = 0; j < n; ++j)
+      for (int64_t i = 0; i < k; ++i)
+        layout[static_cast<size_t>(j / block * stride + i * block + j % block)] = w[j * k + i];
+    for (const int64_t m : {int64_t{1}, int64_t{4}, int64_t{5}, int64_t{9}, ops::cpu::kGemvMaxRows}) {
+      const auto x = random_floats(static_cast<size_t>(m * k), 72 + static_cast<uint32_t>(m));
+      std::vector<float> got(static_cast<size_t>(m * n));
+      if (!ops::cpu::gemv_f32_blocked_available()) {
+        EXPECT_THROW(ops::cpu::gemv_f32_blocked(got.data(), x.data(), layout.data(), m, n, k, stride, nullptr,
+                                                ops::Activation::None),
+                     Error);
+        continue;
+      }
+      ops::cpu::gemv_f32_blocked(got.data(), x.data(), layout.data(), m, n, k, stride, nullptr,
+                                 ops::Activation::None);
+      EXPECT_LT(max_abs_diff(got, exact_product(x, w, m, n, k)), 2e-5f) << "k " << k << " m " << m;
     }
-    ops::cpu::gemv_f32_blocked(got.data(), x.data(), layout.data(), m, n, k, stride, nullptr,
-                               ops::Activation::None);
-    EXPECT_LT(max_abs_diff(got, exact_product(x, w, m, n, k)), 1e-5f) << "m " << m;
   }
 }
 
