@@ -531,35 +531,37 @@ TEST(PackedGemmTest, FewInt8RowsReadTheBlockedWeightDirectly) {
 
 // The int8 kernel on a layout made here: a block stride longer than the depth, the
 // depth's padding past its last group and the last block's columns past n holding values
-// that would change the sums if it read them as weights. Where the CPU or build has no
-// such kernel, calling it is an error.
+// that would change the sums if it read them as weights; rows in registers (up to 4) and
+// in chunks, depths of one chunk and of three. Where the CPU or build has no such kernel,
+// calling it is an error.
 TEST(PackedGemmTest, BlockedInt8GemvReadsOnlyTheWeightsBytes) {
-  const int64_t n = 150, k = 22, groups = (k + 3) / 4, padded_groups = 20,
-                block = ops::cpu::kGemvS8ColumnBlock;
-  const int64_t blocks = (n + block - 1) / block, stride = padded_groups * 4 * block;
-  std::vector<int8_t> b(static_cast<size_t>(n * k));
-  for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<int8_t>(static_cast<int>(i * 37 % 255) - 127);
-  std::vector<int8_t> layout(static_cast<size_t>(blocks * stride), 99);
-  for (int64_t j = 0; j < blocks * block; ++j)
-    for (int64_t i = 0; i < groups * 4; ++i) {
-      const bool real = j < n && i < k;
-      // Inside the last group, the padding must be zero (the kernel's contract); past n,
-      // anything.
-      const int8_t value = real ? b[static_cast<size_t>(j * k + i)] : (j < n ? 0 : 99);
-      layout[static_cast<size_t>(j / block * stride + i / 4 * block * 4 + j % block * 4 + i % 4)] = value;
+  for (const auto& [k, padded_groups] : std::vector<std::pair<int64_t, int64_t>>{{22, 20}, {601, 160}}) {
+    const int64_t n = 150, groups = (k + 3) / 4, block = ops::cpu::kGemvS8ColumnBlock;
+    const int64_t blocks = (n + block - 1) / block, stride = padded_groups * 4 * block;
+    std::vector<int8_t> b(static_cast<size_t>(n * k));
+    for (size_t i = 0; i < b.size(); ++i) b[i] = static_cast<int8_t>(static_cast<int>(i * 37 % 255) - 127);
+    std::vector<int8_t> layout(static_cast<size_t>(blocks * stride), 99);
+    for (int64_t j = 0; j < blocks * block; ++j)
+      for (int64_t i = 0; i < groups * 4; ++i) {
+        // Inside the last group, the padding must be zero (the kernel's contract); past n,
+        // anything.
+        const bool real = j < n && i < k;
+        const int8_t value = real ? b[static_cast<size_t>(j * k + i)] : (j < n ? 0 : 99);
+        layout[static_cast<size_t>(j / block * stride + i / 4 * block * 4 + j % block * 4 + i % 4)] = value;
+      }
+    for (const int64_t m : {int64_t{1}, int64_t{4}, int64_t{5}, int64_t{9}, ops::cpu::kGemvS8MaxRows}) {
+      std::vector<uint8_t> a(static_cast<size_t>(m * k));
+      for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<uint8_t>(i * 53 % 256);
+      std::vector<int32_t> got(static_cast<size_t>(m * n)), expected(static_cast<size_t>(m * n));
+      if (!ops::cpu::gemv_u8s8_blocked_available()) {
+        EXPECT_THROW(ops::cpu::gemv_u8s8s32_blocked(got.data(), a.data(), layout.data(), m, n, k, stride),
+                     Error);
+        continue;
+      }
+      ops::cpu::gemv_u8s8s32_blocked(got.data(), a.data(), layout.data(), m, n, k, stride);
+      ops::reference::gemm_u8s8s32(expected.data(), a.data(), b.data(), m, n, k);
+      EXPECT_EQ(got, expected) << "k " << k << " m " << m;
     }
-  for (int64_t m = 1; m <= ops::cpu::kGemvS8MaxRows; ++m) {
-    std::vector<uint8_t> a(static_cast<size_t>(m * k));
-    for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<uint8_t>(i * 53 % 256);
-    std::vector<int32_t> got(static_cast<size_t>(m * n)), expected(static_cast<size_t>(m * n));
-    if (!ops::cpu::gemv_u8s8_blocked_available()) {
-      EXPECT_THROW(ops::cpu::gemv_u8s8s32_blocked(got.data(), a.data(), layout.data(), m, n, k, stride),
-                   Error);
-      continue;
-    }
-    ops::cpu::gemv_u8s8s32_blocked(got.data(), a.data(), layout.data(), m, n, k, stride);
-    ops::reference::gemm_u8s8s32(expected.data(), a.data(), b.data(), m, n, k);
-    EXPECT_EQ(got, expected) << "m " << m;
   }
 }
 

@@ -89,11 +89,11 @@ void chunk_group(float* partial, const float* a, int64_t k, const float* block, 
     for (int v = 0; v < 4; ++v)
       sum[r][v] = first ? _mm512_setzero_ps() : _mm512_load_ps(partial + r * kGemvColumnBlock + 16 * v);
   const int64_t steps = i1 - i0;
-  int64_t asked = 0;
+  int64_t owed = 0;  // prefetch_lines spread over the steps: one line per `steps` owed
   for (int64_t i = i0; i < i1; ++i) {
     const float* row = block + i * kGemvColumnBlock;
-    for (const int64_t due = (i - i0 + 1) * prefetch_lines / steps; asked < due; ++asked)
-      _mm_prefetch(prefetch + 64 * asked, _MM_HINT_T1);
+    for (owed += prefetch_lines; owed >= steps; owed -= steps, prefetch += 64)
+      _mm_prefetch(prefetch, _MM_HINT_T1);
     __m512 w0 = _mm512_loadu_ps(row), w1 = _mm512_loadu_ps(row + 16), w2 = _mm512_loadu_ps(row + 32),
            w3 = _mm512_loadu_ps(row + 48);
     in_registers(w0, w1, w2, w3);
