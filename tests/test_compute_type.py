@@ -106,6 +106,28 @@ def test_minilm_sentence_vectors_stay_close(minilm_dir, minilm_batch, compute_ty
     assert cosine.min() < 1 - 1e-7
 
 
+def test_float32_sentence_alone_matches_itself_in_a_batch(minilm_dir):
+    """A sentence of up to 64 tokens encoded alone runs the few-row kernels
+    (cpp/src/ops/cpu/gemv_f32_blocked.h), in a batch oneDNN's primitive: the two sum in
+    different orders, so they agree to float32 rounding, not bit for bit (README, "How the
+    runtime works"). Lengths from 3 tokens (rows in registers) to 64 (chunks)."""
+    rng = np.random.default_rng(11)
+    lengths = [3, 4, 5, 9, 17, 33, 64]
+    ids = np.zeros((len(lengths), max(lengths)), dtype=np.int64)
+    mask = np.zeros_like(ids)
+    for row, n in enumerate(lengths):
+        ids[row, :n] = rng.integers(1000, 29000, size=n)
+        ids[row, 0], ids[row, n - 1] = 101, 102
+        mask[row, :n] = 1
+    model = nlpengine.load(minilm_dir, threads=2)
+    batch = model.encode(ids, mask).last_hidden_state
+    for row, n in enumerate(lengths):
+        alone = model.encode(ids[row : row + 1, :n], mask[row : row + 1, :n]).last_hidden_state
+        np.testing.assert_allclose(
+            alone[0], batch[row, :n], atol=1e-4, rtol=0, err_msg=f"{n} tokens"
+        )
+
+
 @pytest.mark.parametrize("compute_type", ["int8", "int8-mixed"])
 def test_int8_batch_runs_in_sequence_groups_with_the_same_results(
     minilm_dir, minilm_batch, compute_type
