@@ -1,6 +1,6 @@
 """The GEMM library behind the CPU products: MKL or oneDNN (ops/cpu/gemm_library.h).
 
-The library is chosen once per process (MKL on Intel CPUs, oneDNN elsewhere when the
+The library is chosen once per process (MKL on Intel CPUs without AMX, oneDNN elsewhere when the
 ``onednn-cpu-gomp`` package is installed; ``NLPENGINE_GEMM_LIBRARY`` overrides), so each
 library runs in its own subprocess here, on the real all-MiniLM-L6-v2 and a batch of
 sentences long enough that int8 layers run in sequence groups. Both must give the same

@@ -11,6 +11,7 @@
 #include "core/half.h"
 #include "ops/activation.h"
 #include "ops/attention.h"
+#include "ops/cpu/attention_tiles_bf16.h"
 #include "ops/cpu/vector_math.h"
 #include "ops/embedding.h"
 #include "ops/gemm.h"
@@ -314,7 +315,8 @@ INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
 // rounding of the unnormalised probabilities (to nearest: at most 2^-8 of each, so of each
 // result at most 2^-8 of the largest |value|, 3e-2 for these values of standard deviation
 // 2; the errors' signs vary, and 4.5-5.9e-3 is seen on an AMD EPYC: the kernel's sums run
-// in the same order on every CPU that takes it) and the order of the float32 sums. Where
+// in the same order on every CPU that takes it; AMX's products, 5.2-6.3e-3 on a Sapphire
+// Rapids, sum in another) and the order of the float32 sums. Where
 // the CPU has no AVX512-BF16 it refuses with an error instead.
 class Bf16AttentionTest : public ::testing::TestWithParam<AttentionCase> {};
 
@@ -350,30 +352,43 @@ TEST_P(Bf16AttentionTest, MatchesReferenceOnTheSameNumbers) {
     std::printf("bf16 attention not on this CPU: refused\n");
     return;
   }
-  ops::packed_self_attention_bf16(out, bits.data(), bits.data() + width, bits.data() + 2 * width, ld, offsets,
-                                  p.heads, p.head_dim, scale);
-  std::vector<float> expected(static_cast<size_t>(tokens * width));
-  ops::reference::packed_self_attention_f32(
-      expected.data(), rounded.data(), rounded.data() + width, rounded.data() + 2 * width, offsets.data(),
-      static_cast<int64_t>(p.lengths.size()), p.heads, p.head_dim, ld, width, scale);
-  const std::vector<float> got(out.data<float>(), out.data<float>() + expected.size());
-  const float diff = max_abs_diff(got, expected);
-  std::printf("bf16 attention %zu seqs max diff %g\n", p.lengths.size(), diff);
-  EXPECT_LT(diff, 8e-3f);
-  // Results for a bf16 product, rounded as they are written: the float32 ones rounded (none
-  // of these is a denormal, which the kernel's rounding would take as 0).
-  Tensor rounded_out(DType::BF16, {tokens, width});
-  ops::packed_self_attention_bf16(rounded_out, bits.data(), bits.data() + width, bits.data() + 2 * width, ld,
-                                  offsets, p.heads, p.head_dim, scale);
-  for (int64_t i = 0; i < tokens * width; ++i)
-    ASSERT_EQ(rounded_out.data<uint16_t>()[i], float_to_bf16_bits(got[static_cast<size_t>(i)])) << i;
+  // Where the CPU has AMX, its products and the AVX512-BF16 ones (the path of CPUs without).
+  for (const bool amx : {true, false}) {
+    ops::cpu::allow_bf16_attention_amx(amx);
+    const bool took_amx = ops::cpu::bf16_attention_takes_amx(p.head_dim);
+    if (amx && !took_amx) {
+      std::printf("no AMX products here (CPU or head width)\n");
+      continue;
+    }
+    ops::packed_self_attention_bf16(out, bits.data(), bits.data() + width, bits.data() + 2 * width, ld,
+                                    offsets, p.heads, p.head_dim, scale);
+    std::vector<float> expected(static_cast<size_t>(tokens * width));
+    ops::reference::packed_self_attention_f32(
+        expected.data(), rounded.data(), rounded.data() + width, rounded.data() + 2 * width, offsets.data(),
+        static_cast<int64_t>(p.lengths.size()), p.heads, p.head_dim, ld, width, scale);
+    const std::vector<float> got(out.data<float>(), out.data<float>() + expected.size());
+    const float diff = max_abs_diff(got, expected);
+    std::printf("bf16 attention (%s) %zu seqs max diff %g\n", took_amx ? "AMX" : "AVX512-BF16",
+                p.lengths.size(), diff);
+    EXPECT_LT(diff, 8e-3f);
+    // Results for a bf16 product, rounded as they are written: the float32 ones rounded (none
+    // of these is a denormal, which the kernel's rounding would take as 0).
+    Tensor rounded_out(DType::BF16, {tokens, width});
+    ops::packed_self_attention_bf16(rounded_out, bits.data(), bits.data() + width, bits.data() + 2 * width,
+                                    ld, offsets, p.heads, p.head_dim, scale);
+    for (int64_t i = 0; i < tokens * width; ++i)
+      ASSERT_EQ(rounded_out.data<uint16_t>()[i], float_to_bf16_bits(got[static_cast<size_t>(i)])) << i;
+  }
+  ops::cpu::allow_bf16_attention_amx(true);
 }
 
 INSTANTIATE_TEST_SUITE_P(Shapes, Bf16AttentionTest,
                          // Lengths around the tiles' 6-row, 2-key and 16-key steps; 16 and 32
-                         // columns at a time.
+                         // columns at a time. AMX: 16-row tiles, steps of 32 keys, 64 columns
+                         // (4 result tiles) a pass; 48 wide stays on AVX512-BF16.
                          ::testing::Values(AttentionCase{{1, 2, 6, 7, 16, 17, 33, 77}, 2, 32},
-                                           AttentionCase{{5, 31, 130}, 3, 64}, AttentionCase{{9, 40}, 2, 48}),
+                                           AttentionCase{{5, 31, 130}, 3, 64}, AttentionCase{{9, 40}, 2, 48},
+                                           AttentionCase{{15, 32, 47, 64, 65}, 2, 128}),
                          [](const auto& info) {
                            std::string name = "h" + std::to_string(info.param.heads) + "d" +
                                               std::to_string(info.param.head_dim) + "_len";

@@ -13,6 +13,7 @@
 #include "generate/kv_cache.h"
 #include "generate/logits_processors.h"
 #include "ops/attention.h"
+#include "ops/cpu/attention_tiles_bf16.h"
 #include "ops/float16.h"
 #include "ops/int8_rows.h"
 #include "ops/rms_norm.h"
@@ -64,16 +65,22 @@ TEST(AttentionTest, RelativeBiasInBf16TilesMatchesReference) {
   std::vector<uint16_t> bits(qkv.size());
   std::vector<float> rounded(qkv.size());
   for (size_t i = 0; i < qkv.size(); ++i) rounded[i] = bf16_to_float(bits[i] = float_to_bf16_bits(qkv[i]));
-  Tensor out(DType::F32, {tokens, width});
-  ops::packed_self_attention_bf16(out, bits.data(), bits.data() + width, bits.data() + 2 * width, ld, offsets,
-                                  heads, head_dim, 0.25f, &bias);
-  std::vector<float> expected(static_cast<size_t>(tokens * width));
-  ops::reference::packed_self_attention_f32(expected.data(), rounded.data(), rounded.data() + width,
-                                            rounded.data() + 2 * width, offsets.data(), 4, heads, head_dim,
-                                            ld, width, 0.25f, &bias);
-  const std::vector<float> got(out.data<float>(), out.data<float>() + expected.size());
-  // The probabilities are rounded to bf16 for the second product: about 2^-9 of each.
-  EXPECT_LT(max_abs_diff(got, expected), 8e-3f);
+  // Where the CPU has AMX, its products and the AVX512-BF16 ones (the path of CPUs without).
+  for (const bool amx : {true, false}) {
+    ops::cpu::allow_bf16_attention_amx(amx);
+    if (amx && !ops::cpu::bf16_attention_takes_amx(head_dim)) continue;
+    Tensor out(DType::F32, {tokens, width});
+    ops::packed_self_attention_bf16(out, bits.data(), bits.data() + width, bits.data() + 2 * width, ld,
+                                    offsets, heads, head_dim, 0.25f, &bias);
+    std::vector<float> expected(static_cast<size_t>(tokens * width));
+    ops::reference::packed_self_attention_f32(expected.data(), rounded.data(), rounded.data() + width,
+                                              rounded.data() + 2 * width, offsets.data(), 4, heads, head_dim,
+                                              ld, width, 0.25f, &bias);
+    const std::vector<float> got(out.data<float>(), out.data<float>() + expected.size());
+    // The probabilities are rounded to bf16 for the second product: about 2^-9 of each.
+    EXPECT_LT(max_abs_diff(got, expected), 8e-3f) << (amx ? "AMX" : "AVX512-BF16");
+  }
+  ops::cpu::allow_bf16_attention_amx(true);
 }
 
 // head_dim 6 takes the kernel's generic loops, 32, 64 and 128 its vector ones; 5, 7 and

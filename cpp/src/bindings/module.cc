@@ -167,7 +167,7 @@ NB_MODULE(_core, m) {
         "Number of threads a model uses when none is requested.");
   m.def("gemm_library", &nle::ops::cpu::gemm_library_description,
         "The library running this process's matrix products, with its version: MKL on Intel "
-        "CPUs, oneDNN elsewhere when installed; NLPENGINE_GEMM_LIBRARY=mkl|onednn overrides.");
+        "CPUs without AMX, oneDNN elsewhere when installed; NLPENGINE_GEMM_LIBRARY=mkl|onednn overrides.");
   m.def(
       "int8_weight_max", [] { return nle::ops::int8_weight_max(); },
       "The largest code of the int8 compute type's weights: 127, or 63 on CPUs without VNNI, "

@@ -1,5 +1,6 @@
 #include "ops/cpu/attention_tiles_bf16.h"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <type_traits>
@@ -9,6 +10,8 @@
 #if defined(__x86_64__) && defined(__AVX2__) && defined(__GNUC__)
 #  define NLE_BF16_TILES 1
 #  include <immintrin.h>
+#  include <sys/syscall.h>
+#  include <unistd.h>
 
 #  include "ops/cpu/transpose_8x8.h"
 #endif
@@ -193,24 +196,26 @@ inline __m512 exp_nonpositive16(__m512 x) {
   return _mm512_scalef_ps(p, n);
 }
 
+// One row of scores (stride floats, -inf from len on) to its unnormalised probabilities
+// rounded to bf16 (p) and 1 / Σ, the sum over the float32 values.
+inline float probabilities_row(uint16_t* p, const float* sr, int64_t stride) {
+  __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  for (int64_t c = 0; c < stride; c += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(sr + c));
+  const __m512 max16 = _mm512_set1_ps(_mm512_reduce_max_ps(m));
+  __m512 sum = _mm512_setzero_ps();
+  for (int64_t c = 0; c < stride; c += 16) {
+    const __m512 e = exp_nonpositive16(_mm512_sub_ps(_mm512_loadu_ps(sr + c), max16));
+    sum = _mm512_add_ps(sum, e);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + c), reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(e)));
+  }
+  return 1.f / _mm512_reduce_add_ps(sum);
+}
+
 // R score rows (stride floats each, -inf from len on) to their unnormalised probabilities
-// rounded to bf16 (p, stride apart) and 1 / Σ (inv_sum), the sums over the float32 values.
+// rounded to bf16 (p, stride apart) and 1 / Σ (inv_sum).
 template <int R>
 void softmax_rows(uint16_t* p, float* inv_sum, const float* s, int64_t stride) {
-  for (int r = 0; r < R; ++r) {
-    const float* sr = s + r * stride;
-    __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-    for (int64_t c = 0; c < stride; c += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(sr + c));
-    const __m512 max16 = _mm512_set1_ps(_mm512_reduce_max_ps(m));
-    __m512 sum = _mm512_setzero_ps();
-    for (int64_t c = 0; c < stride; c += 16) {
-      const __m512 e = exp_nonpositive16(_mm512_sub_ps(_mm512_loadu_ps(sr + c), max16));
-      sum = _mm512_add_ps(sum, e);
-      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + r * stride + c),
-                          reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(e)));
-    }
-    inv_sum[r] = 1.f / _mm512_reduce_add_ps(sum);
-  }
+  for (int r = 0; r < R; ++r) inv_sum[r] = probabilities_row(p + r * stride, s + r * stride, stride);
 }
 
 // Rows r0 .. r0 + R - 1 of one head's attention, start to end: their scores over every key
@@ -260,15 +265,207 @@ void attend_tiles(Out* out, int64_t ld_out, const uint16_t* q, int64_t ld_q, con
 }
 }  // namespace
 
+#  pragma GCC pop_options
+
+// ---------------------------------------------------------------------------------------
+// AMX: the same two products on the CPU's tile unit. TDPBF16PS adds to a 16 × 16 block of
+// float32 sums the products of 16 rows × 32 bf16 by 32 bf16 × 16 columns, the second
+// operand as 16 rows of 16 column pairs: the layout pair_keys and pair_values already
+// give. So a tile of 16 queries takes its scores 16 keys a product, and its results 16
+// columns a product, where the AVX512-BF16 tiles above take 16 dot products of pairs.
+
+namespace {
+bool amx_allowed = true;  // allow_bf16_attention_amx
+
+// Whether the CPU has AMX-BF16 and Linux lets this process use the tile state (asked for
+// once: arch_prctl(ARCH_REQ_XCOMP_PERM, XFEATURE_XTILEDATA)).
+bool amx_usable() {
+  static const bool usable = [] {
+#  if defined(NLE_AVX2_ONLY)
+    return false;
+#  else
+    if (!__builtin_cpu_supports("amx-tile") || !__builtin_cpu_supports("amx-bf16") ||
+        !__builtin_cpu_supports("avx512bf16") || !__builtin_cpu_supports("avx512bw"))
+      return false;
+    constexpr long kArchReqXcompPerm = 0x1023;
+    constexpr long kXfeatureXtiledata = 18;
+    return syscall(SYS_arch_prctl, kArchReqXcompPerm, kXfeatureXtiledata) == 0;
+#  endif
+  }();
+  return usable;
+}
+
+bool amx_fits(int64_t head_dim) { return amx_allowed && head_dim % 32 == 0 && amx_usable(); }
+}  // namespace
+
+void allow_bf16_attention_amx(bool allowed) { amx_allowed = allowed; }
+bool bf16_attention_takes_amx(int64_t head_dim) {
+  return bf16_attention_tiles_fit(head_dim) && amx_fits(head_dim);
+}
+
+#  pragma GCC push_options
+#  pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,amx-tile,amx-bf16")
+
+namespace {
+constexpr int64_t kAmxRows = 16;     // the rows of every tile
+constexpr int64_t kAmxDepth = 32;    // the bf16 a product takes per row (16 pairs)
+constexpr int64_t kAmxColumns = 16;  // the float32 columns of a result tile
+constexpr int kAmxResults = 4;       // result tiles per pass: tiles 0-3 (4 holds the rows, 5 and 6 the pairs)
+
+struct alignas(64) TileConfig {
+  uint8_t palette = 1;
+  uint8_t start_row = 0;
+  uint8_t reserved[14] = {};
+  uint16_t bytes_per_row[16] = {};
+  uint8_t rows[16] = {};
+};
+
+// Every tile used 16 rows of 64 bytes.
+void configure_tiles() {
+  TileConfig config;
+  for (int t = 0; t < 7; ++t) {
+    config.bytes_per_row[t] = 64;
+    config.rows[t] = kAmxRows;
+  }
+  _tile_loadconfig(&config);
+}
+
+// The N result tiles from c (16 rows ldc bytes apart, tile i 16 floats after tile i - 1) =
+// Σ over steps of a's 16 rows (lda bytes apart; step t a_step bytes on) times pair tile i
+// (16 rows ldb bytes apart; tile i 64 bytes after tile i - 1, step t b_step bytes on).
+template <int N>
+void tile_products(float* c, int64_t ldc, const uint8_t* a, int64_t lda, int64_t a_step, const uint8_t* b,
+                   int64_t ldb, int64_t b_step, int64_t steps) {
+  if constexpr (N > 0) _tile_zero(0);
+  if constexpr (N > 1) _tile_zero(1);
+  if constexpr (N > 2) _tile_zero(2);
+  if constexpr (N > 3) _tile_zero(3);
+  for (int64_t t = 0; t < steps; ++t) {
+    _tile_loadd(4, a + t * a_step, lda);
+    const uint8_t* bt = b + t * b_step;
+    if constexpr (N > 0) {
+      _tile_loadd(5, bt, ldb);
+      _tile_dpbf16ps(0, 4, 5);
+    }
+    if constexpr (N > 1) {
+      _tile_loadd(6, bt + 64, ldb);
+      _tile_dpbf16ps(1, 4, 6);
+    }
+    if constexpr (N > 2) {
+      _tile_loadd(5, bt + 128, ldb);
+      _tile_dpbf16ps(2, 4, 5);
+    }
+    if constexpr (N > 3) {
+      _tile_loadd(6, bt + 192, ldb);
+      _tile_dpbf16ps(3, 4, 6);
+    }
+  }
+  if constexpr (N > 0) _tile_stored(0, c, ldc);
+  if constexpr (N > 1) _tile_stored(1, c + 16, ldc);
+  if constexpr (N > 2) _tile_stored(2, c + 32, ldc);
+  if constexpr (N > 3) _tile_stored(3, c + 48, ldc);
+}
+
+void tile_products(int n, float* c, int64_t ldc, const uint8_t* a, int64_t lda, int64_t a_step,
+                   const uint8_t* b, int64_t ldb, int64_t b_step, int64_t steps) {
+  switch (n) {
+    case 4:
+      return tile_products<4>(c, ldc, a, lda, a_step, b, ldb, b_step, steps);
+    case 3:
+      return tile_products<3>(c, ldc, a, lda, a_step, b, ldb, b_step, steps);
+    case 2:
+      return tile_products<2>(c, ldc, a, lda, a_step, b, ldb, b_step, steps);
+    default:
+      return tile_products<1>(c, ldc, a, lda, a_step, b, ldb, b_step, steps);
+  }
+}
+
+// Rows of raw scores (stride floats each) of query rows r0 .. r0 + rows - 1: scaled, T5's
+// bias added where given, -inf from len on (as attend_rows makes them), then
+// probabilities_row, its probabilities pstride apart with zeros from stride to pstride.
+void softmax_scaled_rows(uint16_t* p, int64_t pstride, float* inv_sum, float* s, int64_t stride, int64_t rows,
+                         int64_t len, float scale, const float* bias, int64_t r0) {
+  const __m512 scale16 = _mm512_set1_ps(scale);
+  const __m512 neg_inf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  for (int64_t r = 0; r < rows; ++r) {
+    float* sr = s + r * stride;
+    const float* br = bias ? bias - (r0 + r) : nullptr;
+    for (int64_t c = 0; c < stride; c += 16) {
+      const __mmask16 real = c + 16 <= len ? 0xffff : static_cast<__mmask16>((1u << (len - c)) - 1);
+      __m512 x = _mm512_mul_ps(_mm512_loadu_ps(sr + c), scale16);
+      if (br) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(real, br + c));
+      _mm512_storeu_ps(sr + c, _mm512_mask_blend_ps(real, neg_inf, x));
+    }
+    uint16_t* pr = p + r * pstride;
+    inv_sum[r] = probabilities_row(pr, sr, stride);
+    for (int64_t c = stride; c < pstride; ++c) pr[c] = 0;
+  }
+}
+
+template <typename Out>
+void attend_tiles_amx(Out* out, int64_t ld_out, const uint16_t* q, int64_t ld_q, const uint16_t* k,
+                      int64_t ld_k, const uint16_t* v, int64_t ld_v, int64_t len, int64_t d, float scale,
+                      const float* bias, Bf16AttentionTileScratch& scratch) {
+  const int64_t stride = bf16_attention_tile_stride(len);                 // keys: whole result tiles
+  const int64_t pstride = (len + kAmxDepth - 1) / kAmxDepth * kAmxDepth;  // probabilities: whole steps
+  const int64_t pairs = (len + 1) / 2, value_pairs = pstride / 2;
+  auto* keys = reinterpret_cast<uint32_t*>(scratch.keys.get(static_cast<size_t>(d * stride)));
+  pair_keys(keys, stride, k, ld_k, len, d);
+  auto* values = reinterpret_cast<uint32_t*>(scratch.values.get(static_cast<size_t>(2 * value_pairs * d)));
+  pair_values(values, v, ld_v, len, d);
+  std::memset(values + pairs * d, 0, static_cast<size_t>((value_pairs - pairs) * d) * sizeof(uint32_t));
+  float* s = scratch.scores.get(static_cast<size_t>(kAmxRows * (stride + d)));
+  float* o = s + kAmxRows * stride;  // a tile's results before 1 / Σ
+  uint16_t* p = scratch.probabilities.get(static_cast<size_t>(kAmxRows * pstride));
+  uint16_t* padded_q = scratch.queries.get(static_cast<size_t>(kAmxRows * d));
+  const auto* key_bytes = reinterpret_cast<const uint8_t*>(keys);
+  const auto* value_bytes = reinterpret_cast<const uint8_t*>(values);
+  configure_tiles();
+  for (int64_t r0 = 0; r0 < len; r0 += kAmxRows) {
+    const int64_t rows = std::min(kAmxRows, len - r0);
+    const uint16_t* qt = q + r0 * ld_q;
+    int64_t ldq = ld_q;
+    if (rows < kAmxRows) {  // the last rows, then zeros: no read past the queries
+      std::memset(padded_q, 0, static_cast<size_t>(kAmxRows * d) * sizeof(uint16_t));
+      for (int64_t r = 0; r < rows; ++r)
+        std::memcpy(padded_q + r * d, qt + r * ld_q, static_cast<size_t>(d) * sizeof(uint16_t));
+      qt = padded_q;
+      ldq = d;
+    }
+    for (int64_t j = 0; j < stride; j += kAmxResults * kAmxColumns)
+      tile_products(static_cast<int>(std::min<int64_t>(kAmxResults, (stride - j) / kAmxColumns)), s + j,
+                    stride * 4, reinterpret_cast<const uint8_t*>(qt), ldq * 2, kAmxDepth * 2,
+                    key_bytes + j * 4, stride * 4, kAmxDepth / 2 * stride * 4, d / kAmxDepth);
+    float inv_sum[kAmxRows];
+    softmax_scaled_rows(p, pstride, inv_sum, s, stride, rows, len, scale, bias, r0);
+    for (int64_t c = 0; c < d; c += kAmxResults * kAmxColumns)
+      tile_products(static_cast<int>(std::min<int64_t>(kAmxResults, (d - c) / kAmxColumns)), o + c, d * 4,
+                    reinterpret_cast<const uint8_t*>(p), pstride * 2, kAmxDepth * 2, value_bytes + c * 4,
+                    d * 4, kAmxDepth / 2 * d * 4, pstride / kAmxDepth);
+    for (int64_t r = 0; r < rows; ++r) {
+      const __m512 inv = _mm512_set1_ps(inv_sum[r]);
+      Out* orow = out + (r0 + r) * ld_out;
+      for (int64_t c = 0; c < d; c += 16)
+        store16(orow + c, _mm512_mul_ps(_mm512_loadu_ps(o + r * d + c), inv));
+    }
+  }
+  _tile_release();
+}
+}  // namespace
+
 void bf16_attention_tiles(float* out, int64_t ld_out, const uint16_t* q, int64_t ld_q, const uint16_t* k,
                           int64_t ld_k, const uint16_t* v, int64_t ld_v, int64_t len, int64_t d, float scale,
                           const float* bias, Bf16AttentionTileScratch& scratch) {
+  if (amx_fits(d))
+    return attend_tiles_amx(out, ld_out, q, ld_q, k, ld_k, v, ld_v, len, d, scale, bias, scratch);
   attend_tiles(out, ld_out, q, ld_q, k, ld_k, v, ld_v, len, d, scale, bias, scratch);
 }
 
 void bf16_attention_tiles(uint16_t* out, int64_t ld_out, const uint16_t* q, int64_t ld_q, const uint16_t* k,
                           int64_t ld_k, const uint16_t* v, int64_t ld_v, int64_t len, int64_t d, float scale,
                           const float* bias, Bf16AttentionTileScratch& scratch) {
+  if (amx_fits(d))
+    return attend_tiles_amx(out, ld_out, q, ld_q, k, ld_k, v, ld_v, len, d, scale, bias, scratch);
   attend_tiles(out, ld_out, q, ld_q, k, ld_k, v, ld_v, len, d, scale, bias, scratch);
 }
 
@@ -277,6 +474,8 @@ void bf16_attention_tiles(uint16_t* out, int64_t ld_out, const uint16_t* q, int6
 #else  // not x86-64 with AVX2: the callers take the float32 tiles or the GEMM library
 
 bool bf16_attention_tiles_fit(int64_t) { return false; }
+void allow_bf16_attention_amx(bool) {}
+bool bf16_attention_takes_amx(int64_t) { return false; }
 
 void bf16_attention_tiles(float*, int64_t, const uint16_t*, int64_t, const uint16_t*, int64_t,
                           const uint16_t*, int64_t, int64_t, int64_t, float, const float*,

@@ -7,7 +7,9 @@
 // product, as PyTorch's bf16 autocast rounds them.
 //
 // Taken where the CPU has AVX512-BF16 (checked at run time: the rest of the library is
-// built for AVX2) and heads are a multiple of 16 wide.
+// built for AVX2) and heads are a multiple of 16 wide. Where it also has AMX-BF16 and heads
+// are a multiple of 32 wide, the two products run on the tile unit instead, 16 queries a
+// tile (the same numbers up to the order of float32 sums).
 #pragma once
 
 #include <cstdint>
@@ -18,13 +20,21 @@ namespace nle::ops::cpu {
 
 // A thread's paired keys (pairs of d, stride) and values (pairs of keys, d), and the scores
 // (rows of a tile, stride) and their probabilities in bf16.
+// With AMX also the results of a tile before 1 / Σ (after its scores) and a last tile's
+// queries padded to 16 rows.
 struct Bf16AttentionTileScratch {
-  ScratchBuffer<uint16_t> keys, values, probabilities;
+  ScratchBuffer<uint16_t> keys, values, probabilities, queries;
   ScratchBuffer<float> scores;
 };
 
 // Whether this CPU (AVX512-BF16) and build take heads of this width (a multiple of 16).
 bool bf16_attention_tiles_fit(int64_t head_dim);
+
+// Whether heads of this width take the AMX products here (the CPU has AMX-BF16, Linux
+// grants the tile state, and allow_bf16_attention_amx has not said no).
+bool bf16_attention_takes_amx(int64_t head_dim);
+// For tests: false keeps the AVX512-BF16 products on a CPU with AMX (default true).
+void allow_bf16_attention_amx(bool allowed);
 
 // The score row stride of a sequence of len: len rounded up to a multiple of 16.
 int64_t bf16_attention_tile_stride(int64_t len);

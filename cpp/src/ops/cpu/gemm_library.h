@@ -1,8 +1,9 @@
 // Which library runs the CPU matrix products. MKL is linked in; oneDNN (PyPI
 // `onednn-cpu-gomp`, GNU OpenMP build) is opened at run time when present. MKL's
 // kernels are tuned for Intel CPUs: on an AMD EPYC with AVX-512 VNNI, oneDNN's GEMM
-// measured 2.4x MKL's in float32 and 25x in int8. So the default is MKL on Intel
-// CPUs and oneDNN on others when it can be loaded.
+// measured 2.4x MKL's in float32 and 25x in int8; on an Intel CPU with AMX (Sapphire
+// Rapids) oneDNN ran MiniLM faster than MKL in every compute type. So the default is MKL
+// on Intel CPUs without AMX and oneDNN elsewhere when it can be loaded.
 //
 // NLPENGINE_GEMM_LIBRARY=mkl|onednn overrides the choice; NLPENGINE_ONEDNN_LIBRARY
 // names the oneDNN shared library to open (default: libdnnl.so.3 from the library

@@ -87,7 +87,8 @@ struct Epilogue {
 // Whether products of a few rows on w (from reorder_weight) run a kernel of their own
 // instead of a primitive: float32 weights in the layout of ops/cpu/gemv_f32_blocked.h, bf16
 // ones in that of ops/cpu/gemv_bf16_blocked.h and int8 ones in that of
-// ops/cpu/gemv_u8s8_blocked.h, up to 4 rows, where the CPU runs the kernel.
+// ops/cpu/gemv_u8s8_blocked.h, where the CPU runs the kernel: float32 and int8 up to 64
+// rows (int8 up to 4 where oneDNN multiplies int8 with AMX), bf16 up to 4.
 bool few_rows_read_directly(const void* w);
 
 // c (M, N) = a (M, K) · wᵀ, then the epilogue; w from reorder_weight. With a_padded, a holds
