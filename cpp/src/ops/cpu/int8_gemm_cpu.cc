@@ -47,7 +47,20 @@ NLE_VECTOR_CLONES void quantize_row_u8(uint8_t* __restrict out, float* scale, in
   float lo = 0.f, hi = 0.f;  // the range always holds 0, so 0 is exact
   int64_t c = 0;
 #if defined(__AVX2__)
+  // Four independent minima and maxima: one chain would wait out vminps' latency at every
+  // step (the pass was 11% of MiniLM's int8 samples on a Sapphire Rapids, most of it here).
   __m256 lo8 = _mm256_setzero_ps(), hi8 = _mm256_setzero_ps();
+  {
+    __m256 lo[4] = {lo8, lo8, lo8, lo8}, hi[4] = {hi8, hi8, hi8, hi8};
+    for (; c + 32 <= cols; c += 32)
+      for (int i = 0; i < 4; ++i) {
+        const __m256 v = load_scaled(row, col_scale, c + 8 * i);
+        lo[i] = _mm256_min_ps(lo[i], v);
+        hi[i] = _mm256_max_ps(hi[i], v);
+      }
+    lo8 = _mm256_min_ps(_mm256_min_ps(lo[0], lo[1]), _mm256_min_ps(lo[2], lo[3]));
+    hi8 = _mm256_max_ps(_mm256_max_ps(hi[0], hi[1]), _mm256_max_ps(hi[2], hi[3]));
+  }
   for (; c + 8 <= cols; c += 8) {
     const __m256 v = load_scaled(row, col_scale, c);
     lo8 = _mm256_min_ps(lo8, v);
