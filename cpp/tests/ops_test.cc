@@ -122,21 +122,25 @@ TEST(ActivationTest, ParsesHuggingFaceNames) {
   EXPECT_FALSE(ops::activation_from_name("gelu_but_made_up", &act));
 }
 
+// Widths of whole steps of 64 (AVX-512's four chains), of 16 with a masked rest, and both.
 TEST(LayerNormTest, MatchesReferenceWithAndWithoutResidual) {
-  const int64_t rows = 19, cols = 40;
-  const auto x = random_floats(static_cast<size_t>(rows * cols), 6, 2.f);
-  const auto residual = random_floats(static_cast<size_t>(rows * cols), 7);
-  const auto gamma = random_floats(static_cast<size_t>(cols), 8);
-  const auto beta = random_floats(static_cast<size_t>(cols), 9);
-  for (const bool with_residual : {false, true}) {
-    std::vector<float> y(x.size()), expected(x.size());
-    const float* r = with_residual ? residual.data() : nullptr;
-    ops::cpu::layer_norm_f32(y.data(), x.data(), r, gamma.data(), beta.data(), rows, cols, 1e-5f);
-    ops::reference::layer_norm_f32(expected.data(), x.data(), r, gamma.data(), beta.data(), rows, cols,
-                                   1e-5f);
-    const float diff = max_abs_diff(y, expected);
-    std::printf("layer_norm residual=%d max diff %g\n", with_residual, diff);
-    EXPECT_LT(diff, 1e-5f);
+  const int64_t rows = 19;
+  for (const int64_t cols : {40, 384, 200, 7}) {
+    const auto x = random_floats(static_cast<size_t>(rows * cols), 6, 2.f);
+    const auto residual = random_floats(static_cast<size_t>(rows * cols), 7);
+    const auto gamma = random_floats(static_cast<size_t>(cols), 8);
+    const auto beta = random_floats(static_cast<size_t>(cols), 9);
+    for (const bool with_residual : {false, true}) {
+      std::vector<float> y(x.size()), expected(x.size());
+      const float* r = with_residual ? residual.data() : nullptr;
+      ops::cpu::layer_norm_f32(y.data(), x.data(), r, gamma.data(), beta.data(), rows, cols, 1e-5f);
+      ops::reference::layer_norm_f32(expected.data(), x.data(), r, gamma.data(), beta.data(), rows, cols,
+                                     1e-5f);
+      const float diff = max_abs_diff(y, expected);
+      std::printf("layer_norm cols=%lld residual=%d max diff %g\n", static_cast<long long>(cols),
+                  with_residual, diff);
+      EXPECT_LT(diff, 1e-5f) << cols;
+    }
   }
 }
 
@@ -154,22 +158,40 @@ TEST(LayerNormTest, InPlaceWithResidualAliasingOutput) {
 // The bf16 compute type's norms also write their outputs rounded for the bf16 products that
 // take them: the float32 output as without the copy, the copy exactly that output rounded.
 TEST(LayerNormTest, WritesTheOutputRoundedToBf16) {
-  const int64_t rows = 7, cols = 40;
-  const auto x = random_floats(static_cast<size_t>(rows * cols), 12, 3.f);
-  const auto residual = random_floats(static_cast<size_t>(rows * cols), 13);
-  const auto gamma = random_floats(static_cast<size_t>(cols), 14);
-  const auto beta = random_floats(static_cast<size_t>(cols), 15);
-  Tensor xt = tensor_from(x, {rows, cols}), rt = tensor_from(residual, {rows, cols});
-  Tensor gt = tensor_from(gamma, {cols}), bt = tensor_from(beta, {cols});
-  Tensor plain(DType::F32, {rows, cols}), y(DType::F32, {rows, cols}), rounded(DType::BF16, {rows, cols});
-  ops::layer_norm(plain, xt, &rt, gt, bt, 1e-12f);
-  ops::layer_norm(y, xt, &rt, gt, bt, 1e-12f, &rounded);
-  for (int64_t i = 0; i < rows * cols; ++i) {
-    ASSERT_EQ(y.data<float>()[i], plain.data<float>()[i]) << i;
-    ASSERT_EQ(rounded.data<uint16_t>()[i], float_to_bf16_bits(y.data<float>()[i])) << i;
+  const int64_t rows = 7;
+  for (const int64_t cols : {40, 384, 200}) {
+    const auto x = random_floats(static_cast<size_t>(rows * cols), 12, 3.f);
+    const auto residual = random_floats(static_cast<size_t>(rows * cols), 13);
+    const auto gamma = random_floats(static_cast<size_t>(cols), 14);
+    const auto beta = random_floats(static_cast<size_t>(cols), 15);
+    Tensor xt = tensor_from(x, {rows, cols}), rt = tensor_from(residual, {rows, cols});
+    Tensor gt = tensor_from(gamma, {cols}), bt = tensor_from(beta, {cols});
+    Tensor plain(DType::F32, {rows, cols}), y(DType::F32, {rows, cols}), rounded(DType::BF16, {rows, cols});
+    ops::layer_norm(plain, xt, &rt, gt, bt, 1e-12f);
+    ops::layer_norm(y, xt, &rt, gt, bt, 1e-12f, &rounded);
+    for (int64_t i = 0; i < rows * cols; ++i) {
+      ASSERT_EQ(y.data<float>()[i], plain.data<float>()[i]) << i;
+      ASSERT_EQ(rounded.data<uint16_t>()[i], float_to_bf16_bits(y.data<float>()[i])) << i;
+    }
+    Tensor wrong(DType::BF16, {rows, cols + 1});
+    EXPECT_THROW(ops::layer_norm(y, xt, &rt, gt, bt, 1e-12f, &wrong), InvalidInputError);
   }
-  Tensor wrong(DType::BF16, {rows, cols + 1});
-  EXPECT_THROW(ops::layer_norm(y, xt, &rt, gt, bt, 1e-12f, &wrong), InvalidInputError);
+}
+
+// A NaN in a row makes the row NaN, and its bf16 copy the quiet NaN float_to_bf16_bits gives.
+TEST(LayerNormTest, RoundsANaNRowAsFloatToBf16Bits) {
+  const int64_t cols = 384;
+  auto x = random_floats(static_cast<size_t>(cols), 16);
+  x[5] = std::numeric_limits<float>::quiet_NaN();
+  const std::vector<float> gamma(cols, 1.f), beta(cols, 0.f);
+  std::vector<float> y(x.size());
+  std::vector<uint16_t> rounded(x.size());
+  ops::cpu::layer_norm_f32(y.data(), x.data(), nullptr, gamma.data(), beta.data(), 1, cols, 1e-12f,
+                           rounded.data());
+  for (int64_t i = 0; i < cols; ++i) {
+    ASSERT_TRUE(std::isnan(y[i])) << i;
+    ASSERT_EQ(rounded[i], float_to_bf16_bits(y[i])) << i;
+  }
 }
 
 TEST(SoftmaxTest, MatchesReferenceWithBroadcastMask) {

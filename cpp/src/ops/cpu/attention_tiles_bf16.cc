@@ -200,12 +200,10 @@ inline __m512 exp_nonpositive16(__m512 x) {
   return _mm512_maskz_scalef_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(kZero), _CMP_GT_OQ), p, n);
 }
 
-// One row of scores (stride floats, -inf from len on) to its unnormalised probabilities
-// rounded to bf16 (p) and 1 / Σ, the sum over the float32 values.
-inline float probabilities_row(uint16_t* p, const float* sr, int64_t stride) {
-  __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-  for (int64_t c = 0; c < stride; c += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(sr + c));
-  const __m512 max16 = _mm512_set1_ps(_mm512_reduce_max_ps(m));
+// One row of scores (stride floats, -inf from len on) whose largest is max16 (in every
+// lane) to its unnormalised probabilities rounded to bf16 (p) and 1 / Σ, the sum over the
+// float32 values.
+inline float probabilities_row(uint16_t* p, const float* sr, int64_t stride, __m512 max16) {
   __m512 sum = _mm512_setzero_ps();
   for (int64_t c = 0; c < stride; c += 16) {
     const __m512 e = exp_nonpositive16(_mm512_sub_ps(_mm512_loadu_ps(sr + c), max16));
@@ -213,6 +211,13 @@ inline float probabilities_row(uint16_t* p, const float* sr, int64_t stride) {
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + c), reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(e)));
   }
   return 1.f / _mm512_reduce_add_ps(sum);
+}
+
+// probabilities_row of a row whose largest score is not known yet.
+inline float probabilities_row(uint16_t* p, const float* sr, int64_t stride) {
+  __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  for (int64_t c = 0; c < stride; c += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(sr + c));
+  return probabilities_row(p, sr, stride, _mm512_set1_ps(_mm512_reduce_max_ps(m)));
 }
 
 // R score rows (stride floats each, -inf from len on) to their unnormalised probabilities
@@ -385,8 +390,9 @@ void tile_products(int n, float* c, int64_t ldc, const uint8_t* a, int64_t lda, 
 }
 
 // Rows of raw scores (stride floats each) of query rows r0 .. r0 + rows - 1: scaled, T5's
-// bias added where given, -inf from len on (as attend_rows makes them), then
-// probabilities_row, its probabilities pstride apart with zeros from stride to pstride.
+// bias added where given, -inf from len on (as attend_rows makes them), their largest
+// found in the same pass, then probabilities_row, its probabilities pstride apart with
+// zeros from stride to pstride.
 void softmax_scaled_rows(uint16_t* p, int64_t pstride, float* inv_sum, float* s, int64_t stride, int64_t rows,
                          int64_t len, float scale, const float* bias, int64_t r0) {
   const __m512 scale16 = _mm512_set1_ps(scale);
@@ -394,14 +400,17 @@ void softmax_scaled_rows(uint16_t* p, int64_t pstride, float* inv_sum, float* s,
   for (int64_t r = 0; r < rows; ++r) {
     float* sr = s + r * stride;
     const float* br = bias ? bias - (r0 + r) : nullptr;
+    __m512 m = neg_inf;
     for (int64_t c = 0; c < stride; c += 16) {
       const __mmask16 real = c + 16 <= len ? 0xffff : static_cast<__mmask16>((1u << (len - c)) - 1);
       __m512 x = _mm512_mul_ps(_mm512_loadu_ps(sr + c), scale16);
       if (br) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(real, br + c));
-      _mm512_storeu_ps(sr + c, _mm512_mask_blend_ps(real, neg_inf, x));
+      x = _mm512_mask_blend_ps(real, neg_inf, x);
+      _mm512_storeu_ps(sr + c, x);
+      m = _mm512_max_ps(m, x);
     }
     uint16_t* pr = p + r * pstride;
-    inv_sum[r] = probabilities_row(pr, sr, stride);
+    inv_sum[r] = probabilities_row(pr, sr, stride, _mm512_set1_ps(_mm512_reduce_max_ps(m)));
     for (int64_t c = stride; c < pstride; ++c) pr[c] = 0;
   }
 }
