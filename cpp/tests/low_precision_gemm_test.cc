@@ -461,6 +461,50 @@ TEST(PackedGemmTest, Int8Bf16ResultsAreTheFloatResultsRounded) {
       InvalidInputError);
 }
 
+// Two int8 products in a row (a feed-forward block) with the first's results handed to
+// the second quantized, never float32 in memory: the same bits as the two products through
+// a float32 hidden tensor, packed or not, with and without biases, the second's results
+// float32 or bf16; row counts of the few-row kernel, the primitive's blocks, and past a
+// 1,024-row chunk.
+TEST(PackedGemmTest, Int8ChainEqualsTheTwoProducts) {
+  const int64_t k = 72, hidden = 200, n = 48;
+  const Tensor w1 = tensor_from(random_floats(static_cast<size_t>(hidden * k), 45, 0.2f), {hidden, k});
+  const Tensor w2 = tensor_from(random_floats(static_cast<size_t>(n * hidden), 46, 0.2f), {n, hidden});
+  const Tensor b1 = tensor_from(random_floats(static_cast<size_t>(hidden), 47), {hidden});
+  const Tensor b2 = tensor_from(random_floats(static_cast<size_t>(n), 48), {n});
+  for (const bool pack : {false, true}) {
+    const ops::Int8Weight q1 = ops::quantize_weight_int8(w1, pack), q2 = ops::quantize_weight_int8(w2, pack);
+    for (int64_t m : {1, 3, 5, 17, 130, 1100}) {
+      const Tensor x = tensor_from(random_floats(static_cast<size_t>(m * k), 49, 3.f), {m, k});
+      for (const bool biases : {true, false}) {
+        const Tensor* first_bias = biases ? &b1 : nullptr;
+        const Tensor* second_bias = biases ? &b2 : nullptr;
+        Tensor h(DType::F32, {m, hidden});
+        ops::matmul_nt_int8(h, x, q1, first_bias, ops::Activation::GeluErf);
+        for (const DType out : {DType::F32, DType::BF16}) {
+          Tensor expected(out, {m, n}), got(out, {m, n});
+          ops::matmul_nt_int8(expected, h, q2, second_bias);
+          ops::matmul_nt_int8_chain(got, x, q1, first_bias, ops::Activation::GeluErf, q2, second_bias);
+          EXPECT_EQ(0, std::memcmp(expected.raw_data(), got.raw_data(), got.nbytes()))
+              << (pack ? "packed" : "plain") << " m " << m << (biases ? "" : " no biases") << " "
+              << dtype_name(out);
+        }
+      }
+    }
+  }
+  // A smoothed second product quantizes its input with its own scales: no chain.
+  const Tensor smoothing = tensor_from(std::vector<float>(static_cast<size_t>(hidden), 2.f), {hidden});
+  const ops::Int8Weight q1 = ops::quantize_weight_int8(w1, true);
+  const ops::Int8Weight smoothed = ops::quantize_weight_int8(w2, true, &smoothing);
+  Tensor y(DType::F32, {2, n});
+  const Tensor x = tensor_from(random_floats(2 * k, 50), {2, k});
+  EXPECT_THROW(ops::matmul_nt_int8_chain(y, x, q1, nullptr, ops::Activation::None, smoothed, nullptr),
+               InvalidInputError);
+  // Products that do not meet.
+  EXPECT_THROW(ops::matmul_nt_int8_chain(y, x, q1, nullptr, ops::Activation::None, q1, nullptr),
+               InvalidInputError);
+}
+
 // The packed int8 product alone, exact at the extremes: k not a multiple of 4 (the
 // panels read groups of 4 bytes), n not a multiple of 16 (a partial panel), m with
 // partial blocks of rows and more than one 96-row block (ops/cpu/panel_gemm_u8s8.h).

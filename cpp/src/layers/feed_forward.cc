@@ -12,6 +12,10 @@ FeedForward::FeedForward(const Weights& weights, const Names& names, int64_t d_m
 }
 
 void FeedForward::operator()(Tensor& out, const Tensor& x) const {
+  if (!gated_ && Linear::chains(in_, out_)) {  // int8: the hidden activations go across quantized
+    Linear::chain(out, x, in_, activation_, out_);
+    return;
+  }
   const int64_t rows = x.dim(0);
   // Into a bf16 product the hidden activations go as bf16 (what it would round them to
   // anyway), at half the memory traffic of float32 and with no separate rounding pass.

@@ -139,6 +139,18 @@ const ops::PackedWeight& Linear::packed() const {
   return packed_->weight;
 }
 
+bool Linear::chains(const Linear& first, const Linear& second) {
+  return first.compute_type_ == ComputeType::Int8 && second.compute_type_ == ComputeType::Int8 &&
+         !second.int8_.input_scale_inverse.defined();
+}
+
+void Linear::chain(Tensor& y, const Tensor& x, const Linear& first, ops::Activation act,
+                   const Linear& second) {
+  if (!chains(first, second)) throw Error("Linear::chain: the products are not two int8 ones");
+  ops::matmul_nt_int8_chain(y, x, first.int8_, first.bias_.defined() ? &first.bias_ : nullptr, act,
+                            second.int8_, second.bias_.defined() ? &second.bias_ : nullptr);
+}
+
 bool Linear::bf16_io() const { return compute_type_ == ComputeType::BFloat16 && ops::packs_bf16_weights(); }
 
 void Linear::operator()(Tensor& y, const Tensor& x, ops::Activation act) const {

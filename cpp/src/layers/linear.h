@@ -42,6 +42,15 @@ class Linear {
   // x: (rows, in_features) -> y: (rows, out_features), F32; where bf16_io(), either may
   // also be BF16, and where gives_bf16(), y.
   void operator()(Tensor& y, const Tensor& x, ops::Activation act = ops::Activation::None) const;
+  // Whether first's results can reach second quantized, as chain() hands them: both are
+  // int8 products and second's input is not smoothed.
+  static bool chains(const Linear& first, const Linear& second);
+  // y = second(act(first(x))) where chains(first, second): first's int32 sums rescaled,
+  // activated and quantized for second row by row while in cache, never float32 in memory
+  // (ops::matmul_nt_int8_chain; the same bits as the two products one after the other).
+  static void chain(Tensor& y, const Tensor& x, const Linear& first, ops::Activation act,
+                    const Linear& second);
+
   // Whether this product takes and gives BF16 tensors as well as F32 (the bf16 compute
   // type where oneDNN packs bf16 weights, ops::packs_bf16_weights()): one bf16 product
   // feeding another then skips a float32 round trip.

@@ -42,17 +42,20 @@ TransformerEncoderLayer::TransformerEncoderLayer(const Weights& weights, const s
       activation_(config.activation) {}
 
 TransformerEncoderLayer::Workspace::Workspace(int64_t tokens, const EncoderConfig& config,
-                                              DType intermediate_dtype, bool rounded_norms)
+                                              DType intermediate_dtype, bool rounded_norms,
+                                              bool with_intermediate)
     : qkv(DType::F32, {tokens, 3 * config.hidden_size}),
       context(DType::F32, {tokens, config.hidden_size}),
-      projected(DType::F32, {tokens, config.hidden_size}),
-      intermediate(intermediate_dtype, {tokens, config.intermediate_size}) {
+      projected(DType::F32, {tokens, config.hidden_size}) {
+  if (with_intermediate) intermediate = Tensor(intermediate_dtype, {tokens, config.intermediate_size});
   if (rounded_norms) normed_bf16 = Tensor(DType::BF16, {tokens, config.hidden_size});
 }
 
 DType TransformerEncoderLayer::intermediate_dtype() const {
   return intermediate_.gives_bf16() && output_.bf16_io() ? DType::BF16 : DType::F32;
 }
+
+bool TransformerEncoderLayer::keeps_intermediate() const { return !Linear::chains(intermediate_, output_); }
 
 bool TransformerEncoderLayer::rounds_norms() const {
   return intermediate_.bf16_io() && attention_.takes_bf16();
@@ -73,7 +76,8 @@ void TransformerEncoderLayer::operator()(Tensor& x, const std::vector<int64_t>& 
                                 Tensor xg = row_view(x, begin, end);
                                 Rows rows{row_view(ws.qkv, begin, end), row_view(ws.context, begin, end),
                                           row_view(ws.projected, begin, end),
-                                          row_view(ws.intermediate, begin, end),
+                                          ws.intermediate.defined() ? row_view(ws.intermediate, begin, end)
+                                                                    : Tensor(),
                                           normed.defined() ? row_view(normed, begin, end) : Tensor()};
                                 run_rows(xg, offsets, rows, input_rounded);
                               });
@@ -91,8 +95,12 @@ void TransformerEncoderLayer::run_rows(Tensor& x, const std::vector<int64_t>& se
   Tensor* normed = ws.normed_bf16.defined() ? &ws.normed_bf16 : nullptr;
   attention_(ws.projected, input_rounded ? ws.normed_bf16 : x, seq_offsets, ws.qkv, ws.context);
   attention_norm_(x, ws.projected, &x, normed);
-  intermediate_(ws.intermediate, normed ? *normed : x, activation_);
-  output_(ws.projected, ws.intermediate);
+  if (Linear::chains(intermediate_, output_)) {  // int8: the intermediate activations go across quantized
+    Linear::chain(ws.projected, normed ? *normed : x, intermediate_, activation_, output_);
+  } else {
+    intermediate_(ws.intermediate, normed ? *normed : x, activation_);
+    output_(ws.projected, ws.intermediate);
+  }
   output_norm_(x, ws.projected, &x, normed);  // the next layer's input, rounded as well
 }
 

@@ -41,9 +41,10 @@ class TransformerEncoderLayer {
     Tensor normed_bf16;
     // Whether normed_bf16 holds the next layer's input x rounded (the layer before wrote both).
     bool input_rounded = false;
-    // intermediate_dtype, rounded_norms: the layers' intermediate_dtype() and rounds_norms().
+    // intermediate_dtype, rounded_norms, with_intermediate: the layers' intermediate_dtype(),
+    // rounds_norms() and keeps_intermediate() (without it intermediate is undefined).
     Workspace(int64_t tokens, const EncoderConfig& config, DType intermediate_dtype = DType::F32,
-              bool rounded_norms = false);
+              bool rounded_norms = false, bool with_intermediate = true);
   };
   // BF16 where the feed-forward's output product takes bf16 (Linear::bf16_io) and its first
   // product gives bf16 (Linear::gives_bf16: a bf16 product, or int8-mixed's int8 one, which
@@ -55,6 +56,9 @@ class TransformerEncoderLayer {
   // write their outputs rounded to bf16 as well, in the same pass, where each product would
   // round them in a pass of its own.
   bool rounds_norms() const;
+  // Whether the feed-forward's (tokens, intermediate) activations are kept in a tensor: not
+  // where its two products are int8 ones that hand them across quantized (Linear::chain).
+  bool keeps_intermediate() const;
 
   // x: (T, hidden), updated in place. With int8 products a batch of several sequences
   // runs in groups of whole sequences (layers/sequence_groups.h).

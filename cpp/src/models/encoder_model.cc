@@ -2,6 +2,7 @@
 
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <cstring>
 #include <vector>
 
@@ -209,7 +210,9 @@ EncoderOutput EncoderModel::encode(const int64_t* input_ids, const int64_t* atte
   const bool any_layer = !impl_->layers.empty();
   TransformerEncoderLayer::Workspace workspace(
       tokens, c, any_layer ? impl_->layers.front().intermediate_dtype() : DType::F32,
-      any_layer && impl_->layers.front().rounds_norms());
+      any_layer && impl_->layers.front().rounds_norms(),
+      std::any_of(impl_->layers.begin(), impl_->layers.end(),
+                  [](const auto& l) { return l.keeps_intermediate(); }));
   for (const auto& layer : impl_->layers) layer(hidden, packed.seq_offsets, workspace);
 
   EncoderOutput out;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <string>
 #include <vector>
 
 #include "core/scratch_buffer.h"
@@ -134,57 +135,142 @@ Int8Weight quantize_weight_int8(const Tensor& w, bool pack, const Tensor* input_
   return out;
 }
 
-void matmul_nt_int8(Tensor& y, const Tensor& x, const Int8Weight& w, const Tensor* bias, Activation act) {
-  check_cpu_f32("matmul_nt_int8", {&x});
-  if (y.device() != Device::CPU) throw Error("matmul_nt_int8 has no CUDA implementation yet");
+namespace {
+
+// Checks y (M, N) = x (M, K) · wᵀ + bias for `what`, with x's rows and width given;
+// y F32 or BF16.
+void check_int8_product(const std::string& what, const Tensor& y, int64_t m, int64_t k, const Int8Weight& w,
+                        const Tensor* bias) {
+  if (y.device() != Device::CPU) throw Error(what + " has no CUDA implementation yet");
   if (y.dtype() != DType::F32 && y.dtype() != DType::BF16)
-    throw InvalidInputError(std::string("matmul_nt_int8: y must be F32 or BF16, got ") +
-                            dtype_name(y.dtype()));
-  check_rank("matmul_nt_int8", "x", x, 2);
-  check_rank("matmul_nt_int8", "y", y, 2);
-  const int64_t m = x.dim(0), k = x.dim(1), n = w.out_features;
+    throw InvalidInputError(what + ": y must be F32 or BF16, got " + dtype_name(y.dtype()));
+  check_rank(what.c_str(), "y", y, 2);
+  const int64_t n = w.out_features;
   if (w.in_features != k || y.dim(0) != m || y.dim(1) != n)
-    throw InvalidInputError("matmul_nt_int8: shapes x " + shape_to_string(x.shape()) + ", w (" +
+    throw InvalidInputError(what + ": shapes x (" + std::to_string(m) + ", " + std::to_string(k) + "), w (" +
                             std::to_string(n) + ", " + std::to_string(w.in_features) + "), y " +
                             shape_to_string(y.shape()) + " do not fit y = x · w^T");
   if (bias) {
-    check_cpu_f32("matmul_nt_int8", {bias});
+    check_cpu_f32(what.c_str(), {bias});
     if (bias->numel() != n)
-      throw InvalidInputError("matmul_nt_int8: bias " + shape_to_string(bias->shape()) +
-                              " does not fit " + std::to_string(n) + " outputs");
+      throw InvalidInputError(what + ": bias " + shape_to_string(bias->shape()) + " does not fit " +
+                              std::to_string(n) + " outputs");
   }
-  if (m == 0) return;
-  // Per-thread scratch that grows to the largest call and is then reused.
-  thread_local ScratchBuffer<uint8_t> q_buffer;
-  thread_local ScratchBuffer<float> row_scale_buffer;
-  thread_local ScratchBuffer<int32_t> row_zero_buffer, acc_buffer;
-  const int64_t rows = w.packed.defined() ? cpu::packed_s8_rows(m) : m;  // room the product needs
-  uint8_t* q = q_buffer.get(static_cast<size_t>(rows * k));
-  float* row_scale = row_scale_buffer.get(static_cast<size_t>(m));
-  int32_t* row_zero = row_zero_buffer.get(static_cast<size_t>(m));
-  cpu::quantize_rows_u8(q, row_scale, row_zero, x.data<float>(), m, k,
+}
+
+void check_input(const char* what, const Tensor& x) {
+  check_cpu_f32(what, {&x});
+  check_rank(what, "x", x, 2);
+}
+
+// The rows a product's quantized input and int32 sums need for m rows of w.
+int64_t product_rows(const Int8Weight& w, int64_t m) {
+  return w.packed.defined() ? cpu::packed_s8_rows(m) : m;
+}
+
+// Rows quantized for a product: x[r, k] (· smoothing) ≈ scale[r] · (q[r, k] - zero[r]), q
+// holding product_rows() rows, the padding rows zero. In per-thread buffers that grow to
+// the largest call and are then reused.
+struct QuantizedRows {
+  ScratchBuffer<uint8_t> q_buffer;
+  ScratchBuffer<float> scale_buffer;
+  ScratchBuffer<int32_t> zero_buffer;
+  uint8_t* q = nullptr;
+  float* scale = nullptr;
+  int32_t* zero = nullptr;
+
+  // Room for m rows of k values for w, the padding rows zeroed.
+  void reserve(const Int8Weight& w, int64_t m, int64_t k) {
+    const int64_t rows = product_rows(w, m);
+    q = q_buffer.get(static_cast<size_t>(rows * k));
+    std::fill(q + m * k, q + rows * k, uint8_t{0});
+    scale = scale_buffer.get(static_cast<size_t>(m));
+    zero = zero_buffer.get(static_cast<size_t>(m));
+  }
+  // How the sums of these rows and w become w's results.
+  cpu::S8Dequantization dequantization(const Int8Weight& w, const Tensor* bias, Activation act) const {
+    return {
+        scale, zero, w.scale.data<float>(), w.row_sum.data<int32_t>(), bias ? bias->data<float>() : nullptr,
+        act};
+  }
+};
+
+// x quantized for w (its smoothing applied).
+void quantize_input(QuantizedRows& in, const Tensor& x, const Int8Weight& w) {
+  const int64_t m = x.dim(0), k = x.dim(1);
+  in.reserve(w, m, k);
+  cpu::quantize_rows_u8(in.q, in.scale, in.zero, x.data<float>(), m, k,
                         w.input_scale_inverse.defined() ? w.input_scale_inverse.data<float>() : nullptr);
-  std::fill(q + m * k, q + rows * k, uint8_t{0});
-  const cpu::S8Dequantization dq{row_scale,
-                                 row_zero,
-                                 w.scale.data<float>(),
-                                 w.row_sum.data<int32_t>(),
-                                 bias ? bias->data<float>() : nullptr,
-                                 act};
+}
+
+// y (m rows, F32 or BF16) = in's rows times w, dequantized by dq.
+void rescaled_product(Tensor& y, const QuantizedRows& in, const Int8Weight& w, int64_t m,
+                      const cpu::S8Dequantization& dq) {
+  const int64_t n = w.out_features, k = w.in_features;
   if (w.packed.defined()) {
-    cpu::gemm_u8s8_dequantize_packed(y.raw_data(), q, w.packed.data.get(), m, n, k, dq,
+    cpu::gemm_u8s8_dequantize_packed(y.raw_data(), in.q, w.packed.data.get(), m, n, k, dq,
                                      y.dtype() == DType::BF16);
     return;
   }
+  thread_local ScratchBuffer<int32_t> acc_buffer;
   int32_t* acc = acc_buffer.get(static_cast<size_t>(m * n));
-  cpu::gemm_u8s8s32(acc, q, w.q.data<int8_t>(), m, n, k);
+  cpu::gemm_u8s8s32(acc, in.q, w.q.data<int8_t>(), m, n, k);
   if (y.dtype() == DType::BF16) {
     cpu::dequantize_rows_bf16(y.data<uint16_t>(), acc, dq.row_scale, dq.row_zero, dq.col_scale, dq.col_sum,
-                              dq.bias, m, n, act);
+                              dq.bias, m, n, dq.act);
     return;
   }
   cpu::dequantize_rows(y.data<float>(), acc, dq.row_scale, dq.row_zero, dq.col_scale, dq.col_sum, dq.bias, m,
-                       n, act);
+                       n, dq.act);
+}
+
+}  // namespace
+
+void matmul_nt_int8(Tensor& y, const Tensor& x, const Int8Weight& w, const Tensor* bias, Activation act) {
+  check_input("matmul_nt_int8", x);
+  check_int8_product("matmul_nt_int8", y, x.dim(0), x.dim(1), w, bias);
+  const int64_t m = x.dim(0);
+  if (m == 0) return;
+  thread_local QuantizedRows in;
+  quantize_input(in, x, w);
+  // The bias and activation are applied as the sums are rescaled (with the panels, block
+  // by block inside the product).
+  rescaled_product(y, in, w, m, in.dequantization(w, bias, act));
+}
+
+void matmul_nt_int8_chain(Tensor& y, const Tensor& x, const Int8Weight& w1, const Tensor* b1, Activation act,
+                          const Int8Weight& w2, const Tensor* b2) {
+  check_input("matmul_nt_int8_chain", x);
+  const int64_t m = x.dim(0), n1 = w1.out_features;
+  if (n1 != w2.in_features)
+    throw InvalidInputError("matmul_nt_int8_chain: the first product gives " + std::to_string(n1) +
+                            " values a row, the second takes " + std::to_string(w2.in_features));
+  if (b1) {
+    check_cpu_f32("matmul_nt_int8_chain", {b1});
+    if (b1->numel() != n1)
+      throw InvalidInputError("matmul_nt_int8_chain: bias " + shape_to_string(b1->shape()) +
+                              " does not fit " + std::to_string(n1) + " outputs");
+  }
+  if (w1.in_features != x.dim(1))
+    throw InvalidInputError("matmul_nt_int8_chain: x " + shape_to_string(x.shape()) +
+                            " does not fit a weight of " + std::to_string(w1.in_features) + " inputs");
+  if (w2.input_scale_inverse.defined())
+    throw InvalidInputError("matmul_nt_int8_chain: the second product's input is smoothed");
+  check_int8_product("matmul_nt_int8_chain", y, m, n1, w2, b2);
+  if (m == 0) return;
+  thread_local QuantizedRows in, hidden;
+  thread_local ScratchBuffer<int32_t> acc_buffer;
+  quantize_input(in, x, w1);
+  int32_t* acc = acc_buffer.get(static_cast<size_t>(product_rows(w1, m) * n1));
+  if (w1.packed.defined())
+    cpu::gemm_u8s8s32_packed(acc, in.q, w1.packed.data.get(), m, n1, w1.in_features);
+  else
+    cpu::gemm_u8s8s32(acc, in.q, w1.q.data<int8_t>(), m, n1, w1.in_features);
+  hidden.reserve(w2, m, n1);
+  const cpu::S8Dequantization dq = in.dequantization(w1, b1, act);
+  cpu::dequantize_rows_u8(hidden.q, hidden.scale, hidden.zero, acc, dq.row_scale, dq.row_zero, dq.col_scale,
+                          dq.col_sum, dq.bias, m, n1, act);
+  rescaled_product(y, hidden, w2, m, hidden.dequantization(w2, b2, Activation::None));
 }
 
 }  // namespace nle::ops

@@ -58,6 +58,14 @@ Tensor smoothing_scales(const Tensor& w, const Tensor& norm_weight, const Tensor
 void matmul_nt_int8(Tensor& y, const Tensor& x, const Int8Weight& w, const Tensor* bias = nullptr,
                     Activation act = Activation::None);
 
+// y (M, N2) = act(x · w1ᵀ + b1) · w2ᵀ + b2: two int8 products in a row (a feed-forward
+// block), w2 unsmoothed. The first product's int32 sums are rescaled, activated and
+// quantized for the second row by row while in cache, so its (M, N1) results never go
+// through memory as float32 (nor are they read back to be quantized): the same bits as
+// matmul_nt_int8 twice through a float32 hidden tensor. b1, b2 may be null; y F32 or BF16.
+void matmul_nt_int8_chain(Tensor& y, const Tensor& x, const Int8Weight& w1, const Tensor* b1, Activation act,
+                          const Int8Weight& w2, const Tensor* b2);
+
 // The largest weight code the GEMM library's products on this CPU sum exactly: 127, or
 // 63 where they saturate 16-bit pair sums (see above). Found the first time it is called
 // by probing the library's plain and packed products with the worst case against the
@@ -76,6 +84,12 @@ void gemm_u8s8s32(int32_t* c, const uint8_t* a, const int8_t* b, int64_t m, int6
 void dequantize_rows(float* y, const int32_t* c, const float* row_scale, const int32_t* row_zero,
                      const float* col_scale, const int32_t* col_sum, const float* bias, int64_t m, int64_t n,
                      Activation act = Activation::None);
+// dequantize_rows quantized for the next int8 product (quantize_rows_u8 without column
+// scales): each row is rescaled and activated in float32 while in cache, then quantized
+// into q (M, N), q_scale and q_zero (M).
+void dequantize_rows_u8(uint8_t* q, float* q_scale, int32_t* q_zero, const int32_t* c, const float* row_scale,
+                        const int32_t* row_zero, const float* col_scale, const int32_t* col_sum,
+                        const float* bias, int64_t m, int64_t n, Activation act = Activation::None);
 // dequantize_rows rounded to bf16 (as float_to_bf16 rounds dequantize_rows' results): each
 // row is rescaled and activated in float32 while in cache, then rounded.
 void dequantize_rows_bf16(uint16_t* y, const int32_t* c, const float* row_scale, const int32_t* row_zero,

@@ -178,4 +178,19 @@ void dequantize_rows_bf16(uint16_t* y, const int32_t* c, const float* row_scale,
   }
 }
 
+void dequantize_rows_u8(uint8_t* q, float* q_scale, int32_t* q_zero, const int32_t* c, const float* row_scale,
+                        const int32_t* row_zero, const float* col_scale, const int32_t* col_sum,
+                        const float* bias, int64_t m, int64_t n, Activation act) {
+#pragma omp parallel if (m * n > 16384)
+  {
+    thread_local ScratchBuffer<float> row_buffer;
+    float* row = row_buffer.get(static_cast<size_t>(n));
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < m; ++r) {
+      dequantize_values(row, c + r * n, row_scale[r], row_zero[r], col_scale, col_sum, bias, n, act);
+      quantize_row_u8(q + r * n, q_scale + r, q_zero + r, row, nullptr, n);
+    }
+  }
+}
+
 }  // namespace nle::ops::cpu
