@@ -49,6 +49,11 @@ NLE_VECTOR_CLONES void layer_norm_row(float* y, uint16_t* y_bf16, const float* x
 #if defined(NLE_LAYER_NORM_AVX512)
 #  pragma GCC push_options
 #  pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq")
+// GCC 12 warns that the placeholder its AVX-512 intrinsics start from (_mm512_undefined_*) is
+// used uninitialised where they are not inlined into AVX-512 code: a false positive.
+#  pragma GCC diagnostic push
+#  pragma GCC diagnostic ignored "-Wuninitialized"
+#  pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 bool avx512_rows() {
   static const bool cpu = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
@@ -143,6 +148,7 @@ void layer_norm_row_avx512(float* y, uint16_t* y_bf16, const float* x, const flo
   }
 }
 
+#  pragma GCC diagnostic pop
 #  pragma GCC pop_options
 #endif
 }  // namespace
