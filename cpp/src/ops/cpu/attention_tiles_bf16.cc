@@ -34,6 +34,11 @@ bool bf16_attention_tiles_fit(int64_t head_dim) {
 
 #  pragma GCC push_options
 #  pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16")
+// GCC 12 warns that the placeholder its AVX-512 intrinsics start from (_mm512_undefined_*) is
+// used uninitialised where they are not inlined into AVX-512 code: a false positive.
+#  pragma GCC diagnostic push
+#  pragma GCC diagnostic ignored "-Wuninitialized"
+#  pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 namespace {
 // Rows of a tile: 6 rows × 2 vectors of sums, 2 loaded vectors and a broadcast.
@@ -274,6 +279,7 @@ void attend_tiles(Out* out, int64_t ld_out, const uint16_t* q, int64_t ld_q, con
 }
 }  // namespace
 
+#  pragma GCC diagnostic pop
 #  pragma GCC pop_options
 
 // ---------------------------------------------------------------------------------------
@@ -314,6 +320,9 @@ bool bf16_attention_takes_amx(int64_t head_dim) {
 
 #  pragma GCC push_options
 #  pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq,avx512bf16,amx-tile,amx-bf16")
+#  pragma GCC diagnostic push
+#  pragma GCC diagnostic ignored "-Wuninitialized"
+#  pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
 namespace {
 constexpr int64_t kAmxRows = 16;     // the rows of every tile
@@ -482,6 +491,7 @@ void bf16_attention_tiles(uint16_t* out, int64_t ld_out, const uint16_t* q, int6
   attend_tiles(out, ld_out, q, ld_q, k, ld_k, v, ld_v, len, d, scale, bias, scratch);
 }
 
+#  pragma GCC diagnostic pop
 #  pragma GCC pop_options
 
 #else  // not x86-64 with AVX2: the callers take the float32 tiles or the GEMM library
