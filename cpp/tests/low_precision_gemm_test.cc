@@ -11,6 +11,7 @@
 
 #include "core/buffer_pool.h"
 #include "core/half.h"
+#include "core/parallel.h"
 #include "core/scratch_buffer.h"
 #include "layers/sequence_groups.h"
 #include "ops/activation.h"
@@ -628,6 +629,63 @@ TEST(PackedGemmTest, Bf16PackedMatchesTheReferenceUnderOneDnn) {
     ops::reference::gemm_bf16(expected.data(), xb.data(), wb.data<uint16_t>(), m, n, k);
     const std::vector<float> got(y.data<float>(), y.data<float>() + m * n);
     EXPECT_LT(max_abs_diff(got, expected), 1e-4f * max_abs(expected)) << "m " << m;
+  }
+}
+
+// Products of many rows run as one share of the rows per thread (ops/cpu/onednn_matmul.h,
+// kThreadRowsMin): bf16 gives the bits one thread gives, int8 the exact sums, on row counts
+// around the threshold and past a chunk whose shares end off a whole step, writing only
+// their rows.
+TEST(PackedGemmTest, ThreadSharesGiveTheOneThreadResults) {
+  const int64_t n = 45, k = 72, guard = 16;
+  const auto w = random_floats(static_cast<size_t>(n * k), 61, 0.3f);
+  const Tensor wb = ops::to_bf16(tensor_from(w, {n, k}));
+  std::vector<int8_t> ws(static_cast<size_t>(n * k));
+  const int32_t w_max = ops::int8_weight_max();
+  for (size_t i = 0; i < ws.size(); ++i)
+    ws[i] = static_cast<int8_t>(static_cast<int32_t>(i * 37 % static_cast<size_t>(2 * w_max + 1)) - w_max);
+  Tensor ws_tensor(DType::I8, {n, k});
+  std::memcpy(ws_tensor.data<int8_t>(), ws.data(), ws.size());
+  const ops::PackedWeight packed_s8 = ops::pack_weight_s8(ws_tensor);
+  const bool with_bf16 = ops::packs_bf16_weights();
+  const ops::PackedWeight packed_bf16 = with_bf16 ? ops::pack_weight_bf16(wb) : ops::PackedWeight{};
+  for (int64_t m : {511, 512, 513, 1100, 2053}) {
+    const auto x = random_floats(static_cast<size_t>(m * k), 62 + static_cast<uint32_t>(m));
+    if (with_bf16) {
+      std::vector<uint16_t> xb(x.size());
+      ops::cpu::float_to_bf16(xb.data(), x.data(), static_cast<int64_t>(x.size()));
+      std::vector<float> one(static_cast<size_t>((m + guard) * n), std::nanf(""));
+      std::vector<float> two = one;
+      {
+        const ThreadScope threads(1);
+        ops::cpu::gemm_bf16_packed(one.data(), xb.data(), packed_bf16.data.get(), m, n, k,
+                                   /*a_padded=*/false);
+      }
+      {
+        const ThreadScope threads(2);
+        ops::cpu::gemm_bf16_packed(two.data(), xb.data(), packed_bf16.data.get(), m, n, k,
+                                   /*a_padded=*/false);
+      }
+      EXPECT_EQ(std::memcmp(one.data(), two.data(), static_cast<size_t>(m * n) * sizeof(float)), 0)
+          << "bf16, m " << m;
+      for (int64_t i = m * n; i < (m + guard) * n; ++i)
+        ASSERT_TRUE(std::isnan(two[static_cast<size_t>(i)])) << "bf16, m " << m << ": wrote row " << i / n;
+    }
+    const int64_t rows = ops::cpu::packed_s8_rows(m);
+    std::vector<uint8_t> a(static_cast<size_t>(rows * k), 0);
+    for (int64_t i = 0; i < m * k; ++i) a[static_cast<size_t>(i)] = static_cast<uint8_t>((i * 29 + m) % 256);
+    constexpr int32_t kUnwritten = -7;
+    std::vector<int32_t> c(static_cast<size_t>((rows + guard) * n), kUnwritten);
+    std::vector<int32_t> expected(static_cast<size_t>(m * n));
+    {
+      const ThreadScope threads(2);
+      ops::cpu::gemm_u8s8s32_packed(c.data(), a.data(), packed_s8.data.get(), m, n, k);
+    }
+    for (int64_t i = rows * n; i < (rows + guard) * n; ++i)
+      ASSERT_EQ(c[static_cast<size_t>(i)], kUnwritten) << "int8, m " << m << ": wrote row " << i / n;
+    ops::reference::gemm_u8s8s32(expected.data(), a.data(), ws.data(), m, n, k);
+    c.resize(expected.size());
+    EXPECT_EQ(c, expected) << "int8, m " << m;
   }
 }
 

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstdlib>
 #include <cstring>
+#include <exception>
 #include <initializer_list>
 #include <map>
 #include <mutex>
@@ -13,6 +14,7 @@
 #include <utility>
 #include <vector>
 
+#include "core/parallel.h"
 #include "core/scratch_buffer.h"
 #include "nlpengine/errors.h"
 #include "ops/cpu/gemm_library.h"
@@ -550,22 +552,56 @@ void matmul(void* c, const void* a, const void* weight, int64_t m, int64_t n, in
   };
   static_assert(kRowStep <= kExactRows + 1, "the rows past the last whole step must run exactly");
   const int64_t weight_bytes = n * k * w->types.src_bytes;
-  for (int64_t first = 0; first < m; first += kChunkRows) {
-    const int64_t real = std::min(kChunkRows, m - first);
-    const int64_t rows = round_up_chunk(real);
-    const int64_t copied_bytes =
-        real * ((a_padded ? 0 : k * w->types.src_bytes) + (c_padded ? 0 : n * c_bytes));
-    if (rows == real || copied_bytes * kSplitCopyFraction < weight_bytes) {
-      run(first, real, rows);
-      continue;
+  // Rows [begin, end) in chunks cut at whole multiples of kChunkRows, as padded_rows(m)
+  // counts them: where end == m, the last chunk's padding rows are the caller's (begin and
+  // any other end are multiples of kThreadRowStep, so no other chunk is padded).
+  auto run_rows = [&](int64_t begin, int64_t end) {
+    for (int64_t first = begin, next; first < end; first = next) {
+      next = std::min(end, (first / kChunkRows + 1) * kChunkRows);
+      const int64_t real = next - first;
+      const int64_t rows = round_up_chunk(real);
+      const int64_t copied_bytes =
+          real * ((a_padded ? 0 : k * w->types.src_bytes) + (c_padded ? 0 : n * c_bytes));
+      if (rows == real || copied_bytes * kSplitCopyFraction < weight_bytes) {
+        run(first, real, rows);
+        continue;
+      }
+      // The rows filling whole steps as one product and the rest (fewer than kRowStep) as
+      // another, each through a primitive of its own exact rows: no copies, but the weight
+      // read twice.
+      const int64_t body = real / kRowStep * kRowStep;
+      run(first, body, body);
+      run(first + body, real - body, real - body);
     }
-    // The rows filling whole steps as one product and the rest (fewer than kRowStep) as
-    // another, each through a primitive of its own exact rows: no copies, but the weight
-    // read twice.
-    const int64_t body = real / kRowStep * kRowStep;
-    run(first, body, body);
-    run(first + body, real - body, real - body);
+  };
+  const int threads = omp_in_parallel() ? 1 : omp_get_max_threads();
+  if (threads < 2 || m < threads * kThreadRowsMin || w->types.src == kF32) {
+    run_rows(0, m);
+    return;
   }
+  // Many rows: each thread multiplies an equal share of them through a one-thread
+  // primitive (the primitive's own split leaves threads idle, see kThreadRowsMin). Shares
+  // are whole multiples of kThreadRowStep rows, so no share but the last has padding rows
+  // that belong to the next.
+  const int64_t share = (m + threads - 1) / threads;
+  const int64_t step = (share + kThreadRowStep - 1) / kThreadRowStep * kThreadRowStep;
+  std::exception_ptr failure;
+  std::mutex failure_mutex;
+#pragma omp parallel num_threads(threads)
+  {
+    const int64_t begin = std::min<int64_t>(m, omp_get_thread_num() * step);
+    const int64_t end = std::min<int64_t>(m, begin + step);
+    try {
+      if (begin < end) {
+        const ThreadScope one_thread(1);
+        run_rows(begin, end);
+      }
+    } catch (...) {
+      std::lock_guard<std::mutex> lock(failure_mutex);
+      if (!failure) failure = std::current_exception();
+    }
+  }
+  if (failure) std::rethrow_exception(failure);
 }
 
 }  // namespace nle::ops::cpu::onednn
