@@ -873,3 +873,19 @@ TEST(SequenceGroups, WholeSequencesOfAtLeastMinRows) {
   EXPECT_EQ(nle::sequence_groups({0, 12}, 64), (std::vector<size_t>{0, 1}));
   EXPECT_EQ(nle::sequence_groups({0}, 64), (std::vector<size_t>{0}));
 }
+
+// A group's scratch: the slot's memory again for the next group on the same thread (its
+// core's cache), a slot of its own for each buffer, and no slot past the last.
+TEST(SequenceGroups, GroupScratchReusesEachSlot) {
+  const nle::Tensor qkv(nle::DType::F32, {4, 12});
+  const nle::Tensor intermediate(nle::DType::BF16, {4, 30});
+  const nle::Tensor a = nle::group_scratch(0, qkv, 7);
+  EXPECT_EQ(a.dtype(), nle::DType::F32);
+  EXPECT_EQ(a.shape(), (nle::Shape{7, 12}));
+  EXPECT_EQ(nle::group_scratch(0, qkv, 5).raw_data(), a.raw_data());
+  const nle::Tensor b = nle::group_scratch(3, intermediate, 9);
+  EXPECT_EQ(b.dtype(), nle::DType::BF16);
+  EXPECT_EQ(b.shape(), (nle::Shape{9, 30}));
+  EXPECT_NE(b.raw_data(), a.raw_data());
+  EXPECT_THROW(nle::group_scratch(nle::kGroupScratchSlots, qkv, 1), nle::Error);
+}

@@ -2,8 +2,11 @@
 
 #include <exception>
 #include <mutex>
+#include <string>
 
 #include "core/parallel.h"
+#include "core/scratch_buffer.h"
+#include "nlpengine/errors.h"
 
 namespace nle {
 
@@ -20,6 +23,14 @@ Tensor row_view(Tensor& t, int64_t begin, int64_t end) {
   const size_t row_bytes = static_cast<size_t>(cols) * dtype_size(t.dtype());
   return Tensor::view(t.dtype(), {end - begin, cols}, static_cast<uint8_t*>(t.raw_data()) + begin * row_bytes,
                       t.owner());
+}
+
+Tensor group_scratch(int slot, const Tensor& like, int64_t rows) {
+  thread_local ScratchBuffer<uint8_t> slots[kGroupScratchSlots];
+  if (slot < 0 || slot >= kGroupScratchSlots) throw Error("group_scratch: no slot " + std::to_string(slot));
+  const int64_t cols = like.dim(1);
+  void* data = slots[slot].get(static_cast<size_t>(rows * cols) * dtype_size(like.dtype()));
+  return Tensor::view(like.dtype(), {rows, cols}, data, nullptr);
 }
 
 void for_each_sequence_group(const std::vector<int64_t>& seq_offsets, const std::vector<size_t>& groups,

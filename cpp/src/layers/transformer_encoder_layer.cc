@@ -74,10 +74,15 @@ void TransformerEncoderLayer::operator()(Tensor& x, const std::vector<int64_t>& 
       for_each_sequence_group(seq_offsets, groups,
                               [&](int64_t begin, int64_t end, const std::vector<int64_t>& offsets) {
                                 Tensor xg = row_view(x, begin, end);
-                                Rows rows{row_view(ws.qkv, begin, end), row_view(ws.context, begin, end),
-                                          row_view(ws.projected, begin, end),
-                                          ws.intermediate.defined() ? row_view(ws.intermediate, begin, end)
-                                                                    : Tensor(),
+                                // The group's passing activations in this thread's buffers,
+                                // reused group after group (in its core's cache), not in
+                                // the batch's.
+                                Rows rows{group_scratch(0, ws.qkv, end - begin),
+                                          group_scratch(1, ws.context, end - begin),
+                                          group_scratch(2, ws.projected, end - begin),
+                                          ws.intermediate.defined()
+                                              ? group_scratch(3, ws.intermediate, end - begin)
+                                              : Tensor(),
                                           normed.defined() ? row_view(normed, begin, end) : Tensor()};
                                 run_rows(xg, offsets, rows, input_rounded);
                               });

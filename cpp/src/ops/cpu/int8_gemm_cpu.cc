@@ -2,6 +2,9 @@
 #if defined(__AVX2__)
 #  include <immintrin.h>
 #endif
+#if defined(__AVX2__) && defined(__GNUC__) && !defined(NLE_AVX2_ONLY)
+#  include "ops/cpu/avx512_rows.h"
+#endif
 
 #include <algorithm>
 #include <cmath>
@@ -125,12 +128,6 @@ NLE_VECTOR_CLONES void quantize_row_u8_avx2(uint8_t* __restrict out, float* scal
 #  pragma GCC diagnostic ignored "-Wuninitialized"
 #  pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
 
-bool quantize_avx512() {
-  static const bool cpu = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  return cpu;
-}
-
 // quantize_row_u8_avx2's arithmetic on 16 lanes (the same values; AVX-512 narrows a vector
 // of int32 to bytes in one instruction): its AVX2 intrinsics kept GCC's x86-64-v4 clone at
 // 256 bits, and the pass was 9% of MiniLM's int8 samples on a Sapphire Rapids. The last
@@ -141,9 +138,7 @@ void quantize_row_u8_avx512(uint8_t* out, float* scale, int32_t* zero, const flo
     const __m512 v = _mm512_maskz_loadu_ps(m, row + c);
     return col_scale ? _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, col_scale + c)) : v;
   };
-  auto lanes = [&](int64_t c) {
-    return cols - c >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (cols - c)) - 1);
-  };
+  auto lanes = [&](int64_t c) { return lanes_before(c, cols); };
   __m512 lo[4], hi[4];
   for (int i = 0; i < 4; ++i) lo[i] = hi[i] = _mm512_setzero_ps();
   int64_t c = 0;
@@ -175,6 +170,26 @@ void quantize_row_u8_avx512(uint8_t* out, float* scale, int32_t* zero, const flo
   *zero = static_cast<int32_t>(z);
 }
 
+// dequantize_values without an activation, rounded to bf16 as float_to_bf16_serial
+// rounds (the same bits) in the same pass: the float32 row through a buffer and a second
+// pass were 4% of MiniLM's int8 time on a Sapphire Rapids (its queries, keys and values).
+void dequantize_row_bf16_avx512(uint16_t* y, const int32_t* c, float s, int32_t z, const float* col_scale,
+                                const int32_t* col_sum, const float* bias, int64_t n) {
+  const __m512 s16 = _mm512_set1_ps(s);
+  const __m512i z16 = _mm512_set1_epi32(z);
+  for (int64_t j = 0; j < n; j += 16) {
+    const __mmask16 m = lanes_before(j, n);
+    __m512i sums = _mm512_maskz_loadu_epi32(m, c + j);
+    if (col_sum)
+      sums = _mm512_sub_epi32(sums, _mm512_mullo_epi32(z16, _mm512_maskz_loadu_epi32(m, col_sum + j)));
+    const __m512 scale = _mm512_mul_ps(s16, _mm512_maskz_loadu_ps(m, col_scale + j));
+    const __m512 v =
+        bias ? _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sums), _mm512_maskz_loadu_ps(m, bias + j))
+             : _mm512_mul_ps(scale, _mm512_cvtepi32_ps(sums));
+    _mm256_mask_storeu_epi16(y + j, m, bf16_bits16(v));
+  }
+}
+
 #  pragma GCC diagnostic pop
 #  pragma GCC pop_options
 #endif
@@ -183,7 +198,7 @@ void quantize_row_u8_avx512(uint8_t* out, float* scale, int32_t* zero, const flo
 inline void quantize_row_u8(uint8_t* out, float* scale, int32_t* zero, const float* row,
                             const float* col_scale, int64_t cols) {
 #if defined(NLE_QUANTIZE_AVX512)
-  if (quantize_avx512()) return quantize_row_u8_avx512(out, scale, zero, row, col_scale, cols);
+  if (avx512_rows_supported()) return quantize_row_u8_avx512(out, scale, zero, row, col_scale, cols);
 #endif
   quantize_row_u8_avx2(out, scale, zero, row, col_scale, cols);
 }
@@ -249,10 +264,19 @@ void dequantize_rows_bf16(uint16_t* y, const int32_t* c, const float* row_scale,
   {
     thread_local ScratchBuffer<float> row_buffer;
     float* row = row_buffer.get(static_cast<size_t>(n));
+#if defined(NLE_QUANTIZE_AVX512)
+    const bool fused = act == Activation::None && avx512_rows_supported();
+#endif
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < m; ++r) {
-      dequantize_values(row, c + r * n, row_scale[r], row_zero ? row_zero[r] : 0, col_scale, col_sum, bias, n,
-                        act);
+      const int32_t z = row_zero ? row_zero[r] : 0;
+#if defined(NLE_QUANTIZE_AVX512)
+      if (fused) {
+        dequantize_row_bf16_avx512(y + r * n, c + r * n, row_scale[r], z, col_scale, col_sum, bias, n);
+        continue;
+      }
+#endif
+      dequantize_values(row, c + r * n, row_scale[r], z, col_scale, col_sum, bias, n, act);
       float_to_bf16_serial(y + r * n, row, n);
     }
   }

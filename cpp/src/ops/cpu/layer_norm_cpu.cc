@@ -6,7 +6,7 @@
 
 #if defined(__x86_64__) && defined(__GNUC__) && !defined(NLE_AVX2_ONLY)
 #  define NLE_LAYER_NORM_AVX512 1
-#  include <immintrin.h>
+#  include "ops/cpu/avx512_rows.h"
 #endif
 
 namespace nle::ops::cpu {
@@ -54,28 +54,6 @@ NLE_VECTOR_CLONES void layer_norm_row(float* y, uint16_t* y_bf16, const float* x
 #  pragma GCC diagnostic push
 #  pragma GCC diagnostic ignored "-Wuninitialized"
 #  pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
-
-bool avx512_rows() {
-  static const bool cpu = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
-  return cpu;
-}
-
-// The lanes of a step of 16 from c that fall before cols.
-inline __mmask16 lanes_before(int64_t c, int64_t cols) {
-  return cols - c >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (cols - c)) - 1);
-}
-
-// float_to_bf16_bits on 16 lanes.
-inline __m256i bf16_bits16(__m512 v) {
-  const __m512i bits = _mm512_castps_si512(v);
-  const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
-  const __m512i rounded =
-      _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff))), 16);
-  const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-  return _mm512_cvtepi32_epi16(
-      _mm512_mask_or_epi32(rounded, nan, _mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x40)));
-}
 
 // layer_norm_row with AVX-512: the residual added in the mean's pass, and both sums in four
 // chains, summed as a tree (the loops above wait out an addition's latency per step and
@@ -156,7 +134,7 @@ void layer_norm_row_avx512(float* y, uint16_t* y_bf16, const float* x, const flo
 void layer_norm_f32(float* y, const float* x, const float* residual, const float* gamma, const float* beta,
                     int64_t rows, int64_t cols, float eps, uint16_t* y_bf16) {
 #if defined(NLE_LAYER_NORM_AVX512)
-  if (avx512_rows()) {
+  if (avx512_rows_supported()) {
 #  pragma omp parallel for schedule(static)
     for (int64_t r = 0; r < rows; ++r)
       layer_norm_row_avx512(y + r * cols, y_bf16 ? y_bf16 + r * cols : nullptr, x + r * cols,

@@ -1,0 +1,39 @@
+// Helpers of the AVX-512 row passes (layer norm, int8 quantize and dequantize rows):
+// compiled for AVX-512 F/BW/VL/DQ whatever the file's target, inlined into the passes'
+// AVX-512 regions (#pragma GCC target), whose callers check avx512_rows_supported() at run
+// time. x86-64 with GCC or Clang only.
+#pragma once
+
+#include <immintrin.h>
+
+#include <cstdint>
+
+namespace nle::ops::cpu {
+
+#define NLE_AVX512_ROWS_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
+
+// Whether this CPU runs the AVX-512 rows.
+inline bool avx512_rows_supported() {
+  static const bool cpu = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+                          __builtin_cpu_supports("avx512vl") && __builtin_cpu_supports("avx512dq");
+  return cpu;
+}
+
+// The lanes of a step of 16 from c that fall before cols.
+NLE_AVX512_ROWS_TARGET inline __mmask16 lanes_before(int64_t c, int64_t cols) {
+  return cols - c >= 16 ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (cols - c)) - 1);
+}
+
+// float_to_bf16_bits (core/half.h) on 16 lanes: the same bits, denormals and NaN included
+// (vcvtneps2bf16 would flush denormals).
+NLE_AVX512_ROWS_TARGET inline __m256i bf16_bits16(__m512 v) {
+  const __m512i bits = _mm512_castps_si512(v);
+  const __m512i odd = _mm512_and_si512(_mm512_srli_epi32(bits, 16), _mm512_set1_epi32(1));
+  const __m512i rounded =
+      _mm512_srli_epi32(_mm512_add_epi32(bits, _mm512_add_epi32(odd, _mm512_set1_epi32(0x7fff))), 16);
+  const __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+  return _mm512_cvtepi32_epi16(
+      _mm512_mask_or_epi32(rounded, nan, _mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x40)));
+}
+
+}  // namespace nle::ops::cpu
