@@ -889,3 +889,19 @@ TEST(SequenceGroups, GroupScratchReusesEachSlot) {
   EXPECT_NE(b.raw_data(), a.raw_data());
   EXPECT_THROW(nle::group_scratch(nle::kGroupScratchSlots, qkv, 1), nle::Error);
 }
+
+// bf16 layers' groups: whole sequences cut nearest to equal shares of the tokens.
+TEST(SequenceGroups, BalancedGroupsCutNearestToEqualShares) {
+  // Sequence lengths 30, 40, 10, 70, 5, 20 (175 tokens).
+  const std::vector<int64_t> offsets{0, 30, 70, 80, 150, 155, 175};
+  // Halves at 87.5: the boundary at 80 is nearer than 150.
+  EXPECT_EQ(nle::balanced_sequence_groups(offsets, 2), (std::vector<size_t>{0, 3, 6}));
+  // Thirds at 58 and 116: 70 (nearer than 30), then 150 (nearer than 80).
+  EXPECT_EQ(nle::balanced_sequence_groups(offsets, 3), (std::vector<size_t>{0, 2, 4, 6}));
+  EXPECT_EQ(nle::balanced_sequence_groups(offsets, 1), (std::vector<size_t>{0, 6}));
+  // More parts than sequences: one sequence a group at most, none empty.
+  EXPECT_EQ(nle::balanced_sequence_groups(offsets, 10), (std::vector<size_t>{0, 1, 2, 3, 4, 5, 6}));
+  EXPECT_EQ(nle::balanced_sequence_groups({0, 12}, 2), (std::vector<size_t>{0, 1}));
+  EXPECT_EQ(nle::balanced_sequence_groups({0, 100, 101}, 2), (std::vector<size_t>{0, 1, 2}));
+  EXPECT_EQ(nle::balanced_sequence_groups({0}, 2), (std::vector<size_t>{0}));
+}

@@ -18,6 +18,24 @@ std::vector<size_t> sequence_groups(const std::vector<int64_t>& seq_offsets, int
   return bounds;
 }
 
+std::vector<size_t> balanced_sequence_groups(const std::vector<int64_t>& seq_offsets, int64_t parts) {
+  std::vector<size_t> bounds{0};
+  const size_t sequences = seq_offsets.empty() ? 0 : seq_offsets.size() - 1;
+  if (sequences == 0) return bounds;
+  const int64_t total = seq_offsets.back();
+  for (int64_t i = 1; i < parts; ++i) {
+    const int64_t target = total * i / parts;
+    // The first boundary at or past the target, or the one before it if that is nearer.
+    size_t s = bounds.back() + 1;
+    while (s < sequences && seq_offsets[s] < target) ++s;
+    if (s > bounds.back() + 1 && target - seq_offsets[s - 1] < seq_offsets[s] - target) --s;
+    if (s >= sequences) break;
+    bounds.push_back(s);
+  }
+  bounds.push_back(sequences);
+  return bounds;
+}
+
 Tensor row_view(Tensor& t, int64_t begin, int64_t end) {
   const int64_t cols = t.dim(1);
   const size_t row_bytes = static_cast<size_t>(cols) * dtype_size(t.dtype());

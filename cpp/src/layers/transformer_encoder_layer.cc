@@ -1,5 +1,7 @@
 #include "layers/transformer_encoder_layer.h"
 
+#include <omp.h>
+
 #include "layers/sequence_groups.h"
 
 namespace nle {
@@ -68,27 +70,30 @@ void TransformerEncoderLayer::operator()(Tensor& x, const std::vector<int64_t>& 
   const bool input_rounded = rounding && ws.input_rounded;
   ws.input_rounded = false;
   Tensor normed = rounding ? ws.normed_bf16 : Tensor();
+  std::vector<size_t> groups;
   if (intermediate_.quantized()) {
-    const std::vector<size_t> groups = sequence_groups(seq_offsets, kSequenceGroupRows);
-    if (groups.size() > 2) {
-      for_each_sequence_group(seq_offsets, groups,
-                              [&](int64_t begin, int64_t end, const std::vector<int64_t>& offsets) {
-                                Tensor xg = row_view(x, begin, end);
-                                // The group's passing activations in this thread's buffers,
-                                // reused group after group (in its core's cache), not in
-                                // the batch's.
-                                Rows rows{group_scratch(0, ws.qkv, end - begin),
-                                          group_scratch(1, ws.context, end - begin),
-                                          group_scratch(2, ws.projected, end - begin),
-                                          ws.intermediate.defined()
-                                              ? group_scratch(3, ws.intermediate, end - begin)
-                                              : Tensor(),
-                                          normed.defined() ? row_view(normed, begin, end) : Tensor()};
-                                run_rows(xg, offsets, rows, input_rounded);
-                              });
-      ws.input_rounded = rounding;
-      return;
-    }
+    groups = sequence_groups(seq_offsets, kSequenceGroupRows);
+  } else if (intermediate_.bf16_io()) {
+    const int64_t threads = omp_get_max_threads(), tokens = seq_offsets.back();
+    if (threads > 1 && tokens >= threads * kBf16GroupMinRows)
+      groups = balanced_sequence_groups(
+          seq_offsets, threads * ((tokens + threads * kBf16GroupRows - 1) / (threads * kBf16GroupRows)));
+  }
+  if (groups.size() > 2) {
+    for_each_sequence_group(
+        seq_offsets, groups, [&](int64_t begin, int64_t end, const std::vector<int64_t>& offsets) {
+          Tensor xg = row_view(x, begin, end);
+          // The group's passing activations in this thread's buffers,
+          // reused group after group (in its core's cache), not in
+          // the batch's.
+          Rows rows{group_scratch(0, ws.qkv, end - begin), group_scratch(1, ws.context, end - begin),
+                    group_scratch(2, ws.projected, end - begin),
+                    ws.intermediate.defined() ? group_scratch(3, ws.intermediate, end - begin) : Tensor(),
+                    normed.defined() ? row_view(normed, begin, end) : Tensor()};
+          run_rows(xg, offsets, rows, input_rounded);
+        });
+    ws.input_rounded = rounding;
+    return;
   }
   Rows rows{ws.qkv, ws.context, ws.projected, ws.intermediate, normed};
   run_rows(x, seq_offsets, rows, input_rounded);

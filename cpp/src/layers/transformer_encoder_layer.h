@@ -60,8 +60,8 @@ class TransformerEncoderLayer {
   // where its two products are int8 ones that hand them across quantized (Linear::chain).
   bool keeps_intermediate() const;
 
-  // x: (T, hidden), updated in place. With int8 products a batch of several sequences
-  // runs in groups of whole sequences (layers/sequence_groups.h).
+  // x: (T, hidden), updated in place. With int8 or bf16 products a batch of several
+  // sequences runs in groups of whole sequences (layers/sequence_groups.h).
   void operator()(Tensor& x, const std::vector<int64_t>& seq_offsets, Workspace& ws) const;
 
  private:
