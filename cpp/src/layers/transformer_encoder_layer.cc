@@ -83,9 +83,8 @@ void TransformerEncoderLayer::operator()(Tensor& x, const std::vector<int64_t>& 
     for_each_sequence_group(
         seq_offsets, groups, [&](int64_t begin, int64_t end, const std::vector<int64_t>& offsets) {
           Tensor xg = row_view(x, begin, end);
-          // The group's passing activations in this thread's buffers,
-          // reused group after group (in its core's cache), not in
-          // the batch's.
+          // The group's passing activations in this thread's scratch, reused group after
+          // group (in its core's cache), not in slices of the batch's buffers.
           Rows rows{group_scratch(0, ws.qkv, end - begin), group_scratch(1, ws.context, end - begin),
                     group_scratch(2, ws.projected, end - begin),
                     ws.intermediate.defined() ? group_scratch(3, ws.intermediate, end - begin) : Tensor(),
