@@ -70,14 +70,16 @@ void TransformerEncoderLayer::operator()(Tensor& x, const std::vector<int64_t>& 
   const bool input_rounded = rounding && ws.input_rounded;
   ws.input_rounded = false;
   Tensor normed = rounding ? ws.normed_bf16 : Tensor();
+  // Layers with a bf16 product (bf16; int8-mixed's second feed-forward product where the
+  // CPU multiplies bf16) in large balanced groups, all-integer ones in small groups.
   std::vector<size_t> groups;
-  if (intermediate_.quantized()) {
-    groups = sequence_groups(seq_offsets, kSequenceGroupRows);
-  } else if (intermediate_.bf16_io()) {
+  if (intermediate_.bf16_io() || output_.bf16_io()) {
     const int64_t threads = omp_get_max_threads(), tokens = seq_offsets.back();
     if (threads > 1 && tokens >= threads * kBf16GroupMinRows)
       groups = balanced_sequence_groups(
           seq_offsets, threads * ((tokens + threads * kBf16GroupRows - 1) / (threads * kBf16GroupRows)));
+  } else if (intermediate_.quantized()) {
+    groups = sequence_groups(seq_offsets, kSequenceGroupRows);
   }
   if (groups.size() > 2) {
     for_each_sequence_group(
