@@ -89,11 +89,11 @@ void pair_values(uint32_t* vp, const uint16_t* v, int64_t ld_v, int64_t len, int
   }
 }
 
-// s[r, 16v + i] = scale · Σ_p q[r, 2p..2p+1] · kp[p, 16v + i] for R rows and V vectors of 16
+// s[r, 16v + i] = Σ_p q[r, 2p..2p+1] · kp[p, 16v + i] for R rows and V vectors of 16
 // keys; q's rows ld_q bf16 apart.
 template <int R, int V>
 inline void score_tile(float* s, int64_t ld_s, const uint16_t* q, int64_t ld_q, const uint32_t* kp,
-                       int64_t stride, int64_t d, __m512 scale) {
+                       int64_t stride, int64_t d) {
   __m512 acc[R][V];
 #  pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
@@ -113,7 +113,7 @@ inline void score_tile(float* s, int64_t ld_s, const uint16_t* q, int64_t ld_q, 
 #  pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
 #  pragma GCC unroll 8
-    for (int v = 0; v < V; ++v) _mm512_storeu_ps(s + r * ld_s + 16 * v, _mm512_mul_ps(acc[r][v], scale));
+    for (int v = 0; v < V; ++v) _mm512_storeu_ps(s + r * ld_s + 16 * v, acc[r][v]);
 }
 
 inline void store16(float* out, __m512 x) { _mm512_storeu_ps(out, x); }
@@ -175,61 +175,87 @@ void by_tiles(int64_t rows, Tile&& tile) {
 }  // namespace
 
 namespace {
-// exp(x) for x <= 0 on 16 lanes, for probabilities that are rounded to bf16 (8 bits):
-// exp_nonpositive_f32's range reduction (ops/cpu/vector_math.h), its Taylor series to r^5
-// / 5! (relative error below 3.3e-6 with float32's rounding, 2.4e-6 for the series alone at
-// |r| = ln 2 / 2: a thousandth of bf16's rounding), and vscalefps for the power of two: 13
-// vector operations where exp_nonpositive_f32 has 16. At -86 and below (and at -inf: every
-// row's keys past the last up to a multiple of 16) the result is 0, never a denormal:
+// 2^t for t <= 0 on 16 lanes, for probabilities that are rounded to bf16 (8 bits), 0 in
+// the lanes keep leaves out: t = n + f with n the nearest integer (1.5 · 2^23 added and
+// taken away) and f in [-1/2, 1/2] exact, 2^f by a degree-4 polynomial fitted for the
+// least largest relative error (2.7e-6 with float32's rounding: a thousandth of bf16's),
+// and vscalefps for 2^n: 10 vector operations, where e^x's range reduction in ln 2 (with
+// ln 2 split in two for an exact remainder) and Taylor series to r^5 / 5! took 13 and a
+// subtraction before. Below -125 (and at -inf) the result is 0, never a denormal:
 // vscalefps's denormal results, and the sums they entered, cost a microcode assist each on
 // Intel CPUs (MiniLM on the Sapphire Rapids host, 2 threads, alternating runs, sentences/s:
 // bf16 630/598 -> 734/679, int8 623/596 -> 711/691, int8-mixed 527/521 -> 620/606).
-inline __m512 exp_nonpositive16(__m512 x) {
-  constexpr float kLog2e = 1.44269504088896341f;
-  constexpr float kLn2Hi = 0.693145751953125f;
-  constexpr float kLn2Lo = 1.42860682030941723212e-6f;
+inline __m512 exp2_nonpositive16(__m512 t, __mmask16 keep) {
   constexpr float kRound = 12582912.f;  // 1.5 · 2^23
-  constexpr float kMin = -88.02969f;    // -127 ln 2
-  const __m512 xc = _mm512_max_ps(x, _mm512_set1_ps(kMin));
-  const __m512 n = _mm512_sub_ps(_mm512_fmadd_ps(xc, _mm512_set1_ps(kLog2e), _mm512_set1_ps(kRound)),
-                                 _mm512_set1_ps(kRound));
-  const __m512 r =
-      _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Lo), _mm512_fnmadd_ps(n, _mm512_set1_ps(kLn2Hi), xc));
-  __m512 p = _mm512_set1_ps(1.f / 120.f);
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 24.f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f / 6.f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(0.5f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
-  p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.f));
-  constexpr float kZero = -86.f;  // e^-86 = 4.4e-38: 2^-124 and up is normal
-  return _mm512_maskz_scalef_ps(_mm512_cmp_ps_mask(x, _mm512_set1_ps(kZero), _CMP_GT_OQ), p, n);
+  const __m512 n = _mm512_sub_ps(_mm512_add_ps(t, _mm512_set1_ps(kRound)), _mm512_set1_ps(kRound));
+  const __m512 f = _mm512_sub_ps(t, n);
+  __m512 p = _mm512_set1_ps(0.009570104f);
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.05591786f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.24024743f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.69312179f));
+  p = _mm512_fmadd_ps(p, f, _mm512_set1_ps(0.99999928f));
+  constexpr float kZero = -125.f;  // 2^f · 2^n >= 2^-125.5: normal
+  return _mm512_maskz_scalef_ps(keep & _mm512_cmp_ps_mask(t, _mm512_set1_ps(kZero), _CMP_GT_OQ), p, n);
 }
 
-// One row of scores (stride floats, -inf from len on) whose largest is max16 (in every
-// lane) to its unnormalised probabilities rounded to bf16 (p) and 1 / Σ, the sum over the
-// float32 values.
-inline float probabilities_row(uint16_t* p, const float* sr, int64_t stride, __m512 max16) {
-  __m512 sum = _mm512_setzero_ps();
-  for (int64_t c = 0; c < stride; c += 16) {
-    const __m512 e = exp_nonpositive16(_mm512_sub_ps(_mm512_loadu_ps(sr + c), max16));
-    sum = _mm512_add_ps(sum, e);
-    _mm256_storeu_si256(reinterpret_cast<__m256i*>(p + c), reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(e)));
+// The real keys of the 16 from c on.
+inline __mmask16 real_keys(int64_t c, int64_t len) {
+  return c + 16 <= len ? static_cast<__mmask16>(0xffff) : static_cast<__mmask16>((1u << (len - c)) - 1);
+}
+
+// Rows of raw scores (stride floats each, the keys from len on not counted) of query rows
+// r0 .. r0 + rows - 1 to their unnormalised probabilities rounded to bf16 (p, pstride
+// apart, zeros from len to pstride) and 1 / Σ (inv_sum), the sum of the float32 values:
+// p[r, j] = 2^(log2 e · (x[r, j] - max_j x[r, j])) with x = scale · s. The largest raw score
+// is found in a first pass, and the scale folds into the second's exponent (one FMA), so a
+// row is read twice and written never. Where T5's bias is given (or the scale is not
+// positive), the first pass writes x = scale · s + bias instead, and the second takes it.
+void softmax_scaled_rows(uint16_t* p, int64_t pstride, float* inv_sum, float* s, int64_t stride, int64_t rows,
+                         int64_t len, float scale, const float* bias, int64_t r0) {
+  constexpr float kLog2e = 1.44269504088896341f;
+  const bool rewrite = bias || !(scale > 0.f);
+  const __m512 scale16 = _mm512_set1_ps(scale);
+  const __m512 neg_inf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
+  const float factor = rewrite ? kLog2e : scale * kLog2e;  // of what the second pass reads
+  const __m512 factor16 = _mm512_set1_ps(factor);
+  for (int64_t r = 0; r < rows; ++r) {
+    float* sr = s + r * stride;
+    __m512 m = neg_inf;
+    if (rewrite) {
+      const float* br = bias ? bias - (r0 + r) : nullptr;  // T5's relative position bias: row i's is bias - i
+      for (int64_t c = 0; c < len; c += 16) {
+        const __mmask16 real = real_keys(c, len);
+        __m512 x = _mm512_mul_ps(_mm512_maskz_loadu_ps(real, sr + c), scale16);
+        if (br) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(real, br + c));
+        _mm512_mask_storeu_ps(sr + c, real, x);
+        m = _mm512_mask_max_ps(m, real, m, x);
+      }
+    } else {
+      for (int64_t c = 0; c < len; c += 16)
+        m = _mm512_mask_max_ps(m, real_keys(c, len), m, _mm512_loadu_ps(sr + c));
+    }
+    const __m512 shift = _mm512_set1_ps(-_mm512_reduce_max_ps(m) * factor);
+    uint16_t* pr = p + r * pstride;
+    __m512 sum0 = _mm512_setzero_ps(), sum1 = _mm512_setzero_ps();
+    int64_t c = 0;
+    for (; c + 32 <= len; c += 32) {  // 32 keys a step: one conversion rounds both halves
+      const __m512 e0 = exp2_nonpositive16(_mm512_fmadd_ps(_mm512_loadu_ps(sr + c), factor16, shift), 0xffff);
+      const __m512 e1 =
+          exp2_nonpositive16(_mm512_fmadd_ps(_mm512_loadu_ps(sr + c + 16), factor16, shift), 0xffff);
+      sum0 = _mm512_add_ps(sum0, e0);
+      sum1 = _mm512_add_ps(sum1, e1);
+      _mm512_storeu_si512(pr + c, reinterpret_cast<__m512i>(_mm512_cvtne2ps_pbh(e1, e0)));
+    }
+    for (; c < pstride; c += 16) {  // the last keys, then zeros
+      __m512 e = _mm512_setzero_ps();
+      if (c < len)
+        e = exp2_nonpositive16(_mm512_fmadd_ps(_mm512_loadu_ps(sr + c), factor16, shift), real_keys(c, len));
+      sum0 = _mm512_add_ps(sum0, e);
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(pr + c),
+                          reinterpret_cast<__m256i>(_mm512_cvtneps_pbh(e)));
+    }
+    inv_sum[r] = 1.f / _mm512_reduce_add_ps(_mm512_add_ps(sum0, sum1));
   }
-  return 1.f / _mm512_reduce_add_ps(sum);
-}
-
-// probabilities_row of a row whose largest score is not known yet.
-inline float probabilities_row(uint16_t* p, const float* sr, int64_t stride) {
-  __m512 m = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-  for (int64_t c = 0; c < stride; c += 16) m = _mm512_max_ps(m, _mm512_loadu_ps(sr + c));
-  return probabilities_row(p, sr, stride, _mm512_set1_ps(_mm512_reduce_max_ps(m)));
-}
-
-// R score rows (stride floats each, -inf from len on) to their unnormalised probabilities
-// rounded to bf16 (p, stride apart) and 1 / Σ (inv_sum).
-template <int R>
-void softmax_rows(uint16_t* p, float* inv_sum, const float* s, int64_t stride) {
-  for (int r = 0; r < R; ++r) inv_sum[r] = probabilities_row(p + r * stride, s + r * stride, stride);
 }
 
 // Rows r0 .. r0 + R - 1 of one head's attention, start to end: their scores over every key
@@ -237,24 +263,15 @@ void softmax_rows(uint16_t* p, float* inv_sum, const float* s, int64_t stride) {
 // paired (pair_keys, pair_values).
 template <int R, typename Out>
 void attend_rows(Out* out, int64_t ld_out, const uint16_t* q, int64_t ld_q, const uint32_t* keys,
-                 const uint32_t* values, int64_t r0, int64_t len, int64_t d, __m512 scale, const float* bias,
+                 const uint32_t* values, int64_t r0, int64_t len, int64_t d, float scale, const float* bias,
                  float* s, uint16_t* p) {
   const int64_t stride = bf16_attention_tile_stride(len), pairs = (len + 1) / 2;
   const uint16_t* qr = q + r0 * ld_q;
   int64_t j = 0;
-  for (; j + 32 <= stride; j += 32) score_tile<R, 2>(s + j, stride, qr, ld_q, keys + j, stride, d, scale);
-  if (j < stride) score_tile<R, 1>(s + j, stride, qr, ld_q, keys + j, stride, d, scale);
-  constexpr float kNegInf = -std::numeric_limits<float>::infinity();
-  for (int r = 0; r < R; ++r) {
-    float* sr = s + r * stride;
-    if (bias) {
-      const float* br = bias - (r0 + r);  // T5's relative position bias: row i's is bias - i
-      for (int64_t c = 0; c < len; ++c) sr[c] += br[c];
-    }
-    for (int64_t c = len; c < stride; ++c) sr[c] = kNegInf;
-  }
+  for (; j + 32 <= stride; j += 32) score_tile<R, 2>(s + j, stride, qr, ld_q, keys + j, stride, d);
+  if (j < stride) score_tile<R, 1>(s + j, stride, qr, ld_q, keys + j, stride, d);
   float inv_sum[R];
-  softmax_rows<R>(p, inv_sum, s, stride);
+  softmax_scaled_rows(p, stride, inv_sum, s, stride, R, len, scale, bias, r0);
   Out* o = out + r0 * ld_out;
   int64_t c = 0;
   for (; c + 32 <= d; c += 32) value_tile<R, 2, Out>(o + c, ld_out, p, stride, inv_sum, values + c, d, pairs);
@@ -272,9 +289,8 @@ void attend_tiles(Out* out, int64_t ld_out, const uint16_t* q, int64_t ld_q, con
   pair_values(values, v, ld_v, len, d);
   float* s = scratch.scores.get(static_cast<size_t>(kTileRows * stride));
   uint16_t* p = scratch.probabilities.get(static_cast<size_t>(kTileRows * stride));
-  const __m512 scale16 = _mm512_set1_ps(scale);
   by_tiles(len, [&](auto rows, int64_t r) {
-    attend_rows<decltype(rows)::value>(out, ld_out, q, ld_q, keys, values, r, len, d, scale16, bias, s, p);
+    attend_rows<decltype(rows)::value>(out, ld_out, q, ld_q, keys, values, r, len, d, scale, bias, s, p);
   });
 }
 }  // namespace
@@ -395,32 +411,6 @@ void tile_products(int n, float* c, int64_t ldc, const uint8_t* a, int64_t lda, 
       return tile_products<2>(c, ldc, a, lda, a_step, b, ldb, b_step, steps);
     default:
       return tile_products<1>(c, ldc, a, lda, a_step, b, ldb, b_step, steps);
-  }
-}
-
-// Rows of raw scores (stride floats each) of query rows r0 .. r0 + rows - 1: scaled, T5's
-// bias added where given, -inf from len on (as attend_rows makes them), their largest
-// found in the same pass, then probabilities_row, its probabilities pstride apart with
-// zeros from stride to pstride.
-void softmax_scaled_rows(uint16_t* p, int64_t pstride, float* inv_sum, float* s, int64_t stride, int64_t rows,
-                         int64_t len, float scale, const float* bias, int64_t r0) {
-  const __m512 scale16 = _mm512_set1_ps(scale);
-  const __m512 neg_inf = _mm512_set1_ps(-std::numeric_limits<float>::infinity());
-  for (int64_t r = 0; r < rows; ++r) {
-    float* sr = s + r * stride;
-    const float* br = bias ? bias - (r0 + r) : nullptr;
-    __m512 m = neg_inf;
-    for (int64_t c = 0; c < stride; c += 16) {
-      const __mmask16 real = c + 16 <= len ? 0xffff : static_cast<__mmask16>((1u << (len - c)) - 1);
-      __m512 x = _mm512_mul_ps(_mm512_loadu_ps(sr + c), scale16);
-      if (br) x = _mm512_add_ps(x, _mm512_maskz_loadu_ps(real, br + c));
-      x = _mm512_mask_blend_ps(real, neg_inf, x);
-      _mm512_storeu_ps(sr + c, x);
-      m = _mm512_max_ps(m, x);
-    }
-    uint16_t* pr = p + r * pstride;
-    inv_sum[r] = probabilities_row(pr, sr, stride, _mm512_set1_ps(_mm512_reduce_max_ps(m)));
-    for (int64_t c = stride; c < pstride; ++c) pr[c] = 0;
   }
 }
 

@@ -2,7 +2,7 @@
 // attention for one head (ops/cpu/attention_tiles.h) on bf16 queries, keys and values (as
 // the fused projection writes them), multiplied in pairs by AVX512-BF16 (vdpbf16ps: 2
 // products a float32 lane, summed in float32) where float32 FMA does one. Scores, softmax,
-// 1 / Σ and the results stay float32 (the exp within 3.3e-6, a thousandth of what follows);
+// 1 / Σ and the results stay float32 (the exp within 2.7e-6, a thousandth of what follows);
 // the unnormalised probabilities are rounded to bf16 (to nearest even) for the second
 // product, as PyTorch's bf16 autocast rounds them.
 //
