@@ -160,11 +160,23 @@ void quantize_row_u8_avx512(uint8_t* out, float* scale, int32_t* zero, const flo
       &z);
   const __m512 inv16 = _mm512_set1_ps(inv), z16 = _mm512_set1_ps(z);
   const __m512 top = _mm512_set1_ps(255.f), bottom = _mm512_setzero_ps();
-  for (c = 0; c < cols; c += 16) {
+  // max before min, each with the clamp second, as in quantize_u8_lanes: a NaN becomes 0.
+  auto levels = [&](int64_t c, __mmask16 m) {
+    return _mm512_cvtps_epi32(
+        _mm512_min_ps(_mm512_max_ps(_mm512_fmadd_ps(load(c, m), inv16, z16), bottom), top));
+  };
+  // 64 values a step, their int32 levels (0-255) narrowed by two packs to 64 bytes: packs
+  // work within 128-bit lanes, so a permutation of 32-bit groups restores the order (one
+  // vpmovdb store a vector took a fifth of this pass on a Sapphire Rapids).
+  const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
+  for (c = 0; c + 64 <= cols; c += 64) {
+    const __m512i words01 = _mm512_packs_epi32(levels(c, 0xffff), levels(c + 16, 0xffff));
+    const __m512i words23 = _mm512_packs_epi32(levels(c + 32, 0xffff), levels(c + 48, 0xffff));
+    _mm512_storeu_si512(out + c, _mm512_permutexvar_epi32(order, _mm512_packus_epi16(words01, words23)));
+  }
+  for (; c < cols; c += 16) {
     const __mmask16 m = lanes(c);
-    // max before min, each with the clamp second, as in quantize_u8_lanes: a NaN becomes 0.
-    const __m512 q = _mm512_min_ps(_mm512_max_ps(_mm512_fmadd_ps(load(c, m), inv16, z16), bottom), top);
-    _mm512_mask_cvtepi32_storeu_epi8(out + c, m, _mm512_cvtps_epi32(q));
+    _mm512_mask_cvtepi32_storeu_epi8(out + c, m, levels(c, m));
   }
   *scale = s;
   *zero = static_cast<int32_t>(z);
