@@ -67,9 +67,18 @@ inline float exp_nonpositive_f32(float x) {
 // arithmetic; the rest is float rounding). Eleven fused multiply-adds and one division,
 // half the time of Abramowitz and Stegun's 7.1.26 with its exp that it replaces: GELU over
 // MiniLM's feed-forward activations was 6.8% of its int8 time on an AMD EPYC.
+//
+// |x| and the clamp at 3.92 are taken on the bits (for floats of one sign, the integer
+// order is the float order; a NaN's bits lie above 3.92's), and the sign put back the same
+// way: vpandd, vpminud and vpternlogd where GCC made the float selects two compares, two
+// masked moves and a masked division (GELU 0.281 -> 0.254 ns a value on a Sapphire Rapids,
+// 1,536 values in L1).
 inline float erf_f32(float x) {
-  const float abs_x = x < 0.f ? -x : x;
-  const float a = abs_x < 3.92f ? abs_x : 3.92f;
+  constexpr uint32_t kSign = 0x80000000u;
+  constexpr uint32_t kLimit = __builtin_bit_cast(uint32_t, 3.92f);
+  const uint32_t bits = __builtin_bit_cast(uint32_t, x);
+  const uint32_t abs_bits = bits & ~kSign;
+  const float a = __builtin_bit_cast(float, abs_bits < kLimit ? abs_bits : kLimit);
   const float t = a * a;
   float p = 2.01074204e-06f;
   p = p * t + 0.0002895254f;
@@ -83,8 +92,8 @@ inline float erf_f32(float x) {
   q = q * t + 0.116140403f;
   q = q * t + 0.506434143f;
   q = q * t + 1.f;
-  const float y = a * p / q;
-  return x < 0.f ? -y : y;
+  const float y = a * p / q;  // >= 0
+  return __builtin_bit_cast(float, __builtin_bit_cast(uint32_t, y) | (bits & kSign));
 }
 
 // In place over n floats.
