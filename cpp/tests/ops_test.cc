@@ -418,6 +418,38 @@ INSTANTIATE_TEST_SUITE_P(Shapes, Bf16AttentionTest,
                            return name;
                          });
 
+// The bf16 tiles fold a positive scale into the exponent after finding the largest raw
+// score; a scale of 0 or below (no model's, but the interface takes any) is applied to the
+// scores first. Against the reference with AMX's products and AVX512-BF16's.
+TEST(Bf16AttentionScaleTest, ZeroAndNegativeScalesMatchReference) {
+  const std::vector<int64_t> offsets = {0, 7, 40, 41};
+  const int64_t heads = 2, head_dim = 32, width = heads * head_dim, ld = 3 * width, tokens = offsets.back();
+  if (!ops::bf16_attention_available(head_dim)) {
+    std::printf("bf16 attention not on this CPU: nothing to compare\n");
+    return;
+  }
+  const auto qkv = random_floats(static_cast<size_t>(tokens * ld), 23, 2.f);
+  std::vector<uint16_t> bits(qkv.size());
+  std::vector<float> rounded(qkv.size());
+  for (size_t i = 0; i < qkv.size(); ++i) rounded[i] = bf16_value(bits[i] = bf16_bits(qkv[i]));
+  for (const bool amx : {true, false}) {
+    ops::cpu::allow_bf16_attention_amx(amx);
+    if (amx && !ops::cpu::bf16_attention_takes_amx(head_dim)) continue;
+    for (const float scale : {0.f, -0.2f, 0.2f}) {
+      Tensor out(DType::F32, {tokens, width});
+      ops::packed_self_attention_bf16(out, bits.data(), bits.data() + width, bits.data() + 2 * width, ld,
+                                      offsets, heads, head_dim, scale);
+      std::vector<float> expected(static_cast<size_t>(tokens * width));
+      ops::reference::packed_self_attention_f32(expected.data(), rounded.data(), rounded.data() + width,
+                                                rounded.data() + 2 * width, offsets.data(), 3, heads,
+                                                head_dim, ld, width, scale);
+      const std::vector<float> got(out.data<float>(), out.data<float>() + expected.size());
+      EXPECT_LT(max_abs_diff(got, expected), 8e-3f) << (amx ? "AMX" : "AVX512-BF16") << " scale " << scale;
+    }
+  }
+  ops::cpu::allow_bf16_attention_amx(true);
+}
+
 // int8-mixed projects the values apart from the fused query/key product: v has its own
 // row stride (ld_v). Against the reference on the same numbers laid out as one fused buffer.
 TEST(AttentionTest, ValuesWithTheirOwnRowStride) {
