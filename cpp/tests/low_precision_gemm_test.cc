@@ -23,6 +23,7 @@
 #include "ops/cpu/onednn_matmul.h"
 #include "ops/gemm.h"
 #include "ops/int8_gemm.h"
+#include "ops/layer_norm.h"
 #include "ops/packed_gemm.h"
 #include "test_utils.h"
 
@@ -215,6 +216,43 @@ TEST(Bf16GemmTest, RoundsToNearestEven) {
   EXPECT_EQ(bf16_to_float(out[3]), -2.5f);
   EXPECT_EQ(bf16_to_float(out[4]), 0.f);
   EXPECT_NEAR(bf16_to_float(out[5]), 3.0e38f, 3.0e38f / 128);
+}
+
+// Every rounding path (the CPU's vcvtneps2bf16 where it has one, which flushes
+// denormals, falls back for vectors holding one) gives float_to_bf16_bits' bits: ties,
+// denormals, NaN (quieted), infinities and the largest finite floats, in every lane of a
+// 16-lane vector and in a masked last step; and layer norm's rounded output is its float
+// output rounded the same way.
+TEST(Bf16GemmTest, RoundingMatchesScalarBitsIncludingDenormalsAndNaN) {
+  const float denormal = std::ldexp(1.f, -140), nan = std::nanf("");
+  const float max_finite = 3.4028235e38f, inf = INFINITY;
+  const std::vector<float> special = {
+      1.00390625f, 1.01171875f, -1.00390625f, denormal, -denormal,  std::ldexp(1.f, -126),
+      nan,         -nan,        inf,          -inf,     max_finite, -max_finite,
+      0.f,         -0.f,        65504.f,      1e-30f};
+  auto x = random_floats(16 * 40 + 7, 91, 3.f);
+  for (size_t i = 0; i < special.size(); ++i) {
+    x[i] = special[i];                      // all in the first vector
+    x[16 * (i + 1) + i % 16] = special[i];  // one to a vector, each lane in turn
+  }
+  x[x.size() - 2] = denormal;  // in the masked last step
+  std::vector<uint16_t> got(x.size());
+  ops::cpu::float_to_bf16(got.data(), x.data(), static_cast<int64_t>(x.size()));
+  for (size_t i = 0; i < x.size(); ++i) EXPECT_EQ(got[i], float_to_bf16_bits(x[i])) << "value " << i;
+
+  const int64_t rows = 5, cols = 384 + 16 + 3;
+  auto rows_in = random_floats(static_cast<size_t>(rows * cols), 92, 2.f);
+  auto gamma = random_floats(static_cast<size_t>(cols), 93, 1.f);
+  auto beta = random_floats(static_cast<size_t>(cols), 94, 0.5f);
+  for (int64_t c = 0; c < cols; c += 7) {  // denormal outputs
+    gamma[static_cast<size_t>(c)] = std::ldexp(1.f, -135);
+    beta[static_cast<size_t>(c)] = 0.f;
+  }
+  std::vector<float> y(rows_in.size());
+  std::vector<uint16_t> y_bf16(rows_in.size());
+  ops::cpu::layer_norm_f32(y.data(), rows_in.data(), nullptr, gamma.data(), beta.data(), rows, cols, 1e-12f,
+                           y_bf16.data());
+  for (size_t i = 0; i < y.size(); ++i) EXPECT_EQ(y_bf16[i], float_to_bf16_bits(y[i])) << "norm value " << i;
 }
 
 TEST(Bf16GemmTest, MatchesReference) {

@@ -36,4 +36,28 @@ NLE_AVX512_ROWS_TARGET inline __m256i bf16_bits16(__m512 v) {
       _mm512_mask_or_epi32(rounded, nan, _mm512_srli_epi32(bits, 16), _mm512_set1_epi32(0x40)));
 }
 
+// Whether this CPU rounds floats to bf16 in one instruction (vcvtneps2bf16, AVX512-BF16).
+inline bool bf16_conversion_supported() {
+  static const bool cpu = __builtin_cpu_supports("avx512bf16") != 0;
+  return cpu;
+}
+
+// bf16_bits16 by vcvtneps2bf16 (written as assembly: the passes that call this are
+// compiled for CPUs without AVX512-BF16 too) where no lane is denormal, and by
+// bf16_bits16 where one is: the instruction rounds to nearest even and quiets NaN as
+// bf16_bits16 does, but flushes denormals to zero. The same bits, for 4 instructions
+// instead of 10: the pass that rounds int8-mixed's feed-forward activations to bf16 was
+// 5.5% of MiniLM's samples on a Sapphire Rapids. Only where bf16_conversion_supported().
+NLE_AVX512_ROWS_TARGET inline __m256i bf16_bits16_converted(__m512 v) {
+  if (__builtin_expect(_mm512_fpclass_ps_mask(v, 0x20) != 0, 0)) return bf16_bits16(v);  // 0x20: denormal
+  __m256i out;
+  asm("vcvtneps2bf16 %1, %0" : "=v"(out) : "v"(v));
+  return out;
+}
+
+// bf16_bits16(v), by the CPU's conversion where `converts` (bf16_conversion_supported()).
+NLE_AVX512_ROWS_TARGET inline __m256i bf16_bits16(__m512 v, bool converts) {
+  return converts ? bf16_bits16_converted(v) : bf16_bits16(v);
+}
+
 }  // namespace nle::ops::cpu

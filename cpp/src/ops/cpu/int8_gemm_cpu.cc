@@ -189,6 +189,7 @@ void dequantize_row_bf16_avx512(uint16_t* y, const int32_t* c, float s, int32_t 
                                 const int32_t* col_sum, const float* bias, int64_t n) {
   const __m512 s16 = _mm512_set1_ps(s);
   const __m512i z16 = _mm512_set1_epi32(z);
+  const bool converts = bf16_conversion_supported();
   for (int64_t j = 0; j < n; j += 16) {
     const __mmask16 m = lanes_before(j, n);
     __m512i sums = _mm512_maskz_loadu_epi32(m, c + j);
@@ -198,7 +199,7 @@ void dequantize_row_bf16_avx512(uint16_t* y, const int32_t* c, float s, int32_t 
     const __m512 v =
         bias ? _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sums), _mm512_maskz_loadu_ps(m, bias + j))
              : _mm512_mul_ps(scale, _mm512_cvtepi32_ps(sums));
-    _mm256_mask_storeu_epi16(y + j, m, bf16_bits16(v));
+    _mm256_mask_storeu_epi16(y + j, m, bf16_bits16(v, converts));
   }
 }
 

@@ -116,13 +116,14 @@ void layer_norm_row_avx512(float* y, uint16_t* y_bf16, const float* x, const flo
   }
   const float sq = _mm512_reduce_add_ps(_mm512_add_ps(_mm512_add_ps(s0, s1), _mm512_add_ps(s2, s3)));
   const __m512 inv_std = _mm512_set1_ps(1.f / std::sqrt(sq / static_cast<float>(cols) + eps));
+  const bool converts = y_bf16 && bf16_conversion_supported();
   for (c = 0; c < cols; c += 16) {
     const __mmask16 m = lanes_before(c, cols);
     const __m512 centred = _mm512_mul_ps(_mm512_sub_ps(_mm512_maskz_loadu_ps(m, x + c), mean16), inv_std);
     const __m512 v =
         _mm512_fmadd_ps(centred, _mm512_maskz_loadu_ps(m, gamma + c), _mm512_maskz_loadu_ps(m, beta + c));
     _mm512_mask_storeu_ps(y + c, m, v);
-    if (y_bf16) _mm256_mask_storeu_epi16(y_bf16 + c, m, bf16_bits16(v));
+    if (y_bf16) _mm256_mask_storeu_epi16(y_bf16 + c, m, bf16_bits16(v, converts));
   }
 }
 
