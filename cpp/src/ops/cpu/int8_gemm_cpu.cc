@@ -7,7 +7,9 @@
 #endif
 
 #include <algorithm>
+#include <array>
 #include <cmath>
+#include <utility>
 
 #include "core/scratch_buffer.h"
 #include "ops/bf16_gemm.h"
@@ -182,25 +184,49 @@ void quantize_row_u8_avx512(uint8_t* out, float* scale, int32_t* zero, const flo
   *zero = static_cast<int32_t>(z);
 }
 
-// dequantize_values without an activation, rounded to bf16 as float_to_bf16_serial
-// rounds (the same bits) in the same pass: the float32 row through a buffer and a second
-// pass were 4% of MiniLM's int8 time on a Sapphire Rapids (its queries, keys and values).
-void dequantize_row_bf16_avx512(uint16_t* y, const int32_t* c, float s, int32_t z, const float* col_scale,
-                                const int32_t* col_sum, const float* bias, int64_t n) {
+// dequantize_values, with no activation or GELU (gelu_erf16, as activate_f32 computes it on
+// these CPUs), rounded to bf16 as float_to_bf16_serial rounds (the same bits) in the same
+// pass: the float32 row through a buffer and a second pass were 4% of MiniLM's int8 time on
+// a Sapphire Rapids (its queries, keys and values), and int8-mixed's feed-forward
+// activations, which a bf16 product takes, go the same way.
+template <bool kColSum, bool kBias, bool kGelu, bool kConverts>
+void dequantize_row_bf16_steps(uint16_t* y, const int32_t* c, float s, int32_t z, const float* col_scale,
+                               const int32_t* col_sum, const float* bias, int64_t n) {
   const __m512 s16 = _mm512_set1_ps(s);
   const __m512i z16 = _mm512_set1_epi32(z);
-  const bool converts = bf16_conversion_supported();
-  for (int64_t j = 0; j < n; j += 16) {
-    const __mmask16 m = lanes_before(j, n);
+  auto step = [&](int64_t j, __mmask16 m) __attribute__((always_inline)) {
     __m512i sums = _mm512_maskz_loadu_epi32(m, c + j);
-    if (col_sum)
+    if constexpr (kColSum)
       sums = _mm512_sub_epi32(sums, _mm512_mullo_epi32(z16, _mm512_maskz_loadu_epi32(m, col_sum + j)));
     const __m512 scale = _mm512_mul_ps(s16, _mm512_maskz_loadu_ps(m, col_scale + j));
-    const __m512 v =
-        bias ? _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sums), _mm512_maskz_loadu_ps(m, bias + j))
-             : _mm512_mul_ps(scale, _mm512_cvtepi32_ps(sums));
-    _mm256_mask_storeu_epi16(y + j, m, bf16_bits16(v, converts));
-  }
+    __m512 v;
+    if constexpr (kBias)
+      v = _mm512_fmadd_ps(scale, _mm512_cvtepi32_ps(sums), _mm512_maskz_loadu_ps(m, bias + j));
+    else
+      v = _mm512_mul_ps(scale, _mm512_cvtepi32_ps(sums));
+    if constexpr (kGelu) v = gelu_erf16(v);
+    _mm256_mask_storeu_epi16(y + j, m, kConverts ? bf16_bits16_converted(v) : bf16_bits16(v));
+  };
+  int64_t j = 0;
+  for (; j + 16 <= n; j += 16) step(j, static_cast<__mmask16>(0xffff));
+  if (j < n) step(j, lanes_before(j, n));
+}
+
+using DequantizeRowBf16 = void (*)(uint16_t*, const int32_t*, float, int32_t, const float*, const int32_t*,
+                                   const float*, int64_t);
+template <size_t... I>
+constexpr std::array<DequantizeRowBf16, sizeof...(I)> dequantize_row_bf16_kinds(std::index_sequence<I...>) {
+  return {&dequantize_row_bf16_steps<(I & 1) != 0, (I & 2) != 0, (I & 4) != 0, (I & 8) != 0>...};
+}
+
+// One row, by the kernel compiled for its kind (zero point, bias, GELU, the CPU's bf16
+// conversion): no test in the loop.
+void dequantize_row_bf16_avx512(uint16_t* y, const int32_t* c, float s, int32_t z, const float* col_scale,
+                                const int32_t* col_sum, const float* bias, int64_t n, bool gelu) {
+  static constexpr auto kKinds = dequantize_row_bf16_kinds(std::make_index_sequence<16>());
+  const size_t kind =
+      (col_sum ? 1 : 0) | (bias ? 2 : 0) | (gelu ? 4 : 0) | (bf16_conversion_supported() ? 8 : 0);
+  kKinds[kind](y, c, s, z, col_scale, col_sum, bias, n);
 }
 
 #  pragma GCC diagnostic pop
@@ -278,14 +304,15 @@ void dequantize_rows_bf16(uint16_t* y, const int32_t* c, const float* row_scale,
     thread_local ScratchBuffer<float> row_buffer;
     float* row = row_buffer.get(static_cast<size_t>(n));
 #if defined(NLE_QUANTIZE_AVX512)
-    const bool fused = act == Activation::None && avx512_rows_supported();
+    const bool fused = (act == Activation::None || act == Activation::GeluErf) && avx512_rows_supported();
 #endif
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < m; ++r) {
       const int32_t z = row_zero ? row_zero[r] : 0;
 #if defined(NLE_QUANTIZE_AVX512)
       if (fused) {
-        dequantize_row_bf16_avx512(y + r * n, c + r * n, row_scale[r], z, col_scale, col_sum, bias, n);
+        dequantize_row_bf16_avx512(y + r * n, c + r * n, row_scale[r], z, col_scale, col_sum, bias, n,
+                                   act == Activation::GeluErf);
         continue;
       }
 #endif

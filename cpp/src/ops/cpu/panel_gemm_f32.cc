@@ -12,7 +12,7 @@
 #include <string>
 
 #include "nlpengine/errors.h"
-#include "ops/cpu/activation_values.h"
+#include "ops/activation.h"
 
 namespace nle::ops::cpu {
 
@@ -115,7 +115,7 @@ void panel_block(float* c, int64_t ldc, const float* a, int64_t lda, const float
   }
 #endif
   if (epilogue.act != Activation::None)
-    for (int r = 0; r < ROWS; ++r) activate_values(c + r * ldc, cols, epilogue.act);
+    for (int r = 0; r < ROWS; ++r) activate_f32(c + r * ldc, cols, epilogue.act);
 }
 
 void panel_rows(float* c, int64_t ldc, const float* a, int64_t lda, const float* panel, int64_t k,

@@ -18,7 +18,7 @@
 #include <cstring>
 #include <type_traits>
 
-#include "ops/cpu/activation_values.h"
+#include "ops/activation.h"
 #include "ops/packed_gemm.h"
 
 namespace nle::ops::cpu {
@@ -143,7 +143,7 @@ inline void store_dequantized_sums(float* y, int64_t ldy, const PanelSums<ROWS>&
   }
 #endif
   if (dq.act != Activation::None)
-    for (int r = 0; r < ROWS; ++r) activate_values(y + r * ldy, cols, dq.act);
+    for (int r = 0; r < ROWS; ++r) activate_f32(y + r * ldy, cols, dq.act);
 }
 
 // Products whose rows and columns are worth more than one thread.
