@@ -62,6 +62,12 @@ inline float exp_nonpositive_f32(float x) {
   return p * scale;
 }
 
+// erf_f32's coefficients, highest power first: P's, then Q's.
+constexpr float kErfP[6] = {2.01074204e-06f, 0.0002895254f, 0.00397624448f,
+                            0.0533966497f,   0.195325404f,  1.12837899f};
+constexpr float kErfQ[6] = {3.79276244e-05f, 0.0012134749f, 0.0153904082f, 0.116140403f, 0.506434143f, 1.f};
+constexpr float kErfLimit = 3.92f;
+
 // erf(x) within 5e-7 (absolute; 3.2e-7 seen): a · P(a²) / Q(a²) for a = |x| up to 3.92,
 // where erf rounds to 1 in float, fitted by scripts/fit_erf.py (minimax, 4.5e-8 in exact
 // arithmetic; the rest is float rounding). Eleven fused multiply-adds and one division,
@@ -73,12 +79,6 @@ inline float exp_nonpositive_f32(float x) {
 // way: vpandd, vpminud and vpternlogd where GCC made the float selects two compares, two
 // masked moves and a masked division (GELU 0.281 -> 0.254 ns a value on a Sapphire Rapids,
 // 1,536 values in L1).
-// erf_f32's coefficients, highest power first: P's, then Q's.
-constexpr float kErfP[6] = {2.01074204e-06f, 0.0002895254f, 0.00397624448f,
-                            0.0533966497f,   0.195325404f,  1.12837899f};
-constexpr float kErfQ[6] = {3.79276244e-05f, 0.0012134749f, 0.0153904082f, 0.116140403f, 0.506434143f, 1.f};
-constexpr float kErfLimit = 3.92f;
-
 inline float erf_f32(float x) {
   constexpr uint32_t kSign = 0x80000000u;
   constexpr uint32_t kLimit = __builtin_bit_cast(uint32_t, kErfLimit);
