@@ -159,6 +159,60 @@ TEST(Int8GemmTest, SmoothingCutsTheErrorOfOutlierChannels) {
   EXPECT_LT(smoothed, 0.02);
 }
 
+// Given the input's expected value (a layer norm's bias, in the layers), quantization also
+// gives the weight rounding's error on it, Σ_k (w_q - w)[n, k] · mean[k] with w_q the
+// weight as the smoothed product applies it; subtracted from the bias it takes most of
+// the systematic part of the product's error away on inputs around that mean.
+TEST(Int8GemmTest, RoundingBiasCancelsTheWeightErrorOnTheMeanInput) {
+  const int64_t m = 64, n = 40, k = 384;
+  const auto w = random_floats(static_cast<size_t>(n * k), 71, 0.1f);
+  auto mean = random_floats(static_cast<size_t>(k), 72, 1.f);
+  std::vector<float> gamma(static_cast<size_t>(k), 1.f);
+  for (int64_t c = 0; c < k; c += 29) gamma[static_cast<size_t>(c)] = 20.f;
+  const Tensor wt = tensor_from(w, {n, k}), g = tensor_from(gamma, {k}), mean_t = tensor_from(mean, {k});
+  const Tensor smoothing = ops::smoothing_scales(wt, g, &mean_t);
+  const ops::Int8Weight q = ops::quantize_weight_int8(wt, false, &smoothing, &mean_t);
+  ASSERT_TRUE(q.rounding_bias.defined());
+  const int8_t* codes = q.q.data<int8_t>();
+  const float* inv = q.input_scale_inverse.data<float>();
+  for (int64_t r = 0; r < n; ++r) {
+    double expected = 0.0, magnitude = 0.0;
+    for (int64_t c = 0; c < k; ++c) {
+      const double wq = double{q.scale.data<float>()[r]} * codes[r * k + c] * inv[c];
+      expected += (wq - w[static_cast<size_t>(r * k + c)]) * mean[static_cast<size_t>(c)];
+      magnitude += std::fabs(wq * mean[static_cast<size_t>(c)]);
+    }
+    EXPECT_NEAR(q.rounding_bias.data<float>()[r], expected, 1e-6 * magnitude) << "row " << r;
+  }
+  // Inputs around the mean: the column means of the product's error, with and without
+  // the correction.
+  auto x = random_floats(static_cast<size_t>(m * k), 73, 0.05f);
+  for (int64_t i = 0; i < m; ++i)
+    for (int64_t c = 0; c < k; ++c) x[static_cast<size_t>(i * k + c)] += mean[static_cast<size_t>(c)];
+  const auto exact = exact_product(x, w, m, n, k);
+  Tensor correction(DType::F32, {n});
+  for (int64_t r = 0; r < n; ++r) correction.data<float>()[r] = -q.rounding_bias.data<float>()[r];
+  auto systematic_error = [&](const Tensor* bias) {
+    Tensor y(DType::F32, {m, n});
+    ops::matmul_nt_int8(y, tensor_from(x, {m, k}), q, bias);
+    double total = 0.0;
+    for (int64_t r = 0; r < n; ++r) {
+      double column = 0.0;
+      for (int64_t i = 0; i < m; ++i)
+        column += double{y.data<float>()[i * n + r]} - exact[static_cast<size_t>(i * n + r)];
+      total += std::fabs(column / static_cast<double>(m));
+    }
+    return total / static_cast<double>(n);
+  };
+  const double plain = systematic_error(nullptr), corrected = systematic_error(&correction);
+  std::printf("mean column error of the product: %.3g plain, %.3g with the rounding bias subtracted\n", plain,
+              corrected);
+  EXPECT_LT(corrected, 0.5 * plain);
+  const Tensor wrong = tensor_from(random_floats(5, 1), {5});
+  EXPECT_THROW(ops::quantize_weight_int8(wt, false, nullptr, &wrong), InvalidInputError);
+  EXPECT_FALSE(ops::quantize_weight_int8(wt, true, &smoothing).rounding_bias.defined());
+}
+
 TEST(Int8GemmTest, IntegerProductIsExact) {
   // Extreme values in every pair, weights up to the largest code the products on this
   // CPU take (127 with VNNI, else 63): a product that saturated 16-bit sums would differ.

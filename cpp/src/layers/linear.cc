@@ -48,15 +48,17 @@ Linear::Linear(const Weights& weights, const std::string& scope, int64_t out_fea
     : weight_(weights.require(scope + ".weight", {out_features, in_features})) {
   if (has_bias) bias_ = weights.require(scope + ".bias", {out_features});
   convert(weights.compute_type(), smoothing_for(weight_, input_norm, weights.compute_type()),
-          weights.is_error_sensitive());
+          weights.is_error_sensitive(), input_norm.bias.defined() ? &input_norm.bias : nullptr);
 }
 
 Linear::Linear(Tensor weight, Tensor bias, ComputeType compute_type, const NormParameters& input_norm)
     : weight_(std::move(weight)), bias_(std::move(bias)) {
-  convert(compute_type, smoothing_for(weight_, input_norm, compute_type));
+  convert(compute_type, smoothing_for(weight_, input_norm, compute_type), false,
+          input_norm.bias.defined() ? &input_norm.bias : nullptr);
 }
 
-void Linear::convert(ComputeType compute_type, const Tensor& smoothing, bool error_sensitive) {
+void Linear::convert(ComputeType compute_type, const Tensor& smoothing, bool error_sensitive,
+                     const Tensor* norm_bias) {
   out_features_ = weight_.dim(0);
   in_features_ = weight_.dim(1);
   compute_type_ = compute_type;
@@ -72,7 +74,19 @@ void Linear::convert(ComputeType compute_type, const Tensor& smoothing, bool err
     case ComputeType::Int8:
     case ComputeType::Int8Mixed:  // this product is int8 (error_sensitive() picks the others)
       compute_type_ = ComputeType::Int8;
-      int8_ = ops::quantize_weight_int8(weight_, /*pack=*/true, smoothing.defined() ? &smoothing : nullptr);
+      int8_ = ops::quantize_weight_int8(weight_, /*pack=*/true, smoothing.defined() ? &smoothing : nullptr,
+                                        smoothing.defined() ? norm_bias : nullptr);
+      if (int8_.rounding_bias.defined()) {
+        // On all-MiniLM-L6-v2 (Sapphire Rapids host): the default NER model's entity F1
+        // against its float32 self 0.9827 -> 0.9858 (int8), sentiment agreement 0.9954 ->
+        // 0.9948 (int8) and 0.9969 -> 0.9979 (int8-mixed), mean pooled cosine on random
+        // sentences 0.998190 -> 0.998219 (int8), 0.999556 -> 0.999574 (int8-mixed).
+        Tensor corrected(DType::F32, {out_features_});
+        const float* rounding = int8_.rounding_bias.data<float>();
+        for (int64_t n = 0; n < out_features_; ++n)
+          corrected.data<float>()[n] = (bias_.defined() ? bias_.data<float>()[n] : 0.f) - rounding[n];
+        bias_ = corrected;
+      }
       release_mapped_pages(weight_.raw_data(), weight_.nbytes());
       weight_ = Tensor();
       break;
@@ -119,7 +133,8 @@ Linear Linear::fused(const Weights& weights, const std::vector<std::string>& sco
   const Tensor last_part = Tensor::view(
       DType::F32, {out_features_each, in_features},
       fused.weight_.data<float>() + (parts - 1) * out_features_each * in_features, fused.weight_.owner());
-  fused.convert(weights.compute_type(), smoothing_for(last_part, input_norm, weights.compute_type()));
+  fused.convert(weights.compute_type(), smoothing_for(last_part, input_norm, weights.compute_type()), false,
+                input_norm.bias.defined() ? &input_norm.bias : nullptr);
   if (pack_now) {
     std::call_once(fused.packed_->once, [&] { fused.packed_->weight = ops::pack_weight_f32(fused.weight_); });
     fused.weight_ = Tensor();

@@ -71,8 +71,12 @@ class Linear {
  private:
   // Converts weight_ for compute_type_: packed int8 (with smoothing scales when defined,
   // ops::quantize_weight_int8), packed int16 products for int8-mixed on CPUs without
-  // native bf16 products (more weight bits when error_sensitive), or bf16.
-  void convert(ComputeType compute_type, const Tensor& smoothing = Tensor(), bool error_sensitive = false);
+  // native bf16 products (more weight bits when error_sensitive), or bf16. A smoothed int8
+  // product whose input norm has a bias takes that bias as its input's expected value and
+  // subtracts the weight rounding's error on it from its own bias (bias correction, as
+  // data-free quantization does with a batch norm's shift).
+  void convert(ComputeType compute_type, const Tensor& smoothing = Tensor(), bool error_sensitive = false,
+               const Tensor* norm_bias = nullptr);
 
   // The weight in the GEMM library's layout, made on the first call that uses it, so
   // loading stays a memory map: float32 in MKL's packed form, reordered for oneDNN's

@@ -77,7 +77,8 @@ Tensor smoothing_scales(const Tensor& w, const Tensor& norm_weight, const Tensor
   return s;
 }
 
-Int8Weight quantize_weight_int8(const Tensor& w, bool pack, const Tensor* input_scale) {
+Int8Weight quantize_weight_int8(const Tensor& w, bool pack, const Tensor* input_scale,
+                                const Tensor* input_mean) {
   check_cpu_f32("quantize_weight_int8", {&w});
   check_rank("quantize_weight_int8", "w", w, 2);
   const int64_t n = w.dim(0), k = w.dim(1);
@@ -85,6 +86,12 @@ Int8Weight quantize_weight_int8(const Tensor& w, bool pack, const Tensor* input_
     check_cpu_f32("quantize_weight_int8", {input_scale});
     if (input_scale->numel() != k)
       throw InvalidInputError("quantize_weight_int8: input_scale " + shape_to_string(input_scale->shape()) +
+                              " does not fit " + std::to_string(k) + " input features");
+  }
+  if (input_mean) {
+    check_cpu_f32("quantize_weight_int8", {input_mean});
+    if (input_mean->numel() != k)
+      throw InvalidInputError("quantize_weight_int8: input_mean " + shape_to_string(input_mean->shape()) +
                               " does not fit " + std::to_string(k) + " input features");
   }
   Int8Weight out;
@@ -98,6 +105,14 @@ Int8Weight quantize_weight_int8(const Tensor& w, bool pack, const Tensor* input_
   if (col) {
     out.input_scale_inverse = Tensor(DType::F32, {k});
     for (int64_t c = 0; c < k; ++c) out.input_scale_inverse.data<float>()[c] = 1.f / col[c];
+  }
+  // The expected input as the quantized row meets it: mean / input_scale.
+  std::vector<float> mean;
+  if (input_mean) {
+    mean.assign(input_mean->data<float>(), input_mean->data<float>() + k);
+    if (col)
+      for (int64_t c = 0; c < k; ++c) mean[c] *= out.input_scale_inverse.data<float>()[c];
+    out.rounding_bias = Tensor(DType::F32, {n});
   }
   int8_t* q = out.q.data<int8_t>();
   float* scale = out.scale.data<float>();
@@ -118,6 +133,7 @@ Int8Weight quantize_weight_int8(const Tensor& w, bool pack, const Tensor* input_
       const float s = amax > 0.f ? amax / top : 1.f;
       const float inv = 1.f / s;
       int32_t total = 0;
+#pragma omp simd reduction(+ : total)
       for (int64_t c = 0; c < k; ++c) {
         const float v = std::nearbyint(row[c] * inv);
         const int8_t qv = static_cast<int8_t>(std::clamp(v, -top, top));
@@ -126,6 +142,13 @@ Int8Weight quantize_weight_int8(const Tensor& w, bool pack, const Tensor* input_
       }
       scale[r] = s;
       sum[r] = total;
+      if (!mean.empty()) {  // Σ (s q - row) · mean, row and s q both scaled by input_scale
+        float error = 0.f;
+        const int8_t* qr = q + r * k;
+#pragma omp simd reduction(+ : error)
+        for (int64_t c = 0; c < k; ++c) error += (s * static_cast<float>(qr[c]) - row[c]) * mean[c];
+        out.rounding_bias.data<float>()[r] = error;
+      }
     }
   }
   if (pack) {

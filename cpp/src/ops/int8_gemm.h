@@ -35,6 +35,11 @@ struct Int8Weight {
   Tensor row_sum;       // I32 (N): Σ_k q[n,k], which cancels the activations' zero points
   // F32 (K): 1 / s per input channel when w · s was quantized (smoothing); else undefined.
   Tensor input_scale_inverse;
+  // F32 (N): Σ_k (w_q[n,k] - w[n,k]) · mean[k], the weight rounding's error on an input of
+  // the given expected value (w_q the quantized weight as the products apply it), when one
+  // was given; subtracted from the product's bias it cancels that error on average (bias
+  // correction). Else undefined.
+  Tensor rounding_bias;
   int64_t out_features = 0;
   int64_t in_features = 0;
 };
@@ -42,8 +47,10 @@ struct Int8Weight {
 // Quantizes an F32 (N, K) weight. A row of zeros gets scale 1 (and stays zero).
 // With pack, q is packed for the GEMM library (and the plain copy dropped). With
 // input_scale (F32 K, positive), w · input_scale is quantized and the activations are
-// divided by it at each call (smoothing, above).
-Int8Weight quantize_weight_int8(const Tensor& w, bool pack = false, const Tensor* input_scale = nullptr);
+// divided by it at each call (smoothing, above). With input_mean (F32 K), the expected
+// input, rounding_bias is computed.
+Int8Weight quantize_weight_int8(const Tensor& w, bool pack = false, const Tensor* input_scale = nullptr,
+                                const Tensor* input_mean = nullptr);
 
 // The smoothing scales s (F32 K) of a weight w (N, K) whose input is the output of a norm
 // with weight norm_weight (K) and, for a layer norm, bias norm_bias (K; null for an RMS
