@@ -345,6 +345,8 @@ constexpr int64_t kAmxRows = 16;     // the rows of every tile
 constexpr int64_t kAmxDepth = 32;    // the bf16 a product takes per row (16 pairs)
 constexpr int64_t kAmxColumns = 16;  // the float32 columns of a result tile
 constexpr int kAmxResults = 4;       // result tiles per pass: tiles 0-3 (4 holds the rows, 5 and 6 the pairs)
+constexpr int64_t kAmxBlockRows = 2 * kAmxRows;  // queries a block: two row tiles share each pair tile
+constexpr int64_t kAmxTwoTileLength = 128;
 
 struct alignas(64) TileConfig {
   uint8_t palette = 1;
@@ -357,7 +359,7 @@ struct alignas(64) TileConfig {
 // Every tile used 16 rows of 64 bytes.
 void configure_tiles() {
   TileConfig config;
-  for (int t = 0; t < 7; ++t) {
+  for (int t = 0; t < 8; ++t) {
     config.bytes_per_row[t] = 64;
     config.rows[t] = kAmxRows;
   }
@@ -414,6 +416,59 @@ void tile_products(int n, float* c, int64_t ldc, const uint8_t* a, int64_t lda, 
   }
 }
 
+// The same for 32 rows of a (two row tiles, the second 16 · lda bytes after the first) and
+// N = 1 or 2 pair tiles: each pair tile loaded feeds two products, and the four sums
+// (tiles 0-3: rows 0-15 then 16-31, by pair tile) are independent chains. With one row tile
+// a step's products wait on the previous step's (a product's latency is several times its
+// issue interval) and every pair tile, read from L2, feeds a single product.
+template <int N>
+void tile_products_2rows(float* c, int64_t ldc, const uint8_t* a, int64_t lda, int64_t a_step,
+                         const uint8_t* b, int64_t ldb, int64_t b_step, int64_t steps) {
+  const uint8_t* a1 = a + kAmxRows * lda;
+  _tile_zero(0);
+  _tile_zero(2);
+  if constexpr (N > 1) {
+    _tile_zero(1);
+    _tile_zero(3);
+  }
+  for (int64_t t = 0; t < steps; ++t) {
+    const uint8_t* bt = b + t * b_step;
+    _tile_loadd(4, a + t * a_step, lda);
+    _tile_loadd(6, bt, ldb);
+    _tile_loadd(5, a1 + t * a_step, lda);
+    _tile_dpbf16ps(0, 4, 6);
+    _tile_dpbf16ps(2, 5, 6);
+    if constexpr (N > 1) {
+      _tile_loadd(7, bt + 64, ldb);
+      _tile_dpbf16ps(1, 4, 7);
+      _tile_dpbf16ps(3, 5, 7);
+    }
+  }
+  auto* c1 = reinterpret_cast<float*>(reinterpret_cast<uint8_t*>(c) + kAmxRows * ldc);
+  _tile_stored(0, c, ldc);
+  _tile_stored(2, c1, ldc);
+  if constexpr (N > 1) {
+    _tile_stored(1, c + 16, ldc);
+    _tile_stored(3, c1 + 16, ldc);
+  }
+}
+
+// Result tiles from column 0 to `columns` (a multiple of 16) for 16 or 32 rows of a.
+void tile_row_products(int64_t row_tiles, int64_t columns, float* c, int64_t ldc, const uint8_t* a,
+                       int64_t lda, int64_t a_step, const uint8_t* b, int64_t ldb, int64_t b_step,
+                       int64_t steps) {
+  if (row_tiles == 2) {
+    int64_t j = 0;
+    for (; j + 2 * kAmxColumns <= columns; j += 2 * kAmxColumns)
+      tile_products_2rows<2>(c + j, ldc, a, lda, a_step, b + j * 4, ldb, b_step, steps);
+    if (j < columns) tile_products_2rows<1>(c + j, ldc, a, lda, a_step, b + j * 4, ldb, b_step, steps);
+    return;
+  }
+  for (int64_t j = 0; j < columns; j += kAmxResults * kAmxColumns)
+    tile_products(static_cast<int>(std::min<int64_t>(kAmxResults, (columns - j) / kAmxColumns)), c + j, ldc,
+                  a, lda, a_step, b + j * 4, ldb, b_step, steps);
+}
+
 template <typename Out>
 void attend_tiles_amx(Out* out, int64_t ld_out, const uint16_t* q, int64_t ld_q, const uint16_t* k,
                       int64_t ld_k, const uint16_t* v, int64_t ld_v, int64_t len, int64_t d, float scale,
@@ -426,34 +481,34 @@ void attend_tiles_amx(Out* out, int64_t ld_out, const uint16_t* q, int64_t ld_q,
   auto* values = reinterpret_cast<uint32_t*>(scratch.values.get(static_cast<size_t>(2 * value_pairs * d)));
   pair_values(values, v, ld_v, len, d);
   std::memset(values + pairs * d, 0, static_cast<size_t>((value_pairs - pairs) * d) * sizeof(uint32_t));
-  float* s = scratch.scores.get(static_cast<size_t>(kAmxRows * (stride + d)));
-  float* o = s + kAmxRows * stride;  // a tile's results before 1 / Σ
-  uint16_t* p = scratch.probabilities.get(static_cast<size_t>(kAmxRows * pstride));
-  uint16_t* padded_q = scratch.queries.get(static_cast<size_t>(kAmxRows * d));
+  float* s = scratch.scores.get(static_cast<size_t>(kAmxBlockRows * (stride + d)));
+  float* o = s + kAmxBlockRows * stride;  // a block's results before 1 / Σ
+  uint16_t* p = scratch.probabilities.get(static_cast<size_t>(kAmxBlockRows * pstride));
+  uint16_t* padded_q = scratch.queries.get(static_cast<size_t>(kAmxBlockRows * d));
   const auto* key_bytes = reinterpret_cast<const uint8_t*>(keys);
   const auto* value_bytes = reinterpret_cast<const uint8_t*>(values);
   configure_tiles();
-  for (int64_t r0 = 0; r0 < len; r0 += kAmxRows) {
-    const int64_t rows = std::min(kAmxRows, len - r0);
+  // Blocks of two row tiles from kAmxTwoTileLength keys on; below, where a block's
+  // products are short, single row tiles measured faster.
+  const int64_t block_rows = len >= kAmxTwoTileLength ? kAmxBlockRows : kAmxRows;
+  for (int64_t r0 = 0; r0 < len; r0 += block_rows) {
+    const int64_t rows = std::min(block_rows, len - r0);
+    const int64_t row_tiles = (rows + kAmxRows - 1) / kAmxRows;
     const uint16_t* qt = q + r0 * ld_q;
     int64_t ldq = ld_q;
-    if (rows < kAmxRows) {  // the last rows, then zeros: no read past the queries
-      std::memset(padded_q, 0, static_cast<size_t>(kAmxRows * d) * sizeof(uint16_t));
+    if (rows < row_tiles * kAmxRows) {  // the last rows, then zeros: no read past the queries
+      std::memset(padded_q, 0, static_cast<size_t>(row_tiles * kAmxRows * d) * sizeof(uint16_t));
       for (int64_t r = 0; r < rows; ++r)
         std::memcpy(padded_q + r * d, qt + r * ld_q, static_cast<size_t>(d) * sizeof(uint16_t));
       qt = padded_q;
       ldq = d;
     }
-    for (int64_t j = 0; j < stride; j += kAmxResults * kAmxColumns)
-      tile_products(static_cast<int>(std::min<int64_t>(kAmxResults, (stride - j) / kAmxColumns)), s + j,
-                    stride * 4, reinterpret_cast<const uint8_t*>(qt), ldq * 2, kAmxDepth * 2,
-                    key_bytes + j * 4, stride * 4, kAmxDepth / 2 * stride * 4, d / kAmxDepth);
-    float inv_sum[kAmxRows];
+    tile_row_products(row_tiles, stride, s, stride * 4, reinterpret_cast<const uint8_t*>(qt), ldq * 2,
+                      kAmxDepth * 2, key_bytes, stride * 4, kAmxDepth / 2 * stride * 4, d / kAmxDepth);
+    float inv_sum[kAmxBlockRows];
     softmax_scaled_rows(p, pstride, inv_sum, s, stride, rows, len, scale, bias, r0);
-    for (int64_t c = 0; c < d; c += kAmxResults * kAmxColumns)
-      tile_products(static_cast<int>(std::min<int64_t>(kAmxResults, (d - c) / kAmxColumns)), o + c, d * 4,
-                    reinterpret_cast<const uint8_t*>(p), pstride * 2, kAmxDepth * 2, value_bytes + c * 4,
-                    d * 4, kAmxDepth / 2 * d * 4, pstride / kAmxDepth);
+    tile_row_products(row_tiles, d, o, d * 4, reinterpret_cast<const uint8_t*>(p), pstride * 2, kAmxDepth * 2,
+                      value_bytes, d * 4, kAmxDepth / 2 * d * 4, pstride / kAmxDepth);
     for (int64_t r = 0; r < rows; ++r) {
       const __m512 inv = _mm512_set1_ps(inv_sum[r]);
       Out* orow = out + (r0 + r) * ld_out;
