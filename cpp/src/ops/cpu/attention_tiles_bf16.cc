@@ -236,9 +236,17 @@ void softmax_scaled_rows(uint16_t* p, int64_t pstride, float* inv_sum, float* s,
         _mm512_mask_storeu_ps(sr + c, real, x);
         m = _mm512_mask_max_ps(m, real, m, x);
       }
-    } else {
-      for (int64_t c = 0; c < len; c += 16)
-        m = _mm512_mask_max_ps(m, real_keys(c, len), m, _mm512_loadu_ps(sr + c));
+    } else {  // four chains: one waits out vmaxps's latency at each step
+      __m512 m1 = neg_inf, m2 = neg_inf, m3 = neg_inf;
+      int64_t c = 0;
+      for (; c + 64 <= len; c += 64) {
+        m = _mm512_max_ps(m, _mm512_loadu_ps(sr + c));
+        m1 = _mm512_max_ps(m1, _mm512_loadu_ps(sr + c + 16));
+        m2 = _mm512_max_ps(m2, _mm512_loadu_ps(sr + c + 32));
+        m3 = _mm512_max_ps(m3, _mm512_loadu_ps(sr + c + 48));
+      }
+      for (; c < len; c += 16) m = _mm512_mask_max_ps(m, real_keys(c, len), m, _mm512_loadu_ps(sr + c));
+      m = _mm512_max_ps(_mm512_max_ps(m, m1), _mm512_max_ps(m2, m3));
     }
     const __m512 shift = _mm512_set1_ps(-_mm512_reduce_max_ps(m) * factor);
     uint16_t* pr = p + r * pstride;
