@@ -2,9 +2,9 @@
 // attention for one head (ops/cpu/attention_tiles.h) on bf16 queries, keys and values (as
 // the fused projection writes them), multiplied in pairs by AVX512-BF16 (vdpbf16ps: 2
 // products a float32 lane, summed in float32) where float32 FMA does one. Scores, softmax,
-// 1 / Σ and the results stay float32 (the exp within 2.7e-6, a thousandth of what follows);
-// the unnormalised probabilities are rounded to bf16 (to nearest even) for the second
-// product, as PyTorch's bf16 autocast rounds them.
+// 1 / Σ and the results stay float32 (the exp within 2.7e-6, a thousandth of the bf16
+// rounding that follows); the unnormalised probabilities are rounded to bf16 (to nearest even) for
+// the second product, as PyTorch's bf16 autocast rounds them.
 //
 // Taken where the CPU has AVX512-BF16 (checked at run time: the rest of the library is
 // built for AVX2) and heads are a multiple of 16 wide. Where it also has AMX-BF16 and heads
