@@ -362,7 +362,9 @@ namespace {
 constexpr int64_t kAmxRows = 16;     // the rows of every tile
 constexpr int64_t kAmxDepth = 32;    // the bf16 a product takes per row (16 pairs)
 constexpr int64_t kAmxColumns = 16;  // the float32 columns of a result tile
-constexpr int kAmxResults = 4;       // result tiles per pass: tiles 0-3 (4 holds the rows, 5 and 6 the pairs)
+// Result tiles per pass: tiles 0-3. With one row tile, 4 holds the rows and 5 and 6 the
+// pairs; with two, 4 and 5 the rows and 6 and 7 the pairs.
+constexpr int kAmxResults = 4;
 constexpr int64_t kAmxBlockRows = 2 * kAmxRows;  // queries a block: two row tiles share each pair tile
 constexpr int64_t kAmxTwoTileLength = 128;
 
