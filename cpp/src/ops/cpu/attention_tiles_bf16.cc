@@ -553,8 +553,8 @@ void attend_tiles_amx(Out* out, int64_t ld_out, const uint16_t* q, int64_t ld_q,
       // The next block's scores, 32 keys at a time, spread over this block's softmax rows:
       // the tile unit's products run beside the softmax's vector instructions, where they
       // had waited for each other (one thread, MiniLM's 12 heads, ns a score: 384 keys
-      // 0.418 -> 0.385, 512 keys 0.454 -> 0.386; the same results). Among blocks of one tile it measured
-      // slower.
+      // 0.418 -> 0.385, 512 keys 0.454 -> 0.386; the same results). Among blocks of one
+      // tile it measured slower.
       int64_t ldq;
       const uint8_t* qt = block_queries(b + 1, next, ldq);
       const int64_t chunk = 2 * kAmxColumns, chunks = (stride + chunk - 1) / chunk;
