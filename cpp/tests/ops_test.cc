@@ -407,10 +407,10 @@ TEST_P(Bf16AttentionTest, MatchesReferenceOnTheSameNumbers) {
 INSTANTIATE_TEST_SUITE_P(Shapes, Bf16AttentionTest,
                          // Lengths around the tiles' 6-row, 2-key and 16-key steps; 16 and 32
                          // columns at a time. AMX: 16-row tiles, steps of 32 keys, 64 columns
-                         // (4 result tiles) a pass, and from 128 keys on blocks of 32 rows (a
+                         // (4 result tiles) a pass, and from 160 keys on blocks of 32 rows (a
                          // last block of 1, 16 and 22 rows); 48 wide stays on AVX512-BF16.
                          ::testing::Values(AttentionCase{{1, 2, 6, 7, 16, 17, 33, 77}, 2, 32},
-                                           AttentionCase{{129, 144, 150}, 2, 32},
+                                           AttentionCase{{161, 176, 182}, 2, 32},
                                            AttentionCase{{5, 31, 130}, 3, 64}, AttentionCase{{9, 40}, 2, 48},
                                            AttentionCase{{15, 32, 47, 64, 65}, 2, 128}),
                          [](const auto& info) {

@@ -9,7 +9,7 @@
 // Taken where the CPU has AVX512-BF16 (checked at run time: the rest of the library is
 // built for AVX2) and heads are a multiple of 16 wide. Where it also has AMX-BF16 and heads
 // are a multiple of 32 wide, the two products run on the tile unit instead, 16 queries a
-// tile, two tiles a block from 128 keys on (the same numbers up to the order of float32
+// tile, two tiles a block from 160 keys on (the same numbers up to the order of float32
 // sums).
 #pragma once
 
