@@ -150,15 +150,27 @@ std::vector<QueryGroup> group_queries(const GatheredAttention& a) {
   return groups;
 }
 
-// Each loop asks for the row kPrefetchAhead rows ahead: listed rows (a KV cache's history)
-// may be a whole cache row (3-6 KB) apart, on a page of their own, where the hardware
-// prefetchers stop.
-constexpr int64_t kPrefetchAhead = 8;
+// Each loop over key rows asks for the row kPrefetchAhead rows ahead, and for the value row
+// of the row it reads (the value pass comes right after): a head's part of a row is one to
+// four cache lines, the rows a whole cache row (0.75-6 KB) apart, which the hardware
+// prefetchers do not follow across pages; listed rows (a KV cache's history) are further
+// apart still. The value pass asks kPrefetchAhead rows ahead too, for the rows the key pass
+// did not bring. 32 rows ahead and the values during the keys, against 8 ahead and the
+// values during their own pass: random-weight bart-base int8, 16 sources of 256 tokens,
+// generated tokens/s greedy 1,198 -> 1,294, beam 4 588 -> 654; t5-small int8 greedy
+// 2,479 -> 2,580; float32 unchanged (Sapphire Rapids, 2 threads).
+constexpr int64_t kPrefetchAhead = 32;
 
 template <typename T>
 inline void prefetch_row(const T* row, int64_t d) {
   const auto* bytes = reinterpret_cast<const char*>(row);
   for (int64_t x = 0; x < d * static_cast<int64_t>(sizeof(T)); x += 64) __builtin_prefetch(bytes + x);
+}
+
+// The first kPrefetchAhead rows of a key pass, asked for before it starts.
+template <typename Rows>
+inline void prefetch_first_rows(const Rows& k, int64_t n, int64_t d) {
+  for (int64_t j = 0; j < std::min(n, kPrefetchAhead); ++j) prefetch_row(k[j], d);
 }
 
 // The key or value rows a query reads: listed (row j at base + rows[j] · ld) ...
@@ -207,11 +219,13 @@ inline __m256 load8(const int8_t* p) {
 // and odd groups of 8), so that eight chains of multiply-adds run side by side where four
 // left the FMA units waiting on each one's latency half of the time.
 template <int C, typename Rows>
-void dot_rows_avx2(float* scores, const float* q, const Rows& k, int64_t n, float scale) {
+void dot_rows_avx2(float* scores, const float* q, const Rows& k, int64_t n, float scale, const Rows& v) {
+  prefetch_first_rows(k, n, 8 * C);
   int64_t j = 0;
   for (; j + 4 <= n; j += 4) {
     if (j + kPrefetchAhead + 4 <= n)
       for (int r = 0; r < 4; ++r) prefetch_row(k[j + kPrefetchAhead + r], 8 * C);
+    for (int r = 0; r < 4; ++r) prefetch_row(v[j + r], 8 * C);
     const auto* r0 = k[j];
     const auto* r1 = k[j + 1];
     const auto* r2 = k[j + 2];
@@ -236,6 +250,7 @@ void dot_rows_avx2(float* scores, const float* q, const Rows& k, int64_t n, floa
     _mm_storeu_ps(scores + j, _mm_mul_ps(sums, _mm_set1_ps(scale)));
   }
   for (; j < n; ++j) {
+    prefetch_row(v[j], 8 * C);
     const auto* r = k[j];
     __m256 a = _mm256_mul_ps(_mm256_loadu_ps(q), load8(r));
 #  pragma GCC unroll 16
@@ -264,23 +279,26 @@ void weighted_rows_avx2(float* out, const float* p, const Rows& v, int64_t n) {
 }
 #endif
 
-// scores[j] = scale · q · k[j] (d values each).
+// scores[j] = scale · q · k[j] (d values each), the value rows v[j] asked for on the way.
 template <typename Rows>
-void dot_rows(float* scores, const float* q, const Rows& k, int64_t n, int64_t d, float scale) {
+void dot_rows(float* scores, const float* q, const Rows& k, int64_t n, int64_t d, float scale,
+              const Rows& v) {
 #if defined(__AVX2__) && defined(__FMA__)
   switch (d) {
     case 32:
-      return dot_rows_avx2<4>(scores, q, k, n, scale);
+      return dot_rows_avx2<4>(scores, q, k, n, scale, v);
     case 64:
-      return dot_rows_avx2<8>(scores, q, k, n, scale);
+      return dot_rows_avx2<8>(scores, q, k, n, scale, v);
     case 128:
-      return dot_rows_avx2<16>(scores, q, k, n, scale);
+      return dot_rows_avx2<16>(scores, q, k, n, scale, v);
     default:
       break;
   }
 #endif
+  prefetch_first_rows(k, n, d);
   for (int64_t j = 0; j < n; ++j) {
     if (j + kPrefetchAhead < n) prefetch_row(k[j + kPrefetchAhead], d);
+    prefetch_row(v[j], d);
     const auto* kr = k[j];
     float dot = 0.f;
 #pragma omp simd reduction(+ : dot)
@@ -324,7 +342,7 @@ void attend(float* out, std::vector<float>& scores, std::vector<float>& acc, con
     return;
   }
   scores.resize(static_cast<size_t>(n));
-  dot_rows(scores.data(), q, k, n, d, scale);
+  dot_rows(scores.data(), q, k, n, d, scale, v);
   if (k.scales)
     for (int64_t j = 0; j < n; ++j) scores[j] *= k.scale(j);
   if (bias)
@@ -337,13 +355,16 @@ void attend(float* out, std::vector<float>& scores, std::vector<float>& acc, con
 
 #if defined(__AVX2__) && defined(__FMA__)
 // A group's scores for G ≤ 4 queries (q rows ld_q apart) over the block of n key rows (ld
-// apart), d = 8 · C: each key vector is loaded (and widened) once for all G queries.
-// scores: G rows of n.
+// apart), d = 8 · C: each key vector is loaded (and widened) once for all G queries; the
+// block of value rows (v, the same ld) asked for on the way. scores: G rows of n.
 template <int C, int G, typename T>
-void group_dot_avx2(float* scores, const float* q, int64_t ld_q, const T* k, int64_t ld, int64_t n,
-                    float scale) {
+void group_dot_avx2(float* scores, const float* q, int64_t ld_q, const T* k, const T* v, int64_t ld,
+                    int64_t n, float scale) {
   static_assert(G >= 1 && G <= 4, "up to four queries per pass");
+  prefetch_first_rows(BlockRows<T>{k, ld}, n, 8 * C);
   for (int64_t j = 0; j < n; ++j) {
+    if (j + kPrefetchAhead < n) prefetch_row(k + (j + kPrefetchAhead) * ld, 8 * C);
+    prefetch_row(v + j * ld, 8 * C);
     const T* r = k + j * ld;
     __m256 acc[4][2];
 #  pragma GCC unroll 4
@@ -406,7 +427,7 @@ void attend_group_avx2(float* out, int64_t ld_out, std::vector<float>& scores, c
                        const BlockRows<T>& k, const BlockRows<T>& v, int64_t n, float scale,
                        const float* bias) {
   scores.resize(static_cast<size_t>(G * n));
-  group_dot_avx2<C, G>(scores.data(), q, ld_q, k.base, k.ld, n, scale);
+  group_dot_avx2<C, G>(scores.data(), q, ld_q, k.base, v.base, k.ld, n, scale);
   for (int g = 0; g < G; ++g) {
     float* sr = scores.data() + g * n;
     if (k.scales)
