@@ -389,6 +389,31 @@ TEST(QuantizeRowsInt8Test, RoundTripsWithinHalfAScaleAndNamesANonFiniteRow) {
   }
 }
 
+// Part-major: piece p of row r lands where a head-major float copy quantized row by row
+// puts it, with the same codes and scales; a non-finite value names its row and part.
+TEST(QuantizeRowsInt8Test, PartMajorMatchesAHeadMajorCopyAndNamesRowAndPart) {
+  const int64_t rows = 7, parts = 6, d = 24;
+  auto x = random_floats(static_cast<size_t>(rows * parts * d), 41, 2.f);
+  std::vector<float> major(x.size());
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t p = 0; p < parts; ++p)
+      std::copy_n(x.begin() + (r * parts + p) * d, d, major.begin() + (p * rows + r) * d);
+  std::vector<int8_t> expected_codes(x.size()), codes(x.size());
+  std::vector<float> expected_scales(static_cast<size_t>(rows * parts)), scales(expected_scales.size());
+  ops::quantize_rows_int8(expected_codes.data(), expected_scales.data(), major.data(), rows * parts, d);
+  ops::quantize_rows_int8_part_major(codes.data(), scales.data(), x.data(), rows, parts, d);
+  EXPECT_EQ(codes, expected_codes);
+  EXPECT_EQ(scales, expected_scales);
+  x[static_cast<size_t>((4 * parts + 2) * d + 5)] = std::numeric_limits<float>::infinity();
+  x[static_cast<size_t>((5 * parts + 1) * d)] = std::numeric_limits<float>::quiet_NaN();
+  try {
+    ops::quantize_rows_int8_part_major(codes.data(), scales.data(), x.data(), rows, parts, d);
+    FAIL() << "a value that is not finite was quantized";
+  } catch (const InvalidInputError& e) {
+    EXPECT_NE(std::string(e.what()).find("row 4, part 2"), std::string::npos) << e.what();
+  }
+}
+
 // Rounding to the nearest half (ties to even), saturating at the largest finite half;
 // 19 values: the 8-wide loop and the tail.
 TEST(Float16Test, RoundsToNearestEvenAndSaturates) {

@@ -116,14 +116,14 @@ ProjectedMemory Seq2SeqAttention::project_memory(const Tensor& memory) const {
                   num_heads_, head_dim_);
     return {out, Tensor()};
   }
-  Tensor out(DType::F32, shape);
-  to_head_major(out.data<float>(), kv.data<float>(), rows, num_heads_, head_dim_);
-  if (memory_dtype_ == DType::I8) {
+  if (memory_dtype_ == DType::I8) {  // from the row-major projection: no float head-major copy
     Tensor codes(DType::I8, shape), scales(DType::F32, {2, num_heads_, rows});
-    ops::quantize_rows_int8(codes.data<int8_t>(), scales.data<float>(), out.data<float>(),
-                            2 * num_heads_ * rows, head_dim_);
+    ops::quantize_rows_int8_part_major(codes.data<int8_t>(), scales.data<float>(), kv.data<float>(), rows,
+                                       2 * num_heads_, head_dim_);
     return {codes, scales};
   }
+  Tensor out(DType::F32, shape);
+  to_head_major(out.data<float>(), kv.data<float>(), rows, num_heads_, head_dim_);
   return {out, Tensor()};
 }
 

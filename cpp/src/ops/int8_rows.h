@@ -13,4 +13,12 @@ namespace nle::ops {
 // Non-finite values are an error (InvalidInputError naming the row).
 void quantize_rows_int8(int8_t* out, float* scales, const float* in, int64_t rows, int64_t d);
 
+// quantize_rows_int8 over the `parts` pieces of d floats of each of `rows` rows of in
+// (rows, parts · d), the codes and scales written part-major: piece p of row r to
+// out + (p · rows + r) · d and scales[p · rows + r] (the same codes and scales), so that
+// a projection's heads come out contiguous without a float copy in between. A non-finite
+// value is an InvalidInputError naming the row and part.
+void quantize_rows_int8_part_major(int8_t* out, float* scales, const float* in, int64_t rows, int64_t parts,
+                                   int64_t d);
+
 }  // namespace nle::ops
