@@ -468,6 +468,16 @@ TEST(KvCacheTest, ReorderRewritesHistoryWithoutMovingStorage) {
   EXPECT_EQ(rows[5], cache.storage_row(2, 2));
 }
 
+// Keys and values in float32 or IEEE half, each layer's buffers of that type; no other.
+TEST(KvCacheTest, HoldsFloat32OrHalfOnly) {
+  KvCache half(2, 3, 4, 8, DType::F16);
+  EXPECT_EQ(half.dtype(), DType::F16);
+  EXPECT_EQ(KvCache(1, 1, 1, 8).dtype(), DType::F32);
+  EXPECT_NE(half.keys(0), half.keys(1));
+  EXPECT_NE(half.keys(1), half.values(1));
+  EXPECT_THROW(KvCache(1, 1, 1, 8, DType::I8), Error);
+}
+
 // The row reductions of a decoding step: log-sum-exp against a double-precision sum over a
 // vocabulary-sized row, log_softmax as x minus it, and argmax's first-maximum choice.
 TEST(LogitsTest, LogSumExpArgmaxAndLogSoftmax) {

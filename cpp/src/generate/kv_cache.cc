@@ -1,16 +1,19 @@
 #include "generate/kv_cache.h"
 
 #include <algorithm>
+#include <string>
 
 namespace nle {
 
-KvCache::KvCache(int64_t num_layers, int64_t num_rows, int64_t max_steps, int64_t width)
-    : num_rows_(num_rows), max_steps_(max_steps), width_(width) {
+KvCache::KvCache(int64_t num_layers, int64_t num_rows, int64_t max_steps, int64_t width, DType dtype)
+    : num_rows_(num_rows), max_steps_(max_steps), width_(width), dtype_(dtype) {
+  if (dtype != DType::F32 && dtype != DType::F16)
+    throw Error(std::string("KvCache: keys and values are F32 or F16, not ") + dtype_name(dtype));
   keys_.reserve(static_cast<size_t>(num_layers));
   values_.reserve(static_cast<size_t>(num_layers));
   for (int64_t l = 0; l < num_layers; ++l) {
-    keys_.emplace_back(DType::F32, Shape{num_rows * max_steps, width});
-    values_.emplace_back(DType::F32, Shape{num_rows * max_steps, width});
+    keys_.emplace_back(dtype, Shape{num_rows * max_steps, width});
+    values_.emplace_back(dtype, Shape{num_rows * max_steps, width});
   }
   history_.resize(static_cast<size_t>(num_rows * max_steps));
   for (int64_t r = 0; r < num_rows; ++r)

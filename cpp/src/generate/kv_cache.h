@@ -17,16 +17,16 @@ namespace nle {
 
 class KvCache {
  public:
-  KvCache(int64_t num_layers, int64_t num_rows, int64_t max_steps, int64_t width);
+  // dtype: F32, or F16 (IEEE half) for the fast compute types.
+  KvCache(int64_t num_layers, int64_t num_rows, int64_t max_steps, int64_t width, DType dtype = DType::F32);
 
   int64_t num_rows() const { return num_rows_; }
   int64_t max_steps() const { return max_steps_; }
   int64_t width() const { return width_; }
-  // Layer buffers: (num_rows * max_steps, width).
-  float* keys(int64_t layer) { return keys_[layer].data<float>(); }
-  float* values(int64_t layer) { return values_[layer].data<float>(); }
-  const float* keys(int64_t layer) const { return keys_[layer].data<float>(); }
-  const float* values(int64_t layer) const { return values_[layer].data<float>(); }
+  DType dtype() const { return dtype_; }
+  // Layer buffers: (num_rows * max_steps, width) of dtype().
+  void* keys(int64_t layer) { return keys_[layer].raw_data(); }
+  void* values(int64_t layer) { return values_[layer].raw_data(); }
   // The storage row where `row` writes its keys for `step`.
   int64_t storage_row(int64_t row, int64_t step) const { return row * max_steps_ + step; }
 
@@ -39,6 +39,7 @@ class KvCache {
 
  private:
   int64_t num_rows_, max_steps_, width_;
+  DType dtype_;
   std::vector<Tensor> keys_, values_;
   std::vector<int64_t> history_;  // (num_rows, max_steps): owner row of each step
   std::vector<int64_t> scratch_;

@@ -62,21 +62,33 @@ void Seq2SeqAttention::decode_step(Tensor& out, const Tensor& x, KvCache& cache,
   Tensor qkv(DType::F32, {n, 3 * inner});
   qkv_(qkv, x);
   const float* src = qkv.data<float>();
-  float* keys = cache.keys(layer);
-  float* values = cache.values(layer);
-  const size_t bytes = static_cast<size_t>(inner) * sizeof(float);
-  for (int64_t i = 0; i < n; ++i) {
-    const int64_t slot = cache.storage_row(rows[i], step);
-    std::memcpy(keys + slot * inner, src + i * 3 * inner + inner, bytes);
-    std::memcpy(values + slot * inner, src + i * 3 * inner + 2 * inner, bytes);
+  ops::GatheredAttention a;
+  if (cache.dtype() == DType::F16) {  // the fast compute types: half the bytes each step reads
+    auto* keys = static_cast<uint16_t*>(cache.keys(layer));
+    auto* values = static_cast<uint16_t*>(cache.values(layer));
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t slot = cache.storage_row(rows[i], step);
+      ops::float_to_half(keys + slot * inner, src + i * 3 * inner + inner, inner);
+      ops::float_to_half(values + slot * inner, src + i * 3 * inner + 2 * inner, inner);
+    }
+    a.k_f16 = keys;
+    a.v_f16 = values;
+  } else {
+    auto* keys = static_cast<float*>(cache.keys(layer));
+    auto* values = static_cast<float*>(cache.values(layer));
+    const size_t bytes = static_cast<size_t>(inner) * sizeof(float);
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t slot = cache.storage_row(rows[i], step);
+      std::memcpy(keys + slot * inner, src + i * 3 * inner + inner, bytes);
+      std::memcpy(values + slot * inner, src + i * 3 * inner + 2 * inner, bytes);
+    }
+    a.k = keys;
+    a.v = values;
   }
   Tensor context(DType::F32, {n, inner});
-  ops::GatheredAttention a;
   a.q = src;
   a.ld_q = 3 * inner;
   a.num_queries = n;
-  a.k = keys;
-  a.v = values;
   a.ld_kv = inner;
   a.key_offsets = key_offsets.data();
   a.key_rows = key_rows.data();
