@@ -62,8 +62,8 @@ class Session final : public DecoderSession {
       : m_(model),
         memory_(memory),
         rows_per_source_(rows_per_source),
-        // The self-attention keys and values in IEEE half for the fast compute types, as
-        // their cross-attention memory is (int8 for int8); float32 for float32.
+        // The self-attention keys and values in IEEE half for the fast compute types (whose
+        // cross-attention memory is half too, or int8 for int8); float32 for float32.
         cache_(static_cast<int64_t>(model.decoder_layers.size()), num_sources * rows_per_source, max_steps,
                model.config.inner_dim(true),
                model.compute_type == ComputeType::Float32 ? DType::F32 : DType::F16) {

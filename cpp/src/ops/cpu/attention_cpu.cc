@@ -151,14 +151,15 @@ std::vector<QueryGroup> group_queries(const GatheredAttention& a) {
 }
 
 // Each loop over key rows asks for the row kPrefetchAhead rows ahead, and for the value row
-// of the row it reads (the value pass comes right after): a head's part of a row is one to
-// four cache lines, the rows a whole cache row (0.75-6 KB) apart, which the hardware
-// prefetchers do not follow across pages; listed rows (a KV cache's history) are further
-// apart still. The value pass asks kPrefetchAhead rows ahead too, for the rows the key pass
-// did not bring. 32 rows ahead and the values during the keys, against 8 ahead and the
-// values during their own pass: random-weight bart-base int8, 16 sources of 256 tokens,
-// generated tokens/s greedy 1,198 -> 1,294, beam 4 588 -> 654; t5-small int8 greedy
-// 2,479 -> 2,580; float32 unchanged (Sapphire Rapids, 2 threads).
+// of the row it reads (the value pass comes right after); the value pass asks
+// kPrefetchAhead rows ahead too, for rows the key pass did not bring. A decoding step
+// streams these rows from memory: a head's rows of the cross-attention memory are
+// contiguous (64-256 bytes each), but the hardware prefetchers stop at every 4 KB page and
+// ramp up again; the self-attention cache's are a whole cache row (0.75-6 KB) apart, and
+// listed rows (a reordered history) further still. 32 rows ahead and the values during
+// the keys, against 8 ahead and the values during their own pass: random-weight bart-base
+// int8, 16 sources of 256 tokens, generated tokens/s greedy 1,198 -> 1,294, beam 4 588 ->
+// 654; t5-small int8 greedy 2,479 -> 2,580; float32 unchanged (Sapphire Rapids, 2 threads).
 constexpr int64_t kPrefetchAhead = 32;
 
 template <typename T>
