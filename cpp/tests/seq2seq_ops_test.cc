@@ -468,14 +468,20 @@ TEST(KvCacheTest, ReorderRewritesHistoryWithoutMovingStorage) {
   EXPECT_EQ(rows[5], cache.storage_row(2, 2));
 }
 
-// Keys and values in float32 or IEEE half, each layer's buffers of that type; no other.
-TEST(KvCacheTest, HoldsFloat32OrHalfOnly) {
+// Keys and values in float32, IEEE half or int8 (with a scale per slot and head), each
+// layer's buffers of that type; no other, and int8 rows split into whole heads.
+TEST(KvCacheTest, HoldsFloat32HalfOrInt8) {
   KvCache half(2, 3, 4, 8, DType::F16);
   EXPECT_EQ(half.dtype(), DType::F16);
   EXPECT_EQ(KvCache(1, 1, 1, 8).dtype(), DType::F32);
   EXPECT_NE(half.keys(0), half.keys(1));
   EXPECT_NE(half.keys(1), half.values(1));
-  EXPECT_THROW(KvCache(1, 1, 1, 8, DType::I8), Error);
+  KvCache codes(2, 3, 4, 8, DType::I8, 2);
+  EXPECT_EQ(codes.dtype(), DType::I8);
+  EXPECT_NE(codes.key_scales(0), codes.key_scales(1));
+  EXPECT_NE(codes.key_scales(1), codes.value_scales(1));
+  EXPECT_THROW(KvCache(1, 1, 1, 8, DType::I8, 3), Error);
+  EXPECT_THROW(KvCache(1, 1, 1, 8, DType::BF16), Error);
 }
 
 // The row reductions of a decoding step: log-sum-exp against a double-precision sum over a

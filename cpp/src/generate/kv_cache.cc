@@ -5,10 +5,19 @@
 
 namespace nle {
 
-KvCache::KvCache(int64_t num_layers, int64_t num_rows, int64_t max_steps, int64_t width, DType dtype)
+KvCache::KvCache(int64_t num_layers, int64_t num_rows, int64_t max_steps, int64_t width, DType dtype,
+                 int64_t parts)
     : num_rows_(num_rows), max_steps_(max_steps), width_(width), dtype_(dtype) {
-  if (dtype != DType::F32 && dtype != DType::F16)
-    throw Error(std::string("KvCache: keys and values are F32 or F16, not ") + dtype_name(dtype));
+  if (dtype != DType::F32 && dtype != DType::F16 && dtype != DType::I8)
+    throw Error(std::string("KvCache: keys and values are F32, F16 or I8, not ") + dtype_name(dtype));
+  if (dtype == DType::I8 && (parts <= 0 || width % parts != 0))
+    throw Error("KvCache: int8 rows of " + std::to_string(width) + " do not split into " +
+                std::to_string(parts) + " parts");
+  if (dtype == DType::I8)
+    for (int64_t l = 0; l < num_layers; ++l) {
+      key_scales_.emplace_back(DType::F32, Shape{num_rows * max_steps, parts});
+      value_scales_.emplace_back(DType::F32, Shape{num_rows * max_steps, parts});
+    }
   keys_.reserve(static_cast<size_t>(num_layers));
   values_.reserve(static_cast<size_t>(num_layers));
   for (int64_t l = 0; l < num_layers; ++l) {

@@ -17,8 +17,10 @@ namespace nle {
 
 class KvCache {
  public:
-  // dtype: F32, or F16 (IEEE half) for the fast compute types.
-  KvCache(int64_t num_layers, int64_t num_rows, int64_t max_steps, int64_t width, DType dtype = DType::F32);
+  // dtype: F32, F16 (IEEE half), or I8 (int8 codes with a scale per slot and part of
+  // width / parts values: one per head).
+  KvCache(int64_t num_layers, int64_t num_rows, int64_t max_steps, int64_t width, DType dtype = DType::F32,
+          int64_t parts = 1);
 
   int64_t num_rows() const { return num_rows_; }
   int64_t max_steps() const { return max_steps_; }
@@ -27,6 +29,9 @@ class KvCache {
   // Layer buffers: (num_rows * max_steps, width) of dtype().
   void* keys(int64_t layer) { return keys_[layer].raw_data(); }
   void* values(int64_t layer) { return values_[layer].raw_data(); }
+  // I8 only: (num_rows * max_steps, parts) scales.
+  float* key_scales(int64_t layer) { return key_scales_[layer].data<float>(); }
+  float* value_scales(int64_t layer) { return value_scales_[layer].data<float>(); }
   // The storage row where `row` writes its keys for `step`.
   int64_t storage_row(int64_t row, int64_t step) const { return row * max_steps_ + step; }
 
@@ -40,7 +45,7 @@ class KvCache {
  private:
   int64_t num_rows_, max_steps_, width_;
   DType dtype_;
-  std::vector<Tensor> keys_, values_;
+  std::vector<Tensor> keys_, values_, key_scales_, value_scales_;
   std::vector<int64_t> history_;  // (num_rows, max_steps): owner row of each step
   std::vector<int64_t> scratch_;
 };

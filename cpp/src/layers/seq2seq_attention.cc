@@ -63,7 +63,7 @@ void Seq2SeqAttention::decode_step(Tensor& out, const Tensor& x, KvCache& cache,
   qkv_(qkv, x);
   const float* src = qkv.data<float>();
   ops::GatheredAttention a;
-  if (cache.dtype() == DType::F16) {  // the fast compute types: half the bytes each step reads
+  if (cache.dtype() == DType::F16) {  // bf16, int8-mixed: half the bytes each step reads
     auto* keys = static_cast<uint16_t*>(cache.keys(layer));
     auto* values = static_cast<uint16_t*>(cache.values(layer));
     for (int64_t i = 0; i < n; ++i) {
@@ -73,6 +73,22 @@ void Seq2SeqAttention::decode_step(Tensor& out, const Tensor& x, KvCache& cache,
     }
     a.k_f16 = keys;
     a.v_f16 = values;
+  } else if (cache.dtype() == DType::I8) {  // int8: a scale per row and head, as its memory's
+    auto* keys = static_cast<int8_t*>(cache.keys(layer));
+    auto* values = static_cast<int8_t*>(cache.values(layer));
+    float* key_scales = cache.key_scales(layer);
+    float* value_scales = cache.value_scales(layer);
+    for (int64_t i = 0; i < n; ++i) {
+      const int64_t slot = cache.storage_row(rows[i], step);
+      ops::quantize_rows_int8(keys + slot * inner, key_scales + slot * num_heads_,
+                              src + i * 3 * inner + inner, num_heads_, head_dim_);
+      ops::quantize_rows_int8(values + slot * inner, value_scales + slot * num_heads_,
+                              src + i * 3 * inner + 2 * inner, num_heads_, head_dim_);
+    }
+    a.k_i8 = keys;
+    a.v_i8 = values;
+    a.k_scales = key_scales;
+    a.v_scales = value_scales;
   } else {
     auto* keys = static_cast<float*>(cache.keys(layer));
     auto* values = static_cast<float*>(cache.values(layer));

@@ -62,11 +62,15 @@ class Session final : public DecoderSession {
       : m_(model),
         memory_(memory),
         rows_per_source_(rows_per_source),
-        // The self-attention keys and values in IEEE half for the fast compute types (whose
-        // cross-attention memory is half too, or int8 for int8); float32 for float32.
+        // The self-attention keys and values as the cross-attention memory keeps them:
+        // float32 for float32, int8 codes with a scale per row and head for int8, IEEE half
+        // for the other fast compute types.
         cache_(static_cast<int64_t>(model.decoder_layers.size()), num_sources * rows_per_source, max_steps,
                model.config.inner_dim(true),
-               model.compute_type == ComputeType::Float32 ? DType::F32 : DType::F16) {
+               model.compute_type == ComputeType::Float32 ? DType::F32
+               : model.compute_type == ComputeType::Int8  ? DType::I8
+                                                          : DType::F16,
+               model.config.decoder_heads) {
     memory_kv_.reserve(m_.decoder_layers.size());
     for (const auto& layer : m_.decoder_layers) memory_kv_.push_back(layer.project_memory(memory_.states));
   }
