@@ -38,7 +38,7 @@ counted, an end token is), which is what transformers' ``min_new_tokens``/
 
 Usage::
 
-    python benchmarks/seq2seq.py                     # full run: 2 models x 2 searches x 7-8 systems
+    python benchmarks/seq2seq.py                     # full run: 2 models x 2 searches x 7-9 systems
     python benchmarks/seq2seq.py --models tiny --sources 2 --source-len 16 --new-tokens 8 \\
         --rounds 1                                   # smoke test
     python benchmarks/seq2seq.py --models t5-small --searches greedy --systems nlpengine,ct2
@@ -402,6 +402,11 @@ def load_nlpengine_int8(model_dir: Path, artifacts: Artifacts, threads: int) -> 
     return _load_nlpengine(model_dir, threads, compute_type="int8")
 
 
+def load_nlpengine_bf16(model_dir: Path, artifacts: Artifacts, threads: int) -> LoadedSystem:
+    """nlpengine with ``compute_type="bf16"`` (unavailable if load rejects it)."""
+    return _load_nlpengine(model_dir, threads, compute_type="bf16")
+
+
 def load_nlpengine_int8_mixed(model_dir: Path, artifacts: Artifacts, threads: int) -> LoadedSystem:
     """nlpengine with ``compute_type="int8-mixed"`` (unavailable if load rejects it)."""
     return _load_nlpengine(model_dir, threads, compute_type="int8-mixed")
@@ -575,9 +580,11 @@ class SystemSpec:
 
     ``modules`` are imported before the load timer starts, so ``load_s``
     measures loading the model, not importing the runtime (``import_s``).
-    ``precision`` picks the CTranslate2 baseline of the ``vs ct2`` ratio (none for
-    bf16, which CTranslate2 does not run on CPUs without AVX512-BF16) and the GEMM
-    ceiling; ``env`` is added to the worker's environment.
+    ``precision`` picks the CTranslate2 baseline of the ``vs ct2`` ratio (``ct2`` for
+    fp32; ``ct2-int8`` for int8 and for bf16, which CTranslate2 does not run on CPUs
+    without AVX512-BF16: the fastest CTranslate2 there, as encoder.py compares every
+    fast mode with the fastest fast peer) and the GEMM ceiling; ``env`` is added to the
+    worker's environment.
     """
 
     modules: tuple[str, ...]
@@ -591,6 +598,7 @@ class SystemSpec:
 SYSTEMS: dict[str, SystemSpec] = {
     "nlpengine": SystemSpec(("nlpengine",), load_nlpengine, "fp32"),
     "nlpengine-int8": SystemSpec(("nlpengine",), load_nlpengine_int8, "int8"),
+    "nlpengine-bf16": SystemSpec(("nlpengine",), load_nlpengine_bf16, "bf16"),
     "nlpengine-int8-mixed": SystemSpec(("nlpengine",), load_nlpengine_int8_mixed, "int8"),
     "transformers": SystemSpec(("torch", "transformers"), load_transformers, "fp32"),
     "transformers-bf16": SystemSpec(("torch", "transformers"), load_transformers_bf16, "bf16"),
@@ -607,14 +615,16 @@ SYSTEMS: dict[str, SystemSpec] = {
     "ort": SystemSpec(("onnxruntime",), load_ort, "fp32", needs_onnx=True),
     "ort-int8": SystemSpec(("onnxruntime",), load_ort_int8, "int8", needs_onnx=True),
 }
-# transformers-bf16 runs by default where the CPU has bf16 instructions; elsewhere torch
-# widens every bf16 product in software (bart-base beam 4 on an AVX2-only AMD EPYC: 11
-# tokens/s against fp32's 24) and it runs only when asked for.
+# The bf16 systems run by default where the CPU has bf16 instructions; elsewhere torch
+# widens every bf16 product in software (transformers-bf16 bart-base beam 4 on an
+# AVX2-only AMD EPYC: 11 tokens/s against fp32's 24), nlpengine's bf16 runs at about
+# float32's speed, and they run only when asked for.
 DEFAULT_SYSTEMS = tuple(
     name
     for name in (
         "nlpengine",
         "nlpengine-int8",
+        "nlpengine-bf16",
         "transformers",
         "transformers-bf16",
         "ct2",
@@ -622,9 +632,9 @@ DEFAULT_SYSTEMS = tuple(
         "ort",
         "ort-int8",
     )
-    if name != "transformers-bf16" or cpu_flags(("avx512_bf16", "amx_bf16"))
+    if not name.endswith("-bf16") or cpu_flags(("avx512_bf16", "amx_bf16"))
 )
-CT2_BASELINE = {"fp32": "ct2", "int8": "ct2-int8"}
+CT2_BASELINE = {"fp32": "ct2", "int8": "ct2-int8", "bf16": "ct2-int8"}
 
 
 def parse_search(search: str) -> int:
@@ -931,7 +941,8 @@ def markdown_report(report: dict[str, object]) -> str:
                 )
     lines += [
         "",
-        "vs ct2: fp32 systems against `ct2`, int8 systems against `ct2-int8` (bf16 none). "
+        "vs ct2: fp32 systems against `ct2`, int8 and bf16 systems against `ct2-int8` "
+        "(CTranslate2 runs no bf16 on CPUs without AVX512-BF16). "
         "ort: ONNX Runtime over graphs exported from transformers, searched by a numpy loop "
         "over the graphs' top-k candidates (onnx_seq2seq.py). Greedy exact "
         "match: fraction of sources whose generated tokens equal transformers' exactly. "
@@ -943,7 +954,7 @@ def markdown_report(report: dict[str, object]) -> str:
             ": "
             + ", ".join(
                 f"{p} {report['ceiling'][p]['gflops_median']:.0f} GFLOP/s"
-                for p in ("fp32", "int8")
+                for p in ("fp32", "bf16", "int8")
                 if "gflops_median" in report["ceiling"].get(p, {})
             )
             if report.get("ceiling")

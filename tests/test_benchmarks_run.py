@@ -38,6 +38,7 @@ FLOAT32_SYSTEMS = ("nlpengine", "ct2", "ort")
 SEQ2SEQ_SYSTEMS = (
     "nlpengine",
     "nlpengine-int8",
+    "nlpengine-bf16",
     "nlpengine-int8-mixed",
     "transformers",
     "transformers-bf16",
