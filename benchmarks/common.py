@@ -29,9 +29,22 @@ def cpu_model() -> str | None:
     return platform.processor() or None
 
 
-def cpu_flags(
-    wanted: tuple[str, ...] = ("avx2", "avx512f", "avx512_vnni", "amx_int8"),
-) -> list[str]:
+#: CPU flags recorded with the machine (the ones float32, bf16 and int8 GEMM kernels
+#: dispatch on).
+CPU_FLAGS_OF_INTEREST = (
+    "avx2",
+    "avx512f",
+    "avx512bw",
+    "avx512_vnni",
+    "avx_vnni",
+    "avx512_bf16",
+    "amx_tile",
+    "amx_bf16",
+    "amx_int8",
+)
+
+
+def cpu_flags(wanted: tuple[str, ...] = CPU_FLAGS_OF_INTEREST) -> list[str]:
     """Which of ``wanted`` CPU flags /proc/cpuinfo lists (the ones GEMM kernels dispatch on)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():

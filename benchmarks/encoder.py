@@ -80,7 +80,6 @@ from pathlib import Path
 import numpy as np
 from common import (
     child_env,
-    cpu_flags,
     csv_list,
     git_state,
     machine_info,
@@ -100,18 +99,6 @@ CLASSES = {
     "fast": "reduced precision: torch-bf16, ct2-int8, ort-int8 "
     "(and nlpengine-bf16/-int8/-int8-mixed)",
 }
-#: CPU flags recorded with the machine (the ones bf16/int8 GEMM kernels dispatch on).
-CPU_FLAGS_OF_INTEREST = (
-    "avx2",
-    "avx512f",
-    "avx512bw",
-    "avx512_vnni",
-    "avx_vnni",
-    "avx512_bf16",
-    "amx_tile",
-    "amx_bf16",
-    "amx_int8",
-)
 #: Environment variables the parent removes from every worker's environment unless the
 #: system itself sets them, so that each system runs the same way whatever the caller's shell.
 CONTROLLED_ENV = ("MKL_DISABLE_FAST_MM", "NLPENGINE_COMPUTE_TYPE")
@@ -1347,7 +1334,6 @@ def default_output(args: argparse.Namespace, model_label: str) -> Path:
 def run_parent(args: argparse.Namespace) -> None:
     """Prepare model, artifacts and workload, run interleaved worker rounds, write the report."""
     machine = machine_info()
-    machine["cpu_flags"] = cpu_flags(CPU_FLAGS_OF_INTEREST)
     if machine["loadavg"] and machine["loadavg"][0] > 0.5:
         log(f"warning: load average {machine['loadavg'][0]:.2f} before start; timings may be noisy")
     systems, thread_counts = args.systems, args.threads
