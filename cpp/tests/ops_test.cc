@@ -83,6 +83,31 @@ INSTANTIATE_TEST_SUITE_P(All, ActivationTest,
                                            ops::Activation::Tanh),
                          [](const auto& info) { return std::string(ops::activation_name(info.param)); });
 
+// GELU as the kernels compute it (the AVX-512 table of avx512_rows.h where the CPU runs
+// AVX-512, erf_f32's rational elsewhere) against a float64 GELU, past the table's end, at
+// every value of a fine grid, and at the special values.
+TEST(VectorMathTest, GeluErfWithin8e7AndSpecialValues) {
+  std::vector<float> x;
+  for (double v = -12.0; v <= 12.0; v += 0.000731) x.push_back(static_cast<float>(v));
+  for (float v : {0.f, -0.f, 5.5f, -5.5f, 5.4999f, 5.5001f, 1e-30f, -1e-30f, 1e30f, -1e30f}) x.push_back(v);
+  auto y = x;
+  ops::cpu::activate_f32(y.data(), static_cast<int64_t>(y.size()), ops::Activation::GeluErf);
+  double worst = 0.0;
+  for (size_t i = 0; i < x.size(); ++i) {
+    const double v = x[i];
+    worst = std::max(worst, std::fabs(y[i] - 0.5 * v * std::erfc(-v / std::sqrt(2.0))));
+  }
+  std::printf("GELU (erf) max abs error %g over %zu values\n", worst, x.size());
+  EXPECT_LT(worst, 8e-7);
+  const float inf = std::numeric_limits<float>::infinity();
+  std::vector<float> special{inf, -inf, std::numeric_limits<float>::quiet_NaN(), 0.f};
+  ops::cpu::activate_f32(special.data(), 4, ops::Activation::GeluErf);
+  EXPECT_EQ(special[0], inf);
+  EXPECT_LE(std::fabs(special[1]), 1e-6f);
+  EXPECT_TRUE(std::isnan(special[2]));
+  EXPECT_EQ(special[3], 0.f);
+}
+
 TEST(VectorMathTest, ExpIsWithinTwoUlpAndErfWithin5e7) {
   double worst_exp = 0.0, worst_erf = 0.0;
   for (double v = -87.3; v <= 88.0; v += 0.0137) {
