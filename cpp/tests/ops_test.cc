@@ -84,9 +84,10 @@ INSTANTIATE_TEST_SUITE_P(All, ActivationTest,
                          [](const auto& info) { return std::string(ops::activation_name(info.param)); });
 
 // GELU as the kernels compute it (the AVX-512 table of avx512_rows.h where the CPU runs
-// AVX-512, erf_f32's rational elsewhere) against a float64 GELU, past the table's end, at
-// every value of a fine grid, and at the special values.
-TEST(VectorMathTest, GeluErfWithin8e7AndSpecialValues) {
+// AVX-512: 4.9e-7 seen; erf_f32's rational elsewhere: 8.1e-7) against a float64 GELU, past
+// the table's end, at every value of a fine grid, far out (where x/2 (1 + erf(x/√2)) had
+// given GELU(-1e30) = -3e22), and at the special values.
+TEST(VectorMathTest, GeluErfWithin1e6AndSpecialValues) {
   std::vector<float> x;
   for (double v = -12.0; v <= 12.0; v += 0.000731) x.push_back(static_cast<float>(v));
   for (float v : {0.f, -0.f, 5.5f, -5.5f, 5.4999f, 5.5001f, 1e-30f, -1e-30f, 1e30f, -1e30f}) x.push_back(v);
@@ -98,13 +99,12 @@ TEST(VectorMathTest, GeluErfWithin8e7AndSpecialValues) {
     worst = std::max(worst, std::fabs(y[i] - 0.5 * v * std::erfc(-v / std::sqrt(2.0))));
   }
   std::printf("GELU (erf) max abs error %g over %zu values\n", worst, x.size());
-  EXPECT_LT(worst, 8e-7);
+  EXPECT_LT(worst, 1e-6);
   const float inf = std::numeric_limits<float>::infinity();
   std::vector<float> special{inf, -inf, std::numeric_limits<float>::quiet_NaN(), 0.f};
   ops::cpu::activate_f32(special.data(), 4, ops::Activation::GeluErf);
   EXPECT_EQ(special[0], inf);
-  // -inf: 0 from the AVX-512 table; NaN from the rational (-inf · 0), as torch gives.
-  EXPECT_TRUE(std::isnan(special[1]) || std::fabs(special[1]) <= 1e-6f) << special[1];
+  EXPECT_LE(std::fabs(special[1]), 1e-6f) << special[1];
   EXPECT_TRUE(std::isnan(special[2]));
   EXPECT_EQ(special[3], 0.f);
 }

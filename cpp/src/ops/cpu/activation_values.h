@@ -19,9 +19,20 @@ inline void activate_values(float* __restrict x, int64_t n, Activation act) {
     case Activation::None:
       return;
     case Activation::GeluErf: {
+      // GELU(x) = max(x, 0) + g(a) with g(a) = -a Φ(-a) = -a/2 (1 - erf(a / √2)) at a =
+      // min(|x|, 5.5) (g(5.5) = -1e-7), as the AVX-512 table computes it (gelu_erf16). The
+      // textbook x/2 (1 + erf(x / √2)) grows as 3e-8 x far below 0, where erf_f32 gives -1
+      // + 2^-24 and not -1: GELU(-1e30) was -3e22, GELU(-inf) -inf. NaN stays NaN (every
+      // comparison below is false for it).
       const float inv_sqrt2 = 0.70710678118654752440f;
 #pragma omp simd
-      for (int64_t i = 0; i < n; ++i) x[i] = 0.5f * x[i] * (1.f + erf_f32(x[i] * inv_sqrt2));
+      for (int64_t i = 0; i < n; ++i) {
+        const float v = x[i];
+        const float a = v < 0.f ? -v : v;
+        const float clamped = a > 5.5f ? 5.5f : a;
+        const float relu = v < 0.f ? 0.f : v;
+        x[i] = relu - 0.5f * clamped * (1.f - erf_f32(clamped * inv_sqrt2));
+      }
       return;
     }
     case Activation::GeluTanh: {
