@@ -1,15 +1,15 @@
 """Fit the piecewise-cubic GELU of cpp/src/ops/cpu/avx512_rows.h (gelu_erf16) and write its table.
 
-GELU(x) = x Φ(x) = relu(x) + g(|x|) with g(a) = -a Φ(-a): g is even, has GELU's kink-free
-curvature on one side of 0 only, and decays to 0 (g(5.5) = -1.0e-7), so one table over
-a = min(|x|, 5.5) serves both signs and every x beyond. [0, 5.5] is cut into 32 intervals
-centred on j / k (k = 31 / 5.5: the first and last are half as wide), the interval a falls
-in being round(a · k) — the low 5 bits of the float a · k + 1.5 · 2^23, which the
-AVX-512 permutation takes as its index — and g is fitted on each by a cubic in a itself
-(minimax over a dense grid, each fit a linear program). The kernel then costs one vrangeps,
-one fused multiply-add for the index, four two-register permutations, three fused
-multiply-adds, one vmaxps and one vaddps: 11 vector operations where the rational erf
-took 19 with a division.
+GELU(x) = x Φ(x) = relu(x) + g(|x|) with g(a) = -a Φ(-a): GELU(x) - relu(x) is even in x, g
+is smooth on a >= 0 (relu's kink stays outside it) and decays to 0 (g(5.5) = -1.0e-7), so
+one table over a = min(|x|, 5.5) serves both signs and every x beyond. [0, 5.5] is cut into
+32 intervals centred on j / k (k = 31 / 5.5: the first and last are half as wide), the
+interval a falls in being round(a · k) — the low 5 bits of the float a · k + 1.5 · 2^23,
+which the AVX-512 permutation takes as its index — and g is fitted on each by a cubic in a
+itself (minimax over a dense grid, each fit a linear program). The kernel then costs one
+vrangeps, one fused multiply-add for the index, four two-register permutations, three fused
+multiply-adds, one vmaxps and one vaddps: 11 vector operations where the rational erf took
+19 with a division.
 
 Prints the largest absolute error against a float64 GELU over [-12, 12] when evaluated as
 the C++ does (float32, fused multiply-adds) and writes the header (clang-formatted).
