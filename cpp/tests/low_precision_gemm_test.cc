@@ -626,6 +626,43 @@ TEST(PackedGemmTest, Int8PackedProductIsExactForAnyShape) {
   }
 }
 
+// The packed int8 product's sums in blocks of rows (gemm_u8s8s32_packed_blocks), on one
+// thread, where blocks of a power of two rows are cut from the caller's padded rows: the
+// blocks cover the rows in order and their sums are the reference's, bit for bit, for row
+// counts off a block, past oneDNN's chunk of 1,024 rows by a few (exact) and by many
+// (rounded up) rows.
+TEST(PackedGemmTest, Int8SumsInBlocksOfRowsAreExact) {
+  const int32_t w_max = ops::int8_weight_max();
+  const ThreadScope one_thread(1);
+  for (const auto& [n, k] : std::vector<std::pair<int64_t, int64_t>>{{384, 384}, {1536, 384}, {45, 7}}) {
+    std::vector<int8_t> b(static_cast<size_t>(n * k));
+    for (size_t i = 0; i < b.size(); ++i)
+      b[i] = static_cast<int8_t>(i % 3 == 0 ? -w_max : w_max - static_cast<int32_t>(i % 7));
+    Tensor bt(DType::I8, {n, k});
+    std::memcpy(bt.data<int8_t>(), b.data(), b.size());
+    const ops::PackedWeight packed = ops::pack_weight_s8(bt);
+    for (int64_t m : {1, 31, 100, 129, 1030, 1100}) {
+      const int64_t rows = ops::cpu::packed_s8_rows(m);
+      std::vector<uint8_t> a(static_cast<size_t>(rows * k), 0);
+      for (int64_t i = 0; i < m * k; ++i)
+        a[static_cast<size_t>(i)] = static_cast<uint8_t>(i % 11 == 0 ? 0 : 255 - i % 5);
+      std::vector<int32_t> c(static_cast<size_t>(m * n), -7), expected(static_cast<size_t>(m * n));
+      int64_t next = 0;
+      ops::cpu::gemm_u8s8s32_packed_blocks(a.data(), packed.data.get(), m, n, k,
+                                           [&](int64_t first, int64_t count, const int32_t* sums) {
+                                             ASSERT_EQ(first, next) << "m " << m << " n " << n;
+                                             ASSERT_GT(count, 0);
+                                             ASSERT_LE(first + count, m);
+                                             std::copy(sums, sums + count * n, c.begin() + first * n);
+                                             next = first + count;
+                                           });
+      EXPECT_EQ(next, m) << "m " << m << " n " << n << " k " << k;
+      ops::reference::gemm_u8s8s32(expected.data(), a.data(), b.data(), m, n, k);
+      EXPECT_EQ(c, expected) << "m " << m << " n " << n << " k " << k;
+    }
+  }
+}
+
 // int8 products of 1 to kGemvS8MaxRows rows read oneDNN's blocked weight directly
 // (ops/cpu/gemv_u8s8_blocked.h): the same int32 sums as the reference, bit for bit, on
 // depths off a group of 4 and columns off a block of 64, writing only their rows; every

@@ -1,4 +1,6 @@
 #include <mkl.h>
+#include <omp.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <limits>
@@ -167,6 +169,45 @@ void gemm_u8s8s32_packed(int32_t* c, const uint8_t* a, const void* packed_b, int
                              static_cast<MKL_INT>(n), &no_offset);
 }
 
+namespace {
+// The core's L2 cache in bytes, as the C library reports it (1 MB if it does not).
+int64_t l2_cache_bytes() {
+  static const int64_t bytes = [] {
+    const long reported = sysconf(_SC_LEVEL2_CACHE_SIZE);
+    return reported > 0 ? std::clamp<int64_t>(reported, int64_t{256} << 10, int64_t{16} << 20)
+                        : int64_t{1} << 20;
+  }();
+  return bytes;
+}
+
+// The rows of gemm_u8s8s32_packed_blocks' blocks: a power of two from 32 (so that the
+// blocks cut oneDNN's chunks of kChunkRows only at whole steps, within the caller's padded
+// rows), at most kChunkRows; m where the product is not blocked.
+int64_t s8_block_rows(int64_t m, int64_t n, int64_t k) {
+  static_assert((onednn::kChunkRows & (onednn::kChunkRows - 1)) == 0 && onednn::kChunkRows >= 32,
+                "blocks of a power of two rows divide oneDNN's chunks");
+  const int64_t half = l2_cache_bytes() / 2;
+  if (s8_packing() == S8Packing::Panels || n * k > half || (omp_get_max_threads() > 1 && !omp_in_parallel()))
+    return m;
+  int64_t rows = 32;
+  while (rows < onednn::kChunkRows && 2 * rows * n * static_cast<int64_t>(sizeof(int32_t)) <= half) rows *= 2;
+  return std::min(rows, m);
+}
+}  // namespace
+
+void gemm_u8s8s32_packed_blocks(const uint8_t* a, const void* packed_b, int64_t m, int64_t n, int64_t k,
+                                const std::function<void(int64_t, int64_t, const int32_t*)>& use) {
+  if (m == 0 || n == 0) return;
+  const int64_t block = s8_block_rows(m, n, k);
+  thread_local ScratchBuffer<int32_t> acc_buffer;
+  int32_t* acc = acc_buffer.get(static_cast<size_t>(packed_s8_rows(block) * n));
+  for (int64_t first = 0; first < m; first += block) {
+    const int64_t rows = std::min(block, m - first);
+    gemm_u8s8s32_packed(acc, a + first * k, packed_b, rows, n, k);
+    use(first, rows, acc);
+  }
+}
+
 void gemm_u8s8_dequantize_packed(void* y, const uint8_t* a, const void* packed_b, int64_t m, int64_t n,
                                  int64_t k, const S8Dequantization& dq, bool y_bf16) {
   if (m == 0 || n == 0) return;
@@ -181,15 +222,15 @@ void gemm_u8s8_dequantize_packed(void* y, const uint8_t* a, const void* packed_b
     float_to_bf16(static_cast<uint16_t*>(y), y_f32, m * n);
     return;
   }
-  thread_local ScratchBuffer<int32_t> acc_buffer;
-  int32_t* acc = acc_buffer.get(static_cast<size_t>(packed_s8_rows(m) * n));
-  gemm_u8s8s32_packed(acc, a, packed_b, m, n, k);
-  if (y_bf16)
-    dequantize_rows_bf16(static_cast<uint16_t*>(y), acc, dq.row_scale, dq.row_zero, dq.col_scale, dq.col_sum,
-                         dq.bias, m, n, dq.act);
-  else
-    dequantize_rows(static_cast<float*>(y), acc, dq.row_scale, dq.row_zero, dq.col_scale, dq.col_sum, dq.bias,
-                    m, n, dq.act);
+  gemm_u8s8s32_packed_blocks(a, packed_b, m, n, k, [&](int64_t first, int64_t rows, const int32_t* acc) {
+    const int32_t* row_zero = dq.row_zero ? dq.row_zero + first : nullptr;
+    if (y_bf16)
+      dequantize_rows_bf16(static_cast<uint16_t*>(y) + first * n, acc, dq.row_scale + first, row_zero,
+                           dq.col_scale, dq.col_sum, dq.bias, rows, n, dq.act);
+    else
+      dequantize_rows(static_cast<float*>(y) + first * n, acc, dq.row_scale + first, row_zero, dq.col_scale,
+                      dq.col_sum, dq.bias, rows, n, dq.act);
+  });
 }
 
 }  // namespace cpu
