@@ -21,7 +21,8 @@ STRATEGIES = ["none", "simple", "first", "average", "max"]
 ARCHS = ["bert", "roberta", "distilbert", "electra"]
 
 #: Our own sentences: names split into subwords, punctuation, digits, accents, other
-#: scripts, emoji, control characters, empty and blank texts.
+#: scripts, emoji, control characters, empty and blank texts, and special tokens typed in
+#: the text (text to the pipeline, skipped as entities, as transformers skips them).
 TEXTS = [
     "John Smith visited New York and Paris in 2019.",
     "Mary Lee works at Acme Bank, Berlin!",
@@ -36,6 +37,7 @@ TEXTS = [
     "",
     "   ",
     "Parisian Berliners visited Johnstonville, Acmeland and Yorkshire.",
+    "[CLS] Anna Lee [SEP] met <s> John Smith </s> in Berlin [SEP]",
 ]
 
 
