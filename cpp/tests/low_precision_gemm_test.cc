@@ -556,9 +556,10 @@ TEST(PackedGemmTest, Int8Bf16ResultsAreTheFloatResultsRounded) {
 
 // Two int8 products in a row (a feed-forward block) with the first's results handed to
 // the second quantized, never float32 in memory: the same bits as the two products through
-// a float32 hidden tensor, packed or not, with and without biases, the second's results
-// float32 or bf16; row counts of the few-row kernel, the primitive's blocks, and past a
-// 1,024-row chunk.
+// a float32 hidden tensor, packed or not, with and without biases, with GELU or nothing
+// between them (200 hidden values: the fused rescale-and-quantize pass's steps of 32 and a
+// partial one), the second's results float32 or bf16; row counts of the few-row kernel,
+// the primitive's blocks, and past a 1,024-row chunk.
 TEST(PackedGemmTest, Int8ChainEqualsTheTwoProducts) {
   const int64_t k = 72, hidden = 200, n = 48;
   const Tensor w1 = tensor_from(random_floats(static_cast<size_t>(hidden * k), 45, 0.2f), {hidden, k});
@@ -572,15 +573,17 @@ TEST(PackedGemmTest, Int8ChainEqualsTheTwoProducts) {
       for (const bool biases : {true, false}) {
         const Tensor* first_bias = biases ? &b1 : nullptr;
         const Tensor* second_bias = biases ? &b2 : nullptr;
-        Tensor h(DType::F32, {m, hidden});
-        ops::matmul_nt_int8(h, x, q1, first_bias, ops::Activation::GeluErf);
-        for (const DType out : {DType::F32, DType::BF16}) {
-          Tensor expected(out, {m, n}), got(out, {m, n});
-          ops::matmul_nt_int8(expected, h, q2, second_bias);
-          ops::matmul_nt_int8_chain(got, x, q1, first_bias, ops::Activation::GeluErf, q2, second_bias);
-          EXPECT_EQ(0, std::memcmp(expected.raw_data(), got.raw_data(), got.nbytes()))
-              << (pack ? "packed" : "plain") << " m " << m << (biases ? "" : " no biases") << " "
-              << dtype_name(out);
+        for (const ops::Activation act : {ops::Activation::GeluErf, ops::Activation::None}) {
+          Tensor h(DType::F32, {m, hidden});
+          ops::matmul_nt_int8(h, x, q1, first_bias, act);
+          for (const DType out : {DType::F32, DType::BF16}) {
+            Tensor expected(out, {m, n}), got(out, {m, n});
+            ops::matmul_nt_int8(expected, h, q2, second_bias);
+            ops::matmul_nt_int8_chain(got, x, q1, first_bias, act, q2, second_bias);
+            EXPECT_EQ(0, std::memcmp(expected.raw_data(), got.raw_data(), got.nbytes()))
+                << (pack ? "packed" : "plain") << " m " << m << (biases ? "" : " no biases")
+                << (act == ops::Activation::None ? " no activation " : " ") << dtype_name(out);
+          }
         }
       }
     }
