@@ -1,6 +1,5 @@
 #include <mkl.h>
 #include <omp.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <limits>
@@ -9,6 +8,7 @@
 #include "core/scratch_buffer.h"
 #include "ops/bf16_gemm.h"
 #include "ops/check.h"
+#include "ops/cpu/cache_size.h"
 #include "ops/cpu/gemm_library.h"
 #include "ops/cpu/onednn_matmul.h"
 #include "ops/cpu/panel_gemm_f32.h"
@@ -170,16 +170,6 @@ void gemm_u8s8s32_packed(int32_t* c, const uint8_t* a, const void* packed_b, int
 }
 
 namespace {
-// The core's L2 cache in bytes, as the C library reports it (1 MB if it does not).
-int64_t l2_cache_bytes() {
-  static const int64_t bytes = [] {
-    const long reported = sysconf(_SC_LEVEL2_CACHE_SIZE);
-    return reported > 0 ? std::clamp<int64_t>(reported, int64_t{256} << 10, int64_t{16} << 20)
-                        : int64_t{1} << 20;
-  }();
-  return bytes;
-}
-
 // The rows of gemm_u8s8s32_packed_blocks' blocks: a power of two from 32 (so that the
 // blocks cut oneDNN's chunks of kChunkRows only at whole steps, within the caller's padded
 // rows), at most kChunkRows; m where the product is not blocked.
