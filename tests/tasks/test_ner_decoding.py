@@ -135,6 +135,22 @@ def test_group_scores_are_means():
     assert groups[1][1] == pytest.approx(0.53)
 
 
+@pytest.mark.parametrize("scheme", ["BIO", "BIOES"])
+def test_group_skip_leaves_out_those_runs_only(scheme):
+    """``skip`` (the pipeline's ignore_labels) drops runs of those types before scoring
+    them; every other run is the same, score included."""
+    labels = ["O", "O", "B-PER", "I-PER", "O", "B-LOC", "O", "O", "O", "B-ORG"]
+    if scheme == "BIOES":
+        labels = ["O", "O", "B-PER", "E-PER", "O", "S-LOC", "O", "O", "O", "S-ORG"]
+    tokens = _tokens(labels)
+    every = group_entities(tokens, scheme)
+    assert group_entities(tokens, scheme, skip={"O"}) == [g for g in every if g[0] != "O"]
+    assert group_entities(tokens, scheme, skip={"O", "LOC"}) == [
+        g for g in every if g[0] not in ("O", "LOC")
+    ]
+    assert group_entities(tokens, scheme, skip=()) == every
+
+
 def test_group_io():
     labels = ["PER", "PER", "O", "LOC", "PER", "PER"]
     assert _grouped(labels, "IO") == [
