@@ -126,15 +126,25 @@ void all_blocks(void* c, const uint16_t* a, const uint16_t* w, int64_t m, int64_
 }
 }  // namespace
 
-void gemv_bf16_blocked(void* c, const uint16_t* a, const uint16_t* w, int64_t m, int64_t n, int64_t k,
-                       int64_t block_stride, const float* bias, Activation act, bool c_bf16) {
+namespace {
+void gemv_bf16_blocked_kernel(void* c, const uint16_t* a, const uint16_t* w, int64_t m, int64_t n, int64_t k,
+                              int64_t block_stride, const float* bias, Activation act, bool c_bf16) {
   if (m < 1 || m > kGemvBf16MaxRows)
     throw Error("gemv_bf16_blocked: " + std::to_string(m) + " rows (1 to " +
                 std::to_string(kGemvBf16MaxRows) + " taken)");
   all_blocks(c, a, w, m, n, k, block_stride, bias, act, c_bf16);
 }
+}  // namespace
 
 #  pragma GCC pop_options
+
+// Outside the kernels' target: the check must not itself need the instructions.
+void gemv_bf16_blocked(void* c, const uint16_t* a, const uint16_t* w, int64_t m, int64_t n, int64_t k,
+                       int64_t block_stride, const float* bias, Activation act, bool c_bf16) {
+  if (!gemv_bf16_blocked_available())
+    throw Error("gemv_bf16_blocked: this CPU lacks AVX512-BF16 (gemv_bf16_blocked_available() is false)");
+  gemv_bf16_blocked_kernel(c, a, w, m, n, k, block_stride, bias, act, c_bf16);
+}
 
 #else  // no AVX512-BF16 kernel in this build
 

@@ -35,7 +35,7 @@ bool gemv_bf16_blocked_available();
 // patterns and c (float32, or bf16 with c_bf16) row-major and dense; w in the layout
 // above, column block b starting block_stride elements after block b - 1 (block_stride
 // >= k rounded up to a pair, times kGemvBf16ColumnBlock), the depth's padding to a whole
-// pair zero. bias may be null.
+// pair zero. bias may be null. Throws Error where gemv_bf16_blocked_available() is false.
 void gemv_bf16_blocked(void* c, const uint16_t* a, const uint16_t* w, int64_t m, int64_t n, int64_t k,
                        int64_t block_stride, const float* bias, Activation act, bool c_bf16);
 

@@ -185,15 +185,25 @@ void all_blocks(float* c, const float* a, const float* w, int64_t m, int64_t n, 
 }
 }  // namespace
 
-void gemv_f32_blocked(float* c, const float* a, const float* w, int64_t m, int64_t n, int64_t k,
-                      int64_t block_stride, const float* bias, Activation act) {
+namespace {
+void gemv_f32_blocked_kernel(float* c, const float* a, const float* w, int64_t m, int64_t n, int64_t k,
+                             int64_t block_stride, const float* bias, Activation act) {
   if (m < 1 || m > kGemvMaxRows)
     throw Error("gemv_f32_blocked: " + std::to_string(m) + " rows (1 to " + std::to_string(kGemvMaxRows) +
                 " taken)");
   all_blocks(c, a, w, m, n, k, block_stride, bias, act);
 }
+}  // namespace
 
 #  pragma GCC pop_options
+
+// Outside the kernels' target: the check must not itself need the instructions.
+void gemv_f32_blocked(float* c, const float* a, const float* w, int64_t m, int64_t n, int64_t k,
+                      int64_t block_stride, const float* bias, Activation act) {
+  if (!gemv_f32_blocked_available())
+    throw Error("gemv_f32_blocked: this CPU lacks AVX-512 (gemv_f32_blocked_available() is false)");
+  gemv_f32_blocked_kernel(c, a, w, m, n, k, block_stride, bias, act);
+}
 
 #else  // no AVX-512 kernel in this build
 

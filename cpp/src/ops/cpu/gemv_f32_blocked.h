@@ -47,7 +47,8 @@ bool gemv_f32_blocked_available();
 // c (m, n) = act(a (m, k) · wᵀ + bias (n)), m from 1 to kGemvMaxRows, a and c row-major
 // and dense; w in the layout above, column block b starting block_stride floats after
 // block b - 1 (block_stride >= k · kGemvColumnBlock), the columns past n of the last block
-// present (their values unused). bias may be null.
+// present (their values unused). bias may be null. Throws Error where
+// gemv_f32_blocked_available() is false.
 void gemv_f32_blocked(float* c, const float* a, const float* w, int64_t m, int64_t n, int64_t k,
                       int64_t block_stride, const float* bias, Activation act);
 

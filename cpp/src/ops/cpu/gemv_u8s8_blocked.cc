@@ -202,15 +202,25 @@ void all_blocks(int32_t* c, const uint8_t* a, const int8_t* w, int64_t m, int64_
 }
 }  // namespace
 
-void gemv_u8s8s32_blocked(int32_t* c, const uint8_t* a, const int8_t* w, int64_t m, int64_t n, int64_t k,
-                          int64_t block_stride) {
+namespace {
+void gemv_u8s8s32_blocked_kernel(int32_t* c, const uint8_t* a, const int8_t* w, int64_t m, int64_t n,
+                                 int64_t k, int64_t block_stride) {
   if (m < 1 || m > kGemvS8MaxRows)
     throw Error("gemv_u8s8s32_blocked: " + std::to_string(m) + " rows (1 to " +
                 std::to_string(kGemvS8MaxRows) + " taken)");
   all_blocks(c, a, w, m, n, k, block_stride);
 }
+}  // namespace
 
 #  pragma GCC pop_options
+
+// Outside the kernels' target: the check must not itself need the instructions.
+void gemv_u8s8s32_blocked(int32_t* c, const uint8_t* a, const int8_t* w, int64_t m, int64_t n, int64_t k,
+                          int64_t block_stride) {
+  if (!gemv_u8s8_blocked_available())
+    throw Error("gemv_u8s8s32_blocked: this CPU lacks AVX-512 VNNI (gemv_u8s8_blocked_available() is false)");
+  gemv_u8s8s32_blocked_kernel(c, a, w, m, n, k, block_stride);
+}
 
 #else  // no AVX-512 VNNI kernel in this build
 

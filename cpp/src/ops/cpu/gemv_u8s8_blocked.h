@@ -39,7 +39,8 @@ bool gemv_u8s8_blocked_available();
 // c (m, n) = a (m, k) · wᵀ in int32, m from 1 to kGemvS8MaxRows, a (u8) and c row-major
 // and dense; w in the layout above, column block b starting block_stride bytes after block
 // b - 1 (block_stride >= k rounded up to kGemvS8Group, times kGemvS8ColumnBlock), the
-// depth's padding to a whole group zero.
+// depth's padding to a whole group zero. Throws Error where gemv_u8s8_blocked_available()
+// is false.
 void gemv_u8s8s32_blocked(int32_t* c, const uint8_t* a, const int8_t* w, int64_t m, int64_t n, int64_t k,
                           int64_t block_stride);
 
