@@ -342,6 +342,29 @@ TEST_P(AttentionTest, WritesResultsRoundedToBf16) {
     ASSERT_EQ(rounded.data<uint16_t>()[i], float_to_bf16_bits(out.data<float>()[i])) << "element " << i;
 }
 
+// Each head's results land in its own columns only: one head written into rows wider than
+// it (float32 and rounded to bf16), the columns after it left as they were.
+TEST_P(AttentionTest, LeavesTheColumnsAfterItsHeadAlone) {
+  const AttentionCase p = GetParam();
+  std::vector<int64_t> offsets = {0};
+  for (int64_t len : p.lengths) offsets.push_back(offsets.back() + len);
+  const int64_t tokens = offsets.back(), d = p.head_dim, ld = 3 * d, ld_out = d + 9;
+  const auto qkv = random_floats(static_cast<size_t>(tokens * ld), 19, 2.f);
+  const float scale = 1.f / std::sqrt(static_cast<float>(d));
+  const int64_t seqs = static_cast<int64_t>(p.lengths.size());
+  std::vector<float> out(static_cast<size_t>(tokens * ld_out), 7.f);
+  std::vector<uint16_t> rounded(out.size(), 0x1234);
+  ops::cpu::packed_self_attention_f32(out.data(), qkv.data(), qkv.data() + d, qkv.data() + 2 * d,
+                                      offsets.data(), seqs, 1, d, ld, ld_out, scale);
+  ops::cpu::packed_self_attention_f32(rounded.data(), qkv.data(), qkv.data() + d, qkv.data() + 2 * d,
+                                      offsets.data(), seqs, 1, d, ld, ld_out, scale);
+  for (int64_t r = 0; r < tokens; ++r)
+    for (int64_t c = d; c < ld_out; ++c) {
+      ASSERT_EQ(out[r * ld_out + c], 7.f) << "row " << r << " column " << c;
+      ASSERT_EQ(rounded[r * ld_out + c], 0x1234) << "row " << r << " column " << c;
+    }
+}
+
 INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
                          ::testing::Values(AttentionCase{{1}, 1, 4}, AttentionCase{{3, 7, 12, 17}, 5, 8},
                                            AttentionCase{{130, 2}, 12, 32},
@@ -350,7 +373,12 @@ INSTANTIATE_TEST_SUITE_P(Shapes, AttentionTest,
                                            // their 6-row and 8-key steps.
                                            AttentionCase{{1, 6, 8, 9, 16, 23, 77}, 2, 64},
                                            AttentionCase{{5, 13, 40}, 3, 24},
-                                           AttentionCase{{5, 0, 9}, 3, 13}),
+                                           // Widths that are not: the copies padded to a
+                                           // multiple of 8, the last vector stored in part
+                                           // (TinyBERT's 312 / 12 = 26).
+                                           AttentionCase{{5, 0, 9}, 3, 13},
+                                           AttentionCase{{1, 6, 7, 13, 40, 130}, 2, 26},
+                                           AttentionCase{{3, 9}, 2, 3}),
                          [](const auto& info) {
                            std::string name = "h" + std::to_string(info.param.heads) + "d" +
                                               std::to_string(info.param.head_dim) + "_len";

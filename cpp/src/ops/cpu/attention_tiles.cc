@@ -4,6 +4,7 @@
 #  include <immintrin.h>
 #endif
 
+#include <cstring>
 #include <limits>
 
 #include "nlpengine/errors.h"
@@ -21,22 +22,39 @@ namespace {
 // the 16 vector registers.
 constexpr int kTileRows = 6;
 
-// The rows (len, d), ld apart, copied one after another into scratch.
+// d rounded up to a multiple of 8: the row width of the query and value copies.
+inline int64_t padded_width(int64_t d) { return (d + 7) / 8 * 8; }
+
+// The first n (0 to 8) lanes set.
+inline __m256i first_lanes(int64_t n) {
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(static_cast<int>(n)),
+                            _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7));
+}
+
+// The rows (len, d), ld apart, copied one after another into scratch, padded_width(d) apart
+// with zeros after each row's d values.
 const float* copy_rows(ScratchBuffer<float>& scratch, const float* x, int64_t ld, int64_t len, int64_t d) {
-  float* out = scratch.get(static_cast<size_t>(len * d));
-  for (int64_t r = 0; r < len; ++r)
-    for (int64_t c = 0; c < d; c += 8) _mm256_storeu_ps(out + r * d + c, _mm256_loadu_ps(x + r * ld + c));
+  const int64_t width = padded_width(d), whole = d / 8 * 8;
+  float* out = scratch.get(static_cast<size_t>(len * width));
+  const __m256i tail = first_lanes(d - whole);
+  for (int64_t r = 0; r < len; ++r) {
+    for (int64_t c = 0; c < whole; c += 8)
+      _mm256_storeu_ps(out + r * width + c, _mm256_loadu_ps(x + r * ld + c));
+    if (whole < width)
+      _mm256_storeu_ps(out + r * width + whole, _mm256_maskload_ps(x + r * ld + whole, tail));
+  }
   return out;
 }
 
 // kt (d, stride) = k (len, d)ᵀ, the columns from len to stride zero.
 void transpose_keys(float* kt, int64_t stride, const float* k, int64_t ld_k, int64_t len, int64_t d) {
+  const int64_t whole = d / 8 * 8;
   int64_t j = 0;
   for (; j + 8 <= len; j += 8)
-    for (int64_t p = 0; p < d; p += 8) transpose_8x8(kt + p * stride + j, stride, k + j * ld_k + p, ld_k);
+    for (int64_t p = 0; p < whole; p += 8) transpose_8x8(kt + p * stride + j, stride, k + j * ld_k + p, ld_k);
   for (int64_t p = 0; p < d; ++p) {
     float* row = kt + p * stride;
-    for (int64_t c = j; c < len; ++c) row[c] = k[c * ld_k + p];
+    for (int64_t c = p < whole ? j : 0; c < len; ++c) row[c] = k[c * ld_k + p];
     for (int64_t c = len; c < stride; ++c) row[c] = 0.f;
   }
 }
@@ -82,16 +100,29 @@ inline __m128i round_to_bf16(__m256 x) {
   return _mm256_castsi256_si128(_mm256_permute4x64_epi64(_mm256_packus_epi32(words, words), 0xd8));
 }
 
-inline void store8(float* out, __m256 x) { _mm256_storeu_ps(out, x); }
-inline void store8(uint16_t* out, __m256 x) {
-  _mm_storeu_si128(reinterpret_cast<__m128i*>(out), round_to_bf16(x));
+// The first n of x's 8 values (all 8 when n >= 8) stored at out.
+inline void store_first(float* out, __m256 x, int64_t n) {
+  if (n >= 8)
+    _mm256_storeu_ps(out, x);
+  else
+    _mm256_maskstore_ps(out, first_lanes(n), x);
+}
+inline void store_first(uint16_t* out, __m256 x, int64_t n) {
+  if (n >= 8) {
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(out), round_to_bf16(x));
+  } else {
+    alignas(16) uint16_t words[8];
+    _mm_store_si128(reinterpret_cast<__m128i*>(words), round_to_bf16(x));
+    std::memcpy(out, words, static_cast<size_t>(n) * sizeof(uint16_t));
+  }
 }
 
 // out[r, 8v + i] = inv_sum[r] · Σ_j p[r, j] · v[j, 8v + i] for R rows and V vectors of 8
-// columns; Out float, or uint16_t for results rounded to bf16.
+// columns, of which the first width are stored; Out float, or uint16_t for results rounded
+// to bf16.
 template <int R, int V, typename Out>
 inline void value_tile(Out* out, int64_t ld_out, const float* p, int64_t ld_p, const float* inv_sum,
-                       const float* v, int64_t ld_v, int64_t len) {
+                       const float* v, int64_t ld_v, int64_t len, int64_t width) {
   __m256 acc[R][V];
 #  pragma GCC unroll 8
   for (int r = 0; r < R; ++r)
@@ -112,21 +143,23 @@ inline void value_tile(Out* out, int64_t ld_out, const float* p, int64_t ld_p, c
   for (int r = 0; r < R; ++r) {
     const __m256 s = _mm256_broadcast_ss(inv_sum + r);
 #  pragma GCC unroll 8
-    for (int c = 0; c < V; ++c) store8(out + r * ld_out + 8 * c, _mm256_mul_ps(acc[r][c], s));
+    for (int c = 0; c < V; ++c)
+      store_first(out + r * ld_out + 8 * c, _mm256_mul_ps(acc[r][c], s), width - 8 * c);
   }
 }
 
 // Rows r0 .. r0 + R - 1 of one head's attention, start to end: their scores over every key
 // (R × stride floats, in L1), the softmax's unnormalised probabilities and 1 / Σ, and the
-// product with the values. q and v contiguous copies (d apart), kt the keys transposed.
+// product with the values. q and v contiguous copies (padded_width(d) apart), kt the keys
+// transposed.
 template <int R, typename Out>
 void attend_rows(Out* out, int64_t ld_out, const float* q, const float* kt, const float* v, int64_t r0,
                  int64_t len, int64_t d, __m256 scale, const float* bias, float* s) {
-  const int64_t stride = attention_tile_stride(len);
-  const float* qr = q + r0 * d;
+  const int64_t stride = attention_tile_stride(len), width = padded_width(d);
+  const float* qr = q + r0 * width;
   int64_t j = 0;
-  for (; j + 16 <= stride; j += 16) score_tile<R, 2>(s + j, stride, qr, d, kt + j, stride, d, scale);
-  if (j < stride) score_tile<R, 1>(s + j, stride, qr, d, kt + j, stride, d, scale);
+  for (; j + 16 <= stride; j += 16) score_tile<R, 2>(s + j, stride, qr, width, kt + j, stride, d, scale);
+  if (j < stride) score_tile<R, 1>(s + j, stride, qr, width, kt + j, stride, d, scale);
   constexpr float kNegInf = -std::numeric_limits<float>::infinity();
   for (int r = 0; r < R; ++r) {
     float* sr = s + r * stride;
@@ -140,8 +173,9 @@ void attend_rows(Out* out, int64_t ld_out, const float* q, const float* kt, cons
   softmax_rows_unnormalized_f32(s, inv_sum, R, stride);
   Out* o = out + r0 * ld_out;
   int64_t c = 0;
-  for (; c + 16 <= d; c += 16) value_tile<R, 2>(o + c, ld_out, s, stride, inv_sum, v + c, d, len);
-  if (c < d) value_tile<R, 1>(o + c, ld_out, s, stride, inv_sum, v + c, d, len);
+  for (; c + 16 <= width; c += 16)
+    value_tile<R, 2>(o + c, ld_out, s, stride, inv_sum, v + c, width, len, d - c);
+  if (c < width) value_tile<R, 1>(o + c, ld_out, s, stride, inv_sum, v + c, width, len, d - c);
 }
 
 template <typename Out>
@@ -175,7 +209,7 @@ void attend_tiles(Out* out, int64_t ld_out, const float* q, int64_t ld_q, const 
 }
 }  // namespace
 
-bool attention_tiles_fit(int64_t head_dim) { return head_dim > 0 && head_dim % 8 == 0; }
+bool attention_tiles_fit(int64_t head_dim) { return head_dim > 0; }
 
 void attention_tiles(float* out, int64_t ld_out, const float* q, int64_t ld_q, const float* k, int64_t ld_k,
                      const float* v, int64_t ld_v, int64_t len, int64_t d, float scale, const float* bias,

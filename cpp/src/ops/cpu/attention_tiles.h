@@ -21,7 +21,9 @@ struct AttentionTileScratch {
   ScratchBuffer<float> queries, keys, values, scores;
 };
 
-// Whether the tiles take heads of this width on this build (a multiple of 8, AVX2 with FMA).
+// Whether the tiles take heads of this width on this build (any width with AVX2 and FMA: the
+// query and value copies are padded with zeros to a multiple of 8, the results stored
+// without the padding).
 bool attention_tiles_fit(int64_t head_dim);
 
 // The score row stride of a sequence of len: len rounded up to a multiple of 8.
