@@ -11,7 +11,8 @@ within 1e-4 of transformers, tests/parity) with tolerances for their arithmetic:
   smooth their inputs with its parameters (ops/int8_gemm.h); the 7-bit floors below
   are above what the same products gave without smoothing.
 - bf16: weights and inputs rounded to 8 significant bits, float32 sums; cosine about
-  0.99998 (tolerance 0.9995).
+  0.99998 (tolerance 0.9995). Without native bf16 products (``nlpengine.bf16_arithmetic()``
+  is "float32") the weights alone are rounded and the float32 kernels multiply them.
 - int8-mixed: where the CPU has native bf16 products, int8 but for the value and
   feed-forward output projections, which run in bf16; elsewhere
   (``nlpengine.int8_mixed_arithmetic()`` is "int16") every product in 16-bit integers:
@@ -313,6 +314,36 @@ def test_int8_mixed_arithmetic_names_what_this_cpu_runs():
     # bf16 products are not native: every such CPU (AVX2 without VNNI) takes them.
     if nlpengine.int8_weight_max() < 127:
         assert arithmetic == "int16"
+
+
+def test_bf16_arithmetic_names_what_this_cpu_runs(tmp_path):
+    """Without native bf16 products "bf16" is the float32 kernels on the weights rounded
+    to bf16: the float32 results, bit for bit, of the same model with its Linear weights
+    rounded in torch. With them the inputs are rounded too, and the results differ."""
+    import torch
+
+    arithmetic = nlpengine.bf16_arithmetic()
+    assert arithmetic in ("bf16", "float32")
+    model_dir, model = save_tiny_model(tmp_path, "bert", seed=11)
+    with torch.no_grad():
+        for module in model.modules():
+            if isinstance(module, torch.nn.Linear):
+                module.weight.copy_(module.weight.to(torch.bfloat16).to(torch.float32))
+    rounded_dir = tmp_path / "rounded"
+    model.save_pretrained(rounded_dir)
+    rng = np.random.default_rng(3)
+    ids = rng.integers(5, 90, size=(3, 17))
+    mask = np.ones_like(ids)
+    mask[1, 9:] = 0
+    bf16_model = nlpengine.load(model_dir, threads=2, compute_type="bf16")
+    hidden = bf16_model.encode(ids, mask).last_hidden_state
+    rounded = nlpengine.load(rounded_dir, threads=2).encode(ids, mask).last_hidden_state
+    if arithmetic == "float32":
+        np.testing.assert_array_equal(hidden, rounded)
+    else:
+        assert not np.array_equal(hidden, rounded)
+        keep = mask.astype(bool)
+        assert relative_error(hidden[keep], rounded[keep]) <= RELATIVE_LOGIT_ERROR["bf16"]
 
 
 def test_unknown_compute_type_is_a_clear_error(minilm_dir):

@@ -7,7 +7,13 @@
 (2, 9, 384)
 """
 
-from nlpengine._core import __version__, gemm_library, int8_mixed_arithmetic, int8_weight_max
+from nlpengine._core import (
+    __version__,
+    bf16_arithmetic,
+    gemm_library,
+    int8_mixed_arithmetic,
+    int8_weight_max,
+)
 from nlpengine.errors import InvalidInputError, ModelError
 from nlpengine.pipeline import TaskPipeline, pipeline  # noqa: E402  (needs load above)
 from nlpengine.runtime import EncoderModel, EncoderOutput, load
@@ -26,6 +32,7 @@ __all__ = [
     "TaskPipeline",
     "TaskSpec",
     "__version__",
+    "bf16_arithmetic",
     "gemm_library",
     "int8_mixed_arithmetic",
     "int8_weight_max",

@@ -257,7 +257,9 @@ def load(
     "float32"). "float32" is exact; "int8" quantizes their weights per output channel
     at load and their inputs per row at each call, with exact int32 sums (7-bit weights
     on a CPU without VNNI, see :func:`nlpengine.int8_weight_max`); "bf16" rounds
-    weights and inputs to bfloat16 and sums in float32;
+    weights and inputs to bfloat16 and sums in float32 where the CPU multiplies bf16
+    natively, elsewhere its weights rounded to bfloat16 are multiplied by the float32
+    kernels (see :func:`nlpengine.bf16_arithmetic`);
     "int8-mixed" is int8 except each self-attention's value projection and each
     feed-forward's output projection, whose errors reach the residual stream undamped:
     those run in bf16 where the CPU multiplies bf16 natively, as does an encoder

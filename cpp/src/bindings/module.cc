@@ -15,6 +15,7 @@
 #include "nlpengine/errors.h"
 #include "nlpengine/seq2seq_model.h"
 #include "nlpengine/version.h"
+#include "ops/bf16_gemm.h"
 #include "ops/cpu/gemm_library.h"
 #include "ops/int16_gemm.h"
 #include "ops/int8_gemm.h"
@@ -177,6 +178,12 @@ NB_MODULE(_core, m) {
       "How compute_type 'int8-mixed' multiplies on this CPU: 'int16' (8-bit weights, 10-bit for "
       "the error-sensitive products, 16-bit activations) where it has no native bf16 products, "
       "else 'int8+bf16' (int8, the error-sensitive products in bf16).");
+  m.def(
+      "bf16_arithmetic", [] { return nle::ops::bf16_products_native() ? "bf16" : "float32"; },
+      "How compute_type 'bf16' multiplies on this CPU: 'bf16' (weights and inputs rounded to bf16, "
+      "float32 sums) where it has native bf16 products, else 'float32' (the weights rounded to bf16, "
+      "multiplied by the float32 kernels, inputs not rounded): the GEMM library's bf16 product "
+      "without them ran below float32 speed.");
 
   nb::class_<nle::EncoderModel>(m, "EncoderModel")
       .def_static(

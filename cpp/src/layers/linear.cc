@@ -94,6 +94,13 @@ void Linear::convert(ComputeType compute_type, const Tensor& smoothing, bool err
       const Tensor original = weight_;
       weight_ = ops::to_bf16(original);
       release_mapped_pages(original.raw_data(), original.nbytes());
+      if (!ops::bf16_products_native()) {
+        // No bf16 product on this CPU (AVX2 alone): MKL's ran all-MiniLM-L6-v2 at 39.4
+        // sentences/s where float32 runs 42.4 (AMD EPYC). The weight keeps its bf16 values,
+        // in float32, for the float32 kernels; the inputs are not rounded.
+        weight_ = weight_.to_float32();
+        compute_type_ = ComputeType::Float32;
+      }
       break;
     }
   }

@@ -2,8 +2,11 @@
 
 #include "core/scratch_buffer.h"
 #include "ops/check.h"
+#include "ops/cpu/gemm_library.h"
 
 namespace nle::ops {
+
+bool bf16_products_native() { return cpu::native_bf16_products(); }
 
 Tensor to_bf16(const Tensor& x) {
   check_cpu_f32("to_bf16", {&x});

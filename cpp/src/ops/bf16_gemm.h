@@ -11,6 +11,12 @@ namespace nle::ops {
 // An F32 tensor rounded to BF16 (round to nearest even; NaN stays NaN).
 Tensor to_bf16(const Tensor& x);
 
+// Whether this CPU multiplies bf16 natively with the GEMM library in use (AVX512-BF16 under
+// oneDNN, AMX under MKL: ops/cpu/gemm_library.h). Where it does not, the library's bf16
+// product runs below float32 speed, and the bf16 compute type's Linear layers multiply
+// their weights, rounded to bf16, in float32 instead (layers/linear.cc).
+bool bf16_products_native();
+
 // y (M, N) = x (M, K) · wᵀ with x F32 (rounded to bf16 on the fly) and w BF16 (N, K).
 void matmul_nt_bf16(Tensor& y, const Tensor& x, const Tensor& w);
 
