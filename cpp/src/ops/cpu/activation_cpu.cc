@@ -8,6 +8,10 @@
 #  define NLE_ACTIVATION_AVX512 1
 #  include "ops/cpu/avx512_rows.h"
 #endif
+#if defined(__x86_64__) && defined(__GNUC__) && defined(__AVX2__) && defined(__FMA__)
+#  define NLE_ACTIVATION_AVX2 1
+#  include "ops/cpu/gelu_avx2.h"
+#endif
 
 namespace nle::ops::cpu {
 
@@ -46,10 +50,14 @@ void gelu_erf_avx512(float* x, int64_t n) {
 #endif
 
 // activate_block, GELU by gelu_erf16 where the CPU runs AVX-512 (the int8 rescaling's
-// fused rows, ops/cpu/int8_gemm_cpu.cc, compute it the same way).
+// fused rows, ops/cpu/int8_gemm_cpu.cc, compute it the same way) and by gelu_erf8 on
+// other x86 CPUs.
 void activate(float* x, int64_t n, Activation act) {
 #if defined(NLE_ACTIVATION_AVX512)
   if (act == Activation::GeluErf && avx512_rows_supported()) return gelu_erf_avx512(x, n);
+#endif
+#if defined(NLE_ACTIVATION_AVX2)
+  if (act == Activation::GeluErf) return gelu_erf_avx2(x, n);
 #endif
   activate_block(x, n, act);
 }
@@ -57,6 +65,17 @@ void activate(float* x, int64_t n, Activation act) {
 }  // namespace
 
 void activate_f32(float* x, int64_t n, Activation act) { activate(x, n, act); }
+
+bool gelu_erf_by_avx2() {
+#if defined(NLE_ACTIVATION_AVX512)
+  if (avx512_rows_supported()) return false;
+#endif
+#if defined(NLE_ACTIVATION_AVX2)
+  return true;
+#else
+  return false;
+#endif
+}
 
 void bias_activation_f32(float* y, const float* bias, int64_t rows, int64_t cols, Activation act) {
   if (rows == 0 || cols == 0) return;

@@ -10,6 +10,8 @@
 
 #if defined(__AVX2__)
 #  include <immintrin.h>
+
+#  include "ops/cpu/gelu_avx2.h"
 #endif
 #include <omp.h>
 
@@ -110,23 +112,40 @@ inline void store_dequantized_sums(float* y, int64_t ldy, const PanelSums<ROWS>&
       zs[h] = _mm256_load_si256(reinterpret_cast<const __m256i*>(col_sum + 8 * h));
     }
   }
+  __m256 values[ROWS][2];  // every loop over the rows unrolled, so that these stay in registers
+#  pragma GCC unroll 6
   for (int r = 0; r < ROWS; ++r) {
     const __m256 s = _mm256_set1_ps(dq.row_scale[row + r]);
     const __m256i z = _mm256_set1_epi32(dq.row_zero ? dq.row_zero[row + r] : 0);
-    alignas(32) float out[16];
     for (int h = 0; h < 2; ++h) {
       __m256i c = sums.v[r][h];
       if (dq.col_sum) c = _mm256_sub_epi32(c, _mm256_mullo_epi32(z, zs[h]));
       const __m256 scale = _mm256_mul_ps(s, cs[h]);
       const __m256 f = _mm256_cvtepi32_ps(c);
-      const __m256 v = dq.bias ? _mm256_fmadd_ps(scale, f, b[h]) : _mm256_mul_ps(scale, f);
-      if (cols == 16)
-        _mm256_storeu_ps(y + r * ldy + 8 * h, v);
-      else
-        _mm256_store_ps(out + 8 * h, v);
+      values[r][h] = dq.bias ? _mm256_fmadd_ps(scale, f, b[h]) : _mm256_mul_ps(scale, f);
     }
-    if (cols < 16) std::memcpy(y + r * ldy, out, n * sizeof(float));
   }
+  // GELU on the values in registers where activate_f32 would compute it by gelu_erf8 from
+  // the stored ones (panel_gemm_f32.cc).
+  const bool gelu_in_registers = dq.act == Activation::GeluErf && gelu_erf_by_avx2();
+  if (gelu_in_registers) {
+#  pragma GCC unroll 6
+    for (int r = 0; r < ROWS; ++r)
+      for (int h = 0; h < 2; ++h) values[r][h] = gelu_erf8(values[r][h]);
+  }
+#  pragma GCC unroll 6
+  for (int r = 0; r < ROWS; ++r) {
+    if (cols == 16) {
+      _mm256_storeu_ps(y + r * ldy, values[r][0]);
+      _mm256_storeu_ps(y + r * ldy + 8, values[r][1]);
+    } else {
+      alignas(32) float out[16];
+      _mm256_store_ps(out, values[r][0]);
+      _mm256_store_ps(out + 8, values[r][1]);
+      std::memcpy(y + r * ldy, out, n * sizeof(float));
+    }
+  }
+  if (gelu_in_registers) return;
 #else
   float col_scale[16] = {}, bias[16] = {};
   int32_t col_sum[16] = {};
