@@ -1004,6 +1004,36 @@ TEST(BufferPoolTest, ReusesReleasedBuffers) {
   pool_release(small, 100);
 }
 
+TEST(BufferPoolTest, KeepsNoMoreThanTheMostEverInUse) {
+  pool_trim();  // what other tests left cached, and their high water
+  EXPECT_EQ(pool_cached_bytes(), 0u);
+  const size_t three = 3u << 20, five = 5u << 20;  // two size classes
+  void* a = pool_allocate(three);
+  void* b = pool_allocate(five);
+  ASSERT_NE(a, nullptr);
+  ASSERT_NE(b, nullptr);
+  pool_release(a, three);
+  pool_release(b, five);
+  EXPECT_EQ(pool_cached_bytes(), three + five);  // as much as was in use at once
+  void* b2 = pool_allocate(five);
+  void* a2 = pool_allocate(three);
+  EXPECT_EQ(b2, b);
+  EXPECT_EQ(a2, a);
+  pool_release(a2, three);
+  pool_release(b2, five);
+  // Two of the larger class at once: the second misses, and its new buffer takes the most
+  // in use to 10 MiB, where 5 in use and 8 cached would be 13: the longest-cached (a) goes.
+  void* c = pool_allocate(five);
+  void* d = pool_allocate(five);
+  EXPECT_EQ(c, b);
+  EXPECT_EQ(pool_cached_bytes(), 0u);
+  pool_release(c, five);
+  pool_release(d, five);
+  EXPECT_EQ(pool_cached_bytes(), 2 * five);
+  pool_trim();
+  EXPECT_EQ(pool_cached_bytes(), 0u);
+}
+
 }  // namespace nle::test
 
 // int8 encoder layers run a batch in groups of whole sequences with at least
