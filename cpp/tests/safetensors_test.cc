@@ -188,6 +188,44 @@ TEST(MappedFileTest, ReleasedPagesReadBackFromTheFile) {
   EXPECT_EQ(std::memcmp(heap.data(), bytes.data(), bytes.size()), 0);
 }
 
+// Rows of a mapped table read from the file equal the mapped rows; other memory is not
+// read; a file cut short after mapping gives a ModelError naming it, where reading the
+// mapping past its end would kill the process (SIGBUS).
+TEST(MappedFileTest, ReadsRowsFromTheFile) {
+  const int64_t rows = 300, dim = 37;  // rows of 148 bytes: not page-aligned
+  std::vector<float> table(static_cast<size_t>(rows * dim));
+  for (size_t i = 0; i < table.size(); ++i) table[i] = static_cast<float>(i) * 0.5f - 7.f;
+  const std::string head(40, 'h');  // the table at an offset in the file
+  std::string bytes = head + std::string(reinterpret_cast<const char*>(table.data()), table.size() * 4);
+  const std::string path = write_file("rows.bin", bytes);
+  MappedFile file(path);
+  const uint8_t* mapped = file.data() + head.size();
+  const std::vector<int64_t> ids = {0, 299, 5, 5, 123, 1, 298};
+  std::vector<float> out(ids.size() * dim, -1.f);
+  ASSERT_TRUE(read_mapped_rows(out.data(), mapped, table.size() * 4, dim * 4, ids.data(),
+                               static_cast<int64_t>(ids.size())));
+  for (size_t i = 0; i < ids.size(); ++i)
+    EXPECT_EQ(std::memcmp(out.data() + i * dim, table.data() + ids[i] * dim, dim * 4), 0) << "row " << i;
+  // 600 rows: the parallel reads.
+  std::vector<int64_t> many(600);
+  for (size_t i = 0; i < many.size(); ++i) many[i] = static_cast<int64_t>((i * 7) % rows);
+  std::vector<float> all(many.size() * dim);
+  ASSERT_TRUE(read_mapped_rows(all.data(), mapped, table.size() * 4, dim * 4, many.data(), 600));
+  for (size_t i = 0; i < many.size(); ++i)
+    ASSERT_EQ(std::memcmp(all.data() + i * dim, table.data() + many[i] * dim, dim * 4), 0) << "row " << i;
+  EXPECT_FALSE(read_mapped_rows(out.data(), table.data(), table.size() * 4, dim * 4, ids.data(), 1));
+  EXPECT_FALSE(read_mapped_rows(out.data(), mapped, table.size() * 4 + 4096, dim * 4, ids.data(), 1));
+
+  ASSERT_EQ(::truncate(path.c_str(), static_cast<off_t>(head.size() + 10 * dim * 4)), 0);
+  const int64_t past_the_end = 200;
+  try {
+    read_mapped_rows(out.data(), mapped, table.size() * 4, dim * 4, &past_the_end, 1);
+    FAIL() << "no error for a row past the end of the file";
+  } catch (const ModelError& e) {
+    EXPECT_NE(std::string(e.what()).find("rows.bin"), std::string::npos) << e.what();
+  }
+}
+
 TEST(WeightStoreTest, DirectoryWithoutWeights) {
   try {
     WeightStore::open_directory("/");

@@ -23,6 +23,7 @@ class MappedFile {
   std::string path_;
   const uint8_t* data_ = nullptr;
   size_t size_ = 0;
+  int fd_ = -1;  // kept open for read_mapped_rows
 };
 
 // Gives back the memory of the pages wholly inside [data, data + bytes) when that range
@@ -31,5 +32,15 @@ class MappedFile {
 // again from the file, so nothing is lost. Returns false, touching nothing, for any other
 // memory.
 bool release_mapped_pages(const void* data, size_t bytes);
+
+// dst row i = row ids[i] (each row_bytes long) of the table of table_bytes at `table`,
+// read from the file where the table lies in a live MappedFile; returns false, copying
+// nothing, for any other memory. For large tables read a few rows at a time (an
+// embedding): a read through the mapping brings in the pages around each row as well
+// (the kernel's fault-around, 64 KB), so the lookups of one batch of random token ids left
+// most of bart-base's 154 MB embedding resident. Throws ModelError naming the file where a
+// read fails (the file shrank since it was mapped). Indices must be in range.
+bool read_mapped_rows(void* dst, const void* table, size_t table_bytes, size_t row_bytes, const int64_t* ids,
+                      int64_t n);
 
 }  // namespace nle

@@ -1,8 +1,18 @@
 #include "ops/embedding.h"
 
+#include "core/mapped_file.h"
 #include "ops/check.h"
 
 namespace nle::ops {
+
+namespace {
+// From this size a memory-mapped table's rows are read from its file (read_mapped_rows): a
+// vocabulary's embedding (all-MiniLM-L6-v2's is 47 MB, bart-base's 154 MB) rather than a
+// position or token-type table, which stays in memory. Peak RSS, AVX2-only AMD EPYC, the
+// same speed: all-MiniLM-L6-v2 encoding batches of 32, 170 -> 142 MB in float32, 120 ->
+// 93 MB in int8; t5-small beam 4 generation 567 -> 508 MB.
+constexpr size_t kReadRowsBytes = size_t{8} << 20;
+}  // namespace
 
 void embedding(Tensor& y, const Tensor& table, const int64_t* ids, int64_t n, bool accumulate,
                const std::string& what) {
@@ -16,6 +26,10 @@ void embedding(Tensor& y, const Tensor& table, const int64_t* ids, int64_t n, bo
     if (ids[i] < 0 || ids[i] >= rows)
       throw InvalidInputError(what + " value " + std::to_string(ids[i]) + " is out of range [0, " +
                               std::to_string(rows) + ")");
+  const size_t row_bytes = static_cast<size_t>(dim) * sizeof(float);
+  if (!accumulate && table.nbytes() >= kReadRowsBytes &&
+      read_mapped_rows(y.data<float>(), table.data<float>(), table.nbytes(), row_bytes, ids, n))
+    return;
   cpu::embedding_f32(y.data<float>(), table.data<float>(), ids, n, dim, accumulate);
 }
 

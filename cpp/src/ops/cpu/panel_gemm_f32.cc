@@ -13,6 +13,7 @@
 #include <cstring>
 #include <string>
 
+#include "core/mapped_file.h"
 #include "nlpengine/errors.h"
 #include "ops/activation.h"
 
@@ -158,14 +159,27 @@ std::shared_ptr<void> pack_panels_f32(const float* w, int64_t n, int64_t k) {
   const size_t bytes = static_cast<size_t>(panels * k * kPanelColumns) * sizeof(float);
   auto* out = static_cast<float*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
   if (!out) throw Error("out of memory packing a weight (" + std::to_string(bytes) + " bytes)");
+  // A chunk of panels at a time, whose rows of a memory-mapped weight are given back once
+  // packed (release_mapped_pages; nothing happens to other memory): packed whole, a tied
+  // LM head had every page of the embedding's file resident beside its packed copy at
+  // once (and the panels are used where oneDNN has no AVX-512: the LM head is packed at
+  // generation's first decoding step, beside everything else then in use). Random-weight
+  // bart-base generation, 16 sources of 256 tokens, float32, AVX2-only AMD EPYC: peak RSS
+  // 908 -> 818 MB with the embedding's rows read from the file (ops/embedding.cc).
+  constexpr int64_t kChunkPanels = 256;
+  for (int64_t chunk = 0; chunk < panels; chunk += kChunkPanels) {
+    const int64_t end = std::min(panels, chunk + kChunkPanels);
 #pragma omp parallel for schedule(static)
-  for (int64_t p = 0; p < panels; ++p) {
-    float* panel = out + p * k * kPanelColumns;
-    const int64_t first = p * kPanelColumns, cols = std::min(kPanelColumns, n - first);
-    for (int64_t q = 0; q < k; ++q) {
-      for (int64_t j = 0; j < cols; ++j) panel[q * kPanelColumns + j] = w[(first + j) * k + q];
-      for (int64_t j = cols; j < kPanelColumns; ++j) panel[q * kPanelColumns + j] = 0.f;
+    for (int64_t p = chunk; p < end; ++p) {
+      float* panel = out + p * k * kPanelColumns;
+      const int64_t first = p * kPanelColumns, cols = std::min(kPanelColumns, n - first);
+      for (int64_t q = 0; q < k; ++q) {
+        for (int64_t j = 0; j < cols; ++j) panel[q * kPanelColumns + j] = w[(first + j) * k + q];
+        for (int64_t j = cols; j < kPanelColumns; ++j) panel[q * kPanelColumns + j] = 0.f;
+      }
     }
+    const int64_t first_row = chunk * kPanelColumns, last_row = std::min(n, end * kPanelColumns);
+    release_mapped_pages(w + first_row * k, static_cast<size_t>((last_row - first_row) * k) * sizeof(float));
   }
   return std::shared_ptr<void>(out, [](void* p) { std::free(p); });
 }
