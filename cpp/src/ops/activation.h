@@ -29,9 +29,10 @@ namespace cpu {
 void bias_activation_f32(float* y, const float* bias, int64_t rows, int64_t cols, Activation act);
 // x[i] = act(x[i]) for n values, on the calling thread (for loops that fuse it).
 void activate_f32(float* x, int64_t n, Activation act);
-// Whether activate_f32 computes GeluErf by gelu_erf8 (ops/cpu/gelu_avx2.h): kernels that
-// hold their sums in AVX2 registers may then apply it there, with the same results.
-bool gelu_erf_by_avx2();
+// Whether activate_f32 computes GeluErf and GeluTanh by gelu_erf8 and gelu_tanh8
+// (ops/cpu/gelu_avx2.h; x86 without AVX-512): kernels that hold their sums in AVX2
+// registers may then apply them there, with the same results.
+bool gelu_by_avx2();
 }
 namespace reference {
 void bias_activation_f32(float* y, const float* bias, int64_t rows, int64_t cols, Activation act);

@@ -1,10 +1,10 @@
 // The activations over an array of floats, written so that the loops vectorise;
 // ops/cpu/activation_cpu.cc runs them (activate_f32, bias_activation_f32), GELU by
 // gelu_erf16 instead where the CPU runs AVX-512 and by gelu_erf8 (gelu_avx2.h) on other x86
-// CPUs: this loop is GELU's definition on other architectures. Kernels that fuse an
-// activation call activate_f32 on their output block while it is in cache (or apply
-// gelu_erf8 to their sums in registers where activate_f32 would, gelu_erf_by_avx2()), so
-// that every path computes it alike.
+// CPUs, where the tanh GELU runs by gelu_tanh8: these loops are their definitions on other
+// architectures. Kernels that fuse an activation call activate_f32 on their output block
+// while it is in cache (or apply gelu_erf8 or gelu_tanh8 to their sums in registers where
+// activate_f32 would, gelu_by_avx2()), so that every path computes it alike.
 #pragma once
 
 #include <cstdint>

@@ -125,13 +125,18 @@ inline void store_dequantized_sums(float* y, int64_t ldy, const PanelSums<ROWS>&
       values[r][h] = dq.bias ? _mm256_fmadd_ps(scale, f, b[h]) : _mm256_mul_ps(scale, f);
     }
   }
-  // GELU on the values in registers where activate_f32 would compute it by gelu_erf8 from
-  // the stored ones (panel_gemm_f32.cc).
-  const bool gelu_in_registers = dq.act == Activation::GeluErf && gelu_erf_by_avx2();
-  if (gelu_in_registers) {
+  // GELU on the values in registers where activate_f32 would compute it by gelu_erf8 or
+  // gelu_tanh8 from the stored ones (panel_gemm_f32.cc).
+  const bool gelu_in_registers =
+      (dq.act == Activation::GeluErf || dq.act == Activation::GeluTanh) && gelu_by_avx2();
+  if (gelu_in_registers && dq.act == Activation::GeluErf) {
 #  pragma GCC unroll 6
     for (int r = 0; r < ROWS; ++r)
       for (int h = 0; h < 2; ++h) values[r][h] = gelu_erf8(values[r][h]);
+  } else if (gelu_in_registers) {
+#  pragma GCC unroll 6
+    for (int r = 0; r < ROWS; ++r)
+      for (int h = 0; h < 2; ++h) values[r][h] = gelu_tanh8(values[r][h]);
   }
 #  pragma GCC unroll 6
   for (int r = 0; r < ROWS; ++r) {
