@@ -86,12 +86,12 @@ def casing_type_ids(text: str, encoding) -> list[int]:
     a word is what the tokenizer's pre-tokenizer made of it (its ``word_ids``), so BERT's
     ``"U.S."`` is four words, two of them capitalised.
     """
-    starts: dict[int, int] = {}
-    for word, (start, end) in zip(encoding.word_ids, encoding.offsets, strict=True):
+    word_ids = encoding.word_ids  # each read of an Encoding's attribute builds a new list
+    starts: dict[int, int] = {}  # each word's first character
+    for word, (start, end) in zip(word_ids, encoding.offsets, strict=True):
         if word is not None and end > start:
-            starts[word] = min(start, starts.get(word, start))
-    types = []
-    for word in encoding.word_ids:
-        start = starts.get(word) if word is not None else None
-        types.append(int(start is not None and text[start].isupper()))
-    return types
+            first = starts.get(word)
+            if first is None or start < first:
+                starts[word] = start
+    upper = {word: 1 for word, start in starts.items() if text[start].isupper()}
+    return [upper.get(word, 0) for word in word_ids]

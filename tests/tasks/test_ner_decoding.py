@@ -19,7 +19,12 @@ import pytest
 import torch
 from conftest_ner import BIO_LABELS, save_ner_model, softmax, wordpiece_tokenizer
 from nlpengine_ner import NerPipeline, detect_scheme, entities_to_tags, ner_metrics
-from nlpengine_ner.pipeline import group_entities, merge_window_logits, window_spans
+from nlpengine_ner.pipeline import (
+    group_entities,
+    merge_window_logits,
+    token_entities,
+    window_spans,
+)
 from nlpengine_ner.tags import split_tag
 
 # ---------------------------------------------------------------------------
@@ -149,6 +154,43 @@ def test_group_skip_leaves_out_those_runs_only(scheme):
         g for g in every if g[0] not in ("O", "LOC")
     ]
     assert group_entities(tokens, scheme, skip=()) == every
+
+
+# Label sets with the awkward cases: a bare label holding a dash, a prefixed "O" type, a
+# type whose tags give different run labels under BIO ("X-Y" runs are "Y").
+LABEL_SETS = {
+    "BIO": ["O", "B-PER", "I-PER", "B-LOC", "I-LOC", "B-O", "I-O", "MISC", "X-Y"],
+    "IO": ["O", "PER", "I-PER", "LOC", "I-O", "X-Y"],
+    "BIOES": ["O", "B-PER", "I-PER", "E-PER", "S-PER", "S-LOC", "B-LOC", "E-O", "S-O"],
+    "BILOU": ["O", "B-PER", "I-PER", "L-PER", "U-PER", "U-LOC", "U-O"],
+}
+
+
+@pytest.mark.parametrize("scheme", sorted(LABEL_SETS))
+@pytest.mark.parametrize("skip", [(), ("O",), ("O", "LOC"), ("PER", "Y"), ("I-PER", "O")])
+@pytest.mark.parametrize("per_token", [False, True])
+def test_token_entities_equal_grouping_every_token(scheme, skip, per_token):
+    """token_entities skips the tokens whose runs are always left out; its entities are
+    those of grouping every text token (strategy "simple"; "none": every token whose tag is
+    not skipped), on random label sequences with special tokens among them."""
+    labels = LABEL_SETS[scheme]
+    rng = np.random.default_rng(len(skip) * 7 + len(scheme) + per_token)
+    for _ in range(300):
+        n = int(rng.integers(0, 24))
+        # mostly the first label ("O"), as in real text
+        ids = np.where(rng.random(n) < 0.5, 0, rng.integers(0, len(labels), n)).tolist()
+        scores = rng.random(n).astype(np.float32)
+        offsets = [(2 * j, 2 * j + 1) for j in range(n)]
+        special = (rng.random(n) < 0.1).astype(int).tolist()
+        tokens = [(labels[ids[j]], scores[j], *offsets[j]) for j in range(n) if not special[j]]
+        if per_token:
+            expected = [t for t in tokens if t[0] not in skip]
+        else:
+            expected = group_entities(tokens, scheme, skip=frozenset(skip))
+        got = token_entities(
+            ids, scores, offsets, special, labels, scheme, frozenset(skip), per_token=per_token
+        )
+        assert got == expected, (ids, special)
 
 
 def test_group_io():
