@@ -1049,6 +1049,26 @@ TEST(SequenceGroups, WholeSequencesOfAtLeastMinRows) {
   EXPECT_EQ(nle::sequence_groups({0}, 64), (std::vector<size_t>{0}));
 }
 
+// Groups only where the threads would all stay busy: sequence_groups' groups, each in
+// order to the thread that comes free first, keep 2 threads busy for at least 95% of the
+// layer; else the whole batch as one group.
+TEST(SequenceGroups, BusyGroupsOnlyWhereNoThreadWaits) {
+  // Lengths 30, 40, 10, 70, 5, 20: groups of 70, 80, 25 tokens -> threads busy for 95 and
+  // 80 of 175 (share 0.92): the whole batch.
+  const std::vector<int64_t> uneven{0, 30, 70, 80, 150, 155, 175};
+  EXPECT_EQ(nle::busy_sequence_groups(uneven, 64, 2), (std::vector<size_t>{0, 6}));
+  // On one thread nothing waits: sequence_groups' groups.
+  EXPECT_EQ(nle::busy_sequence_groups(uneven, 64, 1), (std::vector<size_t>{0, 2, 4, 6}));
+  // Eight sequences of 64 tokens: 4 groups for each of 2 threads.
+  std::vector<int64_t> even{0};
+  for (int i = 0; i < 8; ++i) even.push_back(even.back() + 64);
+  EXPECT_EQ(nle::busy_sequence_groups(even, 64, 2), nle::sequence_groups(even, 64));
+  // Three such sequences for 2 threads: one thread runs two while the other waits.
+  EXPECT_EQ(nle::busy_sequence_groups({0, 64, 128, 192}, 64, 2), (std::vector<size_t>{0, 3}));
+  EXPECT_EQ(nle::busy_sequence_groups({0, 12}, 64, 2), (std::vector<size_t>{0, 1}));
+  EXPECT_EQ(nle::busy_sequence_groups({0}, 64, 2), (std::vector<size_t>{0}));
+}
+
 // A group's scratch: the slot's memory again for the next group on the same thread (its
 // core's cache), a slot of its own for each buffer, and no slot past the last.
 TEST(SequenceGroups, GroupScratchReusesEachSlot) {

@@ -1,5 +1,7 @@
 #include "layers/seq2seq_layers.h"
 
+#include <omp.h>
+
 #include "layers/sequence_groups.h"
 
 namespace nle {
@@ -53,7 +55,8 @@ Seq2SeqEncoderLayer::Seq2SeqEncoderLayer(const Weights& w, const std::string& sc
 void Seq2SeqEncoderLayer::operator()(Tensor& x, const std::vector<int64_t>& seq_offsets,
                                      const ops::RelativeBias* bias) const {
   if (ffn_->quantized()) {
-    const std::vector<size_t> groups = sequence_groups(seq_offsets, kSequenceGroupRows);
+    const std::vector<size_t> groups =
+        busy_sequence_groups(seq_offsets, kSequenceGroupRows, omp_get_max_threads());
     if (groups.size() > 2) {
       for_each_sequence_group(seq_offsets, groups,
                               [&](int64_t begin, int64_t end, const std::vector<int64_t>& offsets) {

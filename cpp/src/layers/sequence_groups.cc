@@ -1,5 +1,6 @@
 #include "layers/sequence_groups.h"
 
+#include <algorithm>
 #include <exception>
 #include <mutex>
 #include <string>
@@ -16,6 +17,19 @@ std::vector<size_t> sequence_groups(const std::vector<int64_t>& seq_offsets, int
   for (size_t s = 1; s <= sequences; ++s)
     if (seq_offsets[s] - seq_offsets[bounds.back()] >= min_rows || s == sequences) bounds.push_back(s);
   return bounds;
+}
+
+std::vector<size_t> busy_sequence_groups(const std::vector<int64_t>& seq_offsets, int64_t min_rows,
+                                         int64_t threads) {
+  std::vector<size_t> bounds = sequence_groups(seq_offsets, min_rows);
+  if (bounds.size() <= 2 || threads <= 1) return bounds;
+  std::vector<int64_t> busy(static_cast<size_t>(threads), 0);  // tokens each thread has run
+  for (size_t g = 0; g + 1 < bounds.size(); ++g)
+    *std::min_element(busy.begin(), busy.end()) += seq_offsets[bounds[g + 1]] - seq_offsets[bounds[g]];
+  const int64_t longest = *std::max_element(busy.begin(), busy.end());
+  const double share = static_cast<double>(seq_offsets.back()) / static_cast<double>(threads * longest);
+  if (share >= kGroupsBusyShare) return bounds;
+  return {0, seq_offsets.size() - 1};
 }
 
 std::vector<size_t> balanced_sequence_groups(const std::vector<int64_t>& seq_offsets, int64_t parts) {

@@ -79,7 +79,7 @@ void TransformerEncoderLayer::operator()(Tensor& x, const std::vector<int64_t>& 
       groups = balanced_sequence_groups(
           seq_offsets, threads * ((tokens + threads * kBf16GroupRows - 1) / (threads * kBf16GroupRows)));
   } else if (intermediate_.quantized()) {
-    groups = sequence_groups(seq_offsets, kSequenceGroupRows);
+    groups = busy_sequence_groups(seq_offsets, kSequenceGroupRows, omp_get_max_threads());
   }
   if (groups.size() > 2) {
     for_each_sequence_group(
