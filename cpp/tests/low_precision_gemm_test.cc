@@ -1067,6 +1067,9 @@ TEST(SequenceGroups, BusyGroupsOnlyWhereNoThreadWaits) {
   EXPECT_EQ(nle::busy_sequence_groups({0, 64, 128, 192}, 64, 2), (std::vector<size_t>{0, 3}));
   EXPECT_EQ(nle::busy_sequence_groups({0, 12}, 64, 2), (std::vector<size_t>{0, 1}));
   EXPECT_EQ(nle::busy_sequence_groups({0}, 64, 2), (std::vector<size_t>{0}));
+  // A batch of more than kWholeBatchRows tokens a thread keeps its groups, busy or not.
+  const int64_t n = nle::kWholeBatchRows;
+  EXPECT_EQ(nle::busy_sequence_groups({0, n, 2 * n, 3 * n}, 64, 2), (std::vector<size_t>{0, 1, 2, 3}));
 }
 
 // A group's scratch: the slot's memory again for the next group on the same thread (its

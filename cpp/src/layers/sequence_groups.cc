@@ -22,7 +22,7 @@ std::vector<size_t> sequence_groups(const std::vector<int64_t>& seq_offsets, int
 std::vector<size_t> busy_sequence_groups(const std::vector<int64_t>& seq_offsets, int64_t min_rows,
                                          int64_t threads) {
   std::vector<size_t> bounds = sequence_groups(seq_offsets, min_rows);
-  if (bounds.size() <= 2 || threads <= 1) return bounds;
+  if (bounds.size() <= 2 || threads <= 1 || seq_offsets.back() > threads * kWholeBatchRows) return bounds;
   std::vector<int64_t> busy(static_cast<size_t>(threads), 0);  // tokens each thread has run
   for (size_t g = 0; g + 1 < bounds.size(); ++g)
     *std::min_element(busy.begin(), busy.end()) += seq_offsets[bounds[g + 1]] - seq_offsets[bounds[g]];
