@@ -3,13 +3,14 @@
 They trade exactness for speed, so they are compared with the float32 runtime (itself
 within 1e-4 of transformers, tests/parity) with tolerances for their arithmetic:
 - int8: weights rounded to 255 levels per output channel and inputs to 256 levels per
-  row in every Linear layer; on the real all-MiniLM-L6-v2 the mean-pooled sentence
-  vectors keep a cosine of about 0.998 with float32 (tolerance here: 0.995 mean, 0.98
+  row in every Linear layer, both first rotated by a block Walsh-Hadamard matrix
+  (ops/hadamard.h); on the real all-MiniLM-L6-v2 the mean-pooled sentence vectors keep
+  a cosine of about 0.9997 with float32 (tolerance here: the issue's 0.999 mean, 0.997
   for every sentence). On a CPU without VNNI the weights get 127 levels
   (``nlpengine.int8_weight_max()`` is 63: larger codes would saturate the GEMM
   library's 16-bit pair sums), with looser tolerances. Products fed by a layer norm
-  smooth their inputs with its parameters (ops/int8_gemm.h); the 7-bit floors below
-  are above what the same products gave without smoothing.
+  smooth their inputs with its parameters (ops/int8_gemm.h); the floors below are above
+  what the same products gave without the rotation.
 - bf16: weights and inputs rounded to 8 significant bits, float32 sums; cosine about
   0.99998 (tolerance 0.9995). Without native bf16 products (``nlpengine.bf16_arithmetic()``
   is "float32") the weights alone are rounded and the float32 kernels multiply them.
@@ -36,11 +37,14 @@ from tokenizers import Tokenizer
 #: and bf16 attention (native bf16): measured on an AMD EPYC with AVX512-BF16, mean
 #: 0.99962, worst 0.99809 (0.99965 and 0.99837 with float32 attention; 0.99959 and 0.99788
 #: with the attention output product in int8 as well).
-POOLED_COSINE = {"int8": (0.995, 0.98), "bf16": (0.9995, 0.999), "int8-mixed": (0.9995, 0.997)}
+#: int8 with 8-bit weights (MKL on an AVX2-only AMD EPYC, the same sums as VNNI's): mean
+#: 0.99966, worst 0.99846 (unrotated 0.99893 and 0.99420).
+POOLED_COSINE = {"int8": (0.999, 0.997), "bf16": (0.9995, 0.999), "int8-mixed": (0.9995, 0.997)}
 #: The same with 7-bit weights (no VNNI); measured on an AMD EPYC with AVX2 only: int8
-#: mean 0.9970, worst sentence 0.9836 (without smoothing 0.9959 and 0.9786).
+#: mean 0.99897, worst sentence 0.99570 (unrotated 0.9970 and 0.9836; without smoothing
+#: either 0.9959 and 0.9786).
 if nlpengine.int8_weight_max() < 127:
-    POOLED_COSINE["int8"] = (0.9965, 0.98)
+    POOLED_COSINE["int8"] = (0.998, 0.994)
 #: int8-mixed in int16 products; measured on the AMD EPYC: mean 0.99980, worst 0.99914
 #: (int8 with float32 value and output projections, before, gave 0.99919 and 0.9965).
 if nlpengine.int8_mixed_arithmetic() == "int16":
@@ -304,7 +308,9 @@ def test_int8_mixed_is_closer_to_float32_than_int8(minilm_dir, minilm_batch):
         model = nlpengine.load(minilm_dir, threads=2, compute_type=compute_type)
         distance[compute_type] = 1 - (pooled(model, ids, mask) * reference).sum(axis=1)
     print(distance)
-    assert distance["int8-mixed"].mean() < 0.6 * distance["int8"].mean()
+    # Measured on an AVX2-only AMD EPYC (int8-mixed in int16): 0.19 of int8's distance with
+    # int8's 7-bit weights, 0.59 with 8-bit ones (int8 rotated: ops/hadamard.h).
+    assert distance["int8-mixed"].mean() < 0.8 * distance["int8"].mean()
 
 
 def test_int8_mixed_arithmetic_names_what_this_cpu_runs():

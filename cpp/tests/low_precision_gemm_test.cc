@@ -22,6 +22,7 @@
 #include "ops/cpu/gemv_u8s8_blocked.h"
 #include "ops/cpu/onednn_matmul.h"
 #include "ops/gemm.h"
+#include "ops/hadamard.h"
 #include "ops/int8_gemm.h"
 #include "ops/layer_norm.h"
 #include "ops/packed_gemm.h"
@@ -136,27 +137,25 @@ TEST(Int8GemmTest, SmoothingCutsTheErrorOfOutlierChannels) {
   const auto w = random_floats(static_cast<size_t>(n * k), 43, 0.1f);
   const Tensor xt = tensor_from(x, {m, k}), wt = tensor_from(w, {n, k}), g = tensor_from(gamma, {k});
   const auto expected = exact_product(x, w, m, n, k);
-  double expected_ss = 0.0;
-  for (float v : expected) expected_ss += double{v} * v;
-  auto relative_rms_error = [&](const ops::Int8Weight& q) {
+  auto error = [&](const ops::Int8Weight& q) {
     Tensor y(DType::F32, {m, n});
     ops::matmul_nt_int8(y, xt, q);
-    double ss = 0.0;
-    for (int64_t i = 0; i < m * n; ++i) {
-      const double d = double{y.data<float>()[i]} - expected[static_cast<size_t>(i)];
-      ss += d * d;
-    }
-    return std::sqrt(ss / expected_ss);
+    return relative_rms_error(y, expected);
   };
   const Tensor s = ops::smoothing_scales(wt, g, nullptr);
-  const double plain = relative_rms_error(ops::quantize_weight_int8(wt));
-  const double smoothed = relative_rms_error(ops::quantize_weight_int8(wt, false, &s));
-  const double packed = relative_rms_error(ops::quantize_weight_int8(wt, true, &s));
-  std::printf("outlier channels, weight codes up to %d: relative RMS error plain %.5f, smoothed %.5f\n",
-              ops::int8_weight_max(), plain, smoothed);
+  // Unrotated, to see the smoothing alone (hadamard_test.cc has the rotation).
+  const double plain = error(ops::quantize_weight_int8(wt, false, nullptr, nullptr, false));
+  const double smoothed = error(ops::quantize_weight_int8(wt, false, &s, nullptr, false));
+  const double packed = error(ops::quantize_weight_int8(wt, true, &s, nullptr, false));
+  const double rotated = error(ops::quantize_weight_int8(wt, true, &s));
+  std::printf(
+      "outlier channels, weight codes up to %d: relative RMS error plain %.5f, smoothed %.5f, smoothed and "
+      "rotated %.5f\n",
+      ops::int8_weight_max(), plain, smoothed, rotated);
   EXPECT_LT(smoothed, 0.6 * plain);
   EXPECT_EQ(packed, smoothed);
   EXPECT_LT(smoothed, 0.02);
+  EXPECT_LT(rotated, smoothed);
 }
 
 // Given the input's expected value (a layer norm's bias, in the layers), quantization also
@@ -175,10 +174,15 @@ TEST(Int8GemmTest, RoundingBiasCancelsTheWeightErrorOnTheMeanInput) {
   ASSERT_TRUE(q.rounding_bias.defined());
   const int8_t* codes = q.q.data<int8_t>();
   const float* inv = q.input_scale_inverse.data<float>();
+  std::vector<float> row(static_cast<size_t>(k));
   for (int64_t r = 0; r < n; ++r) {
+    // The weight as the product applies it: codes times scale, rotated back (the
+    // normalized rotation is its own inverse), times the inverse smoothing.
+    for (int64_t c = 0; c < k; ++c) row[static_cast<size_t>(c)] = q.scale.data<float>()[r] * codes[r * k + c];
+    ops::reference::hadamard_rows(row.data(), 1, k, q.rotation_block);
     double expected = 0.0, magnitude = 0.0;
     for (int64_t c = 0; c < k; ++c) {
-      const double wq = double{q.scale.data<float>()[r]} * codes[r * k + c] * inv[c];
+      const double wq = double{row[static_cast<size_t>(c)]} * inv[c];
       expected += (wq - w[static_cast<size_t>(r * k + c)]) * mean[static_cast<size_t>(c)];
       magnitude += std::fabs(wq * mean[static_cast<size_t>(c)]);
     }

@@ -34,6 +34,17 @@ inline float max_abs_diff(const std::vector<float>& a, const std::vector<float>&
   return m;
 }
 
+// ||y - expected|| / ||expected|| over y's F32 values (as many as expected holds).
+inline double relative_rms_error(const Tensor& y, const std::vector<float>& expected) {
+  double ss = 0.0, expected_ss = 0.0;
+  for (size_t i = 0; i < expected.size(); ++i) {
+    const double d = double{y.data<float>()[i]} - expected[i];
+    ss += d * d;
+    expected_ss += double{expected[i]} * expected[i];
+  }
+  return std::sqrt(ss / expected_ss);
+}
+
 // A fresh path under the system temporary directory; whatever a test leaves there is
 // removed when the test program ends.
 std::string temp_path(const std::string& name);

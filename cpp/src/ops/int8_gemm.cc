@@ -7,6 +7,7 @@
 
 #include "core/scratch_buffer.h"
 #include "ops/check.h"
+#include "ops/hadamard.h"
 
 namespace nle::ops {
 
@@ -78,7 +79,7 @@ Tensor smoothing_scales(const Tensor& w, const Tensor& norm_weight, const Tensor
 }
 
 Int8Weight quantize_weight_int8(const Tensor& w, bool pack, const Tensor* input_scale,
-                                const Tensor* input_mean) {
+                                const Tensor* input_mean, bool rotate) {
   check_cpu_f32("quantize_weight_int8", {&w});
   check_rank("quantize_weight_int8", "w", w, 2);
   const int64_t n = w.dim(0), k = w.dim(1);
@@ -100,18 +101,21 @@ Int8Weight quantize_weight_int8(const Tensor& w, bool pack, const Tensor* input_
   out.row_sum = Tensor(DType::I32, {n});
   out.out_features = n;
   out.in_features = k;
+  out.rotation_block = rotate ? hadamard_block(k) : 1;
+  const int64_t block = out.rotation_block;
   const float* src = w.data<float>();
   const float* col = input_scale ? input_scale->data<float>() : nullptr;
   if (col) {
     out.input_scale_inverse = Tensor(DType::F32, {k});
     for (int64_t c = 0; c < k; ++c) out.input_scale_inverse.data<float>()[c] = 1.f / col[c];
   }
-  // The expected input as the quantized row meets it: mean / input_scale.
+  // The expected input as the quantized row meets it: mean / input_scale, rotated.
   std::vector<float> mean;
   if (input_mean) {
     mean.assign(input_mean->data<float>(), input_mean->data<float>() + k);
     if (col)
       for (int64_t c = 0; c < k; ++c) mean[c] *= out.input_scale_inverse.data<float>()[c];
+    hadamard_rows(mean.data(), 1, k, block);
     out.rounding_bias = Tensor(DType::F32, {n});
   }
   int8_t* q = out.q.data<int8_t>();
@@ -120,12 +124,14 @@ Int8Weight quantize_weight_int8(const Tensor& w, bool pack, const Tensor* input_
   const auto top = static_cast<float>(int8_weight_max());
 #pragma omp parallel
   {
-    std::vector<float> scaled(col ? static_cast<size_t>(k) : 0);  // a row times the input scales
+    // A row times the input scales, rotated.
+    std::vector<float> scaled(col || block > 1 ? static_cast<size_t>(k) : 0);
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < n; ++r) {
       const float* row = src + r * k;
-      if (col) {
-        for (int64_t c = 0; c < k; ++c) scaled[c] = row[c] * col[c];
+      if (!scaled.empty()) {
+        for (int64_t c = 0; c < k; ++c) scaled[c] = col ? row[c] * col[c] : row[c];
+        hadamard_rows(scaled.data(), 1, k, block);
         row = scaled.data();
       }
       float amax = 0.f;
@@ -142,7 +148,7 @@ Int8Weight quantize_weight_int8(const Tensor& w, bool pack, const Tensor* input_
       }
       scale[r] = s;
       sum[r] = total;
-      if (!mean.empty()) {  // Σ (s q - row) · mean, row and s q both scaled by input_scale
+      if (!mean.empty()) {  // Σ (s q - row) · mean, all three as the product meets them
         float error = 0.f;
         const int8_t* qr = q + r * k;
 #pragma omp simd reduction(+ : error)
@@ -223,7 +229,8 @@ void quantize_input(QuantizedRows& in, const Tensor& x, const Int8Weight& w) {
   const int64_t m = x.dim(0), k = x.dim(1);
   in.reserve(w, m, k);
   cpu::quantize_rows_u8(in.q, in.scale, in.zero, x.data<float>(), m, k,
-                        w.input_scale_inverse.defined() ? w.input_scale_inverse.data<float>() : nullptr);
+                        w.input_scale_inverse.defined() ? w.input_scale_inverse.data<float>() : nullptr,
+                        w.rotation_block);
 }
 
 // y (m rows, F32 or BF16) = in's rows times w, dequantized by dq.
@@ -292,7 +299,7 @@ void matmul_nt_int8_chain(Tensor& y, const Tensor& x, const Int8Weight& w1, cons
   hidden.reserve(w2, m, n1);
   const cpu::S8Dequantization dq = in.dequantization(w1, b1, act);
   cpu::dequantize_rows_u8(hidden.q, hidden.scale, hidden.zero, acc, dq.row_scale, dq.row_zero, dq.col_scale,
-                          dq.col_sum, dq.bias, m, n1, act);
+                          dq.col_sum, dq.bias, m, n1, act, w2.rotation_block);
   rescaled_product(y, hidden, w2, m, hidden.dequantization(w2, b2, Activation::None));
 }
 

@@ -16,6 +16,10 @@
 // input channel, s = sqrt(|γ| + |β|) / sqrt(max_n |w[n,:]|). Channels the norm makes
 // large are shrunk before a row shares one scale across them, and the weight columns
 // they meet grow to match, so the two roundings share the error more evenly.
+//
+// Then (smoothed or not) both sides are rotated by a block Walsh–Hadamard matrix R
+// (ops/hadamard.h): x · wᵀ = (x · R) · (w · R)ᵀ, the weight rotated at load, each input
+// row before it is quantized, so that neither's rounding is set by a few outlier channels.
 #pragma once
 
 #include <cstdint>
@@ -40,6 +44,9 @@ struct Int8Weight {
   // was given; subtracted from the product's bias it cancels that error on average (bias
   // correction). Else undefined.
   Tensor rounding_bias;
+  // The block of the Hadamard rotation (ops/hadamard.h) q was quantized after, which each
+  // input row takes before it is quantized; 1: none.
+  int64_t rotation_block = 1;
   int64_t out_features = 0;
   int64_t in_features = 0;
 };
@@ -48,9 +55,11 @@ struct Int8Weight {
 // With pack, q is packed for the GEMM library (and the plain copy dropped). With
 // input_scale (F32 K, positive), w · input_scale is quantized and the activations are
 // divided by it at each call (smoothing, above). With input_mean (F32 K), the expected
-// input, rounding_bias is computed.
+// input, rounding_bias is computed. With rotate, w (· input_scale) is rotated by the
+// block Hadamard rotation of its width (hadamard_block(K); none where that is 1) before it
+// is quantized, and so is each input row at each call.
 Int8Weight quantize_weight_int8(const Tensor& w, bool pack = false, const Tensor* input_scale = nullptr,
-                                const Tensor* input_mean = nullptr);
+                                const Tensor* input_mean = nullptr, bool rotate = true);
 
 // The smoothing scales s (F32 K) of a weight w (N, K) whose input is the output of a norm
 // with weight norm_weight (K) and, for a layer norm, bias norm_bias (K; null for an RMS
@@ -81,9 +90,10 @@ int32_t int8_weight_max();
 
 namespace cpu {
 // x[r,k] · col_scale[k] ≈ scale[r] · (q[r,k] - zero[r]), q in [0, 255], zero in [0, 255];
-// without col_scale (null) x[r,k] itself.
+// without col_scale (null) x[r,k] itself. With rotation_block > 1 each row (· col_scale)
+// is rotated first (hadamard_rows with that block), q and scale the rotated row's.
 void quantize_rows_u8(uint8_t* q, float* scale, int32_t* zero, const float* x, int64_t rows, int64_t cols,
-                      const float* col_scale = nullptr);
+                      const float* col_scale = nullptr, int64_t rotation_block = 1);
 // c (M, N) = a (M, K) · bᵀ with b stored (N, K); exact int32 sums.
 void gemm_u8s8s32(int32_t* c, const uint8_t* a, const int8_t* b, int64_t m, int64_t n, int64_t k);
 // y[r,n] = act(row_scale[r] · col_scale[n] · (c[r,n] - row_zero[r] · col_sum[n]) + bias[n])
@@ -92,11 +102,12 @@ void dequantize_rows(float* y, const int32_t* c, const float* row_scale, const i
                      const float* col_scale, const int32_t* col_sum, const float* bias, int64_t m, int64_t n,
                      Activation act = Activation::None);
 // dequantize_rows quantized for the next int8 product (quantize_rows_u8 without column
-// scales): each row is rescaled and activated in float32 while in cache, then quantized
-// into q (M, N), q_scale and q_zero (M).
+// scales, rotated by rotation_block): each row is rescaled and activated in float32 while
+// in cache, then quantized into q (M, N), q_scale and q_zero (M).
 void dequantize_rows_u8(uint8_t* q, float* q_scale, int32_t* q_zero, const int32_t* c, const float* row_scale,
                         const int32_t* row_zero, const float* col_scale, const int32_t* col_sum,
-                        const float* bias, int64_t m, int64_t n, Activation act = Activation::None);
+                        const float* bias, int64_t m, int64_t n, Activation act = Activation::None,
+                        int64_t rotation_block = 1);
 // dequantize_rows rounded to bf16 (as float_to_bf16 rounds dequantize_rows' results): each
 // row is rescaled and activated in float32 while in cache, then rounded.
 void dequantize_rows_bf16(uint16_t* y, const int32_t* c, const float* row_scale, const int32_t* row_zero,
@@ -106,7 +117,7 @@ void dequantize_rows_bf16(uint16_t* y, const int32_t* c, const float* row_scale,
 
 namespace reference {
 void quantize_rows_u8(uint8_t* q, float* scale, int32_t* zero, const float* x, int64_t rows, int64_t cols,
-                      const float* col_scale = nullptr);
+                      const float* col_scale = nullptr, int64_t rotation_block = 1);
 void gemm_u8s8s32(int32_t* c, const uint8_t* a, const int8_t* b, int64_t m, int64_t n, int64_t k);
 }  // namespace reference
 

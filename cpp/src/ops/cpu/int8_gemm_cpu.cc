@@ -15,6 +15,7 @@
 #include "ops/bf16_gemm.h"
 #include "ops/cpu/gemm_library.h"
 #include "ops/cpu/vector_clones.h"
+#include "ops/hadamard.h"
 #include "ops/int8_gemm.h"
 
 namespace nle::ops::cpu {
@@ -317,6 +318,17 @@ inline void quantize_row_u8(uint8_t* out, float* scale, int32_t* zero, const flo
   quantize_row_u8_avx2(out, scale, zero, row, col_scale, cols);
 }
 
+// One row, src · col_scale (src alone without col_scale; null src: row itself), rotated by
+// block (ops/hadamard.h) into row and quantized from there: the butterflies leave each
+// block sqrt(block) times too large, which the scale takes back.
+inline void quantize_rotated_row_u8(uint8_t* out, float* scale, int32_t* zero, float* row, int64_t cols,
+                                    int64_t block, const float* src = nullptr,
+                                    const float* col_scale = nullptr) {
+  hadamard_row_unnormalized(row, cols, block, src, col_scale);
+  quantize_row_u8(out, scale, zero, row, nullptr, cols);
+  *scale *= static_cast<float>(1.0 / std::sqrt(static_cast<double>(block)));
+}
+
 // One row of dequantize_rows.
 NLE_VECTOR_CLONES void dequantize_values(float* __restrict y, const int32_t* __restrict c, float s, int32_t z,
                                          const float* __restrict col_scale, const int32_t* __restrict col_sum,
@@ -342,7 +354,20 @@ NLE_VECTOR_CLONES void dequantize_values(float* __restrict y, const int32_t* __r
 }  // namespace
 
 void quantize_rows_u8(uint8_t* q, float* scale, int32_t* zero, const float* x, int64_t rows, int64_t cols,
-                      const float* col_scale) {
+                      const float* col_scale, int64_t rotation_block) {
+  if (rotation_block > 1) {
+    // Each row (· col_scale) rotated into a buffer in L1, then quantized from there.
+#pragma omp parallel if (rows > 1 && rows * cols > 4096)
+    {
+      thread_local ScratchBuffer<float> row_buffer;
+      float* row = row_buffer.get(static_cast<size_t>(cols));
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < rows; ++r)
+        quantize_rotated_row_u8(q + r * cols, scale + r, zero + r, row, cols, rotation_block, x + r * cols,
+                                col_scale);
+    }
+    return;
+  }
   // In parallel from a few thousand values: x was written by all the threads, and one
   // alone would read the others' rows from their cores' caches (float_to_bf16).
 #pragma omp parallel for schedule(static) if (rows > 1 && rows * cols > 4096)
@@ -399,13 +424,15 @@ void dequantize_rows_bf16(uint16_t* y, const int32_t* c, const float* row_scale,
 
 void dequantize_rows_u8(uint8_t* q, float* q_scale, int32_t* q_zero, const int32_t* c, const float* row_scale,
                         const int32_t* row_zero, const float* col_scale, const int32_t* col_sum,
-                        const float* bias, int64_t m, int64_t n, Activation act) {
+                        const float* bias, int64_t m, int64_t n, Activation act, int64_t rotation_block) {
 #pragma omp parallel if (m * n > 16384)
   {
     thread_local ScratchBuffer<float> row_buffer;
     float* row = row_buffer.get(static_cast<size_t>(n));
 #if defined(NLE_QUANTIZE_AVX512)
-    const bool fused = (act == Activation::None || act == Activation::GeluErf) && avx512_rows_supported();
+    // A rotated row takes the passes below: the rotation needs the whole row first.
+    const bool fused = (act == Activation::None || act == Activation::GeluErf) && avx512_rows_supported() &&
+                       rotation_block <= 1;
 #endif
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < m; ++r) {
@@ -417,7 +444,10 @@ void dequantize_rows_u8(uint8_t* q, float* q_scale, int32_t* q_zero, const int32
       }
 #endif
       dequantize_values(row, c + r * n, row_scale[r], row_zero[r], col_scale, col_sum, bias, n, act);
-      quantize_row_u8(q + r * n, q_scale + r, q_zero + r, row, nullptr, n);
+      if (rotation_block > 1)
+        quantize_rotated_row_u8(q + r * n, q_scale + r, q_zero + r, row, n, rotation_block);
+      else
+        quantize_row_u8(q + r * n, q_scale + r, q_zero + r, row, nullptr, n);
     }
   }
 }

@@ -2,15 +2,17 @@
 #include <cmath>
 #include <vector>
 
+#include "ops/hadamard.h"
 #include "ops/int8_gemm.h"
 
 namespace nle::ops::reference {
 
 void quantize_rows_u8(uint8_t* q, float* scale, int32_t* zero, const float* x, int64_t rows, int64_t cols,
-                      const float* col_scale) {
+                      const float* col_scale, int64_t rotation_block) {
   std::vector<float> row(static_cast<size_t>(cols));
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t c = 0; c < cols; ++c) row[c] = col_scale ? x[r * cols + c] * col_scale[c] : x[r * cols + c];
+    reference::hadamard_rows(row.data(), 1, cols, rotation_block);
     float lo = 0.f, hi = 0.f;
     for (int64_t c = 0; c < cols; ++c) {
       lo = std::min(lo, row[c]);

@@ -1,0 +1,132 @@
+// The block Walsh–Hadamard rotation of the int8 products (ops/hadamard.h): the CPU
+// butterflies against the matrix itself, and what the rotation does to an int8 product.
+#include "ops/hadamard.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <cstdio>
+#include <vector>
+
+#include "ops/gemm.h"
+#include "ops/int8_gemm.h"
+#include "test_utils.h"
+
+namespace nle::test {
+
+TEST(HadamardTest, BlockIsTheLargestPowerOfTwoDividingTheWidth) {
+  EXPECT_EQ(ops::hadamard_block(384), 128);   // MiniLM's hidden width, 3 · 128
+  EXPECT_EQ(ops::hadamard_block(1536), 128);  // and its feed-forward's
+  EXPECT_EQ(ops::hadamard_block(512), 128);
+  EXPECT_EQ(ops::hadamard_block(96), 32);
+  EXPECT_EQ(ops::hadamard_block(24), 8);
+  EXPECT_EQ(ops::hadamard_block(100), 1);  // 4 divides it: below 8, no rotation
+  EXPECT_EQ(ops::hadamard_block(77), 1);
+  EXPECT_EQ(ops::hadamard_block(0), 1);
+}
+
+TEST(HadamardTest, ButterfliesMatchTheMatrix) {
+  for (const int64_t block : {2, 4, 8, 16, 32, 64, 128}) {
+    const int64_t rows = 3, cols = 3 * block;
+    const auto x = random_floats(static_cast<size_t>(rows * cols), 5 + static_cast<uint32_t>(block), 2.f);
+    std::vector<float> fast = x, exact = x;
+    ops::hadamard_rows(fast.data(), rows, cols, block);
+    ops::reference::hadamard_rows(exact.data(), rows, cols, block);
+    double ss_x = 0.0, ss_y = 0.0;
+    for (size_t i = 0; i < x.size(); ++i) {
+      EXPECT_NEAR(fast[i], exact[i], 2e-6f * std::sqrt(static_cast<float>(block)))
+          << "block " << block << " " << i;
+      ss_x += double{x[i]} * x[i];
+      ss_y += double{fast[i]} * fast[i];
+    }
+    EXPECT_NEAR(ss_y, ss_x, 1e-5 * ss_x) << "block " << block;  // orthogonal: lengths kept
+    // Normalized, the matrix is its own inverse.
+    ops::hadamard_rows(fast.data(), rows, cols, block);
+    for (size_t i = 0; i < x.size(); ++i) EXPECT_NEAR(fast[i], x[i], 1e-5f) << "block " << block << " " << i;
+  }
+  std::vector<float> one{1.f, 2.f, 3.f};
+  ops::hadamard_rows(one.data(), 1, 3, 1);  // block 1: unchanged
+  EXPECT_EQ(one, (std::vector<float>{1.f, 2.f, 3.f}));
+  EXPECT_THROW(ops::hadamard_rows(one.data(), 1, 3, 2), InvalidInputError);
+}
+
+TEST(HadamardTest, RotatedRowsQuantizeAsTheReference) {
+  // The CPU rotates by butterflies and scales the row's step afterwards, the reference by
+  // the normalized matrix: the same codes but where a value lies within rounding of a
+  // level's edge, the same scales to float rounding.
+  const int64_t rows = 11, cols = 384, block = ops::hadamard_block(cols);
+  const auto x = random_floats(static_cast<size_t>(rows * cols), 61, 3.f);
+  std::vector<float> col(static_cast<size_t>(cols));
+  for (int64_t c = 0; c < cols; ++c) col[static_cast<size_t>(c)] = 0.5f + 0.1f * static_cast<float>(c % 7);
+  std::vector<uint8_t> q(x.size()), q_ref(x.size());
+  std::vector<float> s(rows), s_ref(rows);
+  std::vector<int32_t> z(rows), z_ref(rows);
+  ops::cpu::quantize_rows_u8(q.data(), s.data(), z.data(), x.data(), rows, cols, col.data(), block);
+  ops::reference::quantize_rows_u8(q_ref.data(), s_ref.data(), z_ref.data(), x.data(), rows, cols, col.data(),
+                                   block);
+  int differing = 0;
+  for (size_t i = 0; i < q.size(); ++i) {
+    EXPECT_LE(std::abs(int{q[i]} - int{q_ref[i]}), 1) << i;
+    differing += q[i] != q_ref[i];
+  }
+  EXPECT_LE(differing, 4);
+  for (int64_t r = 0; r < rows; ++r) {
+    EXPECT_NEAR(s[static_cast<size_t>(r)], s_ref[static_cast<size_t>(r)],
+                1e-5f * s_ref[static_cast<size_t>(r)]);
+    EXPECT_NEAR(z[static_cast<size_t>(r)], z_ref[static_cast<size_t>(r)], 1);
+  }
+}
+
+// Inputs with a few channels 30x the rest (a trained norm's outliers) and weights with a
+// few columns 10x the rest: unrotated, each row's 256 levels and each weight row's codes
+// are set by those few; rotated, both spread over their blocks.
+TEST(HadamardTest, RotationCutsTheErrorOfAnInt8ProductWithOutliers) {
+  const int64_t m = 48, n = 80, k = 384;
+  auto x = random_floats(static_cast<size_t>(m * k), 62, 1.f);
+  auto w = random_floats(static_cast<size_t>(n * k), 63, 0.1f);
+  for (int64_t r = 0; r < m; ++r)
+    for (int64_t c = 0; c < k; c += 41) x[static_cast<size_t>(r * k + c)] *= 30.f;
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = 3; c < k; c += 53) w[static_cast<size_t>(r * k + c)] *= 10.f;
+  std::vector<float> expected(static_cast<size_t>(m * n));
+  ops::reference::gemm_f32(expected.data(), x.data(), w.data(), false, true, m, n, k, k, k, n, 1.f, 0.f);
+  const Tensor xt = tensor_from(x, {m, k}), wt = tensor_from(w, {n, k});
+  auto error = [&](const ops::Int8Weight& q) {
+    Tensor y(DType::F32, {m, n});
+    ops::matmul_nt_int8(y, xt, q);
+    return relative_rms_error(y, expected);
+  };
+  const ops::Int8Weight plain = ops::quantize_weight_int8(wt, false, nullptr, nullptr, /*rotate=*/false);
+  const ops::Int8Weight rotated = ops::quantize_weight_int8(wt, false);
+  const ops::Int8Weight rotated_packed = ops::quantize_weight_int8(wt, true);
+  EXPECT_EQ(plain.rotation_block, 1);
+  EXPECT_EQ(rotated.rotation_block, 128);
+  const double plain_error = error(plain), rotated_error = error(rotated);
+  std::printf("outliers, weight codes up to %d: relative RMS error %.5f unrotated, %.5f rotated\n",
+              ops::int8_weight_max(), plain_error, rotated_error);
+  EXPECT_LT(rotated_error, 0.5 * plain_error);
+  EXPECT_EQ(error(rotated_packed), rotated_error);
+}
+
+// Two int8 products in a row: the hidden rows between them are rotated for the second as
+// its own input would be, the same bits as the two products one after the other.
+TEST(HadamardTest, ChainRotatesTheHiddenRowsAsTheSecondProductExpects) {
+  const int64_t m = 9, n1 = 256, n2 = 40, k = 96;
+  const auto x = random_floats(static_cast<size_t>(m * k), 64, 1.f);
+  const Tensor w1 = tensor_from(random_floats(static_cast<size_t>(n1 * k), 65, 0.2f), {n1, k});
+  const Tensor w2 = tensor_from(random_floats(static_cast<size_t>(n2 * n1), 66, 0.1f), {n2, n1});
+  for (const bool pack : {false, true}) {
+    const ops::Int8Weight q1 = ops::quantize_weight_int8(w1, pack), q2 = ops::quantize_weight_int8(w2, pack);
+    ASSERT_EQ(q1.rotation_block, 32);
+    ASSERT_EQ(q2.rotation_block, 128);
+    const Tensor xt = tensor_from(x, {m, k});
+    Tensor hidden(DType::F32, {m, n1}), two_steps(DType::F32, {m, n2}), chained(DType::F32, {m, n2});
+    ops::matmul_nt_int8(hidden, xt, q1, nullptr, ops::Activation::GeluErf);
+    ops::matmul_nt_int8(two_steps, hidden, q2);
+    ops::matmul_nt_int8_chain(chained, xt, q1, nullptr, ops::Activation::GeluErf, q2, nullptr);
+    for (int64_t i = 0; i < m * n2; ++i)
+      EXPECT_EQ(chained.data<float>()[i], two_steps.data<float>()[i]) << (pack ? "packed " : "plain ") << i;
+  }
+}
+
+}  // namespace nle::test
