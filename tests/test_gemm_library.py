@@ -45,7 +45,7 @@ RUN = textwrap.dedent(
     hidden = model.encode(batch["ids"], batch["mask"]).last_hidden_state
     np.save(out_path, hidden)
     print(nlpengine.gemm_library())
-    print("int8_weight_max", nlpengine.int8_weight_max())
+    print("int8_codes", nlpengine.int8_activation_max(), nlpengine.int8_weight_max())
     """
 )
 
@@ -53,7 +53,7 @@ RUN = textwrap.dedent(
 def run_with(
     library: str, model_dir, compute_type: str, ids_path, tmp_path, info=None
 ) -> np.ndarray:
-    """The last hidden state under ``library``; ``info`` (a dict) gets its int8 weight range."""
+    """The last hidden state under ``library``; ``info`` (a dict) gets its int8 code ranges."""
     out = tmp_path / f"{library}-{compute_type}.npy"
     env = {**os.environ, "NLPENGINE_GEMM_LIBRARY": library}
     proc = subprocess.run(
@@ -67,7 +67,8 @@ def run_with(
     expected = {"mkl": "MKL ", "onednn": "oneDNN 3."}[library]
     assert proc.stdout.startswith(expected), proc.stdout
     if info is not None:
-        info["int8_weight_max"] = int(proc.stdout.split("int8_weight_max")[1])
+        activation_max, weight_max = proc.stdout.split("int8_codes")[1].split()
+        info["int8_codes"] = (int(activation_max), int(weight_max))
     return np.load(out)
 
 
@@ -107,12 +108,12 @@ def test_both_libraries_match_transformers_in_float32(minilm_dir, batch_file, tm
 
 
 def test_both_libraries_give_the_same_int8_model(minilm_dir, batch_file, tmp_path):
-    """The same int8 model where both libraries take the same weight codes.
+    """The same int8 model where both libraries take the same codes.
 
     On a CPU without VNNI one library may sum 8-bit products exactly where the other
-    saturates (MKL and oneDNN on an AMD EPYC with AVX2: weight codes up to 127 and 63):
+    saturates (MKL and oneDNN on an AMD EPYC with AVX2: input codes up to 255 and 127):
     the two then quantize differently, and each must stay as close to float32 as
-    tests/test_compute_type.py asks of int8 with its weight range.
+    tests/test_compute_type.py asks of int8 with its input range.
     """
     mask = np.load(batch_file)["mask"]
 
@@ -124,21 +125,22 @@ def test_both_libraries_give_the_same_int8_model(minilm_dir, batch_file, tmp_pat
     for library in ("mkl", "onednn"):
         info = {}
         vectors[library] = pooled(run_with(library, minilm_dir, "int8", batch_file, tmp_path, info))
-        ranges[library] = info["int8_weight_max"]
-        assert ranges[library] in (127, 63), ranges
+        ranges[library] = info["int8_codes"]
+        assert ranges[library] in ((255, 127), (127, 127)), ranges
     if ranges["mkl"] == ranges["onednn"]:
         cosine = (vectors["mkl"] * vectors["onednn"]).sum(1)
         print(f"int8 cosine between libraries: min {cosine.min():.6f}")
         assert cosine.min() >= 0.999
         return
     reference = pooled(run_with("onednn", minilm_dir, "float32", batch_file, tmp_path))
-    for library, weight_max in ranges.items():
+    for library, (activation_max, weight_max) in ranges.items():
         cosine = (vectors[library] * reference).sum(1)
         print(
-            f"{library} int8 (weight codes up to {weight_max}) cosine to float32: "
-            f"mean {cosine.mean():.5f}, min {cosine.min():.5f}"
+            f"{library} int8 (input codes up to {activation_max}, weight codes up to {weight_max}) "
+            f"cosine to float32: mean {cosine.mean():.5f}, min {cosine.min():.5f}"
         )
-        mean_floor, min_floor = (0.995, 0.98) if weight_max == 127 else (0.993, 0.97)
+        # Measured on the AMD EPYC: MKL mean 0.99976, least 0.99953; oneDNN 0.99955, 0.99918.
+        mean_floor, min_floor = (0.999, 0.998) if activation_max == 255 else (0.999, 0.997)
         assert cosine.mean() >= mean_floor and cosine.min() >= min_floor, (library, cosine)
 
 

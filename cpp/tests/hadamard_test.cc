@@ -58,22 +58,26 @@ TEST(HadamardTest, RotatedRowsQuantizeAsTheReference) {
   const auto x = random_floats(static_cast<size_t>(rows * cols), 61, 3.f);
   std::vector<float> col(static_cast<size_t>(cols));
   for (int64_t c = 0; c < cols; ++c) col[static_cast<size_t>(c)] = 0.5f + 0.1f * static_cast<float>(c % 7);
-  std::vector<uint8_t> q(x.size()), q_ref(x.size());
-  std::vector<float> s(rows), s_ref(rows);
-  std::vector<int32_t> z(rows), z_ref(rows);
-  ops::cpu::quantize_rows_u8(q.data(), s.data(), z.data(), x.data(), rows, cols, col.data(), block);
-  ops::reference::quantize_rows_u8(q_ref.data(), s_ref.data(), z_ref.data(), x.data(), rows, cols, col.data(),
-                                   block);
-  int differing = 0;
-  for (size_t i = 0; i < q.size(); ++i) {
-    EXPECT_LE(std::abs(int{q[i]} - int{q_ref[i]}), 1) << i;
-    differing += q[i] != q_ref[i];
-  }
-  EXPECT_LE(differing, 4);
-  for (int64_t r = 0; r < rows; ++r) {
-    EXPECT_NEAR(s[static_cast<size_t>(r)], s_ref[static_cast<size_t>(r)],
-                1e-5f * s_ref[static_cast<size_t>(r)]);
-    EXPECT_NEAR(z[static_cast<size_t>(r)], z_ref[static_cast<size_t>(r)], 1);
+  for (const int32_t code_max : {255, 127}) {  // 8-bit codes, and the 7-bit ones of CPUs without VNNI
+    std::vector<uint8_t> q(x.size()), q_ref(x.size());
+    std::vector<float> s(rows), s_ref(rows);
+    std::vector<int32_t> z(rows), z_ref(rows);
+    ops::cpu::quantize_rows_u8(q.data(), s.data(), z.data(), x.data(), rows, cols, col.data(), block,
+                               code_max);
+    ops::reference::quantize_rows_u8(q_ref.data(), s_ref.data(), z_ref.data(), x.data(), rows, cols,
+                                     col.data(), block, code_max);
+    int differing = 0;
+    for (size_t i = 0; i < q.size(); ++i) {
+      EXPECT_LE(std::abs(int{q[i]} - int{q_ref[i]}), 1) << i;
+      EXPECT_LE(int{q[i]}, code_max) << i;
+      differing += q[i] != q_ref[i];
+    }
+    EXPECT_LE(differing, 4) << code_max;
+    for (int64_t r = 0; r < rows; ++r) {
+      EXPECT_NEAR(s[static_cast<size_t>(r)], s_ref[static_cast<size_t>(r)],
+                  1e-5f * s_ref[static_cast<size_t>(r)]);
+      EXPECT_NEAR(z[static_cast<size_t>(r)], z_ref[static_cast<size_t>(r)], 1);
+    }
   }
 }
 
@@ -102,8 +106,9 @@ TEST(HadamardTest, RotationCutsTheErrorOfAnInt8ProductWithOutliers) {
   EXPECT_EQ(plain.rotation_block, 1);
   EXPECT_EQ(rotated.rotation_block, 128);
   const double plain_error = error(plain), rotated_error = error(rotated);
-  std::printf("outliers, weight codes up to %d: relative RMS error %.5f unrotated, %.5f rotated\n",
-              ops::int8_weight_max(), plain_error, rotated_error);
+  std::printf(
+      "outliers, codes up to %d (inputs), %d (weights): relative RMS error %.5f unrotated, %.5f rotated\n",
+      ops::int8_activation_max(), ops::int8_weight_max(), plain_error, rotated_error);
   EXPECT_LT(rotated_error, 0.5 * plain_error);
   EXPECT_EQ(error(rotated_packed), rotated_error);
 }

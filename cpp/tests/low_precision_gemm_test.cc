@@ -77,6 +77,35 @@ TEST(Int8GemmTest, QuantizeRowsMatchesReference) {
   EXPECT_EQ(q[static_cast<size_t>(7 * cols + 299)], 44);  // 44.5, in the tail
 }
 
+// Codes 0..127, as CPUs without VNNI take them (ops/int8_gemm.h): each row's range over
+// 127 steps, ties to even, the same codes as the reference in the vector body and the tail.
+TEST(Int8GemmTest, QuantizeRowsToSevenBitsMatchesReference) {
+  const int64_t rows = 13, cols = 203;
+  auto x = random_floats(static_cast<size_t>(rows * cols), 35, 4.f);
+  for (int64_t c = 0; c < cols; ++c)
+    x[static_cast<size_t>(3 * cols + c)] = static_cast<float>(c % 127) + 0.5f;
+  x[static_cast<size_t>(3 * cols)] = 127.f;  // scale 1, zero point 0
+  std::vector<uint8_t> q(x.size()), q_ref(x.size());
+  std::vector<float> s(rows), s_ref(rows);
+  std::vector<int32_t> z(rows), z_ref(rows);
+  ops::cpu::quantize_rows_u8(q.data(), s.data(), z.data(), x.data(), rows, cols, nullptr, 1, 127);
+  ops::reference::quantize_rows_u8(q_ref.data(), s_ref.data(), z_ref.data(), x.data(), rows, cols, nullptr, 1,
+                                   127);
+  EXPECT_EQ(q, q_ref);
+  EXPECT_EQ(s, s_ref);
+  EXPECT_EQ(z, z_ref);
+  EXPECT_EQ(*std::max_element(q.begin(), q.end()), 127);
+  EXPECT_EQ(s[3], 1.f);
+  EXPECT_EQ(q[static_cast<size_t>(3 * cols + 2)], 2);     // 2.5
+  EXPECT_EQ(q[static_cast<size_t>(3 * cols + 202)], 76);  // 75.5, in the tail
+  for (int64_t r = 0; r < rows; ++r)
+    for (int64_t c = 0; c < cols; ++c) {
+      const size_t i = static_cast<size_t>(r * cols + c);
+      const float back = s[static_cast<size_t>(r)] * static_cast<float>(q[i] - z[static_cast<size_t>(r)]);
+      EXPECT_LE(std::fabs(back - x[i]), 0.5001f * s[static_cast<size_t>(r)]) << r << "," << c;
+    }
+}
+
 TEST(Int8GemmTest, QuantizeRowsWithColumnScalesMatchesReference) {
   const int64_t rows = 9, cols = 77;
   const auto x = random_floats(static_cast<size_t>(rows * cols), 41, 3.f);
@@ -149,9 +178,10 @@ TEST(Int8GemmTest, SmoothingCutsTheErrorOfOutlierChannels) {
   const double packed = error(ops::quantize_weight_int8(wt, true, &s, nullptr, false));
   const double rotated = error(ops::quantize_weight_int8(wt, true, &s));
   std::printf(
-      "outlier channels, weight codes up to %d: relative RMS error plain %.5f, smoothed %.5f, smoothed and "
-      "rotated %.5f\n",
-      ops::int8_weight_max(), plain, smoothed, rotated);
+      "outlier channels, codes up to %d (inputs), %d (weights): relative RMS error plain %.5f, smoothed "
+      "%.5f, "
+      "smoothed and rotated %.5f\n",
+      ops::int8_activation_max(), ops::int8_weight_max(), plain, smoothed, rotated);
   EXPECT_LT(smoothed, 0.6 * plain);
   EXPECT_EQ(packed, smoothed);
   EXPECT_LT(smoothed, 0.02);
@@ -218,15 +248,17 @@ TEST(Int8GemmTest, RoundingBiasCancelsTheWeightErrorOnTheMeanInput) {
 }
 
 TEST(Int8GemmTest, IntegerProductIsExact) {
-  // Extreme values in every pair, weights up to the largest code the products on this
-  // CPU take (127 with VNNI, else 63): a product that saturated 16-bit sums would differ.
-  const int32_t w_max = ops::int8_weight_max();
-  ASSERT_TRUE(w_max == 127 || w_max == 63) << w_max;
+  // Extreme values in every pair, up to the largest codes the products on this CPU take
+  // (activations 255 with VNNI, else 127): a product that saturated 16-bit sums would differ.
+  const int32_t w_max = ops::int8_weight_max(), a_max = ops::int8_activation_max();
+  ASSERT_EQ(w_max, 127);
+  ASSERT_TRUE(a_max == 255 || a_max == 127) << a_max;
   for (int64_t k : {1, 4, 63, 64, 384, 1536}) {
     const int64_t m = 19, n = 45;
     std::vector<uint8_t> a(static_cast<size_t>(m * k));
     std::vector<int8_t> b(static_cast<size_t>(n * k));
-    for (size_t i = 0; i < a.size(); ++i) a[i] = static_cast<uint8_t>(i % 7 == 0 ? 3 : 255 - i % 5);
+    for (size_t i = 0; i < a.size(); ++i)
+      a[i] = static_cast<uint8_t>(i % 7 == 0 ? 3 : a_max - static_cast<int32_t>(i % 5));
     for (size_t i = 0; i < b.size(); ++i)
       b[i] = static_cast<int8_t>(i % 3 == 0 ? -w_max : w_max - static_cast<int32_t>(i % 4));
     std::vector<int32_t> c(static_cast<size_t>(m * n)), expected(c.size());
@@ -622,7 +654,7 @@ TEST(PackedGemmTest, Int8ChainEqualsTheTwoProducts) {
 // panels read groups of 4 bytes), n not a multiple of 16 (a partial panel), m with
 // partial blocks of rows and more than one 96-row block (ops/cpu/panel_gemm_u8s8.h).
 TEST(PackedGemmTest, Int8PackedProductIsExactForAnyShape) {
-  const int32_t w_max = ops::int8_weight_max();
+  const int32_t w_max = ops::int8_weight_max(), a_max = ops::int8_activation_max();
   for (int64_t k : {1, 3, 4, 63, 384}) {
     for (int64_t n : {5, 16, 45}) {
       std::vector<int8_t> b(static_cast<size_t>(n * k));
@@ -635,7 +667,7 @@ TEST(PackedGemmTest, Int8PackedProductIsExactForAnyShape) {
         const int64_t rows = ops::cpu::packed_s8_rows(m);
         std::vector<uint8_t> a(static_cast<size_t>(rows * k), 0);
         for (int64_t i = 0; i < m * k; ++i)
-          a[static_cast<size_t>(i)] = static_cast<uint8_t>(i % 7 == 0 ? 1 : 255 - i % 3);
+          a[static_cast<size_t>(i)] = static_cast<uint8_t>(i % 7 == 0 ? 1 : a_max - i % 3);
         std::vector<int32_t> c(static_cast<size_t>(rows * n)), expected(static_cast<size_t>(m * n));
         ops::cpu::gemm_u8s8s32_packed(c.data(), a.data(), packed.data.get(), m, n, k);
         ops::reference::gemm_u8s8s32(expected.data(), a.data(), b.data(), m, n, k);
@@ -652,7 +684,7 @@ TEST(PackedGemmTest, Int8PackedProductIsExactForAnyShape) {
 // counts off a block, past oneDNN's chunk of 1,024 rows by a few (exact) and by many
 // (rounded up) rows.
 TEST(PackedGemmTest, Int8SumsInBlocksOfRowsAreExact) {
-  const int32_t w_max = ops::int8_weight_max();
+  const int32_t w_max = ops::int8_weight_max(), a_max = ops::int8_activation_max();
   const ThreadScope one_thread(1);
   for (const auto& [n, k] : std::vector<std::pair<int64_t, int64_t>>{{384, 384}, {1536, 384}, {45, 7}}) {
     std::vector<int8_t> b(static_cast<size_t>(n * k));
@@ -665,7 +697,7 @@ TEST(PackedGemmTest, Int8SumsInBlocksOfRowsAreExact) {
       const int64_t rows = ops::cpu::packed_s8_rows(m);
       std::vector<uint8_t> a(static_cast<size_t>(rows * k), 0);
       for (int64_t i = 0; i < m * k; ++i)
-        a[static_cast<size_t>(i)] = static_cast<uint8_t>(i % 11 == 0 ? 0 : 255 - i % 5);
+        a[static_cast<size_t>(i)] = static_cast<uint8_t>(i % 11 == 0 ? 0 : a_max - i % 5);
       std::vector<int32_t> c(static_cast<size_t>(m * n), -7), expected(static_cast<size_t>(m * n));
       int64_t next = 0;
       ops::cpu::gemm_u8s8s32_packed_blocks(a.data(), packed.data.get(), m, n, k,
@@ -691,7 +723,7 @@ TEST(PackedGemmTest, Int8SumsInBlocksOfRowsAreExact) {
 TEST(PackedGemmTest, FewInt8RowsReadTheBlockedWeightDirectly) {
   const bool onednn_layout = ops::cpu::gemm_library() == ops::cpu::GemmLibrary::OneDnn &&
                              ops::cpu::onednn::packs_weights(ops::cpu::onednn::MatmulType::U8S8S32);
-  const int32_t w_max = ops::int8_weight_max();
+  const int32_t w_max = ops::int8_weight_max(), a_max = ops::int8_activation_max();
   for (const auto& [n, k] : std::vector<std::pair<int64_t, int64_t>>{
            {5, 1}, {45, 7}, {64, 64}, {130, 33}, {768, 768}, {70, 3071}}) {
     std::vector<int8_t> b(static_cast<size_t>(n * k));
@@ -709,7 +741,7 @@ TEST(PackedGemmTest, FewInt8RowsReadTheBlockedWeightDirectly) {
       const int64_t rows = ops::cpu::packed_s8_rows(m), guard = 2;
       std::vector<uint8_t> a(static_cast<size_t>(rows * k), 0);
       for (int64_t i = 0; i < m * k; ++i)
-        a[static_cast<size_t>(i)] = static_cast<uint8_t>(i % 11 == 0 ? 0 : 255 - i % 5);
+        a[static_cast<size_t>(i)] = static_cast<uint8_t>(i % 11 == 0 ? 0 : a_max - i % 5);
       std::vector<int32_t> c(static_cast<size_t>((rows + guard) * n), -7),
           expected(static_cast<size_t>(m * n));
       ops::cpu::gemm_u8s8s32_packed(c.data(), a.data(), packed.data.get(), m, n, k);
@@ -790,7 +822,7 @@ TEST(PackedGemmTest, ThreadSharesGiveTheOneThreadResults) {
   const auto w = random_floats(static_cast<size_t>(n * k), 61, 0.3f);
   const Tensor wb = ops::to_bf16(tensor_from(w, {n, k}));
   std::vector<int8_t> ws(static_cast<size_t>(n * k));
-  const int32_t w_max = ops::int8_weight_max();
+  const int32_t w_max = ops::int8_weight_max(), a_max = ops::int8_activation_max();
   for (size_t i = 0; i < ws.size(); ++i)
     ws[i] = static_cast<int8_t>(static_cast<int32_t>(i * 37 % static_cast<size_t>(2 * w_max + 1)) - w_max);
   Tensor ws_tensor(DType::I8, {n, k});
@@ -822,7 +854,8 @@ TEST(PackedGemmTest, ThreadSharesGiveTheOneThreadResults) {
     }
     const int64_t rows = ops::cpu::packed_s8_rows(m);
     std::vector<uint8_t> a(static_cast<size_t>(rows * k), 0);
-    for (int64_t i = 0; i < m * k; ++i) a[static_cast<size_t>(i)] = static_cast<uint8_t>((i * 29 + m) % 256);
+    for (int64_t i = 0; i < m * k; ++i)
+      a[static_cast<size_t>(i)] = static_cast<uint8_t>((i * 29 + m) % (a_max + 1));
     constexpr int32_t kUnwritten = -7;
     std::vector<int32_t> c(static_cast<size_t>((rows + guard) * n), kUnwritten);
     std::vector<int32_t> expected(static_cast<size_t>(m * n));

@@ -11,6 +11,7 @@ from nlpengine._core import (
     __version__,
     bf16_arithmetic,
     gemm_library,
+    int8_activation_max,
     int8_mixed_arithmetic,
     int8_weight_max,
 )
@@ -34,6 +35,7 @@ __all__ = [
     "__version__",
     "bf16_arithmetic",
     "gemm_library",
+    "int8_activation_max",
     "int8_mixed_arithmetic",
     "int8_weight_max",
     "load",

@@ -255,8 +255,8 @@ def load(
     ``compute_type``: the arithmetic of the Linear layers (None: the environment
     variable ``NLPENGINE_COMPUTE_TYPE``, which ``engine run --compute-type`` sets, else
     "float32"). "float32" is exact; "int8" quantizes their weights per output channel
-    at load and their inputs per row at each call, with exact int32 sums (7-bit weights
-    on a CPU without VNNI, see :func:`nlpengine.int8_weight_max`), both sides first
+    at load and their inputs per row at each call, with exact int32 sums (7-bit activations
+    on a CPU without VNNI, see :func:`nlpengine.int8_activation_max`), both sides first
     rotated by a block Walsh-Hadamard matrix so that outlier channels do not set the
     rounding (the product itself unchanged); "bf16" rounds
     weights and inputs to bfloat16 and sums in float32 where the CPU multiplies bf16

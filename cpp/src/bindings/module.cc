@@ -171,7 +171,10 @@ NB_MODULE(_core, m) {
         "CPUs without AMX, oneDNN elsewhere when installed; NLPENGINE_GEMM_LIBRARY=mkl|onednn overrides.");
   m.def(
       "int8_weight_max", [] { return nle::ops::int8_weight_max(); },
-      "The largest code of the int8 compute type's weights: 127, or 63 on CPUs without VNNI, "
+      "The largest code of the int8 compute type's weights: 127 (codes -127..127).");
+  m.def(
+      "int8_activation_max", [] { return nle::ops::int8_activation_max(); },
+      "The largest code of the int8 compute type's activations: 255, or 127 on CPUs without VNNI "
       "where the GEMM library's 8-bit products saturate 16-bit pair sums of larger codes.");
   m.def(
       "int8_mixed_arithmetic", [] { return nle::ops::int8_mixed_uses_int16() ? "int16" : "int8+bf16"; },

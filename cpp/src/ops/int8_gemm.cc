@@ -13,11 +13,12 @@ namespace nle::ops {
 
 namespace {
 
-// Whether the library's plain and packed products sum weights of codes up to w_max
-// exactly, tried with the worst case (255 · ±w_max in every pair) against the reference.
-bool exact_products(int8_t w_max) {
+// Whether the library's plain and packed products sum activation codes up to a_max times
+// weight codes up to w_max exactly, tried with the worst case (a_max · ±w_max in every
+// pair) against the reference.
+bool exact_products(uint8_t a_max, int8_t w_max) {
   const int64_t m = 3, n = 5, k = 64;
-  std::vector<uint8_t> a(static_cast<size_t>(m * k), 255);
+  std::vector<uint8_t> a(static_cast<size_t>(m * k), a_max);
   Tensor b(DType::I8, {n, k});
   int8_t* bq = b.data<int8_t>();
   for (int64_t i = 0; i < n * k; ++i) bq[i] = i % 3 == 0 ? static_cast<int8_t>(-w_max) : w_max;
@@ -27,7 +28,7 @@ bool exact_products(int8_t w_max) {
   if (plain != exact) return false;
   const PackedWeight packed = pack_weight_s8(b);
   const int64_t rows = cpu::packed_s8_rows(m);
-  a.resize(static_cast<size_t>(rows * k), 255);
+  a.resize(static_cast<size_t>(rows * k), a_max);
   std::vector<int32_t> c(static_cast<size_t>(rows * n));
   cpu::gemm_u8s8s32_packed(c.data(), a.data(), packed.data.get(), m, n, k);
   return std::equal(exact.begin(), exact.end(), c.begin());
@@ -35,18 +36,22 @@ bool exact_products(int8_t w_max) {
 
 }  // namespace
 
-int32_t int8_weight_max() {
-  static const int32_t w_max = [] {
-    if (exact_products(127)) return 127;
-    if (exact_products(63)) return 63;
-    return 0;
+Int8Codes int8_codes() {
+  static const Int8Codes codes = [] {
+    if (exact_products(255, 127)) return Int8Codes{255, 127};
+    if (exact_products(127, 127)) return Int8Codes{127, 127};
+    return Int8Codes{0, 0};
   }();
-  if (w_max == 0)
+  if (codes.weight == 0)
     throw Error(
         "compute_type int8: this CPU's 8-bit integer products are not exact even with 7-bit "
-        "weights; use compute_type float32");
-  return w_max;
+        "activations; use compute_type float32");
+  return codes;
 }
+
+int32_t int8_weight_max() { return int8_codes().weight; }
+
+int32_t int8_activation_max() { return int8_codes().activation; }
 
 Tensor smoothing_scales(const Tensor& w, const Tensor& norm_weight, const Tensor* norm_bias) {
   check_cpu_f32("smoothing_scales", {&w, &norm_weight});
@@ -121,7 +126,9 @@ Int8Weight quantize_weight_int8(const Tensor& w, bool pack, const Tensor* input_
   int8_t* q = out.q.data<int8_t>();
   float* scale = out.scale.data<float>();
   int32_t* sum = out.row_sum.data<int32_t>();
-  const auto top = static_cast<float>(int8_weight_max());
+  const Int8Codes codes = int8_codes();
+  out.activation_max = codes.activation;
+  const auto top = static_cast<float>(codes.weight);
 #pragma omp parallel
   {
     // A row times the input scales, rotated.
@@ -230,7 +237,7 @@ void quantize_input(QuantizedRows& in, const Tensor& x, const Int8Weight& w) {
   in.reserve(w, m, k);
   cpu::quantize_rows_u8(in.q, in.scale, in.zero, x.data<float>(), m, k,
                         w.input_scale_inverse.defined() ? w.input_scale_inverse.data<float>() : nullptr,
-                        w.rotation_block);
+                        w.rotation_block, w.activation_max);
 }
 
 // y (m rows, F32 or BF16) = in's rows times w, dequantized by dq.
@@ -299,7 +306,7 @@ void matmul_nt_int8_chain(Tensor& y, const Tensor& x, const Int8Weight& w1, cons
   hidden.reserve(w2, m, n1);
   const cpu::S8Dequantization dq = in.dequantization(w1, b1, act);
   cpu::dequantize_rows_u8(hidden.q, hidden.scale, hidden.zero, acc, dq.row_scale, dq.row_zero, dq.col_scale,
-                          dq.col_sum, dq.bias, m, n1, act, w2.rotation_block);
+                          dq.col_sum, dq.bias, m, n1, act, w2.rotation_block, w2.activation_max);
   rescaled_product(y, hidden, w2, m, hidden.dequantization(w2, b2, Activation::None));
 }
 

@@ -3,13 +3,15 @@
 // call (asymmetric uint8, so a row's whole range gets all 256 levels), products
 // accumulated exactly in int32, then rescaled to float32.
 //
-// Weights use codes -127..127 where the CPU has VNNI (a 32-bit dot-product
-// instruction). Without it the GEMM libraries (and ops/cpu/panel_gemm_u8s8) add two
-// u8·s8 products in a saturating 16-bit sum (vpmaddubsw), which 2 · 255 · 127 overflows:
-// there weights use codes -63..63 (one bit less), whose pair sums (at most
-// 2 · 255 · 63 = 32,130) are exact.
-// The activations keep all 8 bits: halving their levels instead cost far more accuracy
-// (MiniLM: one test sentence's pooled cosine to float32 fell to 0.954).
+// Weights use codes -127..127 and activations 0..255 where the CPU has VNNI (a 32-bit
+// dot-product instruction). Without it the GEMM libraries (and ops/cpu/panel_gemm_u8s8)
+// may add two u8·s8 products in a saturating 16-bit sum (vpmaddubsw), which 2 · 255 · 127
+// overflows: where a probe finds that, activations use codes 0..127 (one bit less), whose
+// pair sums (at most 2 · 127 · 127 = 32,258) are exact. With the rotation below, that costs
+// less than a bit off the weights (codes -63..63, the earlier choice): on all-MiniLM-L6-v2
+// (AMD EPYC with AVX2 alone, oneDNN), 800 real sentences' pooled cosine to float32
+// 0.99924 -> 0.99951, least 0.99713 -> 0.99834. (Unrotated it was the other way round:
+// one test sentence's pooled cosine fell to 0.954 with 7-bit activations.)
 //
 // A product whose input is a norm's output may be smoothed (SmoothQuant, with the norm's
 // parameters standing in for calibration): x · wᵀ = (x / s) · (w · s)ᵀ with one s per
@@ -31,7 +33,7 @@
 namespace nle::ops {
 
 // A Linear weight w (N, K) as w[n,k] ≈ scale[n] · q[n,k], q in [-int8_weight_max(),
-// int8_weight_max()].
+// int8_weight_max()], its inputs quantized to codes 0..activation_max.
 struct Int8Weight {
   Tensor q;             // I8 (N, K); undefined once packed
   PackedWeight packed;  // q in the GEMM library's layout, when packed
@@ -47,6 +49,8 @@ struct Int8Weight {
   // The block of the Hadamard rotation (ops/hadamard.h) q was quantized after, which each
   // input row takes before it is quantized; 1: none.
   int64_t rotation_block = 1;
+  // The largest code of the input rows (int8_activation_max() when q was quantized).
+  int32_t activation_max = 255;
   int64_t out_features = 0;
   int64_t in_features = 0;
 };
@@ -82,18 +86,28 @@ void matmul_nt_int8(Tensor& y, const Tensor& x, const Int8Weight& w, const Tenso
 void matmul_nt_int8_chain(Tensor& y, const Tensor& x, const Int8Weight& w1, const Tensor* b1, Activation act,
                           const Int8Weight& w2, const Tensor* b2);
 
-// The largest weight code the GEMM library's products on this CPU sum exactly: 127, or
-// 63 where they saturate 16-bit pair sums (see above). Found the first time it is called
-// by probing the library's plain and packed products with the worst case against the
-// exact reference; throws Error if neither range is exact.
+// The codes of the int8 products on this CPU: activations 0..activation, weights
+// -weight..weight, the widest the GEMM library's plain and packed products sum exactly.
+struct Int8Codes {
+  int32_t activation = 255;
+  int32_t weight = 127;
+};
+// Found the first time it is called by probing the library's products with the worst
+// case against the exact reference: activations 0..255 and weights -127..127 where they
+// are exact (VNNI; MKL's kernels on the AVX2-only hosts tried), else 0..127 and -127..127 (see above);
+// throws Error if neither is.
+Int8Codes int8_codes();
+// int8_codes().weight and int8_codes().activation.
 int32_t int8_weight_max();
+int32_t int8_activation_max();
 
 namespace cpu {
-// x[r,k] · col_scale[k] ≈ scale[r] · (q[r,k] - zero[r]), q in [0, 255], zero in [0, 255];
-// without col_scale (null) x[r,k] itself. With rotation_block > 1 each row (· col_scale)
-// is rotated first (hadamard_rows with that block), q and scale the rotated row's.
+// x[r,k] · col_scale[k] ≈ scale[r] · (q[r,k] - zero[r]), q and zero in [0, code_max]
+// (code_max 255 or 127; a row's range over code_max steps); without col_scale (null)
+// x[r,k] itself. With rotation_block > 1 each row (· col_scale) is rotated first
+// (hadamard_rows with that block), q and scale the rotated row's.
 void quantize_rows_u8(uint8_t* q, float* scale, int32_t* zero, const float* x, int64_t rows, int64_t cols,
-                      const float* col_scale = nullptr, int64_t rotation_block = 1);
+                      const float* col_scale = nullptr, int64_t rotation_block = 1, int32_t code_max = 255);
 // c (M, N) = a (M, K) · bᵀ with b stored (N, K); exact int32 sums.
 void gemm_u8s8s32(int32_t* c, const uint8_t* a, const int8_t* b, int64_t m, int64_t n, int64_t k);
 // y[r,n] = act(row_scale[r] · col_scale[n] · (c[r,n] - row_zero[r] · col_sum[n]) + bias[n])
@@ -102,12 +116,12 @@ void dequantize_rows(float* y, const int32_t* c, const float* row_scale, const i
                      const float* col_scale, const int32_t* col_sum, const float* bias, int64_t m, int64_t n,
                      Activation act = Activation::None);
 // dequantize_rows quantized for the next int8 product (quantize_rows_u8 without column
-// scales, rotated by rotation_block): each row is rescaled and activated in float32 while
-// in cache, then quantized into q (M, N), q_scale and q_zero (M).
+// scales, rotated by rotation_block, to codes 0..code_max): each row is rescaled and
+// activated in float32 while in cache, then quantized into q (M, N), q_scale and q_zero (M).
 void dequantize_rows_u8(uint8_t* q, float* q_scale, int32_t* q_zero, const int32_t* c, const float* row_scale,
                         const int32_t* row_zero, const float* col_scale, const int32_t* col_sum,
                         const float* bias, int64_t m, int64_t n, Activation act = Activation::None,
-                        int64_t rotation_block = 1);
+                        int64_t rotation_block = 1, int32_t code_max = 255);
 // dequantize_rows rounded to bf16 (as float_to_bf16 rounds dequantize_rows' results): each
 // row is rescaled and activated in float32 while in cache, then rounded.
 void dequantize_rows_bf16(uint16_t* y, const int32_t* c, const float* row_scale, const int32_t* row_zero,
@@ -117,7 +131,7 @@ void dequantize_rows_bf16(uint16_t* y, const int32_t* c, const float* row_scale,
 
 namespace reference {
 void quantize_rows_u8(uint8_t* q, float* scale, int32_t* zero, const float* x, int64_t rows, int64_t cols,
-                      const float* col_scale = nullptr, int64_t rotation_block = 1);
+                      const float* col_scale = nullptr, int64_t rotation_block = 1, int32_t code_max = 255);
 void gemm_u8s8s32(int32_t* c, const uint8_t* a, const int8_t* b, int64_t m, int64_t n, int64_t k);
 }  // namespace reference
 

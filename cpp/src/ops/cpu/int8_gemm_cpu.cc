@@ -35,21 +35,20 @@ inline __m256 load_scaled(const float* x, const float* col_scale, int64_t c) {
   return col_scale ? _mm256_mul_ps(v, _mm256_loadu_ps(col_scale + c)) : v;
 }
 
-// round(clamp(v · inv + z, 0, 255)) as int32, ties to even (the default rounding mode:
+// round(clamp(v · inv + z, 0, top)) as int32, ties to even (the default rounding mode:
 // the same as round_small on a clamped value). A NaN becomes 0.
-inline __m256i quantize_u8_lanes(__m256 v, __m256 inv, __m256 z) {
-  const __m256 q =
-      _mm256_min_ps(_mm256_max_ps(_mm256_fmadd_ps(v, inv, z), _mm256_setzero_ps()), _mm256_set1_ps(255.f));
+inline __m256i quantize_u8_lanes(__m256 v, __m256 inv, __m256 z, __m256 top) {
+  const __m256 q = _mm256_min_ps(_mm256_max_ps(_mm256_fmadd_ps(v, inv, z), _mm256_setzero_ps()), top);
   return _mm256_cvtps_epi32(q);
 }
 #endif
 
-// A row's scale (its range over 255 levels), 1 / scale and zero point from its least and
-// largest values (lo <= 0 <= hi).
-inline void row_quantization(float lo, float hi, float* s, float* inv, float* z) {
-  *s = hi > lo ? (hi - lo) / 255.f : 1.f;
+// A row's scale (its range over `top` steps: codes 0..top), 1 / scale and zero point from
+// its least and largest values (lo <= 0 <= hi).
+inline void row_quantization(float lo, float hi, float top, float* s, float* inv, float* z) {
+  *s = hi > lo ? (hi - lo) / top : 1.f;
   *inv = 1.f / *s;
-  *z = std::min(std::max(std::nearbyint(-lo * *inv), 0.f), 255.f);
+  *z = std::min(std::max(std::nearbyint(-lo * *inv), 0.f), top);
 }
 
 // One row: out ≈ row · col_scale / scale + zero (see quantize_rows_u8; no col_scale: row
@@ -57,7 +56,7 @@ inline void row_quantization(float lo, float hi, float* s, float* inv, float* z)
 // and narrowed to bytes lane by lane, 4.7% of MiniLM's int8 time on an AMD EPYC.
 NLE_VECTOR_CLONES void quantize_row_u8_avx2(uint8_t* __restrict out, float* scale, int32_t* zero,
                                             const float* __restrict row, const float* __restrict col_scale,
-                                            int64_t cols) {
+                                            int64_t cols, float top) {
   float lo = 0.f, hi = 0.f;  // the range always holds 0, so 0 is exact
   int64_t c = 0;
 #if defined(__AVX2__)
@@ -94,17 +93,17 @@ NLE_VECTOR_CLONES void quantize_row_u8_avx2(uint8_t* __restrict out, float* scal
     hi = v > hi ? v : hi;
   }
   float s, inv, z;
-  row_quantization(lo, hi, &s, &inv, &z);
+  row_quantization(lo, hi, top, &s, &inv, &z);
   c = 0;
 #if defined(__AVX2__)
-  const __m256 inv8 = _mm256_set1_ps(inv), z8 = _mm256_set1_ps(z);
+  const __m256 inv8 = _mm256_set1_ps(inv), z8 = _mm256_set1_ps(z), top8 = _mm256_set1_ps(top);
   // 32 values a step: 4 × 8 int32 narrowed to 32 bytes (packs work within 128-bit lanes,
   // so the last permutation puts the 8-byte groups back in order).
   for (; c + 32 <= cols; c += 32) {
-    const __m256i q0 = quantize_u8_lanes(load_scaled(row, col_scale, c), inv8, z8);
-    const __m256i q1 = quantize_u8_lanes(load_scaled(row, col_scale, c + 8), inv8, z8);
-    const __m256i q2 = quantize_u8_lanes(load_scaled(row, col_scale, c + 16), inv8, z8);
-    const __m256i q3 = quantize_u8_lanes(load_scaled(row, col_scale, c + 24), inv8, z8);
+    const __m256i q0 = quantize_u8_lanes(load_scaled(row, col_scale, c), inv8, z8, top8);
+    const __m256i q1 = quantize_u8_lanes(load_scaled(row, col_scale, c + 8), inv8, z8, top8);
+    const __m256i q2 = quantize_u8_lanes(load_scaled(row, col_scale, c + 16), inv8, z8, top8);
+    const __m256i q3 = quantize_u8_lanes(load_scaled(row, col_scale, c + 24), inv8, z8, top8);
     const __m256i bytes = _mm256_packus_epi16(_mm256_packs_epi32(q0, q1), _mm256_packs_epi32(q2, q3));
     _mm256_storeu_si256(reinterpret_cast<__m256i*>(out + c),
                         _mm256_permutevar8x32_epi32(bytes, _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7)));
@@ -114,7 +113,7 @@ NLE_VECTOR_CLONES void quantize_row_u8_avx2(uint8_t* __restrict out, float* scal
     const float x = col_scale ? row[c] * col_scale[c] : row[c];
     float v = x * inv + z;
     v = v < 0.f ? 0.f : v;
-    v = v > 255.f ? 255.f : v;
+    v = v > top ? top : v;
     out[c] = static_cast<uint8_t>(static_cast<int32_t>(round_small(v)));
   }
   *scale = s;
@@ -138,7 +137,8 @@ NLE_VECTOR_CLONES void quantize_row_u8_avx2(uint8_t* __restrict out, float* scal
 // The second half of quantize_row_u8_avx512: the row quantized to the range [lo, hi]
 // (lo <= 0 <= hi, the least and largest of row · col_scale).
 void quantize_row_u8_in_range_avx512(uint8_t* out, float* scale, int32_t* zero, const float* row,
-                                     const float* col_scale, int64_t cols, float lo, float hi) {
+                                     const float* col_scale, int64_t cols, float lo, float hi,
+                                     float top_code) {
   auto load = [&](int64_t c, __mmask16 m) {
     const __m512 v = _mm512_maskz_loadu_ps(m, row + c);
     return col_scale ? _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, col_scale + c)) : v;
@@ -146,15 +146,15 @@ void quantize_row_u8_in_range_avx512(uint8_t* out, float* scale, int32_t* zero, 
   auto lanes = [&](int64_t c) { return lanes_before(c, cols); };
   int64_t c = 0;
   float s, inv, z;
-  row_quantization(lo, hi, &s, &inv, &z);
+  row_quantization(lo, hi, top_code, &s, &inv, &z);
   const __m512 inv16 = _mm512_set1_ps(inv), z16 = _mm512_set1_ps(z);
-  const __m512 top = _mm512_set1_ps(255.f), bottom = _mm512_setzero_ps();
+  const __m512 top = _mm512_set1_ps(top_code), bottom = _mm512_setzero_ps();
   // max before min, each with the clamp second, as in quantize_u8_lanes: a NaN becomes 0.
   auto levels = [&](int64_t c, __mmask16 m) {
     return _mm512_cvtps_epi32(
         _mm512_min_ps(_mm512_max_ps(_mm512_fmadd_ps(load(c, m), inv16, z16), bottom), top));
   };
-  // 64 values a step, their int32 levels (0-255) narrowed by two packs to 64 bytes: packs
+  // 64 values a step, their int32 levels (0-top) narrowed by two packs to 64 bytes: packs
   // work within 128-bit lanes, so a permutation of 32-bit groups restores the order (one
   // vpmovdb store a vector took a fifth of this pass on a Sapphire Rapids).
   const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
@@ -172,7 +172,7 @@ void quantize_row_u8_in_range_avx512(uint8_t* out, float* scale, int32_t* zero, 
 }
 
 void quantize_row_u8_avx512(uint8_t* out, float* scale, int32_t* zero, const float* row,
-                            const float* col_scale, int64_t cols) {
+                            const float* col_scale, int64_t cols, float top) {
   auto load = [&](int64_t c, __mmask16 m) {
     const __m512 v = _mm512_maskz_loadu_ps(m, row + c);
     return col_scale ? _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, col_scale + c)) : v;
@@ -194,7 +194,7 @@ void quantize_row_u8_avx512(uint8_t* out, float* scale, int32_t* zero, const flo
   quantize_row_u8_in_range_avx512(
       out, scale, zero, row, col_scale, cols,
       _mm512_reduce_min_ps(_mm512_min_ps(_mm512_min_ps(lo[0], lo[1]), _mm512_min_ps(lo[2], lo[3]))),
-      _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(hi[0], hi[1]), _mm512_max_ps(hi[2], hi[3]))));
+      _mm512_reduce_max_ps(_mm512_max_ps(_mm512_max_ps(hi[0], hi[1]), _mm512_max_ps(hi[2], hi[3]))), top);
 }
 
 // dequantize_values, with no activation or GELU (gelu_erf16, as activate_f32 computes it on
@@ -252,7 +252,7 @@ void dequantize_row_bf16_avx512(uint16_t* y, const int32_t* c, float s, int32_t 
 template <bool kColSum, bool kBias, bool kGelu>
 void dequantize_row_u8_steps(uint8_t* q, float* q_scale, int32_t* q_zero, float* row, const int32_t* c,
                              float s, int32_t z, const float* col_scale, const int32_t* col_sum,
-                             const float* bias, int64_t n) {
+                             const float* bias, int64_t n, float top) {
   const __m512 s16 = _mm512_set1_ps(s);
   const __m512i z16 = _mm512_set1_epi32(z);
   __m512 lo0 = _mm512_setzero_ps(), hi0 = lo0, lo1 = lo0, hi1 = lo0;  // the range always holds 0
@@ -286,11 +286,11 @@ void dequantize_row_u8_steps(uint8_t* q, float* q_scale, int32_t* q_zero, float*
   }
   quantize_row_u8_in_range_avx512(q, q_scale, q_zero, row, nullptr, n,
                                   _mm512_reduce_min_ps(_mm512_min_ps(lo0, lo1)),
-                                  _mm512_reduce_max_ps(_mm512_max_ps(hi0, hi1)));
+                                  _mm512_reduce_max_ps(_mm512_max_ps(hi0, hi1)), top);
 }
 
 using DequantizeRowU8 = void (*)(uint8_t*, float*, int32_t*, float*, const int32_t*, float, int32_t,
-                                 const float*, const int32_t*, const float*, int64_t);
+                                 const float*, const int32_t*, const float*, int64_t, float);
 template <size_t... I>
 constexpr std::array<DequantizeRowU8, sizeof...(I)> dequantize_row_u8_kinds(std::index_sequence<I...>) {
   return {&dequantize_row_u8_steps<(I & 1) != 0, (I & 2) != 0, (I & 4) != 0>...};
@@ -299,33 +299,33 @@ constexpr std::array<DequantizeRowU8, sizeof...(I)> dequantize_row_u8_kinds(std:
 // One row, by the kernel compiled for its kind (zero point, bias, GELU).
 void dequantize_row_u8_avx512(uint8_t* q, float* q_scale, int32_t* q_zero, float* row, const int32_t* c,
                               float s, int32_t z, const float* col_scale, const int32_t* col_sum,
-                              const float* bias, int64_t n, bool gelu) {
+                              const float* bias, int64_t n, bool gelu, float top) {
   static constexpr auto kKinds = dequantize_row_u8_kinds(std::make_index_sequence<8>());
   const size_t kind = (col_sum ? 1 : 0) | (bias ? 2 : 0) | (gelu ? 4 : 0);
-  kKinds[kind](q, q_scale, q_zero, row, c, s, z, col_scale, col_sum, bias, n);
+  kKinds[kind](q, q_scale, q_zero, row, c, s, z, col_scale, col_sum, bias, n, top);
 }
 
 #  pragma GCC diagnostic pop
 #  pragma GCC pop_options
 #endif
 
-// One row: out ≈ row · col_scale / scale + zero (quantize_rows_u8).
+// One row: out ≈ row · col_scale / scale + zero, codes 0..top (quantize_rows_u8).
 inline void quantize_row_u8(uint8_t* out, float* scale, int32_t* zero, const float* row,
-                            const float* col_scale, int64_t cols) {
+                            const float* col_scale, int64_t cols, float top) {
 #if defined(NLE_QUANTIZE_AVX512)
-  if (avx512_rows_supported()) return quantize_row_u8_avx512(out, scale, zero, row, col_scale, cols);
+  if (avx512_rows_supported()) return quantize_row_u8_avx512(out, scale, zero, row, col_scale, cols, top);
 #endif
-  quantize_row_u8_avx2(out, scale, zero, row, col_scale, cols);
+  quantize_row_u8_avx2(out, scale, zero, row, col_scale, cols, top);
 }
 
 // One row, src · col_scale (src alone without col_scale; null src: row itself), rotated by
 // block (ops/hadamard.h) into row and quantized from there: the butterflies leave each
 // block sqrt(block) times too large, which the scale takes back.
 inline void quantize_rotated_row_u8(uint8_t* out, float* scale, int32_t* zero, float* row, int64_t cols,
-                                    int64_t block, const float* src = nullptr,
+                                    float top, int64_t block, const float* src = nullptr,
                                     const float* col_scale = nullptr) {
   hadamard_row_unnormalized(row, cols, block, src, col_scale);
-  quantize_row_u8(out, scale, zero, row, nullptr, cols);
+  quantize_row_u8(out, scale, zero, row, nullptr, cols, top);
   *scale *= static_cast<float>(1.0 / std::sqrt(static_cast<double>(block)));
 }
 
@@ -354,7 +354,8 @@ NLE_VECTOR_CLONES void dequantize_values(float* __restrict y, const int32_t* __r
 }  // namespace
 
 void quantize_rows_u8(uint8_t* q, float* scale, int32_t* zero, const float* x, int64_t rows, int64_t cols,
-                      const float* col_scale, int64_t rotation_block) {
+                      const float* col_scale, int64_t rotation_block, int32_t code_max) {
+  const auto top = static_cast<float>(code_max);
   if (rotation_block > 1) {
     // Each row (· col_scale) rotated into a buffer in L1, then quantized from there.
 #pragma omp parallel if (rows > 1 && rows * cols > 4096)
@@ -363,8 +364,8 @@ void quantize_rows_u8(uint8_t* q, float* scale, int32_t* zero, const float* x, i
       float* row = row_buffer.get(static_cast<size_t>(cols));
 #pragma omp for schedule(static)
       for (int64_t r = 0; r < rows; ++r)
-        quantize_rotated_row_u8(q + r * cols, scale + r, zero + r, row, cols, rotation_block, x + r * cols,
-                                col_scale);
+        quantize_rotated_row_u8(q + r * cols, scale + r, zero + r, row, cols, top, rotation_block,
+                                x + r * cols, col_scale);
     }
     return;
   }
@@ -372,7 +373,7 @@ void quantize_rows_u8(uint8_t* q, float* scale, int32_t* zero, const float* x, i
   // alone would read the others' rows from their cores' caches (float_to_bf16).
 #pragma omp parallel for schedule(static) if (rows > 1 && rows * cols > 4096)
   for (int64_t r = 0; r < rows; ++r)
-    quantize_row_u8(q + r * cols, scale + r, zero + r, x + r * cols, col_scale, cols);
+    quantize_row_u8(q + r * cols, scale + r, zero + r, x + r * cols, col_scale, cols, top);
 }
 
 void gemm_u8s8s32(int32_t* c, const uint8_t* a, const int8_t* b, int64_t m, int64_t n, int64_t k) {
@@ -424,7 +425,9 @@ void dequantize_rows_bf16(uint16_t* y, const int32_t* c, const float* row_scale,
 
 void dequantize_rows_u8(uint8_t* q, float* q_scale, int32_t* q_zero, const int32_t* c, const float* row_scale,
                         const int32_t* row_zero, const float* col_scale, const int32_t* col_sum,
-                        const float* bias, int64_t m, int64_t n, Activation act, int64_t rotation_block) {
+                        const float* bias, int64_t m, int64_t n, Activation act, int64_t rotation_block,
+                        int32_t code_max) {
+  const auto top = static_cast<float>(code_max);
 #pragma omp parallel if (m * n > 16384)
   {
     thread_local ScratchBuffer<float> row_buffer;
@@ -439,15 +442,15 @@ void dequantize_rows_u8(uint8_t* q, float* q_scale, int32_t* q_zero, const int32
 #if defined(NLE_QUANTIZE_AVX512)
       if (fused) {
         dequantize_row_u8_avx512(q + r * n, q_scale + r, q_zero + r, row, c + r * n, row_scale[r],
-                                 row_zero[r], col_scale, col_sum, bias, n, act == Activation::GeluErf);
+                                 row_zero[r], col_scale, col_sum, bias, n, act == Activation::GeluErf, top);
         continue;
       }
 #endif
       dequantize_values(row, c + r * n, row_scale[r], row_zero[r], col_scale, col_sum, bias, n, act);
       if (rotation_block > 1)
-        quantize_rotated_row_u8(q + r * n, q_scale + r, q_zero + r, row, n, rotation_block);
+        quantize_rotated_row_u8(q + r * n, q_scale + r, q_zero + r, row, n, top, rotation_block);
       else
-        quantize_row_u8(q + r * n, q_scale + r, q_zero + r, row, nullptr, n);
+        quantize_row_u8(q + r * n, q_scale + r, q_zero + r, row, nullptr, n, top);
     }
   }
 }

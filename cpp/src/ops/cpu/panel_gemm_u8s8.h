@@ -8,8 +8,8 @@
 // each column's 4 codes together (32 bytes per 8 columns), the layout of AVX2's
 // vpmaddubsw: one broadcast of 4 activation bytes times one weight vector gives 8
 // columns' pair sums in 16 bits, which vpmaddwd adds into 32 bits. A pair sum is exact
-// while |w| <= 63 (2 · 255 · 63 = 32,130 < 2^15), which int8_weight_max() finds by probing
-// this product.
+// while activations stay within 0..127 (2 · 127 · 127 = 32,258 < 2^15), which
+// int8_codes() finds by probing this product.
 #pragma once
 
 #include <cstdint>

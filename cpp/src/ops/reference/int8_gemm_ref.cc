@@ -8,7 +8,8 @@
 namespace nle::ops::reference {
 
 void quantize_rows_u8(uint8_t* q, float* scale, int32_t* zero, const float* x, int64_t rows, int64_t cols,
-                      const float* col_scale, int64_t rotation_block) {
+                      const float* col_scale, int64_t rotation_block, int32_t code_max) {
+  const auto top = static_cast<float>(code_max);
   std::vector<float> row(static_cast<size_t>(cols));
   for (int64_t r = 0; r < rows; ++r) {
     for (int64_t c = 0; c < cols; ++c) row[c] = col_scale ? x[r * cols + c] * col_scale[c] : x[r * cols + c];
@@ -18,11 +19,11 @@ void quantize_rows_u8(uint8_t* q, float* scale, int32_t* zero, const float* x, i
       lo = std::min(lo, row[c]);
       hi = std::max(hi, row[c]);
     }
-    const float s = hi > lo ? (hi - lo) / 255.f : 1.f;
+    const float s = hi > lo ? (hi - lo) / top : 1.f;
     const float inv = 1.f / s;  // as the CPU kernel computes it, so both agree exactly
-    const float z = std::clamp(std::nearbyint(-lo * inv), 0.f, 255.f);
+    const float z = std::clamp(std::nearbyint(-lo * inv), 0.f, top);
     for (int64_t c = 0; c < cols; ++c)  // round half to even (the default rounding mode)
-      q[r * cols + c] = static_cast<uint8_t>(std::nearbyint(std::clamp(row[c] * inv + z, 0.f, 255.f)));
+      q[r * cols + c] = static_cast<uint8_t>(std::nearbyint(std::clamp(row[c] * inv + z, 0.f, top)));
     scale[r] = s;
     zero[r] = static_cast<int32_t>(z);
   }
