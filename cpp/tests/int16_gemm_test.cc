@@ -1,6 +1,7 @@
-// The int16 products of int8-mixed on CPUs without native bf16 products
-// (ops/int16_gemm.h): the panel kernel exact at the extremes of its codes, and a
-// quantized product within its rounding bound of the float32 one.
+// The int16 products of int8-mixed on CPUs without native bf16 products, and of int8 where
+// its 8-bit products would lose an input bit (ops/int16_gemm.h): the panel kernel exact
+// at the extremes of its codes, a quantized product within its rounding bound of the
+// float32 one, and the rotation (ops/hadamard.h) applied to both sides.
 #include "ops/int16_gemm.h"
 
 #include <gtest/gtest.h>
@@ -14,6 +15,8 @@
 #include "nlpengine/errors.h"
 #include "ops/activation.h"
 #include "ops/cpu/panel_gemm_s16.h"
+#include "ops/gemm.h"
+#include "ops/hadamard.h"
 #include "test_utils.h"
 
 namespace nle::test {
@@ -107,7 +110,8 @@ TEST(Int16GemmTest, QuantizedProductIsWithinItsRoundingBound) {
       const auto wv = random_floats(static_cast<size_t>(n * k), 51, 0.2f);
       const Tensor w = tensor_from(wv, {n, k});
       const Tensor bias = tensor_from(random_floats(static_cast<size_t>(n), 52), {n});
-      const ops::Int16Weight q = ops::quantize_weight_int16(w, w_max);
+      // Unrotated: the bound is the two roundings' of these values (rotated below).
+      const ops::Int16Weight q = ops::quantize_weight_int16(w, w_max, /*rotate=*/false);
       EXPECT_EQ(q.wide, w_max > 127);
       const float a_max = static_cast<float>(ops::int16_activation_max(k, w_max));
       for (const int64_t m : {1, 17, 130}) {
@@ -143,6 +147,60 @@ TEST(Int16GemmTest, QuantizedProductIsWithinItsRoundingBound) {
       }
     }
   }
+}
+
+// Rotated rows quantize as the reference rotation (the normalized matrix) followed by the
+// unrotated quantizer: the same codes but where a value lies within rounding of a step's
+// edge, the same scales to float rounding; the padding past cols zero.
+TEST(Int16GemmTest, RotatedRowsQuantizeAsTheReference) {
+  const int64_t rows = 7, cols = 384, ldq = 386, block = ops::hadamard_block(cols);
+  const int32_t code_max = 2736;
+  const auto x = random_floats(static_cast<size_t>(rows * cols), 71, 2.f);
+  std::vector<float> rotated = x;
+  ops::reference::hadamard_rows(rotated.data(), rows, cols, block);
+  std::vector<int16_t> q(static_cast<size_t>(rows * ldq), -1), q_ref(q.size(), -1);
+  std::vector<float> s(rows), s_ref(rows);
+  ops::cpu::quantize_rows_s16(q.data(), s.data(), x.data(), rows, cols, ldq, code_max, block);
+  ops::cpu::quantize_rows_s16(q_ref.data(), s_ref.data(), rotated.data(), rows, cols, ldq, code_max);
+  int differing = 0;
+  for (size_t i = 0; i < q.size(); ++i) {
+    EXPECT_LE(std::abs(int{q[i]} - int{q_ref[i]}), 1) << i;
+    differing += q[i] != q_ref[i];
+  }
+  EXPECT_LE(differing, 8);
+  for (int64_t r = 0; r < rows; ++r) {
+    EXPECT_NEAR(s[static_cast<size_t>(r)], s_ref[static_cast<size_t>(r)],
+                1e-5f * s_ref[static_cast<size_t>(r)]);
+    for (int64_t c = cols; c < ldq; ++c) EXPECT_EQ(q[static_cast<size_t>(r * ldq + c)], 0);
+  }
+}
+
+// Weights with a few columns 10x the rest, 8-bit codes: unrotated each row's codes are set
+// by those few; rotated, they spread over their blocks and the product comes closer to the
+// float32 one. The rotated product is still the product itself.
+TEST(Int16GemmTest, RotationCutsTheErrorOfWeightsWithOutlierColumns) {
+  const int64_t m = 40, n = 64, k = 384;
+  const auto x = random_floats(static_cast<size_t>(m * k), 72, 1.f);
+  auto w = random_floats(static_cast<size_t>(n * k), 73, 0.1f);
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = 5; c < k; c += 47) w[static_cast<size_t>(r * k + c)] *= 10.f;
+  std::vector<float> expected(static_cast<size_t>(m * n));
+  ops::reference::gemm_f32(expected.data(), x.data(), w.data(), false, true, m, n, k, k, k, n, 1.f, 0.f);
+  const Tensor xt = tensor_from(x, {m, k}), wt = tensor_from(w, {n, k});
+  auto error = [&](const ops::Int16Weight& q) {
+    Tensor y(DType::F32, {m, n});
+    ops::matmul_nt_int16(y, xt, q);
+    return relative_rms_error(y, expected);
+  };
+  const ops::Int16Weight plain = ops::quantize_weight_int16(wt, 127, /*rotate=*/false);
+  const ops::Int16Weight rotated = ops::quantize_weight_int16(wt, 127);
+  EXPECT_EQ(plain.rotation_block, 1);
+  EXPECT_EQ(rotated.rotation_block, 128);
+  const double plain_error = error(plain), rotated_error = error(rotated);
+  std::printf("int16, 8-bit weights with outlier columns: relative RMS error %.5f unrotated, %.5f rotated\n",
+              plain_error, rotated_error);
+  EXPECT_LT(rotated_error, 0.6 * plain_error);
+  EXPECT_LT(rotated_error, 0.01);
 }
 
 TEST(Int16GemmTest, BadWeightsAndShapesAreRefused) {

@@ -12,6 +12,7 @@ from nlpengine._core import (
     bf16_arithmetic,
     gemm_library,
     int8_activation_max,
+    int8_arithmetic,
     int8_mixed_arithmetic,
     int8_weight_max,
 )
@@ -36,6 +37,7 @@ __all__ = [
     "bf16_arithmetic",
     "gemm_library",
     "int8_activation_max",
+    "int8_arithmetic",
     "int8_mixed_arithmetic",
     "int8_weight_max",
     "load",

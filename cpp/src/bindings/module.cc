@@ -177,6 +177,12 @@ NB_MODULE(_core, m) {
       "The largest code of the int8 compute type's activations: 255, or 127 on CPUs without VNNI "
       "where the GEMM library's 8-bit products saturate 16-bit pair sums of larger codes.");
   m.def(
+      "int8_arithmetic", [] { return nle::ops::int8_uses_int16() ? "int16" : "int8"; },
+      "How compute_type 'int8' multiplies on this CPU: 'int8' (8-bit weights times 8-bit "
+      "activations, 7-bit where int8_activation_max() is 127), or 'int16' (8-bit weights times "
+      "16-bit activations) where the 8-bit products would lose an activation bit and 16-bit "
+      "ones run as fast (AMD family 17h); NLPENGINE_INT8_ARITHMETIC=int8|int16 overrides.");
+  m.def(
       "int8_mixed_arithmetic", [] { return nle::ops::int8_mixed_uses_int16() ? "int16" : "int8+bf16"; },
       "How compute_type 'int8-mixed' multiplies on this CPU: 'int16' (8-bit weights, 10-bit for "
       "the error-sensitive products, 16-bit activations) where it has no native bf16 products, "

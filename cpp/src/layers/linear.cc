@@ -19,9 +19,12 @@ bool use_packed_f32(const Tensor& x) { return x.rank() == 2 && x.dim(0) <= ops::
 // or oneDNN's primitive; MKL's packed product only up to packed_f32_max_rows).
 bool packed_f32_for_all_rows() { return ops::packed_f32_max_rows() == std::numeric_limits<int64_t>::max(); }
 
-// Whether this product runs in 16-bit integers (ops/int16_gemm.h).
+// Whether this product runs in 16-bit integers (ops/int16_gemm.h): int8-mixed's where the
+// CPU has no native bf16 products, int8's where its 8-bit ones would lose an input bit for
+// no speed (ops::int8_uses_int16()).
 bool int16_products(ComputeType compute_type) {
-  return compute_type == ComputeType::Int8Mixed && ops::int8_mixed_uses_int16();
+  return (compute_type == ComputeType::Int8Mixed && ops::int8_mixed_uses_int16()) ||
+         (compute_type == ComputeType::Int8 && ops::int8_uses_int16());
 }
 
 // The weight codes of an int16 product: 8 bits (stored in 8) for most, 10 for the
@@ -64,6 +67,7 @@ void Linear::convert(ComputeType compute_type, const Tensor& smoothing, bool err
   compute_type_ = compute_type;
   if (int16_products(compute_type)) {
     int16_ = ops::quantize_weight_int16(weight_, error_sensitive ? kSensitiveWeightCodes : kWeightCodes);
+    compute_type_ = ComputeType::Int8Mixed;  // an int16 product, whichever type asked for it
     release_mapped_pages(weight_.raw_data(), weight_.nbytes());
     weight_ = Tensor();
     return;

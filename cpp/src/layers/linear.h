@@ -61,9 +61,10 @@ class Linear {
   bool gives_bf16() const { return bf16_io() || compute_type_ == ComputeType::Int8; }
   int64_t out_features() const { return out_features_; }
   int64_t in_features() const { return in_features_; }
-  // Int8Mixed only for int16 products (ops/int16_gemm.h); int8 products say Int8.
+  // Int8Mixed for int16 products (ops/int16_gemm.h: int8-mixed's, or int8's where it runs
+  // in int16); int8 products say Int8.
   ComputeType compute_type() const { return compute_type_; }
-  // Whether the product runs in integers (int8, or int16 under int8-mixed).
+  // Whether the product runs in integers (int8 or int16).
   bool quantized() const {
     return compute_type_ == ComputeType::Int8 || compute_type_ == ComputeType::Int8Mixed;
   }
@@ -71,7 +72,8 @@ class Linear {
  private:
   // Converts weight_ for compute_type_: packed int8 (with smoothing scales when defined,
   // ops::quantize_weight_int8), packed int16 products for int8-mixed on CPUs without
-  // native bf16 products (more weight bits when error_sensitive), or bf16. A smoothed int8
+  // native bf16 products (more weight bits when error_sensitive) and for int8 where
+  // ops::int8_uses_int16(), or bf16. A smoothed int8
   // product whose input norm has a bias takes that bias as its input's expected value and
   // subtracts the weight rounding's error on it from its own bias (bias correction, as
   // data-free quantization does with a batch norm's shift).
@@ -93,7 +95,7 @@ class Linear {
                    // fused float32 weight packed at load (fused())
   std::shared_ptr<LazyPacked> packed_ = std::make_shared<LazyPacked>();
   ops::Int8Weight int8_;      // for the int8 compute type (packed too)
-  ops::Int16Weight int16_;    // for int8-mixed's int16 products
+  ops::Int16Weight int16_;    // for int16 products
   Tensor bias_;
   int64_t out_features_ = 0;
   int64_t in_features_ = 0;

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <cstdlib>
 #include <string>
 #include <vector>
 
@@ -9,6 +10,8 @@
 #include "ops/check.h"
 #include "ops/cpu/gemm_library.h"
 #include "ops/cpu/panel_gemm_s16.h"
+#include "ops/hadamard.h"
+#include "ops/int8_gemm.h"
 
 namespace nle::ops {
 
@@ -18,13 +21,31 @@ int64_t even(int64_t k) { return (k + 1) / 2 * 2; }
 
 bool int8_mixed_uses_int16() { return !cpu::native_bf16_products(); }
 
+bool int8_uses_int16() {
+  static const bool uses = [] {
+    if (const char* chosen = std::getenv("NLPENGINE_INT8_ARITHMETIC")) {
+      const std::string name = chosen;
+      if (name == "int16") return true;
+      if (name == "int8") return false;
+      throw Error("NLPENGINE_INT8_ARITHMETIC=" + name + ": expected int8 or int16");
+    }
+    if (cpu::bytes_multiply_faster_than_words()) return false;
+    try {
+      return int8_activation_max() < 255;
+    } catch (const Error&) {  // no exact 8-bit products at all
+      return true;
+    }
+  }();
+  return uses;
+}
+
 int32_t int16_activation_max(int64_t k, int32_t code_max) {
   constexpr int64_t kInt32Max = 2147483647;
   const int64_t top = kInt32Max / (std::max<int64_t>(even(k), 1) * std::max(code_max, 1));
   return static_cast<int32_t>(std::min<int64_t>(top, 32767));
 }
 
-Int16Weight quantize_weight_int16(const Tensor& w, int32_t code_max) {
+Int16Weight quantize_weight_int16(const Tensor& w, int32_t code_max, bool rotate) {
   check_cpu_f32("quantize_weight_int16", {&w});
   check_rank("quantize_weight_int16", "w", w, 2);
   const int64_t n = w.dim(0), k = w.dim(1);
@@ -38,20 +59,31 @@ Int16Weight quantize_weight_int16(const Tensor& w, int32_t code_max) {
   out.wide = code_max > 127;
   out.out_features = n;
   out.in_features = k;
+  out.rotation_block = rotate ? hadamard_block(k) : 1;
+  const int64_t block = out.rotation_block;
   const float* src = w.data<float>();
   float* scale = out.scale.data<float>();
   const auto top = static_cast<float>(code_max);
-#pragma omp parallel for schedule(static)
-  for (int64_t r = 0; r < n; ++r) {
-    const float* row = src + r * k;
-    float amax = 0.f;
-    for (int64_t c = 0; c < k; ++c) amax = std::max(amax, std::fabs(row[c]));
-    const float s = amax > 0.f ? amax / top : 1.f;
-    const float inv = 1.f / s;
-    for (int64_t c = 0; c < k; ++c)
-      q[static_cast<size_t>(r * k + c)] =
-          static_cast<int16_t>(std::clamp(std::nearbyint(row[c] * inv), -top, top));
-    scale[r] = s;
+#pragma omp parallel
+  {
+    std::vector<float> rotated(block > 1 ? static_cast<size_t>(k) : 0);
+#pragma omp for schedule(static)
+    for (int64_t r = 0; r < n; ++r) {
+      const float* row = src + r * k;
+      if (block > 1) {
+        std::copy(row, row + k, rotated.begin());
+        hadamard_rows(rotated.data(), 1, k, block);
+        row = rotated.data();
+      }
+      float amax = 0.f;
+      for (int64_t c = 0; c < k; ++c) amax = std::max(amax, std::fabs(row[c]));
+      const float s = amax > 0.f ? amax / top : 1.f;
+      const float inv = 1.f / s;
+      for (int64_t c = 0; c < k; ++c)
+        q[static_cast<size_t>(r * k + c)] =
+            static_cast<int16_t>(std::clamp(std::nearbyint(row[c] * inv), -top, top));
+      scale[r] = s;
+    }
   }
   out.panels = cpu::pack_panels_s16(q.data(), n, k, out.wide);
   return out;
@@ -79,7 +111,8 @@ void matmul_nt_int16(Tensor& y, const Tensor& x, const Int16Weight& w, const Ten
   const int64_t lda = even(k);
   int16_t* q = q_buffer.get(static_cast<size_t>(m * lda));
   float* row_scale = row_scale_buffer.get(static_cast<size_t>(m));
-  cpu::quantize_rows_s16(q, row_scale, x.data<float>(), m, k, lda, int16_activation_max(k, w.code_max));
+  cpu::quantize_rows_s16(q, row_scale, x.data<float>(), m, k, lda, int16_activation_max(k, w.code_max),
+                         w.rotation_block);
   cpu::S8Dequantization dq;
   dq.row_scale = row_scale;
   dq.col_scale = w.scale.data<float>();

@@ -41,14 +41,26 @@ struct State {
   DnnlGemmU8S8S32 gemm_u8s8s32 = nullptr;
 };
 
-bool intel_cpu() {
+// The CPU's vendor string ("GenuineIntel", "AuthenticAMD", ...); empty without CPUID.
+std::string cpu_vendor() {
   unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
-  if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return false;
+  if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx)) return "";
   char vendor[13] = {};
   std::memcpy(vendor, &ebx, 4);
   std::memcpy(vendor + 4, &edx, 4);
   std::memcpy(vendor + 8, &ecx, 4);
-  return std::strcmp(vendor, "GenuineIntel") == 0;
+  return vendor;
+}
+
+bool intel_cpu() { return cpu_vendor() == "GenuineIntel"; }
+
+// The CPU's family as CPUID leaf 1 gives it (base family, plus the extended family where
+// the base is 0xF); 0 without CPUID.
+unsigned cpu_family() {
+  unsigned eax = 0, ebx = 0, ecx = 0, edx = 0;
+  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return 0;
+  const unsigned base = (eax >> 8) & 0xF;
+  return base == 0xF ? base + ((eax >> 20) & 0xFF) : base;
 }
 
 // An Intel CPU where MKL is the default: one without AMX. With AMX (Sapphire Rapids),
@@ -176,6 +188,15 @@ bool native_bf16_products() {
   }();
   return native;
 }
+bool bytes_multiply_faster_than_words() {
+  static const bool faster = [] {
+    const std::string vendor = cpu_vendor();
+    const unsigned family = cpu_family();
+    return !((vendor == "AuthenticAMD" && family == 0x17) || (vendor == "HygonGenuine" && family == 0x18));
+  }();
+  return faster;
+}
+
 std::string gemm_library_description() { return state().description; }
 
 namespace onednn {

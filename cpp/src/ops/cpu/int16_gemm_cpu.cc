@@ -4,7 +4,9 @@
 
 #include <cmath>
 
+#include "core/scratch_buffer.h"
 #include "ops/cpu/vector_clones.h"
+#include "ops/hadamard.h"
 #include "ops/int16_gemm.h"
 
 namespace nle::ops::cpu {
@@ -59,8 +61,25 @@ NLE_VECTOR_CLONES void quantize_row_s16(int16_t* __restrict out, float* scale, c
 }  // namespace
 
 void quantize_rows_s16(int16_t* q, float* scale, const float* x, int64_t rows, int64_t cols, int64_t ldq,
-                       int32_t code_max) {
+                       int32_t code_max, int64_t rotation_block) {
   const auto top = static_cast<float>(code_max);
+  if (rotation_block > 1) {
+    // Each row rotated into a buffer in L1, then quantized from there: the butterflies
+    // leave each block sqrt(block) times too large, which the scale takes back.
+    const auto unscale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(rotation_block)));
+#pragma omp parallel if (rows > 1 && rows * cols > 4096)
+    {
+      thread_local ScratchBuffer<float> row_buffer;
+      float* row = row_buffer.get(static_cast<size_t>(cols));
+#pragma omp for schedule(static)
+      for (int64_t r = 0; r < rows; ++r) {
+        hadamard_row_unnormalized(row, cols, rotation_block, x + r * cols);
+        quantize_row_s16(q + r * ldq, scale + r, row, cols, ldq, top);
+        scale[r] *= unscale;
+      }
+    }
+    return;
+  }
 #pragma omp parallel for schedule(static) if (rows * cols > 16384)
   for (int64_t r = 0; r < rows; ++r) quantize_row_s16(q + r * ldq, scale + r, x + r * cols, cols, ldq, top);
 }
