@@ -76,21 +76,37 @@ def machine_info() -> dict[str, object]:
         "cpu_count": os.cpu_count(),
         "mem_total_mb": total_mb,
         "loadavg": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
-        "nlpengine_gemm_library": nlpengine_gemm_library(),
+        **nlpengine_runtime(),
     }
 
 
-def nlpengine_gemm_library() -> str | None:
-    """The GEMM library nlpengine's products run on here (asked in a child process, so the
-    benchmark's parent loads no runtime)."""
-    code = "import nlpengine; print(nlpengine.gemm_library())"
+def nlpengine_runtime() -> dict:
+    """The GEMM library nlpengine's products run on here and how its fast compute types
+    multiply on this CPU (asked in a child process, so the benchmark's parent loads no
+    runtime): ``nlpengine_gemm_library`` and ``nlpengine_arithmetic``, None where the
+    runtime cannot be asked."""
+    code = (
+        "import json, nlpengine as n; print(json.dumps({'gemm_library': n.gemm_library(), "
+        "'arithmetic': {'int8': n.int8_arithmetic(), 'int8-mixed': n.int8_mixed_arithmetic(), "
+        "'bf16': n.bf16_arithmetic()}}))"
+    )
     try:
         proc = subprocess.run(
             [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True
         )
-    except (OSError, subprocess.SubprocessError):
-        return None
-    return proc.stdout.strip() or None
+        info = json.loads(proc.stdout)
+    except (OSError, subprocess.SubprocessError, ValueError):
+        return {"nlpengine_gemm_library": None, "nlpengine_arithmetic": None}
+    return {
+        "nlpengine_gemm_library": info["gemm_library"],
+        "nlpengine_arithmetic": info["arithmetic"],
+    }
+
+
+def describe_arithmetic(machine: dict) -> str:
+    """The report's words for ``machine["nlpengine_arithmetic"]``: "int8 in int16, ..."."""
+    arithmetic = machine.get("nlpengine_arithmetic") or {}
+    return ", ".join(f"{t} in {a}" for t, a in arithmetic.items()) or "-"
 
 
 def package_version(name: str) -> str | None:

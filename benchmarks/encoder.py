@@ -81,6 +81,7 @@ import numpy as np
 from common import (
     child_env,
     csv_list,
+    describe_arithmetic,
     git_state,
     machine_info,
     package_version,
@@ -1161,7 +1162,8 @@ def markdown_report(report: dict[str, object]) -> str:
         "",
         f"Machine: {machine['cpu_model']} ({machine['nproc']} cpus, flags "
         f"{' '.join(machine['cpu_flags']) or '-'}), load average before start {loadavg[0]:.2f}, "
-        f"nlpengine GEMM library {machine.get('nlpengine_gemm_library') or '-'}. "
+        f"nlpengine GEMM library {machine.get('nlpengine_gemm_library') or '-'} "
+        f"({describe_arithmetic(machine)}). "
         "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v is not None) + ".",
         "",
     ]

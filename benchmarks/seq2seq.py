@@ -65,6 +65,7 @@ from common import (
     child_env,
     cpu_flags,
     csv_list,
+    describe_arithmetic,
     git_state,
     machine_info,
     package_version,
@@ -901,9 +902,8 @@ def markdown_report(report: dict[str, object]) -> str:
         f"Machine: {machine['cpu_model']} ({machine['nproc']} cpus, "
         f"flags {' '.join(machine['cpu_flags']) or '-'}), load average before start "
         f"{machine['loadavg'][0]:.2f}, nlpengine GEMM library "
-        f"{machine.get('nlpengine_gemm_library') or '-'}. Versions: "
-        + ", ".join(f"{k} {v}" for k, v in versions.items() if v is not None)
-        + ".",
+        f"{machine.get('nlpengine_gemm_library') or '-'} ({describe_arithmetic(machine)}). "
+        "Versions: " + ", ".join(f"{k} {v}" for k, v in versions.items() if v is not None) + ".",
         "",
         "| model | search | system | tok/s median | min | max | vs transformers | vs ct2 "
         "| GFLOP/s | of ceiling | greedy exact match | load s | peak RSS MB |",

@@ -113,6 +113,10 @@ def test_encoder_throughput_runs_every_system(tmp_path, encoder_dir):
         assert accuracy[system]["min_cosine_mean_pooled"] > 0.95, (system, accuracy[system])
     assert report["settings"]["real_tokens"] < report["settings"]["padded_tokens"]
     assert report["flops"]["per_real_token"] > 0
+    # What the fast modes ran on this CPU is recorded with the machine.
+    arithmetic = report["machine"]["nlpengine_arithmetic"]
+    assert arithmetic["int8"] in ("int8", "int16"), arithmetic
+    assert arithmetic["int8-mixed"] in ("int16", "int8+bf16"), arithmetic
 
 
 def test_encoder_latency_runs_at_each_thread_count(tmp_path, encoder_dir):
