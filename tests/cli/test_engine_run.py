@@ -388,6 +388,33 @@ def test_compute_type_reaches_every_model_the_command_loads(
     assert proc.returncode == 2 and "'fp8' is not one of" in proc.stderr
 
 
+@pytest.mark.parametrize(
+    ("variable", "value", "expected"),
+    [
+        ("NLPENGINE_INT8_ARITHMETIC", "int9", "expected int8 or int16"),
+        ("NLPENGINE_GEMM_LIBRARY", "openblas", "expected mkl or onednn"),
+    ],
+)
+def test_a_bad_runtime_setting_is_a_usage_error(
+    tmp_path,
+    sentiment_model_dir,  # noqa: F811
+    variable,
+    value,
+    expected,
+):
+    """The runtime's environment settings are checked before any work: the error names the
+    variable and its value, with no traceback and no output file."""
+    src = write_jsonl(tmp_path / "reviews.jsonl", [{"text": "Fine."}])
+    out = tmp_path / "labels.jsonl"
+    proc = engine("run", "--task", "classification", "--model", sentiment_model_dir,
+                  "--input", src, "--output", out, "--compute-type", "int8",
+                  env={**os.environ, variable: value}, check=False)  # fmt: skip
+    assert proc.returncode == 2, proc.stderr
+    assert f"{variable}={value}: {expected}" in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert not out.exists()
+
+
 def test_eval_ner_and_classification(tmp_path, ner_model_dir, sentiment_model_dir):  # noqa: F811
     gold = tmp_path / "gold.conll"
     gold.write_text(

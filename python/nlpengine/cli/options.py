@@ -7,6 +7,7 @@ from pathlib import Path
 
 import click
 
+import nlpengine
 from nlpengine.plugins import UnknownTaskError, get_registry
 from nlpengine.runtime import COMPUTE_TYPE_VARIABLE, COMPUTE_TYPES
 from nlpengine.tasks import TaskSpec
@@ -47,7 +48,21 @@ def _set_compute_type(ctx, param, value):
     # Every model the command loads (through any task plugin) reads it from there.
     if value is not None:
         os.environ[COMPUTE_TYPE_VARIABLE] = value
+    check_runtime_settings(value)
     return value
+
+
+def check_runtime_settings(compute_type: str | None) -> None:
+    """The runtime's environment settings that this command's models will read
+    (NLPENGINE_GEMM_LIBRARY, and NLPENGINE_INT8_ARITHMETIC for int8), checked before any
+    work: a bad value is a usage error naming the variable, not a traceback from the
+    first model load."""
+    try:
+        nlpengine.gemm_library()
+        if compute_type == "int8":
+            nlpengine.int8_arithmetic()
+    except RuntimeError as e:
+        raise click.UsageError(str(e)) from e
 
 
 compute_type_option = click.option(
