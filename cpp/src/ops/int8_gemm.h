@@ -12,6 +12,8 @@
 // (AMD EPYC with AVX2 alone, oneDNN), 800 real sentences' pooled cosine to float32
 // 0.99924 -> 0.99951, least 0.99713 -> 0.99834. (Unrotated it was the other way round:
 // one test sentence's pooled cosine fell to 0.954 with 7-bit activations.)
+// Where such a CPU multiplies 16-bit values as fast as bytes, the int8 compute type runs
+// its products in 16-bit integers instead (ops/int16_gemm.h, int8_uses_int16()).
 //
 // A product whose input is a norm's output may be smoothed (SmoothQuant, with the norm's
 // parameters standing in for calibration): x · wᵀ = (x / s) · (w · s)ᵀ with one s per

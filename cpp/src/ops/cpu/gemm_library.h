@@ -27,12 +27,11 @@ GemmLibrary gemm_library();
 bool native_bf16_products();
 // Whether this CPU multiplies vectors of bytes faster than vectors of 16-bit values. Not
 // on AMD's family 17h (Zen, Zen+, Zen 2) nor Hygon's 18h: their one vector integer
-// multiplier takes vpmaddubsw and vpmaddwd alike, so a u8·s8 product's two multiplies per
-// 32 byte pairs (vpmaddubsw into 16-bit pair sums, vpmaddwd into 32 bits) cost what
-// vpmaddwd's 16 pairs of 16-bit values cost twice over: on such an AMD EPYC the int16
-// panel kernel ran 1.01-1.04x the u8·s8 one (MiniLM's shapes, 1 and 2 threads). Elsewhere
-// (Intel's cores have two such multipliers; VNNI adds a 4-byte dot product) bytes are
-// taken to be faster.
+// multiplier takes vpmaddubsw and vpmaddwd alike, and 32 byte pairs need two multiplies
+// (vpmaddubsw into 16-bit pair sums, vpmaddwd of those into 32 bits), as many as 32 pairs
+// of 16-bit values (two vpmaddwd): on such an AMD EPYC the int16 panel kernel ran
+// 1.01-1.04x the u8·s8 one (MiniLM's shapes, 1 and 2 threads). Elsewhere (Intel's cores
+// have two such multipliers; VNNI adds a 4-byte dot product) bytes are taken to be faster.
 bool bytes_multiply_faster_than_words();
 // "MKL 2026.2.0" or "oneDNN 3.2.0 (path)": for reports.
 std::string gemm_library_description();
