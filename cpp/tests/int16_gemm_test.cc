@@ -203,6 +203,35 @@ TEST(Int16GemmTest, RotationCutsTheErrorOfWeightsWithOutlierColumns) {
   EXPECT_LT(rotated_error, 0.01);
 }
 
+// A weight of more rows than one of quantize_weight_int16's chunks (256 panels of 16),
+// its last panel partial, quantized panel by panel: multiplied by the unit rows e_c (each
+// quantized to its top code, scale 1 / top, so exactly 1), the product gives back every
+// w[n, c] as scale[n] · q[n, c], the reference's codes (symmetric per row, nearest, ties
+// to even) and scales.
+TEST(Int16GemmTest, WeightsOfManyPanelsQuantizeAsTheReference) {
+  const int64_t n = 16 * 256 + 16 * 3 + 5, k = 10;
+  for (const int32_t w_max : {127, 511}) {
+    const auto wv = random_floats(static_cast<size_t>(n * k), 56, 1.f);
+    const ops::Int16Weight q = ops::quantize_weight_int16(tensor_from(wv, {n, k}), w_max, /*rotate=*/false);
+    std::vector<float> unit(static_cast<size_t>(k * k), 0.f);
+    for (int64_t c = 0; c < k; ++c) unit[static_cast<size_t>(c * k + c)] = 1.f;
+    Tensor y(DType::F32, {k, n});
+    ops::matmul_nt_int16(y, tensor_from(unit, {k, k}), q);
+    int64_t differ = 0;
+    for (int64_t r = 0; r < n; ++r) {
+      float amax = 0.f;
+      for (int64_t c = 0; c < k; ++c) amax = std::max(amax, std::fabs(wv[static_cast<size_t>(r * k + c)]));
+      const float s = amax / static_cast<float>(w_max);
+      EXPECT_FLOAT_EQ(q.scale.data<float>()[r], s) << "row " << r;
+      for (int64_t c = 0; c < k; ++c) {
+        const float code = std::nearbyint(wv[static_cast<size_t>(r * k + c)] / s);
+        if (std::fabs(y.data<float>()[c * n + r] - s * code) > 1e-6f * amax) ++differ;
+      }
+    }
+    EXPECT_EQ(differ, 0) << "w_max " << w_max;
+  }
+}
+
 TEST(Int16GemmTest, BadWeightsAndShapesAreRefused) {
   const Tensor w = tensor_from(random_floats(40, 54), {4, 10});
   EXPECT_THROW(ops::quantize_weight_int16(w, 0), InvalidInputError);

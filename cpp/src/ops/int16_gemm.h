@@ -58,7 +58,9 @@ bool int8_uses_int16();
 // 32767 and code_max · K small enough for at least 1 activation level: throws
 // InvalidInputError otherwise). A row of zeros gets scale 1 (and stays zero). With rotate,
 // w is rotated by the block Hadamard rotation of its width first (hadamard_block(K); none
-// where that is 1), and so is each input row at each call.
+// where that is 1), and so is each input row at each call. Quantized and packed a panel of
+// rows at a time, w's pages of a memory-mapped file given back as they are done
+// (release_mapped_pages).
 Int16Weight quantize_weight_int16(const Tensor& w, int32_t code_max, bool rotate = true);
 
 // The largest activation code of a product with k inputs and weight codes within

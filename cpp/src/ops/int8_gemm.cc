@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "core/mapped_file.h"
 #include "core/scratch_buffer.h"
 #include "ops/check.h"
 #include "ops/hadamard.h"
@@ -12,6 +13,11 @@
 namespace nle::ops {
 
 namespace {
+
+// Rows of a weight read at a time where its memory-mapped pages are given back as it is
+// read (release_mapped_pages; other memory is left alone): read whole, a tied LM head's
+// float32 pages were all resident at once beside its codes, the peak of a load.
+constexpr int64_t kReleaseChunkRows = 4096;
 
 // Whether the library's plain and packed products sum activation codes up to a_max times
 // weight codes up to w_max exactly, tried with the worst case (a_max · ±w_max in every
@@ -64,8 +70,12 @@ Tensor smoothing_scales(const Tensor& w, const Tensor& norm_weight, const Tensor
   constexpr float kFloor = 1e-6f;
   std::vector<float> w_max(static_cast<size_t>(k), 0.f);
   const float* src = w.data<float>();
-  for (int64_t r = 0; r < n; ++r)
-    for (int64_t c = 0; c < k; ++c) w_max[c] = std::max(w_max[c], std::fabs(src[r * k + c]));
+  for (int64_t chunk = 0; chunk < n; chunk += kReleaseChunkRows) {
+    const int64_t end = std::min(n, chunk + kReleaseChunkRows);
+    for (int64_t r = chunk; r < end; ++r)
+      for (int64_t c = 0; c < k; ++c) w_max[c] = std::max(w_max[c], std::fabs(src[r * k + c]));
+    release_mapped_pages(src + chunk * k, static_cast<size_t>((end - chunk) * k) * sizeof(float));
+  }
   Tensor s(DType::F32, {k});
   float* out = s.data<float>();
   const float* gamma = norm_weight.data<float>();
@@ -129,40 +139,44 @@ Int8Weight quantize_weight_int8(const Tensor& w, bool pack, const Tensor* input_
   const Int8Codes codes = int8_codes();
   out.activation_max = codes.activation;
   const auto top = static_cast<float>(codes.weight);
+  for (int64_t chunk = 0; chunk < n; chunk += kReleaseChunkRows) {
+    const int64_t end = std::min(n, chunk + kReleaseChunkRows);
 #pragma omp parallel
-  {
-    // A row times the input scales, rotated.
-    std::vector<float> scaled(col || block > 1 ? static_cast<size_t>(k) : 0);
+    {
+      // A row times the input scales, rotated.
+      std::vector<float> scaled(col || block > 1 ? static_cast<size_t>(k) : 0);
 #pragma omp for schedule(static)
-    for (int64_t r = 0; r < n; ++r) {
-      const float* row = src + r * k;
-      if (!scaled.empty()) {
-        for (int64_t c = 0; c < k; ++c) scaled[c] = col ? row[c] * col[c] : row[c];
-        hadamard_rows(scaled.data(), 1, k, block);
-        row = scaled.data();
-      }
-      float amax = 0.f;
-      for (int64_t c = 0; c < k; ++c) amax = std::max(amax, std::fabs(row[c]));
-      const float s = amax > 0.f ? amax / top : 1.f;
-      const float inv = 1.f / s;
-      int32_t total = 0;
+      for (int64_t r = chunk; r < end; ++r) {
+        const float* row = src + r * k;
+        if (!scaled.empty()) {
+          for (int64_t c = 0; c < k; ++c) scaled[c] = col ? row[c] * col[c] : row[c];
+          hadamard_rows(scaled.data(), 1, k, block);
+          row = scaled.data();
+        }
+        float amax = 0.f;
+        for (int64_t c = 0; c < k; ++c) amax = std::max(amax, std::fabs(row[c]));
+        const float s = amax > 0.f ? amax / top : 1.f;
+        const float inv = 1.f / s;
+        int32_t total = 0;
 #pragma omp simd reduction(+ : total)
-      for (int64_t c = 0; c < k; ++c) {
-        const float v = std::nearbyint(row[c] * inv);
-        const int8_t qv = static_cast<int8_t>(std::clamp(v, -top, top));
-        q[r * k + c] = qv;
-        total += qv;
-      }
-      scale[r] = s;
-      sum[r] = total;
-      if (!mean.empty()) {  // Σ (s q - row) · mean, all three as the product meets them
-        float error = 0.f;
-        const int8_t* qr = q + r * k;
+        for (int64_t c = 0; c < k; ++c) {
+          const float v = std::nearbyint(row[c] * inv);
+          const int8_t qv = static_cast<int8_t>(std::clamp(v, -top, top));
+          q[r * k + c] = qv;
+          total += qv;
+        }
+        scale[r] = s;
+        sum[r] = total;
+        if (!mean.empty()) {  // Σ (s q - row) · mean, all three as the product meets them
+          float error = 0.f;
+          const int8_t* qr = q + r * k;
 #pragma omp simd reduction(+ : error)
-        for (int64_t c = 0; c < k; ++c) error += (s * static_cast<float>(qr[c]) - row[c]) * mean[c];
-        out.rounding_bias.data<float>()[r] = error;
+          for (int64_t c = 0; c < k; ++c) error += (s * static_cast<float>(qr[c]) - row[c]) * mean[c];
+          out.rounding_bias.data<float>()[r] = error;
+        }
       }
     }
+    release_mapped_pages(src + chunk * k, static_cast<size_t>((end - chunk) * k) * sizeof(float));
   }
   if (pack) {
     out.packed = pack_weight_s8(out.q);

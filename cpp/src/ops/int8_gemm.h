@@ -63,14 +63,17 @@ struct Int8Weight {
 // divided by it at each call (smoothing, above). With input_mean (F32 K), the expected
 // input, rounding_bias is computed. With rotate, w (· input_scale) is rotated by the
 // block Hadamard rotation of its width (hadamard_block(K); none where that is 1) before it
-// is quantized, and so is each input row at each call.
+// is quantized, and so is each input row at each call. w is read once, a few thousand rows
+// at a time, and the rows' pages of a memory-mapped file given back as they are done
+// (release_mapped_pages): converting a mapped weight never holds all of it resident.
 Int8Weight quantize_weight_int8(const Tensor& w, bool pack = false, const Tensor* input_scale = nullptr,
                                 const Tensor* input_mean = nullptr, bool rotate = true);
 
 // The smoothing scales s (F32 K) of a weight w (N, K) whose input is the output of a norm
 // with weight norm_weight (K) and, for a layer norm, bias norm_bias (K; null for an RMS
 // norm): s = sqrt((|γ| + |β|) / max_n |w[n,:]|), divided by its mean. Both magnitudes are
-// floored at 1e-6, so an all-zero channel gets a finite scale.
+// floored at 1e-6, so an all-zero channel gets a finite scale. Gives back w's memory-mapped
+// pages as it reads them, as quantize_weight_int8 does.
 Tensor smoothing_scales(const Tensor& w, const Tensor& norm_weight, const Tensor* norm_bias);
 
 // y (M, N) = act(x (M, K) · wᵀ + bias (N)), x F32 quantized per row on the fly; bias may be

@@ -95,21 +95,13 @@ int64_t groups_of(int64_t k) { return (k + kPair - 1) / kPair; }
 int64_t panel_codes(int64_t k) { return groups_of(k) * kGroupCodes; }
 
 template <typename Code>
-std::shared_ptr<void> pack(const int16_t* w, int64_t n, int64_t k) {
-  const int64_t panels = (n + kS16PanelColumns - 1) / kS16PanelColumns;
-  const auto bytes = static_cast<size_t>(panels * panel_codes(k)) * sizeof(Code);
-  auto* out = static_cast<Code*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
-  if (!out) throw Error("out of memory packing a weight (" + std::to_string(bytes) + " bytes)");
-#pragma omp parallel for schedule(static)
-  for (int64_t p = 0; p < panels; ++p) {
-    Code* panel = out + p * panel_codes(k);
-    std::fill(panel, panel + panel_codes(k), Code{0});
-    const int64_t first = p * kS16PanelColumns, cols = std::min(kS16PanelColumns, n - first);
-    for (int64_t j = 0; j < cols; ++j)
-      for (int64_t q = 0; q < k; ++q)
-        panel[q / kPair * kGroupCodes + j * kPair + q % kPair] = static_cast<Code>(w[(first + j) * k + q]);
-  }
-  return std::shared_ptr<void>(out, [](void* p) { std::free(p); });
+void pack_panel(Code* panels, int64_t p, const int16_t* codes, int64_t n, int64_t k) {
+  Code* panel = panels + p * panel_codes(k);
+  std::fill(panel, panel + panel_codes(k), Code{0});
+  const int64_t cols = std::min(kS16PanelColumns, n - p * kS16PanelColumns);
+  for (int64_t j = 0; j < cols; ++j)
+    for (int64_t q = 0; q < k; ++q)
+      panel[q / kPair * kGroupCodes + j * kPair + q % kPair] = static_cast<Code>(codes[j * k + q]);
 }
 
 template <typename Code>
@@ -126,8 +118,27 @@ void dequantize_panels(float* y, const int16_t* a, const Code* panels, int64_t m
 
 }  // namespace
 
+std::shared_ptr<void> allocate_panels_s16(int64_t n, int64_t k, bool wide) {
+  const int64_t panels = (n + kS16PanelColumns - 1) / kS16PanelColumns;
+  const auto bytes = static_cast<size_t>(panels * panel_codes(k)) * (wide ? sizeof(int16_t) : sizeof(int8_t));
+  void* out = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  if (!out) throw Error("out of memory packing a weight (" + std::to_string(bytes) + " bytes)");
+  return std::shared_ptr<void>(out, [](void* p) { std::free(p); });
+}
+
+void pack_panel_s16(void* panels, int64_t p, const int16_t* codes, int64_t n, int64_t k, bool wide) {
+  if (wide)
+    pack_panel(static_cast<int16_t*>(panels), p, codes, n, k);
+  else
+    pack_panel(static_cast<int8_t*>(panels), p, codes, n, k);
+}
+
 std::shared_ptr<void> pack_panels_s16(const int16_t* w, int64_t n, int64_t k, bool wide) {
-  return wide ? pack<int16_t>(w, n, k) : pack<int8_t>(w, n, k);
+  std::shared_ptr<void> out = allocate_panels_s16(n, k, wide);
+  const int64_t panels = (n + kS16PanelColumns - 1) / kS16PanelColumns;
+#pragma omp parallel for schedule(static)
+  for (int64_t p = 0; p < panels; ++p) pack_panel_s16(out.get(), p, w + p * kS16PanelColumns * k, n, k, wide);
+  return out;
 }
 
 void gemm_s16_dequantize_panels(float* y, const int16_t* a, const void* panels, int64_t m, int64_t n,

@@ -26,6 +26,12 @@ constexpr int64_t kS16BlockRows = 6;
 // 32 codes, each 1 byte when wide is false (every |code| <= 127), else 2; codes past N or
 // K are zero.
 std::shared_ptr<void> pack_panels_s16(const int16_t* w, int64_t n, int64_t k, bool wide);
+// The same panels made one at a time, so that a weight's codes need not all exist at once
+// (ops::quantize_weight_int16 quantizes a panel's rows and packs them): the buffer for an
+// (N, K) weight, then panel p < ceil(N / 16) from `codes`, its min(16, N - 16p) rows of K
+// codes (row 16p first).
+std::shared_ptr<void> allocate_panels_s16(int64_t n, int64_t k, bool wide);
+void pack_panel_s16(void* panels, int64_t p, const int16_t* codes, int64_t n, int64_t k, bool wide);
 
 // y (M, N) = a (M, K) · wᵀ dequantized by dq (symmetric: dq.row_zero and dq.col_sum
 // null), w from pack_panels_s16 with the same wide. a is (M, lda) with lda = K rounded up
