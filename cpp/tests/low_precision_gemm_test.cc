@@ -367,9 +367,9 @@ TEST(PackedGemmTest, FloatMatchesReferenceForAnyRowCount) {
   const int64_t n = 70, k = 96;
   const auto w = random_floats(static_cast<size_t>(n * k), 37, 0.3f);
   const ops::PackedWeight packed = ops::pack_weight_f32(tensor_from(w, {n, k}));
-  // n = 70 leaves a partial panel of columns (ops/cpu/panel_gemm_f32.h); 5, 6, 7 and 13
-  // rows a partial block of rows.
-  for (int64_t m : {1, 5, 6, 7, 13, 64, 301}) {
+  // n = 70 leaves a partial panel of columns (ops/cpu/panel_gemm_f32.h); 5, 6, 7, 13 and
+  // 32 rows passes of unequal sizes, 97 and 193 row blocks of them (96 rows at most).
+  for (int64_t m : {1, 5, 6, 7, 13, 32, 64, 97, 193, 301}) {
     const auto x = random_floats(static_cast<size_t>(m * k), 38 + static_cast<uint32_t>(m));
     Tensor y(DType::F32, {m, n});
     ops::matmul_nt_packed(y, tensor_from(x, {m, k}), packed);
