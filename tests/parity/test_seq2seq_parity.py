@@ -414,3 +414,65 @@ def test_long_sources_with_wide_heads_match_transformers(tmp_path, name):
             **options,
         )
     np.testing.assert_array_equal(model.generate(ids, mask, **options).sequences, expected.numpy())
+
+
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+@pytest.mark.parametrize("name", ARCHS)
+def test_half_precision_checkpoint_matches_transformers(tmp_path, name, dtype):
+    """A checkpoint saved in F16 or BF16 computes like transformers on the same rounded
+    weights in float32: forward logits within TOLERANCE and greedy tokens equal. Its token
+    tables stay as stored and are widened row by row as they are looked up."""
+    reference = save_seq2seq(tmp_path / "f32", SEQ2SEQ_CONFIGS[name], 11, std=DECISIVE_STD)
+    # Marian's sinusoidal positions are computed, not loaded (by nlpengine, and by
+    # transformers when it loads a checkpoint): the reference keeps them unrounded.
+    positions = {
+        f"{module_name}.weight": module.weight.detach().clone()
+        for module_name, module in reference.named_modules()
+        if "Sinusoidal" in type(module).__name__
+    }
+    reference.to(getattr(torch, dtype)).save_pretrained(tmp_path / dtype)
+    reference.float()  # the same rounded weights, float32 arithmetic
+    reference.load_state_dict(positions, strict=False)
+    model = nlpengine.load(tmp_path / dtype, threads=2)
+    ids, mask = _sources([9, 4, 14], _pad_id(reference), seed=12)
+    rng = np.random.default_rng(13)
+    decoder = rng.integers(3, SEQ2SEQ_VOCAB - 2, size=(3, 5)).astype(np.int64)
+    decoder[:, 0] = reference.config.decoder_start_token_id
+    np.testing.assert_allclose(
+        model.forward(ids, mask, decoder),
+        _reference_logits(reference, ids, mask, decoder),
+        atol=TOLERANCE,
+        rtol=0,
+    )
+    options = dict(num_beams=1, min_new_tokens=6, max_new_tokens=6)
+    with torch.no_grad():
+        expected = reference.generate(
+            input_ids=torch.from_numpy(ids),
+            attention_mask=torch.from_numpy(mask),
+            do_sample=False,
+            **options,
+        )
+    np.testing.assert_array_equal(model.generate(ids, mask, **options).sequences, expected.numpy())
+
+
+def test_half_precision_table_read_from_its_file(tmp_path):
+    """An F16 token table of over 8 MB (140,000 x 32) is read a row at a time from its
+    file (ops::embedding) and widened: the same logits as transformers on the rounded
+    weights, for ids across the whole table."""
+    config = {**SEQ2SEQ_CONFIGS["bart"], "vocab_size": 140_000}
+    reference = save_seq2seq(tmp_path / "f32", config, 14, std=DECISIVE_STD)
+    reference.half().save_pretrained(tmp_path / "f16")
+    reference.float()
+    model = nlpengine.load(tmp_path / "f16", threads=2)
+    rng = np.random.default_rng(15)
+    ids = rng.integers(3, 140_000, size=(2, 11)).astype(np.int64)
+    ids[0, 0] = 139_999
+    mask = np.ones_like(ids)
+    decoder = rng.integers(3, 140_000, size=(2, 4)).astype(np.int64)
+    decoder[:, 0] = reference.config.decoder_start_token_id
+    np.testing.assert_allclose(
+        model.forward(ids, mask, decoder),
+        _reference_logits(reference, ids, mask, decoder),
+        atol=TOLERANCE,
+        rtol=0,
+    )

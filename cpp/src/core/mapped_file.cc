@@ -91,6 +91,11 @@ bool release_mapped_pages(const void* data, size_t bytes) {
   return ::madvise(reinterpret_cast<void*>(first), last - first, MADV_DONTNEED) == 0;
 }
 
+bool in_mapped_file(const void* data, size_t bytes) {
+  const std::lock_guard<std::mutex> lock(mappings_mutex());
+  return find_mapping(static_cast<const uint8_t*>(data), bytes) != nullptr;
+}
+
 bool read_mapped_rows(void* dst, const void* table, size_t table_bytes, size_t row_bytes, const int64_t* ids,
                       int64_t n) {
   const auto* begin = static_cast<const uint8_t*>(table);

@@ -33,6 +33,10 @@ class MappedFile {
 // memory.
 bool release_mapped_pages(const void* data, size_t bytes);
 
+// Whether [data, data + bytes) lies in a live MappedFile (a weight read from its file in
+// place, not a copy).
+bool in_mapped_file(const void* data, size_t bytes);
+
 // dst row i = row ids[i] (each row_bytes long) of the table of table_bytes at `table`,
 // read from the file where the table lies in a live MappedFile; returns false, copying
 // nothing, for any other memory. For large tables read a few rows at a time (an

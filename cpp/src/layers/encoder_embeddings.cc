@@ -7,7 +7,7 @@ namespace nle {
 EncoderEmbeddings::EncoderEmbeddings(const Weights& weights, const EncoderConfig& config)
     : embedding_size_(config.embedding_size) {
   const int64_t e = config.embedding_size;
-  word_ = weights.require("embeddings.word_embeddings.weight", {config.vocab_size, e});
+  word_ = weights.require_table("embeddings.word_embeddings.weight", {config.vocab_size, e});
   position_ = weights.require("embeddings.position_embeddings.weight",
                               {config.max_position_embeddings, e});
   if (config.type_vocab_size > 0)

@@ -74,6 +74,16 @@ void Linear::convert(ComputeType compute_type, const Tensor& smoothing, bool err
   }
   switch (compute_type) {
     case ComputeType::Float32:
+      if (packed_f32_for_all_rows() && weight_.defined() &&
+          !in_mapped_file(weight_.raw_data(), weight_.nbytes())) {
+        // A weight in memory of its own (converted from a checkpoint's F16 or BF16, or
+        // made at load) is packed now, and the plain copy freed: packed lazily, both stayed
+        // for the model's lifetime (bart-base from an F16 file, generation: peak RSS 1,598
+        // MB against 762 from the float32 file). A memory-mapped weight keeps loading a
+        // map: its pages are given back once packed (packed()).
+        std::call_once(packed_->once, [&] { packed_->weight = ops::pack_weight_f32(weight_); });
+        weight_ = Tensor();
+      }
       break;
     case ComputeType::Int8:
     case ComputeType::Int8Mixed:  // this product is int8 (error_sensitive() picks the others)

@@ -1,5 +1,6 @@
 #include "layers/weights.h"
 
+#include "core/mapped_file.h"
 #include "ops/int16_gemm.h"
 
 namespace nle {
@@ -18,6 +19,16 @@ Weights Weights::error_sensitive_where_bf16() const {
 }
 
 Tensor Weights::require(const std::string& name, const Shape& expected) const {
+  const Tensor t = require_table(name, expected);
+  if (t.dtype() == DType::F32) return t;
+  Tensor converted = t.to_float32();
+  // The checkpoint's pages are read once here (each user keeps the converted copy, or what
+  // it makes of it): given back, not resident beside every copy.
+  release_mapped_pages(t.raw_data(), t.nbytes());
+  return converted;
+}
+
+Tensor Weights::require_table(const std::string& name, const Shape& expected) const {
   const std::string full = prefix_ + name;
   const TensorInfo& info = store_.info(full);  // throws "missing tensor" naming the file
   const std::string& file = store_.file_for(full);
@@ -27,14 +38,19 @@ Tensor Weights::require(const std::string& name, const Shape& expected) const {
   if (info.shape != expected)
     throw ModelError(file + ": tensor '" + full + "' has shape " + shape_to_string(info.shape) +
                      " but " + config_path_ + " implies " + shape_to_string(expected));
-  Tensor t = store_.get(full);
-  return t.dtype() == DType::F32 ? t : t.to_float32();
+  return store_.get(full);
 }
 
 Tensor Weights::require_any(std::initializer_list<std::string> names, const Shape& expected) const {
   for (const auto& name : names)
     if (contains(name)) return require(name, expected);
   return require(*names.begin(), expected);
+}
+
+Tensor Weights::require_any_table(std::initializer_list<std::string> names, const Shape& expected) const {
+  for (const auto& name : names)
+    if (contains(name)) return require_table(name, expected);
+  return require_table(*names.begin(), expected);
 }
 
 }  // namespace nle

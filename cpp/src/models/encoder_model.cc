@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "core/adapter.h"
+#include "core/buffer_pool.h"
 #include "core/config.h"
 #include "core/parallel.h"
 #include "core/weight_store.h"
@@ -137,6 +138,9 @@ std::shared_ptr<const EncoderModel> EncoderModel::load(const std::string& direct
                            impl->has_pooler,
                            head_kind_name(head_kind),
                            impl->head ? impl->head->num_labels() : 0};
+  // The buffers freed while loading (weights converted from F16 or BF16, then packed or
+  // quantized) leave the pool, which would keep them resident for reuse.
+  pool_trim();
   return std::shared_ptr<const EncoderModel>(new EncoderModel(std::move(impl)));
 }
 

@@ -6,7 +6,9 @@
 #include <nlohmann/json.hpp>
 #include <vector>
 
+#include "core/buffer_pool.h"
 #include "core/config.h"
+#include "core/mapped_file.h"
 #include "core/parallel.h"
 #include "core/weight_store.h"
 #include "generate/decoder_session.h"
@@ -162,11 +164,13 @@ std::shared_ptr<const Seq2SeqModel> Seq2SeqModel::load(const std::string& direct
   const Weights w(impl->store, prefix, config_path, options.compute_type);
   const Weights root(impl->store, "", config_path);
 
-  const Tensor encoder_tokens = w.require_any({"encoder.embed_tokens.weight", "shared.weight"}, {c.vocab_size, c.d_model});
+  // The token tables as the checkpoint stores them (Weights::require_table).
+  const Tensor encoder_tokens =
+      w.require_any_table({"encoder.embed_tokens.weight", "shared.weight"}, {c.vocab_size, c.d_model});
   const Tensor decoder_tokens =
       c.shared_decoder_embeddings
-          ? w.require_any({"decoder.embed_tokens.weight", "shared.weight"}, {c.vocab_size, c.d_model})
-          : w.require("decoder.embed_tokens.weight", {c.decoder_vocab_size, c.d_model});
+          ? w.require_any_table({"decoder.embed_tokens.weight", "shared.weight"}, {c.vocab_size, c.d_model})
+          : w.require_table("decoder.embed_tokens.weight", {c.decoder_vocab_size, c.d_model});
   impl->encoder_embeddings = std::make_unique<Seq2SeqEmbeddings>(encoder_tokens, w, "encoder.", c);
   impl->decoder_embeddings = std::make_unique<Seq2SeqEmbeddings>(decoder_tokens, w, "decoder.", c);
 
@@ -202,8 +206,14 @@ std::shared_ptr<const Seq2SeqModel> Seq2SeqModel::load(const std::string& direct
   }
 
   // The LM head: its own weight when the file has one, else tied to the decoder's embeddings.
-  Tensor head = root.contains("lm_head.weight") ? root.require("lm_head.weight", {c.decoder_vocab_size, c.d_model})
-                                                : decoder_tokens;
+  Tensor head = root.contains("lm_head.weight")
+                    ? root.require("lm_head.weight", {c.decoder_vocab_size, c.d_model})
+                : decoder_tokens.dtype() == DType::F32 ? decoder_tokens
+                                                       : decoder_tokens.to_float32();
+  // Read whole to be widened, a half-precision table's pages are given back: lookups read
+  // its rows from the file (ops::embedding).
+  if (decoder_tokens.dtype() != DType::F32)
+    release_mapped_pages(decoder_tokens.raw_data(), decoder_tokens.nbytes());
   Tensor head_bias;
   if (root.contains("final_logits_bias")) {
     head_bias = root.require("final_logits_bias", {1, c.decoder_vocab_size}).reshape({c.decoder_vocab_size});
@@ -214,12 +224,16 @@ std::shared_ptr<const Seq2SeqModel> Seq2SeqModel::load(const std::string& direct
                                    : impl->decoder_layers.empty() ? impl->decoder_embeddings->output_norm()
                                                                   : impl->decoder_layers.back().output_norm();
   impl->lm_head = Linear(head, head_bias, options.compute_type, head_norm);
+  head = Tensor();  // a converted copy, if it was one, freed before the pool is trimmed below
 
   impl->defaults = read_generation_defaults(directory, raw, c.decoder_start_token_id);
   impl->info = Seq2SeqInfo{c.model_type,     c.vocab_size,     c.decoder_vocab_size,
                            c.d_model,        c.encoder_layers, c.decoder_layers,
                            c.encoder_heads,  impl->encoder_embeddings->max_positions(),
                            c.pad_token_id,   impl->defaults.decoder_start_token_id};
+  // The buffers freed while loading (weights converted from F16 or BF16, then packed or
+  // quantized) leave the pool, which would keep them resident for reuse.
+  pool_trim();
   return std::shared_ptr<const Seq2SeqModel>(new Seq2SeqModel(std::move(impl)));
 }
 

@@ -1,5 +1,6 @@
 #include <cstring>
 
+#include "core/half.h"
 #include "ops/embedding.h"
 
 namespace nle::ops::cpu {
@@ -16,6 +17,14 @@ void embedding_f32(float* y, const float* table, const int64_t* ids, int64_t n, 
     } else {
       std::memcpy(out, row, static_cast<size_t>(dim) * sizeof(float));
     }
+  }
+}
+
+void widen_half_rows(float* y, const uint16_t* half, int64_t n, bool bf16, bool accumulate) {
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) {
+    const float v = bf16 ? bf16_to_float(half[i]) : half_to_float(half[i]);
+    y[i] = accumulate ? y[i] + v : v;
   }
 }
 
