@@ -312,6 +312,34 @@ def test_seq2seq_int8_encoder_groups_give_the_same_logits(tmp_path, arch):
         assert np.abs(alone[0] - batch[row]).max() < 1e-4
 
 
+@pytest.mark.parametrize("compute_type", ["float32", "int8", "bf16", "int8-mixed"])
+@pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
+def test_half_precision_checkpoint_computes_as_its_rounded_float32_twin(
+    tmp_path, dtype, compute_type
+):
+    """A checkpoint stored in F16 or BF16 gives, in every compute type, the same logits bit
+    for bit as the float32 checkpoint of its rounded weights: the quantizers read the
+    half-precision rows as stored (ops/weight_rows.h) and the token tables are widened as
+    they are looked up, the same values the float32 file holds."""
+    import torch
+
+    model = save_seq2seq(tmp_path / "original", SEQ2SEQ_CONFIGS["bart"], seed=6)
+    model.to(getattr(torch, dtype)).save_pretrained(tmp_path / dtype)
+    model.float().save_pretrained(tmp_path / "rounded")
+    rng = np.random.default_rng(3)
+    ids = rng.integers(4, 90, size=(3, 17))
+    mask = np.ones_like(ids)
+    mask[1, 9:] = 0
+    decoder_ids = rng.integers(4, 90, size=(3, 5))
+    logits = {
+        name: nlpengine.load(tmp_path / name, threads=2, compute_type=compute_type).forward(
+            ids, mask, decoder_ids
+        )
+        for name in (dtype, "rounded")
+    }
+    np.testing.assert_array_equal(logits[dtype], logits["rounded"])
+
+
 def test_int8_mixed_is_closer_to_float32_than_int8(minilm_dir, minilm_batch):
     """Its point: the value and feed-forward output products, kept out of int8, carry most
     of int8's error on the residual stream."""

@@ -48,4 +48,9 @@ inline float half_to_float(uint16_t h) {
   return f;
 }
 
+// dst[i] = the float value of src[i] for i < n: IEEE half (F16C's conversion, 8 at a time,
+// where the CPU has it) or bf16 (core/half.cc).
+void half_to_float_n(float* dst, const uint16_t* src, int64_t n);
+void bf16_to_float_n(float* dst, const uint16_t* src, int64_t n);
+
 }  // namespace nle

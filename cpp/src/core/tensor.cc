@@ -1,9 +1,5 @@
 #include "nlpengine/tensor.h"
 
-#if defined(__F16C__)
-#  include <immintrin.h>
-#endif
-
 #include <cstdlib>
 #include <cstring>
 #include <limits>
@@ -88,24 +84,12 @@ Tensor Tensor::to_float32() const {
     case DType::F32:
       std::memcpy(dst, data_, nbytes());
       break;
-    case DType::BF16: {
-      const auto* src = static_cast<const uint16_t*>(data_);
-      for (int64_t i = 0; i < n; ++i) dst[i] = bf16_to_float(src[i]);
+    case DType::BF16:
+      bf16_to_float_n(dst, static_cast<const uint16_t*>(data_), n);
       break;
-    }
-    case DType::F16: {
-      const auto* src = static_cast<const uint16_t*>(data_);
-      int64_t i = 0;
-#if defined(__F16C__)
-      // 8 at a time by the CPU's own conversion (exact, subnormals included): the scalar
-      // one took most of the load of bart-base from an F16 checkpoint.
-      for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(dst + i,
-                         _mm256_cvtph_ps(_mm_loadu_si128(reinterpret_cast<const __m128i*>(src + i))));
-#endif
-      for (; i < n; ++i) dst[i] = half_to_float(src[i]);
+    case DType::F16:
+      half_to_float_n(dst, static_cast<const uint16_t*>(data_), n);
       break;
-    }
     default:
       throw Error(std::string("Tensor: cannot convert ") + dtype_name(dtype_) + " to F32");
   }

@@ -48,7 +48,7 @@ Tensor smoothing_for(const Tensor& w, const NormParameters& input_norm, ComputeT
 
 Linear::Linear(const Weights& weights, const std::string& scope, int64_t out_features, int64_t in_features,
                bool has_bias, const NormParameters& input_norm)
-    : weight_(weights.require(scope + ".weight", {out_features, in_features})) {
+    : weight_(weights.require_table(scope + ".weight", {out_features, in_features})) {
   if (has_bias) bias_ = weights.require(scope + ".bias", {out_features});
   convert(weights.compute_type(), smoothing_for(weight_, input_norm, weights.compute_type()),
           weights.is_error_sensitive(), input_norm.bias.defined() ? &input_norm.bias : nullptr);
@@ -65,6 +65,16 @@ void Linear::convert(ComputeType compute_type, const Tensor& smoothing, bool err
   out_features_ = weight_.dim(0);
   in_features_ = weight_.dim(1);
   compute_type_ = compute_type;
+  const bool quantized = int16_products(compute_type) || compute_type == ComputeType::Int8 ||
+                         compute_type == ComputeType::Int8Mixed;
+  if (!quantized && weight_.dtype() != DType::F32) {
+    // A checkpoint's F16 or BF16 weight: widened here for the float32 and bf16 products
+    // (the quantizers read it a row at a time as stored, ops/weight_rows.h), its pages given
+    // back.
+    const Tensor stored = weight_;
+    weight_ = stored.to_float32();
+    release_mapped_pages(stored.raw_data(), stored.nbytes());
+  }
   if (int16_products(compute_type)) {
     int16_ = ops::quantize_weight_int16(weight_, error_sensitive ? kSensitiveWeightCodes : kWeightCodes);
     compute_type_ = ComputeType::Int8Mixed;  // an int16 product, whichever type asked for it

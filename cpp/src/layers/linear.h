@@ -26,7 +26,9 @@ class Linear {
   // (ops::smoothing_scales).
   Linear(const Weights& weights, const std::string& scope, int64_t out_features, int64_t in_features,
          bool has_bias = true, const NormParameters& input_norm = {});
-  // From tensors already loaded (e.g. an LM head tied to the embeddings); bias may be undefined.
+  // From tensors already loaded (e.g. an LM head tied to the embeddings); bias may be
+  // undefined. The weight may be F32, F16 or BF16 (as a checkpoint stores it: the int8 and
+  // int16 products quantize it as it is, the others take it widened to float32).
   Linear(Tensor weight, Tensor bias, ComputeType compute_type = ComputeType::Float32,
          const NormParameters& input_norm = {});
   // Several projections of the same input fused into one (e.g. query, key and

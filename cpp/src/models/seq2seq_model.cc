@@ -8,7 +8,6 @@
 
 #include "core/buffer_pool.h"
 #include "core/config.h"
-#include "core/mapped_file.h"
 #include "core/parallel.h"
 #include "core/weight_store.h"
 #include "generate/decoder_session.h"
@@ -207,13 +206,8 @@ std::shared_ptr<const Seq2SeqModel> Seq2SeqModel::load(const std::string& direct
 
   // The LM head: its own weight when the file has one, else tied to the decoder's embeddings.
   Tensor head = root.contains("lm_head.weight")
-                    ? root.require("lm_head.weight", {c.decoder_vocab_size, c.d_model})
-                : decoder_tokens.dtype() == DType::F32 ? decoder_tokens
-                                                       : decoder_tokens.to_float32();
-  // Read whole to be widened, a half-precision table's pages are given back: lookups read
-  // its rows from the file (ops::embedding).
-  if (decoder_tokens.dtype() != DType::F32)
-    release_mapped_pages(decoder_tokens.raw_data(), decoder_tokens.nbytes());
+                    ? root.require_table("lm_head.weight", {c.decoder_vocab_size, c.d_model})
+                    : decoder_tokens;
   Tensor head_bias;
   if (root.contains("final_logits_bias")) {
     head_bias = root.require("final_logits_bias", {1, c.decoder_vocab_size}).reshape({c.decoder_vocab_size});
@@ -224,7 +218,6 @@ std::shared_ptr<const Seq2SeqModel> Seq2SeqModel::load(const std::string& direct
                                    : impl->decoder_layers.empty() ? impl->decoder_embeddings->output_norm()
                                                                   : impl->decoder_layers.back().output_norm();
   impl->lm_head = Linear(head, head_bias, options.compute_type, head_norm);
-  head = Tensor();  // a converted copy, if it was one, freed before the pool is trimmed below
 
   impl->defaults = read_generation_defaults(directory, raw, c.decoder_start_token_id);
   impl->info = Seq2SeqInfo{c.model_type,     c.vocab_size,     c.decoder_vocab_size,

@@ -13,6 +13,7 @@
 #include "ops/cpu/panel_gemm_s16.h"
 #include "ops/hadamard.h"
 #include "ops/int8_gemm.h"
+#include "ops/weight_rows.h"
 
 namespace nle::ops {
 
@@ -47,7 +48,7 @@ int32_t int16_activation_max(int64_t k, int32_t code_max) {
 }
 
 Int16Weight quantize_weight_int16(const Tensor& w, int32_t code_max, bool rotate) {
-  check_cpu_f32("quantize_weight_int16", {&w});
+  check_float_weight("quantize_weight_int16", w);
   check_rank("quantize_weight_int16", "w", w, 2);
   const int64_t n = w.dim(0), k = w.dim(1);
   if (code_max < 1 || code_max > 32767 || int16_activation_max(k, code_max) < 1)
@@ -62,7 +63,6 @@ Int16Weight quantize_weight_int16(const Tensor& w, int32_t code_max, bool rotate
   out.rotation_block = rotate ? hadamard_block(k) : 1;
   out.panels = cpu::allocate_panels_s16(n, k, out.wide);
   const int64_t block = out.rotation_block;
-  const float* src = w.data<float>();
   float* scale = out.scale.data<float>();
   const auto top = static_cast<float>(code_max);
   // A panel's rows at a time, quantized into a buffer and packed from there, and a chunk of
@@ -78,12 +78,13 @@ Int16Weight quantize_weight_int16(const Tensor& w, int32_t code_max, bool rotate
 #pragma omp parallel
     {
       std::vector<float> rotated(block > 1 ? static_cast<size_t>(k) : 0);
+      std::vector<float> widened(w.dtype() != DType::F32 ? static_cast<size_t>(k) : 0);
       std::vector<int16_t> codes(static_cast<size_t>(kPanelRows * k));
 #pragma omp for schedule(static)
       for (int64_t p = chunk; p < end; ++p) {
         const int64_t first = p * kPanelRows, rows = std::min(kPanelRows, n - first);
         for (int64_t i = 0; i < rows; ++i) {
-          const float* row = src + (first + i) * k;
+          const float* row = weight_row_f32(w, first + i, widened.data());
           if (block > 1) {
             std::copy(row, row + k, rotated.begin());
             hadamard_rows(rotated.data(), 1, k, block);
@@ -102,8 +103,7 @@ Int16Weight quantize_weight_int16(const Tensor& w, int32_t code_max, bool rotate
       }
     }
     const int64_t first_row = chunk * kPanelRows, last_row = std::min(n, end * kPanelRows);
-    release_mapped_pages(src + first_row * k,
-                         static_cast<size_t>((last_row - first_row) * k) * sizeof(float));
+    release_mapped_pages(weight_rows_data(w, first_row), weight_rows_bytes(w, first_row, last_row));
   }
   return out;
 }

@@ -54,7 +54,7 @@ bool int8_mixed_uses_int16();
 // int16 overrides the choice (throws Error for any other value); made once per process.
 bool int8_uses_int16();
 
-// Quantizes an F32 (N, K) weight with codes in [-code_max, code_max] (1 <= code_max <=
+// Quantizes an (N, K) weight (F32, F16 or BF16) with codes in [-code_max, code_max] (1 <= code_max <=
 // 32767 and code_max · K small enough for at least 1 activation level: throws
 // InvalidInputError otherwise). A row of zeros gets scale 1 (and stays zero). With rotate,
 // w is rotated by the block Hadamard rotation of its width first (hadamard_block(K); none

@@ -9,6 +9,7 @@
 #include "core/scratch_buffer.h"
 #include "ops/check.h"
 #include "ops/hadamard.h"
+#include "ops/weight_rows.h"
 
 namespace nle::ops {
 
@@ -60,7 +61,8 @@ int32_t int8_weight_max() { return int8_codes().weight; }
 int32_t int8_activation_max() { return int8_codes().activation; }
 
 Tensor smoothing_scales(const Tensor& w, const Tensor& norm_weight, const Tensor* norm_bias) {
-  check_cpu_f32("smoothing_scales", {&w, &norm_weight});
+  check_float_weight("smoothing_scales", w);
+  check_cpu_f32("smoothing_scales", {&norm_weight});
   check_rank("smoothing_scales", "w", w, 2);
   const int64_t n = w.dim(0), k = w.dim(1);
   if (norm_weight.numel() != k || (norm_bias && norm_bias->numel() != k))
@@ -68,13 +70,14 @@ Tensor smoothing_scales(const Tensor& w, const Tensor& norm_weight, const Tensor
                             " do not fit a weight of " + std::to_string(k) + " input features");
   if (norm_bias) check_cpu_f32("smoothing_scales", {norm_bias});
   constexpr float kFloor = 1e-6f;
-  std::vector<float> w_max(static_cast<size_t>(k), 0.f);
-  const float* src = w.data<float>();
+  std::vector<float> w_max(static_cast<size_t>(k), 0.f), widened(static_cast<size_t>(k));
   for (int64_t chunk = 0; chunk < n; chunk += kReleaseChunkRows) {
     const int64_t end = std::min(n, chunk + kReleaseChunkRows);
-    for (int64_t r = chunk; r < end; ++r)
-      for (int64_t c = 0; c < k; ++c) w_max[c] = std::max(w_max[c], std::fabs(src[r * k + c]));
-    release_mapped_pages(src + chunk * k, static_cast<size_t>((end - chunk) * k) * sizeof(float));
+    for (int64_t r = chunk; r < end; ++r) {
+      const float* row = weight_row_f32(w, r, widened.data());
+      for (int64_t c = 0; c < k; ++c) w_max[c] = std::max(w_max[c], std::fabs(row[c]));
+    }
+    release_mapped_pages(weight_rows_data(w, chunk), weight_rows_bytes(w, chunk, end));
   }
   Tensor s(DType::F32, {k});
   float* out = s.data<float>();
@@ -95,7 +98,7 @@ Tensor smoothing_scales(const Tensor& w, const Tensor& norm_weight, const Tensor
 
 Int8Weight quantize_weight_int8(const Tensor& w, bool pack, const Tensor* input_scale,
                                 const Tensor* input_mean, bool rotate) {
-  check_cpu_f32("quantize_weight_int8", {&w});
+  check_float_weight("quantize_weight_int8", w);
   check_rank("quantize_weight_int8", "w", w, 2);
   const int64_t n = w.dim(0), k = w.dim(1);
   if (input_scale) {
@@ -118,7 +121,6 @@ Int8Weight quantize_weight_int8(const Tensor& w, bool pack, const Tensor* input_
   out.in_features = k;
   out.rotation_block = rotate ? hadamard_block(k) : 1;
   const int64_t block = out.rotation_block;
-  const float* src = w.data<float>();
   const float* col = input_scale ? input_scale->data<float>() : nullptr;
   if (col) {
     out.input_scale_inverse = Tensor(DType::F32, {k});
@@ -143,11 +145,12 @@ Int8Weight quantize_weight_int8(const Tensor& w, bool pack, const Tensor* input_
     const int64_t end = std::min(n, chunk + kReleaseChunkRows);
 #pragma omp parallel
     {
-      // A row times the input scales, rotated.
+      // A row times the input scales, rotated; a half-precision row widened.
       std::vector<float> scaled(col || block > 1 ? static_cast<size_t>(k) : 0);
+      std::vector<float> widened(w.dtype() != DType::F32 ? static_cast<size_t>(k) : 0);
 #pragma omp for schedule(static)
       for (int64_t r = chunk; r < end; ++r) {
-        const float* row = src + r * k;
+        const float* row = weight_row_f32(w, r, widened.data());
         if (!scaled.empty()) {
           for (int64_t c = 0; c < k; ++c) scaled[c] = col ? row[c] * col[c] : row[c];
           hadamard_rows(scaled.data(), 1, k, block);
@@ -176,7 +179,7 @@ Int8Weight quantize_weight_int8(const Tensor& w, bool pack, const Tensor* input_
         }
       }
     }
-    release_mapped_pages(src + chunk * k, static_cast<size_t>((end - chunk) * k) * sizeof(float));
+    release_mapped_pages(weight_rows_data(w, chunk), weight_rows_bytes(w, chunk, end));
   }
   if (pack) {
     out.packed = pack_weight_s8(out.q);

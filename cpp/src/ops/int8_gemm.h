@@ -57,7 +57,8 @@ struct Int8Weight {
   int64_t in_features = 0;
 };
 
-// Quantizes an F32 (N, K) weight. A row of zeros gets scale 1 (and stays zero).
+// Quantizes an (N, K) weight: F32, or F16 or BF16 as a checkpoint stores it (widened a row at
+// a time, ops/weight_rows.h). A row of zeros gets scale 1 (and stays zero).
 // With pack, q is packed for the GEMM library (and the plain copy dropped). With
 // input_scale (F32 K, positive), w · input_scale is quantized and the activations are
 // divided by it at each call (smoothing, above). With input_mean (F32 K), the expected
@@ -69,7 +70,7 @@ struct Int8Weight {
 Int8Weight quantize_weight_int8(const Tensor& w, bool pack = false, const Tensor* input_scale = nullptr,
                                 const Tensor* input_mean = nullptr, bool rotate = true);
 
-// The smoothing scales s (F32 K) of a weight w (N, K) whose input is the output of a norm
+// The smoothing scales s (F32 K) of a weight w (N, K; F32, F16 or BF16) whose input is the output of a norm
 // with weight norm_weight (K) and, for a layer norm, bias norm_bias (K; null for an RMS
 // norm): s = sqrt((|γ| + |β|) / max_n |w[n,:]|), divided by its mean. Both magnitudes are
 // floored at 1e-6, so an all-zero channel gets a finite scale. Gives back w's memory-mapped

@@ -21,11 +21,15 @@ void embedding_f32(float* y, const float* table, const int64_t* ids, int64_t n, 
 }
 
 void widen_half_rows(float* y, const uint16_t* half, int64_t n, bool bf16, bool accumulate) {
-#pragma omp parallel for schedule(static) if (n > 65536)
-  for (int64_t i = 0; i < n; ++i) {
-    const float v = bf16 ? bf16_to_float(half[i]) : half_to_float(half[i]);
-    y[i] = accumulate ? y[i] + v : v;
+  if (!accumulate) {
+    if (bf16)
+      bf16_to_float_n(y, half, n);
+    else
+      half_to_float_n(y, half, n);
+    return;
   }
+#pragma omp parallel for schedule(static) if (n > 65536)
+  for (int64_t i = 0; i < n; ++i) y[i] += bf16 ? bf16_to_float(half[i]) : half_to_float(half[i]);
 }
 
 }  // namespace nle::ops::cpu
