@@ -433,6 +433,11 @@ def test_config_missing_required_key(model_dir, key):
         ("num_hidden_layers", -1),
         ("num_attention_heads", None),
         ("layer_norm_eps", "tiny"),
+        # Numbers no int64 holds: 2**64 - 1 must not wrap to -1, nor 1e300 convert to
+        # whatever the CPU gives.
+        ("num_hidden_layers", 2**64 - 1),
+        ("intermediate_size", 1e300),
+        ("hidden_size", 2**63),
     ],
 )
 def test_config_key_with_wrong_value(model_dir, key, value):

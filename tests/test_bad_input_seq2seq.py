@@ -79,12 +79,76 @@ def test_bad_config_value_names_key(model_dir, change):
 
 @pytest.mark.parametrize(
     "content, key",
-    [({"num_beams": "four"}, "num_beams"), ({"bad_words_ids": [[3], "x"]}, "bad_words_ids")],
+    [
+        ({"num_beams": "four"}, "num_beams"),
+        ({"bad_words_ids": [[3], "x"]}, "bad_words_ids"),
+        # 2**64 - 1 must not wrap to -1 (the unset value), nor 1e300 convert as the CPU has it.
+        ({"pad_token_id": 2**64 - 1}, "pad_token_id"),
+        ({"max_length": 1e300}, "max_length"),
+    ],
 )
 def test_bad_generation_config_names_file(model_dir, content, key):
     (model_dir / "generation_config.json").write_text(json.dumps(content))
     with pytest.raises(nlpengine.ModelError, match=rf"generation_config\.json.*{key}"):
         nlpengine.load(model_dir)
+
+
+@pytest.mark.parametrize(
+    "content, key",
+    [
+        ({"pad_token_id": SEQ2SEQ_VOCAB + 5}, "pad_token_id"),
+        ({"eos_token_id": [2, SEQ2SEQ_VOCAB]}, "eos_token_id"),
+        ({"decoder_start_token_id": SEQ2SEQ_VOCAB}, "decoder_start_token_id"),
+        ({"forced_bos_token_id": SEQ2SEQ_VOCAB + 1}, "forced_bos_token_id"),
+        ({"suppress_tokens": [4, SEQ2SEQ_VOCAB + 3]}, "suppress_tokens"),
+        ({"bad_words_ids": [[4, SEQ2SEQ_VOCAB * 2]]}, "bad_words_ids"),
+    ],
+)
+def test_generation_defaults_outside_the_vocabulary_name_the_file(model_dir, content, key):
+    """A token id of the directory's generation defaults outside the vocabulary is an
+    error of the file at load (it was one of every generate() call, naming no file)."""
+    (model_dir / "generation_config.json").write_text(json.dumps(content))
+    with pytest.raises(nlpengine.ModelError, match=rf"generation_config\.json.*{key}.*outside"):
+        nlpengine.load(model_dir)
+
+
+@pytest.mark.parametrize("key", ["decoder_start_token_id", "pad_token_id"])
+def test_config_token_ids_the_generation_defaults_fall_back_on_name_config(model_dir, key):
+    """Without generation_config.json the defaults come from config.json (as
+    transformers' GenerationConfig.from_model_config reads them), and so do the start
+    token and, with no eos, the padding token that generate() falls back on."""
+    (model_dir / "generation_config.json").unlink(missing_ok=True)
+    config = json.loads((model_dir / "config.json").read_text())
+    config[key] = SEQ2SEQ_VOCAB + 7
+    if key == "pad_token_id":
+        config.pop("eos_token_id", None)
+        config.pop("forced_eos_token_id", None)
+    (model_dir / "config.json").write_text(json.dumps(config))
+    with pytest.raises(nlpengine.ModelError, match=rf"config\.json.*{key}.*outside"):
+        nlpengine.load(model_dir)
+
+
+@pytest.mark.parametrize(
+    "buckets, max_distance, key",
+    [
+        # T5's log-spaced buckets start at half the decoder's buckets: a smaller maximum
+        # distance divides by log(1) (transformers fails with an IndexError there).
+        (32, 16, "max_distance"),
+        (16, 3, "max_distance"),
+        (3, 20, "num_buckets"),
+    ],
+)
+def test_t5_relative_buckets_the_formula_cannot_place_are_a_config_error(
+    tmp_path, buckets, max_distance, key
+):
+    config = dict(
+        SEQ2SEQ_CONFIGS["t5"],
+        relative_attention_num_buckets=buckets,
+        relative_attention_max_distance=max_distance,
+    )
+    save_seq2seq(tmp_path, config)
+    with pytest.raises(nlpengine.ModelError, match=rf"config\.json.*relative_attention_{key}"):
+        nlpengine.load(tmp_path)
 
 
 def test_generation_defaults_it_does_not_apply_are_a_warning(model_dir):

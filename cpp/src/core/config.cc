@@ -1,11 +1,34 @@
 #include "core/config.h"
 
+#include <cmath>
 #include <fstream>
+#include <limits>
 #include <sstream>
 
 #include "nlpengine/errors.h"
 
 namespace nle {
+
+bool json_to_int64(const nlohmann::json& value, int64_t* out) {
+  if (value.is_number_unsigned()) {
+    const uint64_t u = value.get<uint64_t>();
+    if (u > static_cast<uint64_t>(std::numeric_limits<int64_t>::max())) return false;
+    *out = static_cast<int64_t>(u);
+    return true;
+  }
+  if (value.is_number_integer()) {
+    *out = value.get<int64_t>();
+    return true;
+  }
+  if (value.is_number_float()) {
+    const double d = value.get<double>();
+    // [-2^63, 2^63): every double in it converts exactly.
+    if (!(d >= -9223372036854775808.0 && d < 9223372036854775808.0) || d != std::trunc(d)) return false;
+    *out = static_cast<int64_t>(d);
+    return true;
+  }
+  return false;
+}
 
 Config Config::from_file(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
@@ -42,11 +65,8 @@ void Config::wrong_type(const std::string& key, const char* expected) const {
 }
 
 int64_t Config::get_int(const std::string& key) const {
-  const auto& v = require(key);
-  if (v.is_number_integer()) return v.get<int64_t>();
-  // Some configs write integers as 512.0.
-  if (v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<int64_t>(v.get<double>())))
-    return static_cast<int64_t>(v.get<double>());
+  int64_t value;
+  if (json_to_int64(require(key), &value)) return value;
   wrong_type(key, "an integer");
 }
 

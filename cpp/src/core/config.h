@@ -5,6 +5,11 @@
 
 namespace nle {
 
+// A JSON number as int64: integers in int64's range, and floats with a whole value in it
+// (some configs write 512.0). False for anything else (2**64 - 1, 1e300, 1.5, NaN), which
+// a plain conversion would wrap or leave undefined.
+bool json_to_int64(const nlohmann::json& value, int64_t* out);
+
 // A JSON configuration file (config.json). Getters throw ModelError naming the
 // file and the key when a key is missing or has the wrong type; a JSON null
 // counts as missing, as transformers treats it.

@@ -19,9 +19,8 @@ using nlohmann::json;
 }
 
 int64_t as_int(const std::string& source, const std::string& key, const json& v) {
-  if (v.is_number_integer()) return v.get<int64_t>();
-  if (v.is_number_float() && v.get<double>() == static_cast<double>(static_cast<int64_t>(v.get<double>())))
-    return static_cast<int64_t>(v.get<double>());
+  int64_t value;
+  if (json_to_int64(v, &value)) return value;
   bad(source, key, "an integer", v);
 }
 
@@ -104,6 +103,36 @@ void switch_off(GenerationOptions& o, const std::string& key) {
     o.renormalize_logits = off.renormalize_logits;
 }
 
+std::string token_outside_vocabulary(const char* name, int64_t id, int64_t vocab_size) {
+  return std::string(name) + " " + std::to_string(id) + " is outside the vocabulary [0, " +
+         std::to_string(vocab_size) + ")";
+}
+
+// The first token id of `o` outside [0, vocab_size), as a message; empty when there is
+// none. Unset ids (decoder_start_token_id, pad_token_id and forced_bos_token_id below 0)
+// are not checked.
+std::string token_id_problem(const GenerationOptions& o, int64_t vocab_size) {
+  auto outside = [&](int64_t id) { return id < 0 || id >= vocab_size; };
+  if (o.decoder_start_token_id >= vocab_size)
+    return token_outside_vocabulary("decoder_start_token_id", o.decoder_start_token_id, vocab_size);
+  for (int64_t id : o.eos_token_id)
+    if (outside(id)) return token_outside_vocabulary("eos_token_id", id, vocab_size);
+  for (int64_t id : o.forced_eos_token_id)
+    if (outside(id)) return token_outside_vocabulary("forced_eos_token_id", id, vocab_size);
+  if (o.forced_bos_token_id >= vocab_size)
+    return token_outside_vocabulary("forced_bos_token_id", o.forced_bos_token_id, vocab_size);
+  if (o.pad_token_id >= vocab_size)
+    return token_outside_vocabulary("pad_token_id", o.pad_token_id, vocab_size);
+  for (const auto& sequence : o.bad_words_ids)
+    for (int64_t id : sequence)
+      if (outside(id)) return token_outside_vocabulary("bad_words_ids", id, vocab_size);
+  for (int64_t id : o.suppress_tokens)
+    if (outside(id)) return token_outside_vocabulary("suppress_tokens", id, vocab_size);
+  for (int64_t id : o.begin_suppress_tokens)
+    if (outside(id)) return token_outside_vocabulary("begin_suppress_tokens", id, vocab_size);
+  return "";
+}
+
 }  // namespace
 
 void apply_generation_json(GenerationOptions& o, const json& j, const std::string& source, bool strict) {
@@ -155,11 +184,12 @@ void apply_generation_json(GenerationOptions& o, const json& j, const std::strin
 }
 
 GenerationOptions read_generation_defaults(const std::string& directory, const Config& model_config,
-                                           int64_t decoder_start_fallback) {
+                                           int64_t decoder_start_fallback, int64_t vocab_size) {
   GenerationOptions o;
   const std::string path = directory + "/generation_config.json";
   struct stat st;
-  if (::stat(path.c_str(), &st) == 0) {
+  const bool has_file = ::stat(path.c_str(), &st) == 0;
+  if (has_file) {
     const Config file = Config::from_file(path);
     try {
       apply_generation_json(o, file.json(), path, false);
@@ -175,18 +205,22 @@ GenerationOptions read_generation_defaults(const std::string& directory, const C
     }
     o.seed = 0;
   }
-  if (o.decoder_start_token_id < 0)
+  // A token id outside the vocabulary is the file's error, named at load: every generate()
+  // that does not override it would fail.
+  const std::string problem = token_id_problem(o, vocab_size);
+  if (!problem.empty()) throw ModelError((has_file ? path : model_config.path()) + ": " + problem);
+  if (o.decoder_start_token_id < 0) {
     o.decoder_start_token_id = model_config.get_int("decoder_start_token_id", decoder_start_fallback);
+    if (o.decoder_start_token_id < 0 || o.decoder_start_token_id >= vocab_size)
+      throw ModelError(
+          model_config.path() + ": " +
+          token_outside_vocabulary("decoder_start_token_id", o.decoder_start_token_id, vocab_size));
+  }
   return o;
 }
 
 void validate_generation_options(const GenerationOptions& o, int64_t vocab_size) {
   auto fail = [](const std::string& message) { throw InvalidInputError("generation options: " + message); };
-  auto check_token = [&](const char* name, int64_t id) {
-    if (id < 0 || id >= vocab_size)
-      fail(std::string(name) + " " + std::to_string(id) + " is outside the vocabulary [0, " +
-           std::to_string(vocab_size) + ")");
-  };
   if (o.num_beams < 1) fail("num_beams must be at least 1, got " + std::to_string(o.num_beams));
   if (o.num_return_sequences < 1)
     fail("num_return_sequences must be at least 1, got " + std::to_string(o.num_return_sequences));
@@ -203,15 +237,10 @@ void validate_generation_options(const GenerationOptions& o, int64_t vocab_size)
   if (o.do_sample && !(o.temperature > 0.f)) fail("temperature must be positive");
   if (o.top_k < 0) fail("top_k must not be negative");
   if (!(o.top_p > 0.f && o.top_p <= 1.f)) fail("top_p must be in (0, 1]");
-  check_token("decoder_start_token_id", o.decoder_start_token_id);
-  for (int64_t id : o.eos_token_id) check_token("eos_token_id", id);
-  for (int64_t id : o.forced_eos_token_id) check_token("forced_eos_token_id", id);
-  if (o.forced_bos_token_id >= 0) check_token("forced_bos_token_id", o.forced_bos_token_id);
-  if (o.pad_token_id >= vocab_size) check_token("pad_token_id", o.pad_token_id);
-  for (const auto& sequence : o.bad_words_ids)
-    for (int64_t id : sequence) check_token("bad_words_ids", id);
-  for (int64_t id : o.suppress_tokens) check_token("suppress_tokens", id);
-  for (int64_t id : o.begin_suppress_tokens) check_token("begin_suppress_tokens", id);
+  if (o.decoder_start_token_id < 0)
+    fail(token_outside_vocabulary("decoder_start_token_id", o.decoder_start_token_id, vocab_size));
+  const std::string problem = token_id_problem(o, vocab_size);
+  if (!problem.empty()) fail(problem);
 }
 
 }  // namespace nle

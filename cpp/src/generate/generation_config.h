@@ -11,9 +11,10 @@
 namespace nle {
 
 // The defaults of a model directory, as transformers' GenerationConfig
-// resolves them (generation_config.json when present, else config.json).
+// resolves them (generation_config.json when present, else config.json). A token id
+// outside [0, vocab_size) is a ModelError naming the file and the key.
 GenerationOptions read_generation_defaults(const std::string& directory, const Config& model_config,
-                                           int64_t decoder_start_fallback);
+                                           int64_t decoder_start_fallback, int64_t vocab_size);
 // Replaces the options named in `json`. Unknown keys throw InvalidInputError
 // when strict (caller overrides) and are ignored otherwise (files carry more keys).
 void apply_generation_json(GenerationOptions& options, const nlohmann::json& json, const std::string& source,

@@ -86,6 +86,19 @@ Seq2SeqConfig Seq2SeqConfig::from_config(const Config& config) {
                                   config.get_int("relative_attention_num_buckets", 32));
     c.relative_max_distance = positive(config, "relative_attention_max_distance",
                                        config.get_int("relative_attention_max_distance", 128));
+    // transformers' buckets: exact distances below half the buckets of a direction (a
+    // quarter of them for the encoder's two directions), log-spaced from there to
+    // max_distance. Fewer buckets leave the encoder no exact one, and a max_distance at or
+    // below the decoder's exact range divides by log(1) or spaces the buckets backwards
+    // (transformers then indexes outside the table).
+    if (c.relative_buckets < 4)
+      throw ModelError(config.path() + ": key 'relative_attention_num_buckets' must be at least 4, got " +
+                       std::to_string(c.relative_buckets));
+    if (c.relative_max_distance <= c.relative_buckets / 2)
+      throw ModelError(config.path() + ": key 'relative_attention_max_distance' (" +
+                       std::to_string(c.relative_max_distance) +
+                       ") must exceed half of relative_attention_num_buckets (" +
+                       std::to_string(c.relative_buckets) + "), where the log-spaced buckets start");
     c.positions = Seq2SeqPositions::Relative;
     c.max_position_embeddings = 0;
     c.rms_norm = true;

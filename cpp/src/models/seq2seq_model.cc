@@ -219,7 +219,13 @@ std::shared_ptr<const Seq2SeqModel> Seq2SeqModel::load(const std::string& direct
                                                                   : impl->decoder_layers.back().output_norm();
   impl->lm_head = Linear(head, head_bias, options.compute_type, head_norm);
 
-  impl->defaults = read_generation_defaults(directory, raw, c.decoder_start_token_id);
+  impl->defaults = read_generation_defaults(directory, raw, c.decoder_start_token_id, c.decoder_vocab_size);
+  // generate() pads finished rows with the first end token, else with config.json's pad_token_id.
+  if (impl->defaults.pad_token_id < 0 && impl->defaults.eos_token_id.empty() &&
+      (c.pad_token_id < 0 || c.pad_token_id >= c.decoder_vocab_size))
+    throw ModelError(raw.path() + ": pad_token_id " + std::to_string(c.pad_token_id) +
+                     " is outside the vocabulary [0, " + std::to_string(c.decoder_vocab_size) +
+                     "), and no eos_token_id stands in for it");
   impl->info = Seq2SeqInfo{c.model_type,     c.vocab_size,     c.decoder_vocab_size,
                            c.d_model,        c.encoder_layers, c.decoder_layers,
                            c.encoder_heads,  impl->encoder_embeddings->max_positions(),
