@@ -307,6 +307,42 @@ def test_data_offsets_disagree_with_dtype_and_shape(model_dir, how):
 
 
 @pytest.mark.parametrize(
+    "how", ["overlaps-the-next", "moved-onto-another", "gap", "trailing-bytes"]
+)
+def test_data_offsets_that_do_not_tile_the_data_area(model_dir, how):
+    """As the safetensors library requires, the tensors' byte ranges cover the data area
+    end to end, without overlaps or gaps: a header whose ranges are each in bounds and of
+    the right size, but shared or shifted, is corrupt (it loaded with wrong weights)."""
+    path = st_path(model_dir)
+    header, data = read_safetensors_raw(path)
+    names = [n for n in header if n != "__metadata__"]
+    names.sort(key=lambda n: header[n]["data_offsets"])
+    if how == "trailing-bytes":
+        write_safetensors_raw(path, header, data + b"\0" * 16)
+        assert_names(model_error_in_child(model_dir), ST, "16 bytes")
+        return
+    position = names.index(QUERY)
+    begin, end = header[QUERY]["data_offsets"]
+    if how == "overlaps-the-next":  # shifted by 4 bytes: the next tensor's first float
+        header[QUERY]["data_offsets"] = [begin + 4, end + 4]
+    elif how == "moved-onto-another":  # the bytes of the key weight (same shape)
+        header[QUERY]["data_offsets"] = list(header[QUERY.replace("query", "key")]["data_offsets"])
+    else:  # the tensor after it moved 8 bytes on, into the data area's last bytes
+        after = names[position + 1]
+        a_begin, a_end = header[after]["data_offsets"]
+        data += b"\0" * 8
+        header[after]["data_offsets"] = [a_begin + 8, a_end + 8]
+        for other in names[position + 2 :]:
+            o_begin, o_end = header[other]["data_offsets"]
+            header[other]["data_offsets"] = [o_begin + 8, o_end + 8]
+    write_safetensors_raw(path, header, data)
+    message = model_error_in_child(model_dir)
+    assert_names(message, ST)
+    key = QUERY.replace("query", "key")
+    assert_names_one_of(message, [QUERY, key, *names[position - 1 : position + 2]])
+
+
+@pytest.mark.parametrize(
     "entry",
     [
         {"shape": [40, 40], "data_offsets": [0, 6400]},

@@ -1,8 +1,10 @@
 #include "core/safetensors.h"
 
+#include <algorithm>
 #include <cstring>
 #include <limits>
 #include <nlohmann/json.hpp>
+#include <vector>
 
 namespace nle {
 
@@ -107,6 +109,37 @@ SafetensorsFile::SafetensorsFile(const std::string& path)
                      shape_to_string(info.shape) + " need " + std::to_string(numel * elem));
     tensors_.emplace(name, std::move(info));
   }
+
+  // As the safetensors library checks: the byte ranges, in order, tile the data area from
+  // its first byte to its last, with no overlap (two tensors reading the same bytes), gap
+  // or trailing bytes. Each range being in bounds and of the right size is not enough: a
+  // corrupt header can shift one onto its neighbour and load wrong weights.
+  std::vector<const TensorInfo*> ordered;
+  ordered.reserve(tensors_.size());
+  for (const auto& kv : tensors_) ordered.push_back(&kv.second);
+  std::sort(ordered.begin(), ordered.end(), [](const TensorInfo* a, const TensorInfo* b) {
+    return a->begin != b->begin ? a->begin < b->begin : a->end < b->end;
+  });
+  size_t covered = 0;
+  const TensorInfo* previous = nullptr;
+  for (const TensorInfo* t : ordered) {
+    const std::string range =
+        "data_offsets [" + std::to_string(t->begin) + ", " + std::to_string(t->end) + "]";
+    if (t->begin < covered)
+      fail(path, "tensor '" + t->name + "': " + range + " overlap tensor '" + previous->name +
+                     "', which ends at " + std::to_string(covered));
+    if (t->begin > covered)
+      fail(path,
+           "tensor '" + t->name + "': " + range + " start " + std::to_string(t->begin - covered) +
+               " bytes after " +
+               (previous ? "tensor '" + previous->name + "' ends" : std::string("the data area begins")) +
+               ": the tensors' ranges must follow each other with no gap");
+    covered = t->end;
+    previous = t;
+  }
+  if (covered != data_size_)
+    fail(path, "the data area has " + std::to_string(data_size_ - covered) + " bytes after its last tensor" +
+                   (previous ? " '" + previous->name + "'" : std::string()) + " (corrupt header or file)");
 }
 
 const TensorInfo& SafetensorsFile::info(const std::string& name) const {

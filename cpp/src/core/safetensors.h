@@ -19,7 +19,8 @@ struct TensorInfo {
 };
 
 // A memory-mapped .safetensors file. The constructor validates the whole header
-// (JSON syntax, dtypes, shapes, byte ranges against the file size) and throws
+// (JSON syntax, dtypes, shapes, byte ranges against the file size and
+// tiling its data area with no overlap or gap, as the safetensors library does) and throws
 // ModelError naming the file and tensor; get() then returns zero-copy views.
 class SafetensorsFile {
  public:
