@@ -128,10 +128,11 @@ class _Rejected:
 
 def _run_isolating_failures(pipe, inputs: list, sources: list[str]) -> list:
     """The pipeline's results; when a batch fails, the inputs at fault are found by
-    running halves again and come back as :class:`_Rejected` with the error."""
+    running halves again and come back as :class:`_Rejected` with the error. (TypeError
+    too: a tokenizer raises it for an input it cannot take.)"""
     try:
         return pipe.run_inputs(inputs, sources)
-    except (ValueError, RuntimeError) as error:
+    except (ValueError, RuntimeError, TypeError) as error:
         if len(inputs) == 1:
             return [_Rejected(f"{type(error).__name__}: {error}")]
         half = len(inputs) // 2

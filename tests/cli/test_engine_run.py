@@ -195,6 +195,34 @@ def test_on_error_fail_names_file_and_line_and_keeps_what_came_before(tmp_path, 
     assert len(read_jsonl(out)) == 2  # the records before the bad line are written
 
 
+def test_lines_that_are_not_unicode_are_bad_records_not_the_end_of_the_job(
+    tmp_path,
+    ner_model_dir,  # noqa: F811
+):
+    """A line with bytes that are not UTF-8 and a record whose JSON escapes an unpaired
+    surrogate (the tokenizer refuses it) are rejected with their lines; the job goes on
+    (it stopped at the first such byte, before writing anything)."""
+    src = tmp_path / "docs.jsonl"
+    src.write_bytes(
+        b'{"id": 1, "text": "Grace Hopper lived in New York."}\n'
+        b'{"id": 2, "text": "Zoe in M\xfcnchen"}\n'
+        b'{"id": 3, "text": "\\udc00 Alan Turing"}\n'
+        b'{"id": 4, "text": "Last one, in Lisbon."}\n'
+    )
+    out = tmp_path / "out.jsonl"
+    args = ["run", "--task", "ner", "--model", ner_model_dir, "--input", src, "--output", out]
+    engine(*args, "--on-error", "skip")
+    assert [r["id"] for r in read_jsonl(out)] == [1, 4]
+    rejects = read_jsonl(Path(str(out) + ".rejects.jsonl"))
+    assert [r["line"] for r in rejects] == [2, 3]
+    assert "UTF-8" in rejects[0]["error"] and "surrogate" in rejects[1]["error"]
+
+    proc = engine(*args, check=False)
+    assert proc.returncode != 0
+    assert f"{src}:2" in proc.stderr and "UTF-8" in proc.stderr
+    assert [r["id"] for r in read_jsonl(out)] == [1]
+
+
 def test_bad_conll_line_is_reported(tmp_path, ner_model_dir):  # noqa: F811
     src = tmp_path / "in.conll"
     src.write_text("Grace B-PER\nHopper I-PER\n\nlonelytoken\n\nParis B-LOC\n", "utf-8")

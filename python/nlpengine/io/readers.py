@@ -1,11 +1,15 @@
 """Streaming readers: each yields one :class:`InputItem` per input record, never holding
 the whole file in memory. A record that cannot be parsed becomes an item with an
-``error`` (the batch job fails or skips it), so one bad line does not hide the rest."""
+``error`` (the batch job fails or skips it), so one bad line does not hide the rest;
+that includes a line whose bytes are not UTF-8, and a record whose JSON escapes an
+unpaired surrogate (valid JSON, but no Unicode text: tokenizers and UTF-8 writers refuse
+it)."""
 
 from __future__ import annotations
 
 import csv
 import json
+import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -73,22 +77,68 @@ def read_records(path: Path, fmt: str) -> Iterator[InputItem]:
     return readers[fmt](path)
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+#: A JSON escape of a surrogate (pairs are fine: json.loads joins them).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
+
+
 def _open(path: Path):
-    # utf-8-sig drops a byte-order mark; invalid bytes raise a clear error below.
-    return path.open(encoding="utf-8-sig", newline="")
+    """Text lines as stored: utf-8-sig drops a byte-order mark, and a byte that is not
+    UTF-8 is kept as a lone surrogate (surrogateescape) for :func:`_not_utf8` to report
+    on its line, so the lines around it still read."""
+    with path.open("rb") as f:
+        head = f.read(2)
+    if head in (b"\xff\xfe", b"\xfe\xff"):
+        raise InputError(
+            f"{path}: the file is UTF-16 (its byte-order mark says so); convert it to UTF-8"
+        )
+    return path.open(encoding="utf-8-sig", errors="surrogateescape", newline="")
+
+
+def _not_utf8(text: str) -> str | None:
+    """Why a line read by :func:`_open` is not UTF-8, or None."""
+    found = _SURROGATE.search(text)
+    if found is None:
+        return None
+    code = ord(found.group())
+    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, as surrogateescape keeps it
+        return f"not valid UTF-8 (byte 0x{code - 0xDC00:02x} at character {found.start() + 1})"
+    return f"not valid UTF-8 (an encoded surrogate at character {found.start() + 1})"
+
+
+def _unpaired_surrogate(value) -> str | None:
+    """Why a parsed JSON value holds no Unicode text (a string, key or nested one with an
+    unpaired surrogate), or None."""
+    if isinstance(value, str):
+        found = _SURROGATE.search(value)
+        if found:
+            return (
+                f"a string holds an unpaired surrogate (\\u{ord(found.group()):04x}), "
+                "which is not Unicode text"
+            )
+        return None
+    if isinstance(value, dict):
+        value = [*value.keys(), *value.values()]
+    if isinstance(value, list):
+        for part in value:
+            problem = _unpaired_surrogate(part)
+            if problem:
+                return problem
+    return None
 
 
 def _lines(path: Path) -> Iterator[tuple[int, str]]:
-    try:
-        with _open(path) as f:
-            yield from enumerate(f, start=1)
-    except UnicodeDecodeError as e:
-        raise InputError(f"{path}: not valid UTF-8 ({e.reason} at byte {e.start})") from e
+    with _open(path) as f:
+        yield from enumerate(f, start=1)
 
 
 def _read_jsonl(path: Path) -> Iterator[InputItem]:
     for number, line in _lines(path):
         if not line.strip():
+            continue
+        problem = _not_utf8(line)
+        if problem:
+            yield InputItem(number, None, problem)
             continue
         try:
             record = json.loads(line)
@@ -98,11 +148,19 @@ def _read_jsonl(path: Path) -> Iterator[InputItem]:
         if not isinstance(record, dict):
             yield InputItem(number, None, f"expected a JSON object, got {type(record).__name__}")
             continue
+        problem = _unpaired_surrogate(record) if _SURROGATE_ESCAPE.search(line) else None
+        if problem:
+            yield InputItem(number, None, problem)
+            continue
         yield InputItem(number, record)
 
 
 def _read_text(path: Path) -> Iterator[InputItem]:
     for number, line in _lines(path):
+        problem = _not_utf8(line)
+        if problem:
+            yield InputItem(number, None, problem)
+            continue
         yield InputItem(number, {"text": line.rstrip("\r\n")})
 
 
@@ -112,6 +170,9 @@ def _read_delimited(path: Path, delimiter: str) -> Iterator[InputItem]:
             reader = csv.DictReader(f, delimiter=delimiter)
             if reader.fieldnames is None:
                 return
+            problem = next(filter(None, map(_not_utf8, reader.fieldnames)), None)
+            if problem:
+                raise InputError(f"{path}:1: the header is {problem}")
             for row in reader:
                 line = reader.line_num
                 if None in row:
@@ -128,9 +189,11 @@ def _read_delimited(path: Path, delimiter: str) -> Iterator[InputItem]:
                         f"fewer fields than the {len(reader.fieldnames)} columns of the header",
                     )
                     continue
+                problem = next(filter(None, map(_not_utf8, row.values())), None)
+                if problem:
+                    yield InputItem(line, None, problem)
+                    continue
                 yield InputItem(line, dict(row))
-    except UnicodeDecodeError as e:
-        raise InputError(f"{path}: not valid UTF-8 ({e.reason} at byte {e.start})") from e
     except csv.Error as e:
         raise InputError(f"{path}: {e}") from e
 
@@ -155,6 +218,10 @@ def read_conll(path: Path) -> Iterator[InputItem]:
             tokens, tags, comments, bad, start = [], [], {}, None, 0
             continue
         start = start or number
+        problem = _not_utf8(line)
+        if problem:
+            bad = bad or f"line {number}: {problem}"
+            continue
         if line.startswith("# ") and len(fields) >= 4 and fields[2] == "=":
             comments[fields[1]] = line.split("=", 1)[1].strip()
             continue

@@ -19,7 +19,7 @@ import re
 from collections.abc import Iterator
 from pathlib import Path
 
-from nlpengine.io.readers import InputError, InputItem
+from nlpengine.io.readers import InputError, InputItem, _unpaired_surrogate
 
 __all__ = ["question_record", "read_squad"]
 
@@ -61,6 +61,10 @@ def read_squad(path: Path) -> Iterator[InputItem]:
                     record = question_record(qa, context, title)
                 except ValueError as e:
                     yield InputItem(line, None, f"{where}.qas[{q}]: {e}")
+                    continue
+                problem = _unpaired_surrogate(record)
+                if problem:
+                    yield InputItem(line, None, f"{where}.qas[{q}]: {problem}")
                     continue
                 yield InputItem(line, record)
 

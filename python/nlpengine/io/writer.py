@@ -92,4 +92,7 @@ class ResumableOutput:
 
 
 def _dumps(record: dict) -> bytes:
-    return (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+    try:
+        return (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
+    except UnicodeEncodeError:  # an unpaired surrogate (a rejected record's): escape it
+        return (json.dumps(record) + "\n").encode("ascii")
