@@ -93,3 +93,25 @@ def test_a_squad_question_with_a_lone_surrogate_is_a_bad_record(tmp_path):
     items = list(read_records(path, "squad"))
     assert items[0].record is not None and items[0].error is None
     assert items[1].record is None and "qas[1]" in items[1].error and "surrogate" in items[1].error
+
+
+@pytest.mark.parametrize("task", ["ner", "classification", "summarization"])
+def test_a_text_that_is_not_unicode_is_a_record_error_of_every_text_task(task):
+    """The adapters' text check (nlpengine.tasks.record_text): the pipelines' tokenizers
+    would refuse an unpaired surrogate with a TypeError that names nothing."""
+    from nlpengine.plugins import get_registry
+    from nlpengine.tasks import RecordError
+
+    spec = get_registry().task(task)
+    with pytest.raises(RecordError, match=r"'text'.*surrogate \(\\udcff at character 4\)"):
+        spec.to_input({"text": "abc\udcffdef"}, "text")
+
+
+def test_the_default_ner_pipeline_names_a_text_that_is_not_unicode():
+    import nlpengine
+    from nlpengine.tasks import RecordError
+
+    ner = nlpengine.pipeline("ner")
+    with pytest.raises(RecordError, match="surrogate"):
+        ner(["Ada Lovelace in London.", "Wh\ud800ere"])
+    assert ner("Ada Lovelace in London.")[0]["label"] == "PERSON"

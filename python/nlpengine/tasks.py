@@ -7,6 +7,7 @@ factory, metrics (through ``evaluate``) and its own options with defaults.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -17,14 +18,24 @@ class RecordError(ValueError):
     """An input record the task cannot use (missing field, wrong type, ...)."""
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
 def record_text(record: dict, field: str) -> str:
     """The string ``record[field]`` (a text task's pipeline input); a RecordError naming
-    the field when it is missing, null or not a string."""
+    the field when it is missing, null, not a string, or not Unicode text (an unpaired
+    surrogate, which tokenizers refuse)."""
     if field not in record or record[field] is None:
         raise RecordError(f"missing text field '{field}'")
     text = record[field]
     if not isinstance(text, str):
         raise RecordError(f"field '{field}' must be a string, got {type(text).__name__}")
+    surrogate = _SURROGATE.search(text)
+    if surrogate:
+        raise RecordError(
+            f"field '{field}' holds an unpaired surrogate (\\u{ord(surrogate.group()):04x} at "
+            f"character {surrogate.start() + 1}), which is not Unicode text"
+        )
     return text
 
 
