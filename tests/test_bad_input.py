@@ -481,6 +481,13 @@ def test_config_key_with_wrong_value(model_dir, key, value):
     assert_names(model_error_in_process(model_dir), CONFIG, key)
 
 
+def test_a_layer_count_past_the_checkpoint_names_the_missing_tensor(model_dir):
+    """2**31 - 1 layers: the first layer the file does not have is named (the load
+    reserved room for all of them first and died of std::bad_alloc)."""
+    edit_config(model_dir, lambda config: config.__setitem__("num_hidden_layers", 2**31 - 1))
+    assert_names(model_error_in_process(model_dir), ST, "encoder.layer.2.")
+
+
 def test_config_hidden_size_not_divisible_by_heads(model_dir):
     edit_config(model_dir, lambda config: config.__setitem__("num_attention_heads", 3))
     message = model_error_in_process(model_dir)

@@ -128,6 +128,32 @@ def test_config_token_ids_the_generation_defaults_fall_back_on_name_config(model
         nlpengine.load(model_dir)
 
 
+@pytest.mark.parametrize("key", ["encoder_layers", "decoder_layers"])
+def test_a_layer_count_past_the_checkpoint_names_the_missing_tensor(tmp_path, key):
+    """2**31 - 1 layers: the first layer the file does not have is named (the load
+    reserved room for all of them first and died of std::bad_alloc)."""
+    save_seq2seq(tmp_path, SEQ2SEQ_CONFIGS["bart"])
+    config = json.loads((tmp_path / "config.json").read_text())
+    layers = config[key]
+    config[key] = 2**31 - 1
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    with pytest.raises(nlpengine.ModelError, match=rf"model\.safetensors.*layers\.{layers}\."):
+        nlpengine.load(tmp_path)
+
+
+def test_marian_with_a_huge_max_position_embeddings_loads_as_a_small_one(tmp_path):
+    """Its sinusoidal table is not stored but computed: a config asking for 2**31 - 1
+    positions (a 275 GB table) loads and gives the logits it gives with 64."""
+    save_seq2seq(tmp_path, SEQ2SEQ_CONFIGS["marian"])
+    ids = np.array([[5, 6, 7, 8, 0]], dtype=np.int64)
+    decoder = np.array([[SEQ2SEQ_VOCAB - 1, 9, 10]], dtype=np.int64)
+    expected = nlpengine.load(tmp_path).forward(ids, None, decoder)
+    config = json.loads((tmp_path / "config.json").read_text())
+    config["max_position_embeddings"] = 2**31 - 1
+    (tmp_path / "config.json").write_text(json.dumps(config))
+    np.testing.assert_array_equal(nlpengine.load(tmp_path).forward(ids, None, decoder), expected)
+
+
 @pytest.mark.parametrize(
     "buckets, max_distance, key",
     [
@@ -223,6 +249,19 @@ def test_positions_limit_is_an_error_not_a_crash(tmp_path):
         model.generate(too_long, max_new_tokens=2)
     with pytest.raises(nlpengine.InvalidInputError, match="max_length"):
         model.generate(IDS, max_new_tokens=limit + 5)
+
+
+@pytest.mark.parametrize("max_new_tokens", [10**9, 2**62, 2**63 - 1])
+def test_a_length_no_memory_holds_is_an_error_naming_it(tmp_path, max_new_tokens):
+    """T5 has no position limit, so only memory bounds max_new_tokens: the key/value cache
+    holds every step of every row. Asking for more than the machine has is an error naming
+    the option (it was "Tensor: out of memory allocating 128000000128 bytes", or
+    "vector::_M_default_append" where the size overflowed)."""
+    save_seq2seq(tmp_path, SEQ2SEQ_CONFIGS["t5"])
+    model = nlpengine.load(tmp_path, threads=1)
+    with pytest.raises(nlpengine.InvalidInputError, match=r"max_new_tokens.*key/value cache"):
+        model.generate(IDS, max_new_tokens=max_new_tokens)
+    assert model.generate(IDS, max_new_tokens=3, min_new_tokens=3).sequences.shape == (2, 4)
 
 
 def test_empty_and_fully_masked_sources(model):

@@ -416,6 +416,25 @@ def test_long_sources_with_wide_heads_match_transformers(tmp_path, name):
     np.testing.assert_array_equal(model.generate(ids, mask, **options).sequences, expected.numpy())
 
 
+def test_marian_positions_past_the_precomputed_table(tmp_path):
+    """Marian's sinusoidal positions are computed at load for the first 4,096 positions
+    only, and per token past them, so a max_position_embeddings of any size loads in the
+    same memory and time: a source of 4,200 tokens against transformers (whose table holds
+    all 5,000)."""
+    config = {**SEQ2SEQ_CONFIGS["marian"], "max_position_embeddings": 5000}
+    reference = save_seq2seq(tmp_path, config, 3)
+    model = nlpengine.load(tmp_path, threads=2)
+    ids, mask = _sources([4200, 9], _pad_id(reference), seed=5)
+    decoder = np.full((2, 3), reference.config.decoder_start_token_id, dtype=np.int64)
+    decoder[:, 1:] = [[5, 6], [7, 8]]
+    np.testing.assert_allclose(
+        model.forward(ids, mask, decoder),
+        _reference_logits(reference, ids, mask, decoder),
+        atol=TOLERANCE,
+        rtol=0,
+    )
+
+
 @pytest.mark.parametrize("dtype", ["float16", "bfloat16"])
 @pytest.mark.parametrize("name", ARCHS)
 def test_half_precision_checkpoint_matches_transformers(tmp_path, name, dtype):

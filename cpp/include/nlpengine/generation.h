@@ -44,7 +44,11 @@ struct GenerationOptions {
   bool renormalize_logits = false;
 
   // Decoder length limit after max_new_tokens is applied.
-  int64_t effective_max_length() const { return max_new_tokens >= 0 ? 1 + max_new_tokens : max_length; }
+  // The start token plus max_new_tokens (saturating: 2**63 - 1 stays in range), else max_length.
+  int64_t effective_max_length() const {
+    if (max_new_tokens < 0) return max_length;
+    return max_new_tokens < INT64_MAX ? 1 + max_new_tokens : INT64_MAX;
+  }
 };
 
 struct GenerationResult {

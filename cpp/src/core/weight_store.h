@@ -26,6 +26,9 @@ class WeightStore {
   bool is_overridden(const std::string& name) const { return overrides_.count(name) != 0; }
   size_t num_overrides() const { return overrides_.size(); }
 
+  // At least the number of tensors a name resolves to (the files' and the overlay's).
+  size_t tensor_count() const { return index_.size() + overrides_.size(); }
+
   bool contains(const std::string& name) const;
   // Throws ModelError naming the file(s) and the tensor when it is absent.
   Tensor get(const std::string& name) const;

@@ -24,7 +24,9 @@ class Seq2SeqEmbeddings {
 
  private:
   Tensor tokens_;
-  Tensor positions_;  // undefined for relative positions
+  // Undefined for relative positions; Marian's sinusoids: the first kPrecomputedPositions
+  // rows (the others are computed per token).
+  Tensor positions_;
   int64_t position_offset_ = 0;
   int64_t max_positions_ = 0;
   float scale_ = 1.f;

@@ -112,7 +112,9 @@ std::shared_ptr<const EncoderModel> EncoderModel::load(const std::string& direct
   impl->embeddings = std::make_unique<EncoderEmbeddings>(weights, c);
   const EncoderLayerNames names = EncoderLayerNames::for_layout(c.layout);
   const std::string stack = c.layout == EncoderLayout::DistilBert ? "transformer.layer." : "encoder.layer.";
-  impl->layers.reserve(static_cast<size_t>(c.num_layers));
+  // Every layer has tensors of its own: a config asking for more layers than the file has
+  // tensors fails on the first missing one, so reserving more would only risk bad_alloc.
+  impl->layers.reserve(std::min(static_cast<size_t>(c.num_layers), impl->store.tensor_count()));
   for (int64_t i = 0; i < c.num_layers; ++i) {
     // A post-norm layer's input is the output of the norm before it.
     const NormParameters input_norm =

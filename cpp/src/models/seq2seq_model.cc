@@ -1,7 +1,10 @@
 #include "nlpengine/seq2seq_model.h"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
+#include <algorithm>
+#include <cstdio>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <vector>
@@ -48,6 +51,18 @@ struct Seq2SeqModel::Impl {
 };
 
 namespace {
+
+// This machine's memory in bytes (0 when the system does not say).
+double physical_memory_bytes() {
+  const long pages = ::sysconf(_SC_PHYS_PAGES), page = ::sysconf(_SC_PAGE_SIZE);
+  return pages > 0 && page > 0 ? static_cast<double>(pages) * static_cast<double>(page) : 0.0;
+}
+
+std::string gigabytes(double bytes) {
+  char text[32];
+  std::snprintf(text, sizeof text, "%.3g GB", bytes / 1e9);
+  return text;
+}
 
 bool is_directory(const std::string& path) {
   struct stat st;
@@ -176,7 +191,9 @@ std::shared_ptr<const Seq2SeqModel> Seq2SeqModel::load(const std::string& direct
   const std::string enc_stack = t5 ? "encoder.block." : "encoder.layers.";
   const std::string dec_stack = t5 ? "decoder.block." : "decoder.layers.";
   // Each layer learns which norm's output its input is, for int8 smoothing (Linear).
-  impl->encoder_layers.reserve(static_cast<size_t>(c.encoder_layers));
+  // Every layer has tensors of its own: a config asking for more layers than the file has
+  // tensors fails on the first missing one, so reserving more would only risk bad_alloc.
+  impl->encoder_layers.reserve(std::min(static_cast<size_t>(c.encoder_layers), impl->store.tensor_count()));
   for (int64_t i = 0; i < c.encoder_layers; ++i) {
     const NormParameters input_norm =
         i == 0 ? impl->encoder_embeddings->output_norm() : impl->encoder_layers.back().output_norm();
@@ -191,7 +208,7 @@ std::shared_ptr<const Seq2SeqModel> Seq2SeqModel::load(const std::string& direct
                                      : impl->encoder_layers.empty()
                                          ? impl->encoder_embeddings->output_norm()
                                          : impl->encoder_layers.back().output_norm();
-  impl->decoder_layers.reserve(static_cast<size_t>(c.decoder_layers));
+  impl->decoder_layers.reserve(std::min(static_cast<size_t>(c.decoder_layers), impl->store.tensor_count()));
   for (int64_t i = 0; i < c.decoder_layers; ++i) {
     const NormParameters input_norm =
         i == 0 ? impl->decoder_embeddings->output_norm() : impl->decoder_layers.back().output_norm();
@@ -323,6 +340,27 @@ GenerationResult Seq2SeqModel::generate(const int64_t* input_ids, const int64_t*
   if (positions > 0 && max_length - 1 > positions)
     throw InvalidInputError("generation options: max_length " + std::to_string(max_length) +
                             " needs more decoder positions than the model's " + std::to_string(positions));
+  // The key/value cache holds every step up to max_length for each row (in doubles: the
+  // product can overflow int64). More than the machine's memory is the caller's option to
+  // fix, not an allocation failure (T5 has no position limit to bound it).
+  const int64_t rows_per_source = o.num_beams > 1 ? o.num_beams : o.num_return_sequences;
+  const double row_steps = static_cast<double>(batch) * static_cast<double>(rows_per_source) *
+                           static_cast<double>(std::max<int64_t>(max_length, 1));
+  const double element = impl_->compute_type == ComputeType::Float32 ? 4.0
+                         : impl_->compute_type == ComputeType::Int8  ? 1.0
+                                                                     : 2.0;
+  const double cache_bytes =
+      row_steps *
+      (2.0 * static_cast<double>(impl_->decoder_layers.size()) *
+           (static_cast<double>(impl_->config.inner_dim(true)) * element +
+            (impl_->compute_type == ComputeType::Int8 ? 4.0 * impl_->config.decoder_heads : 0.0)) +
+       8.0);  // + the step history
+  const double memory_bytes = physical_memory_bytes();
+  if (row_steps >= 9.2e18 || (memory_bytes > 0 && cache_bytes > memory_bytes))
+    throw InvalidInputError("generation options: max_length " + std::to_string(max_length) +
+                            " (max_new_tokens or max_length) needs a key/value cache of " +
+                            gigabytes(cache_bytes) + " for " + std::to_string(batch * rows_per_source) +
+                            " rows, more than this machine's memory (" + gigabytes(memory_bytes) + ")");
 
   ThreadScope threads(impl_->num_threads);
   const Impl::Memory memory = impl_->encode(input_ids, attention_mask, batch, seq);
