@@ -488,6 +488,28 @@ def test_a_layer_count_past_the_checkpoint_names_the_missing_tensor(model_dir):
     assert_names(model_error_in_process(model_dir), ST, "encoder.layer.2.")
 
 
+@pytest.mark.parametrize(
+    "id2label",
+    [
+        1e300,
+        ["O", "B-X", "I-X"],
+        {"0": "O", "1": "B-X", "two": "I-X"},
+        {"0": "O", "1": "B-X", "5": "I-X"},
+        {"0": "O", "1": "B-X", "2": 7},
+        {"0": "O", "1": "B-X"},
+    ],
+    ids=["number", "list", "key-not-a-number", "key-out-of-range", "name-not-a-string", "too-few"],
+)
+def test_a_classifier_s_id2label_that_names_no_labels(tmp_path, id2label):
+    """id2label must map each of the classifier's rows, 0 .. num_labels - 1, to a name (as
+    transformers reads it: int(key) -> str): anything else is the config's error at load
+    (a number or a list reached the pipelines as an AttributeError; -0.0 or {} silently
+    gave LABEL_i names)."""
+    model_dir, _ = save_tiny_model(tmp_path, "bert", head="token-classification")
+    edit_config(model_dir, lambda config: config.__setitem__("id2label", id2label))
+    assert_names(model_error_in_process(model_dir), CONFIG, "id2label")
+
+
 def test_config_hidden_size_not_divisible_by_heads(model_dir):
     edit_config(model_dir, lambda config: config.__setitem__("num_attention_heads", 3))
     message = model_error_in_process(model_dir)

@@ -56,8 +56,10 @@ TOKEN_TYPE_SCHEMES = ("segments", "casing")
 def token_type_scheme(config: dict, where: str | Path = "config.json") -> str:
     """The token-type scheme a model's config.json asks for ("segments" when absent);
     ModelError naming ``where`` for an unknown one."""
-    scheme = config.get(TOKEN_TYPES_KEY) or "segments"
-    if scheme not in TOKEN_TYPE_SCHEMES:
+    scheme = config.get(TOKEN_TYPES_KEY)
+    if scheme is None:
+        return "segments"
+    if not isinstance(scheme, str) or scheme not in TOKEN_TYPE_SCHEMES:
         raise ModelError(
             f"{where}: {TOKEN_TYPES_KEY} is {scheme!r}; expected one of "
             f"{', '.join(TOKEN_TYPE_SCHEMES)}"

