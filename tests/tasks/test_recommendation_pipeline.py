@@ -183,6 +183,8 @@ def test_bad_requests(tmp_path, files):
         ({"history": [{"item_id": 1, "rating": "good"}]}, r"history\[0\]: field 'rating'"),
         ({"user_id": "u1", "candidates": [None]}, r"candidates\[0\]"),
         ({"user_id": "u1", "k": -1}, "'k' must be"),
+        ({"text": 5}, "'text' must be a string"),
+        ({"text": "robots \udc80"}, "'text' holds an unpaired surrogate"),
     ]:
         with pytest.raises(RecordError, match=message):
             parse_request(record)

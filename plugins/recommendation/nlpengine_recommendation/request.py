@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from nlpengine.tasks import RecordError
+from nlpengine.tasks import RecordError, record_text
 
 from nlpengine_recommendation.data import id_key, interaction_weight
 
@@ -46,9 +46,8 @@ def parse_request(record: dict, text_field: str = "text") -> Request:
     if user_id is not None:
         id_key(user_id, "user_id")
     history = None if record.get("history") is None else _history(record["history"])
-    profile = record.get(text_field)
-    if profile is not None and not isinstance(profile, str):
-        raise RecordError(f"field '{text_field}' must be a string, got {type(profile).__name__}")
+    # A string of Unicode text when given (record_text's checks).
+    profile = record_text(record, text_field) if record.get(text_field) is not None else None
     if user_id is None and history is None and profile is None:
         raise RecordError(f"a request needs 'user_id', 'history' or a profile text '{text_field}'")
     candidates = record.get("candidates")
