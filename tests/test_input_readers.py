@@ -115,3 +115,13 @@ def test_the_default_ner_pipeline_names_a_text_that_is_not_unicode():
     with pytest.raises(RecordError, match="surrogate"):
         ner(["Ada Lovelace in London.", "Wh\ud800ere"])
     assert ner("Ada Lovelace in London.")[0]["label"] == "PERSON"
+
+
+def test_a_csv_field_longer_than_the_csv_module_s_default_limit(tmp_path):
+    """A 200,000-character document in a CSV cell reads like one in JSONL (the csv module
+    stops at 131,072 by default, which failed the whole file)."""
+    path = tmp_path / "in.csv"
+    path.write_text("id,text\n1,short\n2," + "word " * 40_000 + "\n3,last\n", encoding="utf-8")
+    items = _items(path, "csv")
+    assert [i[0] for i in items] == [2, 3, 4] and all(i[2] is None for i in items)
+    assert len(items[1][1]["text"]) == 200_000

@@ -10,6 +10,7 @@ from __future__ import annotations
 import csv
 import json
 import re
+import sys
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -78,6 +79,7 @@ def read_records(path: Path, fmt: str) -> Iterator[InputItem]:
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")
+_LARGEST_FIELD = min(sys.maxsize, 2**31 - 1)  # what csv.field_size_limit takes everywhere
 #: A JSON escape of a surrogate (pairs are fine: json.loads joins them).
 _SURROGATE_ESCAPE = re.compile(r"\\u[dD][89a-fA-F]")
 
@@ -165,6 +167,9 @@ def _read_text(path: Path) -> Iterator[InputItem]:
 
 
 def _read_delimited(path: Path, delimiter: str) -> Iterator[InputItem]:
+    # The csv module refuses fields over 131,072 characters by default; a document that
+    # long is an input like any other (JSONL and text take it).
+    csv.field_size_limit(_LARGEST_FIELD)
     try:
         with _open(path) as f:
             reader = csv.DictReader(f, delimiter=delimiter)
