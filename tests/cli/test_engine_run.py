@@ -497,6 +497,29 @@ def test_eval_ner_and_classification(tmp_path, ner_model_dir, sentiment_model_di
     assert set(metrics["per_class"]) == {"negative", "positive"}
 
 
+def test_eval_names_the_line_of_a_gold_label_the_model_does_not_have(
+    tmp_path,
+    sentiment_model_dir,  # noqa: F811
+):
+    """It failed in the metrics, naming neither the file nor the record."""
+    gold = write_jsonl(
+        tmp_path / "gold.jsonl",
+        [{"text": "Great film.", "label": "positive"}, {"text": "Meh.", "label": "neutral"}],
+    )
+    proc = engine(
+        "eval",
+        "--task",
+        "classification",
+        "--model",
+        sentiment_model_dir,
+        "--data",
+        gold,
+        check=False,
+    )
+    assert proc.returncode != 0
+    assert f"{gold}:2" in proc.stderr and "'neutral'" in proc.stderr and "positive" in proc.stderr
+
+
 def test_every_command_help_shows_an_example():
     for command in ([], ["run"], ["eval"], ["tasks"], ["encode"]):
         proc = engine(*command, "--help")

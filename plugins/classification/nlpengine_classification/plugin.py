@@ -54,6 +54,7 @@ def evaluate(pipe, data_path: Path, options: dict) -> dict:
     multi_label = runner.model.hf_config.get("problem_type") == "multi_label_classification"
     if multi_label:
         runner.top_k = None
+    labels = list(runner.model.id2label.values())
     inputs, gold = [], []
     for item in read_records(data_path, "jsonl"):
         if item.error:
@@ -63,7 +64,7 @@ def evaluate(pipe, data_path: Path, options: dict) -> dict:
             key = "labels" if multi_label else "label"
             if key not in item.record:
                 raise RecordError(f"missing gold field '{key}'")
-            gold.append(item.record[key])
+            gold.append(_gold_labels(item.record[key], key, labels, multi_label))
         except RecordError as e:
             raise InputError(f"{data_path}:{item.line}: {e}") from e
     predictions = runner(inputs) if inputs else []
@@ -71,10 +72,25 @@ def evaluate(pipe, data_path: Path, options: dict) -> dict:
         pred = [[r["label"] for r in result if r["score"] >= 0.5] for result in predictions]
     else:
         pred = [result[0]["label"] for result in predictions]
-    labels = list(runner.model.id2label.values())
     metrics = classification_metrics(gold, pred, labels=labels, multi_label=multi_label)
     metrics["data"] = str(data_path)
     return metrics
+
+
+def _gold_labels(value, key: str, labels: list[str], multi_label: bool):
+    """A record's gold label (a list of them for a multi-label model), which must be among
+    the model's labels: the metrics would otherwise fail naming no record."""
+    values = value if multi_label else [value]
+    if multi_label and not isinstance(value, list):
+        raise RecordError(
+            f"gold field '{key}' must be a list of labels, got {type(value).__name__}"
+        )
+    for label in values:
+        if label not in labels:
+            raise RecordError(
+                f"gold label {label!r} is not one of the model's labels ({', '.join(labels)})"
+            )
+    return value
 
 
 def _training() -> TrainingSpec:
