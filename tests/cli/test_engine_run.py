@@ -520,6 +520,18 @@ def test_eval_names_the_line_of_a_gold_label_the_model_does_not_have(
     assert f"{gold}:2" in proc.stderr and "'neutral'" in proc.stderr and "positive" in proc.stderr
 
 
+def test_eval_names_the_line_of_a_gold_tag_outside_the_scheme(
+    tmp_path,
+    ner_model_dir,  # noqa: F811
+):
+    """It named "gold sentence 1, token 2", not the file or its line."""
+    gold = tmp_path / "gold.conll"
+    gold.write_text("Grace B-PER\nHopper I-PER\n\nin O\nParis B-LOC\nnow W-FOO\n\n", "utf-8")
+    proc = engine("eval", "--task", "ner", "--model", ner_model_dir, "--data", gold, check=False)
+    assert proc.returncode != 0
+    assert f"{gold}:4: token 3" in proc.stderr and "'W-FOO'" in proc.stderr
+
+
 def test_every_command_help_shows_an_example():
     for command in ([], ["run"], ["eval"], ["tasks"], ["encode"]):
         proc = engine(*command, "--help")

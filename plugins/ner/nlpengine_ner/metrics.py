@@ -119,13 +119,25 @@ def _as_tags(seq, side: str, index: int) -> list[str]:
     return tags
 
 
+class TagError(ValueError):
+    """A tag that does not fit the scheme; ``side`` ("gold" or "pred"), ``sentence`` and
+    ``token`` (0-based) say where."""
+
+    def __init__(self, side: str, sentence: int, token: int, message: str):
+        super().__init__(f"{side} sentence {sentence}, token {token}: {message}")
+        self.side, self.sentence, self.token, self.detail = side, sentence, token, message
+
+
 def _check_tags(sequences: list[list[str]], side: str, prefixes: str) -> None:
     for i, seq in enumerate(sequences):
         for j, tag in enumerate(seq):
             if tag == "O":
                 continue
             if len(tag) < 3 or tag[1] != "-" or tag[0] not in prefixes:
-                raise ValueError(
-                    f"{side} sentence {i}, token {j}: tag {tag!r} does not fit the scheme "
-                    f"(expected O or one of {', '.join(p + '-TYPE' for p in prefixes)})"
+                raise TagError(
+                    side,
+                    i,
+                    j,
+                    f"tag {tag!r} does not fit the scheme "
+                    f"(expected O or one of {', '.join(p + '-TYPE' for p in prefixes)})",
                 )

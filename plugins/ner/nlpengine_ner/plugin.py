@@ -42,8 +42,9 @@ def evaluate(pipe, data_path: Path, options: dict) -> dict:
     from nlpengine.io import read_records
 
     from nlpengine_ner import entities_to_tags, ner_metrics
+    from nlpengine_ner.metrics import TagError
 
-    gold, pred = [], []
+    gold, pred, lines = [], [], []
     chunk: list = []
 
     def flush() -> None:
@@ -57,11 +58,19 @@ def evaluate(pipe, data_path: Path, options: dict) -> dict:
         if item.error:
             raise InputError(f"{data_path}:{item.line}: {item.error}")
         chunk.append(item.record)
+        lines.append(item.line)
         if len(chunk) >= EVAL_CHUNK:
             flush()
     if chunk:
         flush()
-    metrics = ner_metrics(gold, pred)
+    try:
+        metrics = ner_metrics(gold, pred)
+    except TagError as e:
+        if e.side != "gold":
+            raise
+        raise InputError(
+            f"{data_path}:{lines[e.sentence]}: token {e.token + 1} of the sentence: {e.detail}"
+        ) from e
     metrics["sentences"] = len(gold)
     metrics["data"] = str(data_path)
     return metrics
