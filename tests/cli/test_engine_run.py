@@ -506,16 +506,8 @@ def test_eval_names_the_line_of_a_gold_label_the_model_does_not_have(
         tmp_path / "gold.jsonl",
         [{"text": "Great film.", "label": "positive"}, {"text": "Meh.", "label": "neutral"}],
     )
-    proc = engine(
-        "eval",
-        "--task",
-        "classification",
-        "--model",
-        sentiment_model_dir,
-        "--data",
-        gold,
-        check=False,
-    )
+    args = ("eval", "--task", "classification", "--model", sentiment_model_dir, "--data", gold)
+    proc = engine(*args, check=False)
     assert proc.returncode != 0
     assert f"{gold}:2" in proc.stderr and "'neutral'" in proc.stderr and "positive" in proc.stderr
 
