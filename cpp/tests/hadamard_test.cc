@@ -81,6 +81,79 @@ TEST(HadamardTest, RotatedRowsQuantizeAsTheReference) {
   }
 }
 
+// The rotated quantizations (of a layer's inputs, and of int8's feed-forward rows between
+// its two products) give exactly what their steps one after another give: the row (·
+// column scales, or rescaled and activated), hadamard_row_unnormalized, quantize_rows_u8
+// without a rotation, the scale times 1/sqrt(block). Every block from 8 to 128, widths of
+// one block up to several, and a width of an odd number of 8-value blocks (its last 8
+// values half a 16-lane vector).
+TEST(HadamardTest, RotatedQuantizationsEqualTheirStepsInSequence) {
+  for (const int64_t cols : {8, 24, 40, 48, 96, 160, 192, 384, 640, 1536}) {
+    const int64_t rows = 5, block = ops::hadamard_block(cols);
+    ASSERT_GT(block, 1) << cols;
+    const float norm = static_cast<float>(1.0 / std::sqrt(static_cast<double>(block)));
+    auto x = random_floats(static_cast<size_t>(rows * cols), 80 + static_cast<uint32_t>(cols), 2.f);
+    x[3] = 40.f;  // an outlier channel
+    std::vector<float> col(static_cast<size_t>(cols));
+    for (int64_t c = 0; c < cols; ++c) col[static_cast<size_t>(c)] = 0.5f + 0.1f * static_cast<float>(c % 7);
+    // Codes and scales of rows already rotated (expected_rows), quantized with no rotation.
+    auto expect = [&](std::vector<float> rotated, const std::vector<uint8_t>& q, const std::vector<float>& s,
+                      const std::vector<int32_t>& z, int32_t code_max, const char* what) {
+      for (int64_t r = 0; r < rows; ++r)
+        ops::cpu::hadamard_row_unnormalized(rotated.data() + r * cols, cols, block);
+      std::vector<uint8_t> q_ref(q.size());
+      std::vector<float> s_ref(rows);
+      std::vector<int32_t> z_ref(rows);
+      ops::cpu::quantize_rows_u8(q_ref.data(), s_ref.data(), z_ref.data(), rotated.data(), rows, cols,
+                                 nullptr, 1, code_max);
+      EXPECT_EQ(q, q_ref) << what << ", width " << cols << ", codes 0.." << code_max;
+      for (int64_t r = 0; r < rows; ++r) {
+        EXPECT_EQ(s[static_cast<size_t>(r)], s_ref[static_cast<size_t>(r)] * norm)
+            << what << ", width " << cols;
+        EXPECT_EQ(z[static_cast<size_t>(r)], z_ref[static_cast<size_t>(r)]) << what << ", width " << cols;
+      }
+    };
+    for (const int32_t code_max : {255, 127}) {
+      std::vector<uint8_t> q(x.size());
+      std::vector<float> s(rows);
+      std::vector<int32_t> z(rows);
+      for (const bool scaled : {false, true}) {
+        ops::cpu::quantize_rows_u8(q.data(), s.data(), z.data(), x.data(), rows, cols,
+                                   scaled ? col.data() : nullptr, block, code_max);
+        std::vector<float> scaled_x = x;
+        if (scaled)
+          for (size_t i = 0; i < x.size(); ++i) scaled_x[i] = x[i] * col[i % static_cast<size_t>(cols)];
+        expect(scaled_x, q, s, z, code_max, scaled ? "inputs with column scales" : "inputs");
+      }
+      // Rescaled int32 sums, with and without bias, zero points and GELU.
+      std::vector<int32_t> sums(x.size()), col_sum(static_cast<size_t>(cols));
+      for (size_t i = 0; i < x.size(); ++i) sums[i] = static_cast<int32_t>(x[i] * 20000.f);
+      for (int64_t c = 0; c < cols; ++c) col_sum[static_cast<size_t>(c)] = static_cast<int32_t>(c % 11) - 5;
+      std::vector<float> row_scale(rows), bias(static_cast<size_t>(cols));
+      std::vector<int32_t> row_zero(rows);
+      for (int64_t r = 0; r < rows; ++r) {
+        row_scale[static_cast<size_t>(r)] = 1e-4f * static_cast<float>(r + 1);
+        row_zero[static_cast<size_t>(r)] = static_cast<int32_t>(r * 17);
+      }
+      for (int64_t c = 0; c < cols; ++c)
+        bias[static_cast<size_t>(c)] = 0.01f * static_cast<float>(c % 13) - 0.05f;
+      for (const auto act : {ops::Activation::None, ops::Activation::GeluErf})
+        for (const bool with_bias : {false, true})
+          for (const bool zero_points : {false, true}) {
+            const int32_t* cs = zero_points ? col_sum.data() : nullptr;
+            const float* b = with_bias ? bias.data() : nullptr;
+            ops::cpu::dequantize_rows_u8(q.data(), s.data(), z.data(), sums.data(), row_scale.data(),
+                                         row_zero.data(), col.data(), cs, b, rows, cols, act, block,
+                                         code_max);
+            std::vector<float> y(x.size());
+            ops::cpu::dequantize_rows(y.data(), sums.data(), row_scale.data(), row_zero.data(), col.data(),
+                                      cs, b, rows, cols, act);
+            expect(y, q, s, z, code_max, "rescaled sums");
+          }
+    }
+  }
+}
+
 // Inputs with a few channels 30x the rest (a trained norm's outliers) and weights with a
 // few columns 10x the rest: unrotated, each row's 256 levels and each weight row's codes
 // are set by those few; rotated, both spread over their blocks.
