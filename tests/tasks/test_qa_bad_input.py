@@ -60,6 +60,10 @@ def test_pipeline_needs_a_qa_model_and_pairs(tmp_path, qa_dir):
         pipe([("q", "c"), "just a text"])
     with pytest.raises(ValueError, match="doc_stride"):
         QaPipeline(qa_dir, max_seq_len=32, doc_stride=40)
+    # A question that leaves no room for its context names the pair it came in.
+    long_question = " ".join(["why"] * 40)
+    with pytest.raises(ValueError, match=r"input 1: the question \(\d+ tokens\) leaves 0"):
+        pipe([("Who?", CONTEXTS[0]), (long_question, CONTEXTS[0])])
     with pytest.raises(ValueError, match="top_k"):
         QaPipeline(qa_dir, top_k=0)
     # Empty question, empty context, control characters and any script all run.

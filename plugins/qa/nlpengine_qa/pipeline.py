@@ -183,7 +183,7 @@ class QaPipeline:
         capacity = self.max_seq_len - self.template.num_special - len(question)
         if capacity < 1 or (len(context) > capacity and self.doc_stride >= capacity):
             raise ValueError(
-                f"the question ({len(question)} tokens) leaves {max(capacity, 0)} "
+                f"input {example}: the question ({len(question)} tokens) leaves {max(capacity, 0)} "
                 f"context tokens per window of max_seq_len {self.max_seq_len}, not more than "
                 f"doc_stride {self.doc_stride}; shorten the question or lower "
                 "--max-question-len / --doc-stride"
