@@ -4,7 +4,6 @@
 #endif
 #if defined(__AVX2__) && defined(__GNUC__) && !defined(NLE_AVX2_ONLY)
 #  include "ops/cpu/avx512_rows.h"
-#  include "ops/cpu/hadamard_avx512.h"
 #endif
 
 #include <algorithm>
@@ -250,17 +249,14 @@ void dequantize_row_bf16_avx512(uint16_t* y, const int32_t* c, float s, int32_t 
 // row: the rescale, GELU, the range and the quantization (10.6% of MiniLM's int8 samples
 // on 256-512 tokens on a Sapphire Rapids, 8.5% now; 2 threads, 5 alternating runs,
 // sentences/s: 256-512 tokens 164.1 -> 165.4, 8-128 tokens 1,173.8 -> 1,189.5).
-// With a rotation (block > 1), the pass rotates each vector's spans up to 8 as it writes
-// the row and the wider spans follow (hadamard_row_avx512), the last of them finding the
-// range: the rotated rows had gone through dequantize_values, GELU, the 8-lane butterflies
-// and quantize_row_u8, seven passes, 12% of MiniLM's int8 samples on an AMD EPYC Zen 4.
 template <bool kColSum, bool kBias, bool kGelu>
 void dequantize_row_u8_steps(uint8_t* q, float* q_scale, int32_t* q_zero, float* row, const int32_t* c,
                              float s, int32_t z, const float* col_scale, const int32_t* col_sum,
-                             const float* bias, int64_t n, float top, int64_t block) {
+                             const float* bias, int64_t n, float top) {
   const __m512 s16 = _mm512_set1_ps(s);
   const __m512i z16 = _mm512_set1_epi32(z);
-  auto value = [&](int64_t j, __mmask16 m) __attribute__((always_inline)) {
+  __m512 lo0 = _mm512_setzero_ps(), hi0 = lo0, lo1 = lo0, hi1 = lo0;  // the range always holds 0
+  auto step = [&](int64_t j, __mmask16 m) __attribute__((always_inline)) {
     __m512i sums = _mm512_maskz_loadu_epi32(m, c + j);
     if constexpr (kColSum)
       sums = _mm512_sub_epi32(sums, _mm512_mullo_epi32(z16, _mm512_maskz_loadu_epi32(m, col_sum + j)));
@@ -271,21 +267,9 @@ void dequantize_row_u8_steps(uint8_t* q, float* q_scale, int32_t* q_zero, float*
     else
       v = _mm512_mul_ps(scale, _mm512_cvtepi32_ps(sums));
     if constexpr (kGelu) v = gelu_erf16(v);
+    _mm512_mask_storeu_ps(row + j, m, v);
     return _mm512_maskz_mov_ps(m, v);  // lanes past the row: 0, inside the range
   };
-  if (block > 1) {
-    RowRange range;
-    hadamard_row_avx512(row, n, block, value, range);
-    quantize_row_u8_in_range_avx512(q, q_scale, q_zero, row, nullptr, n, range.least(), range.largest(), top);
-    *q_scale *= static_cast<float>(1.0 / std::sqrt(static_cast<double>(block)));
-    return;
-  }
-  auto step = [&](int64_t j, __mmask16 m) __attribute__((always_inline)) {
-    const __m512 v = value(j, m);
-    _mm512_mask_storeu_ps(row + j, m, v);
-    return v;
-  };
-  __m512 lo0 = _mm512_setzero_ps(), hi0 = lo0, lo1 = lo0, hi1 = lo0;  // the range always holds 0
   int64_t j = 0;
   for (; j + 32 <= n; j += 32) {
     const __m512 v0 = step(j, static_cast<__mmask16>(0xffff)),
@@ -305,35 +289,20 @@ void dequantize_row_u8_steps(uint8_t* q, float* q_scale, int32_t* q_zero, float*
                                   _mm512_reduce_max_ps(_mm512_max_ps(hi0, hi1)), top);
 }
 
-// quantize_rotated_row_u8 on 16 lanes: src · col_scale rotated as it is written to row
-// (hadamard_row_avx512), its range found in the last pass of the rotation, then quantized.
-void quantize_rotated_row_u8_avx512(uint8_t* out, float* scale, int32_t* zero, float* row, int64_t cols,
-                                    float top, int64_t block, const float* src, const float* col_scale) {
-  auto value = [&](int64_t c, __mmask16 m) __attribute__((always_inline)) {
-    const __m512 v = _mm512_maskz_loadu_ps(m, src + c);
-    return col_scale ? _mm512_mul_ps(v, _mm512_maskz_loadu_ps(m, col_scale + c)) : v;
-  };
-  RowRange range;
-  hadamard_row_avx512(row, cols, block, value, range);
-  quantize_row_u8_in_range_avx512(out, scale, zero, row, nullptr, cols, range.least(), range.largest(), top);
-  *scale *= static_cast<float>(1.0 / std::sqrt(static_cast<double>(block)));
-}
-
 using DequantizeRowU8 = void (*)(uint8_t*, float*, int32_t*, float*, const int32_t*, float, int32_t,
-                                 const float*, const int32_t*, const float*, int64_t, float, int64_t);
+                                 const float*, const int32_t*, const float*, int64_t, float);
 template <size_t... I>
 constexpr std::array<DequantizeRowU8, sizeof...(I)> dequantize_row_u8_kinds(std::index_sequence<I...>) {
   return {&dequantize_row_u8_steps<(I & 1) != 0, (I & 2) != 0, (I & 4) != 0>...};
 }
 
-// One row, by the kernel compiled for its kind (zero point, bias, GELU), rotated by block
-// (1: not rotated).
+// One row, by the kernel compiled for its kind (zero point, bias, GELU).
 void dequantize_row_u8_avx512(uint8_t* q, float* q_scale, int32_t* q_zero, float* row, const int32_t* c,
                               float s, int32_t z, const float* col_scale, const int32_t* col_sum,
-                              const float* bias, int64_t n, bool gelu, float top, int64_t block) {
+                              const float* bias, int64_t n, bool gelu, float top) {
   static constexpr auto kKinds = dequantize_row_u8_kinds(std::make_index_sequence<8>());
   const size_t kind = (col_sum ? 1 : 0) | (bias ? 2 : 0) | (gelu ? 4 : 0);
-  kKinds[kind](q, q_scale, q_zero, row, c, s, z, col_scale, col_sum, bias, n, top, block);
+  kKinds[kind](q, q_scale, q_zero, row, c, s, z, col_scale, col_sum, bias, n, top);
 }
 
 #  pragma GCC diagnostic pop
@@ -355,11 +324,6 @@ inline void quantize_row_u8(uint8_t* out, float* scale, int32_t* zero, const flo
 inline void quantize_rotated_row_u8(uint8_t* out, float* scale, int32_t* zero, float* row, int64_t cols,
                                     float top, int64_t block, const float* src = nullptr,
                                     const float* col_scale = nullptr) {
-#if defined(NLE_QUANTIZE_AVX512)
-  if (avx512_rows_supported())
-    return quantize_rotated_row_u8_avx512(out, scale, zero, row, cols, top, block, src ? src : row,
-                                          src ? col_scale : nullptr);
-#endif
   hadamard_row_unnormalized(row, cols, block, src, col_scale);
   quantize_row_u8(out, scale, zero, row, nullptr, cols, top);
   *scale *= static_cast<float>(1.0 / std::sqrt(static_cast<double>(block)));
@@ -469,15 +433,16 @@ void dequantize_rows_u8(uint8_t* q, float* q_scale, int32_t* q_zero, const int32
     thread_local ScratchBuffer<float> row_buffer;
     float* row = row_buffer.get(static_cast<size_t>(n));
 #if defined(NLE_QUANTIZE_AVX512)
-    const bool fused = (act == Activation::None || act == Activation::GeluErf) && avx512_rows_supported();
+    // A rotated row takes the passes below: the rotation needs the whole row first.
+    const bool fused = (act == Activation::None || act == Activation::GeluErf) && avx512_rows_supported() &&
+                       rotation_block <= 1;
 #endif
 #pragma omp for schedule(static)
     for (int64_t r = 0; r < m; ++r) {
 #if defined(NLE_QUANTIZE_AVX512)
       if (fused) {
         dequantize_row_u8_avx512(q + r * n, q_scale + r, q_zero + r, row, c + r * n, row_scale[r],
-                                 row_zero[r], col_scale, col_sum, bias, n, act == Activation::GeluErf, top,
-                                 rotation_block);
+                                 row_zero[r], col_scale, col_sum, bias, n, act == Activation::GeluErf, top);
         continue;
       }
 #endif
