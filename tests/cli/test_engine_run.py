@@ -525,7 +525,7 @@ def test_eval_names_the_line_of_a_gold_tag_outside_the_scheme(
 
 
 def test_every_command_help_shows_an_example():
-    for command in ([], ["run"], ["eval"], ["tasks"], ["encode"]):
+    for command in ([], ["run"], ["eval"], ["tasks"], ["encode"], ["bench"]):
         proc = engine(*command, "--help")
         assert "Example" in proc.stdout, command
 

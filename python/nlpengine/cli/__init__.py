@@ -8,6 +8,7 @@ Example:
 import click
 
 from nlpengine import __version__
+from nlpengine.cli.bench import bench
 from nlpengine.cli.encode import encode
 from nlpengine.cli.eval import eval_command
 from nlpengine.cli.run import run
@@ -28,6 +29,7 @@ def main() -> None:
       engine eval --task ner --model ./my-ner --data test.conll
       engine train --task ner --base ./base --train train.conll --dev dev.conll --out ./my-ner
       engine encode --input sentences.txt --output embeddings.jsonl
+      engine bench --task ner --input docs.jsonl --compute-type float32,int8
     """
 
 
@@ -36,6 +38,7 @@ main.add_command(eval_command)
 main.add_command(tasks)
 main.add_command(train)
 main.add_command(encode)
+main.add_command(bench)
 
 
 def _add_plugin_commands() -> None:

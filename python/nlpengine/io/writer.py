@@ -59,12 +59,12 @@ class ResumableOutput:
         return f
 
     def write(self, record: dict) -> None:
-        self._out.write(_dumps(record))
+        self._out.write(encode_line(record))
 
     def reject(self, record: dict) -> None:
         if self._rej is None:
             self._rej = self.rejects.open("ab")
-        self._rej.write(_dumps(record))
+        self._rej.write(encode_line(record))
         self.rejected += 1
 
     def checkpoint(self, records_done: int) -> None:
@@ -91,7 +91,8 @@ class ResumableOutput:
             self.progress.unlink()
 
 
-def _dumps(record: dict) -> bytes:
+def encode_line(record: dict) -> bytes:
+    """One output record as the JSONL line the job writes."""
     try:
         return (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
     except UnicodeEncodeError:  # an unpaired surrogate (a rejected record's): escape it

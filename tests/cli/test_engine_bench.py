@@ -1,0 +1,130 @@
+"""`engine bench` end to end: it times the job `engine run` does, per compute type."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import statistics
+from pathlib import Path
+
+from cli_fixtures import engine, ner_model_dir  # noqa: F401
+
+TEXTS = [
+    "Grace Hopper moved to Arlington to work for the Navy.",
+    "The museum in Porto opens at nine.",
+    "Zoë met Kofi at the café in Zürich — 🚀 and 東京 too!",
+    "Ada Lovelace wrote notes on the Analytical Engine in 1843.",
+    "Marie Curie and Pierre Curie worked in Paris.",
+    "A quiet afternoon by the river Thames in London.",
+    "Nelson Mandela spoke in Johannesburg on Tuesday.",
+    "",
+    "Tim Berners-Lee proposed the web at CERN near Geneva.",
+]
+
+
+def _write_docs(path: Path) -> tuple[Path, list[int]]:
+    """The docs as JSONL with two bad lines among them: one not JSON, one without text.
+    Returns the path and the bad lines' numbers."""
+    lines = [
+        json.dumps({"id": f"d{i}", "text": t}, ensure_ascii=False) for i, t in enumerate(TEXTS)
+    ]
+    lines.insert(3, "{not json")
+    lines.insert(6, json.dumps({"id": "no-text"}))
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path, [4, 7]
+
+
+def _without_floats(value):
+    if isinstance(value, float):
+        return None
+    if isinstance(value, dict):
+        return {k: _without_floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_without_floats(v) for v in value]
+    return value
+
+
+def test_bench_times_what_engine_run_runs_for_each_compute_type(tmp_path, ner_model_dir):  # noqa: F811
+    src, bad_lines = _write_docs(tmp_path / "docs.jsonl")
+    outputs = {}
+    for compute_type in ("float32", "int8"):
+        out = tmp_path / f"{compute_type}.jsonl"
+        engine("run", "--task", "ner", "--model", ner_model_dir, "--input", src,
+               "--output", out, "--batch-size", "4", "--on-error", "skip",
+               "--compute-type", compute_type)  # fmt: skip
+        outputs[compute_type] = out
+    report_path = tmp_path / "speed.json"
+    proc = engine("bench", "--task", "ner", "--model", ner_model_dir, "--input", src,
+                  "--batch-size", "4", "--compute-type", "float32,int8", "--rounds", "2",
+                  "--passes", "2", "--output", report_path)  # fmt: skip
+
+    # The bad records are named by file and line and left out; the rest are all timed.
+    for line in bad_lines:
+        assert f"{src}:{line}:" in proc.stderr
+    report = json.loads(report_path.read_text("utf-8"))
+    assert report["records"] == len(TEXTS)
+    assert report["words"] == sum(len(t.split()) for t in TEXTS)
+    assert [s["line"] for s in report["skipped"]] == bad_lines
+    assert list(report["runs"]) == ["float32", "int8"]
+
+    for compute_type, runs in report["runs"].items():
+        assert len(runs) == 2
+        # Every run produced exactly the output file `engine run` writes for its type.
+        expected_sha = hashlib.sha256(outputs[compute_type].read_bytes()).hexdigest()
+        for run in runs:
+            assert run["compute_type"] == compute_type
+            assert run["records"] == len(TEXTS)
+            assert run["output_sha256"] == expected_sha
+            assert len(run["pass_s"]) == 2 and all(t > 0 for t in run["pass_s"])
+            assert 0 < run["load_s"] < run["first_result_s"]
+            assert run["peak_rss_mb"] > 0
+        assert (runs[0]["arithmetic"] == "float32") == (compute_type == "float32")
+
+    summary = report["summary"]
+    for compute_type, entry in summary.items():
+        rates = [len(TEXTS) / statistics.median(r["pass_s"]) for r in report["runs"][compute_type]]
+        assert entry["records_per_s"]["min"] == min(rates)
+        assert entry["records_per_s"]["max"] == max(rates)
+        assert entry["outputs_repeat_across_rounds"] is True
+    assert summary["float32"]["speed_vs_reference"] == 1.0
+    assert summary["float32"]["same_answers_as_reference"] == 1.0
+
+    # The answers column: records whose output, scores aside, equals float32's.
+    answers = {
+        t: [_without_floats(json.loads(line)) for line in p.read_text("utf-8").splitlines()]
+        for t, p in outputs.items()
+    }
+    same = sum(a == b for a, b in zip(answers["float32"], answers["int8"], strict=True))
+    assert summary["int8"]["same_answers_as_reference"] == same / len(TEXTS)
+
+    # The table on stdout, status on stderr.
+    table = proc.stdout.splitlines()
+    assert table[0].startswith("| compute type | records/s")
+    assert [row.split("|")[1].strip() for row in table[2:]] == ["float32", "int8"]
+    assert "round 2/2 int8" in proc.stderr
+
+
+def test_bench_errors_name_what_is_wrong(tmp_path, ner_model_dir):  # noqa: F811
+    empty = tmp_path / "empty.jsonl"
+    empty.write_text('{"id": 1}\n', encoding="utf-8")
+    proc = engine("bench", "--task", "ner", "--model", ner_model_dir, "--input", empty,
+                  check=False)  # fmt: skip
+    assert proc.returncode == 1
+    assert f"{empty}: no record the task 'ner' can run" in proc.stderr
+    assert f"{empty}:1:" in proc.stderr
+
+    src, _ = _write_docs(tmp_path / "docs.jsonl")
+    proc = engine("bench", "--task", "ner", "--model", ner_model_dir, "--input", src,
+                  "--compute-type", "float32,fp8", check=False)  # fmt: skip
+    assert proc.returncode == 2 and "'fp8' is not one of" in proc.stderr
+
+    broken = tmp_path / "broken-model"
+    broken.mkdir()
+    for f in Path(ner_model_dir).iterdir():
+        (broken / f.name).write_bytes(f.read_bytes())
+    (broken / "model.safetensors").write_bytes((broken / "model.safetensors").read_bytes()[:200])
+    proc = engine("bench", "--task", "ner", "--model", broken, "--input", src,
+                  "--compute-type", "int8", check=False)  # fmt: skip
+    assert proc.returncode == 1
+    assert "the int8 run failed" in proc.stderr and "model.safetensors" in proc.stderr
+    assert "Traceback" not in proc.stderr
