@@ -74,7 +74,7 @@ def test_bench_times_what_engine_run_runs_for_each_compute_type(tmp_path, ner_mo
         for run in runs:
             assert run["compute_type"] == compute_type
             assert run["records"] == len(TEXTS)
-            assert run["output_sha256"] == expected_sha
+            assert run["output_sha256"] == [expected_sha, expected_sha]  # one per pass
             assert len(run["pass_s"]) == 2 and all(t > 0 for t in run["pass_s"])
             assert 0 < run["load_s"] < run["first_result_s"]
             assert run["peak_rss_mb"] > 0
@@ -85,7 +85,7 @@ def test_bench_times_what_engine_run_runs_for_each_compute_type(tmp_path, ner_mo
         rates = [len(TEXTS) / statistics.median(r["pass_s"]) for r in report["runs"][compute_type]]
         assert entry["records_per_s"]["min"] == min(rates)
         assert entry["records_per_s"]["max"] == max(rates)
-        assert entry["outputs_repeat_across_rounds"] is True
+        assert entry["outputs_repeat"] is True
     assert summary["float32"]["speed_vs_reference"] == 1.0
     assert summary["float32"]["same_answers_as_reference"] == 1.0
 
@@ -123,8 +123,11 @@ def test_bench_errors_name_what_is_wrong(tmp_path, ner_model_dir):  # noqa: F811
     for f in Path(ner_model_dir).iterdir():
         (broken / f.name).write_bytes(f.read_bytes())
     (broken / "model.safetensors").write_bytes((broken / "model.safetensors").read_bytes()[:200])
+    partial = tmp_path / "partial.json"
     proc = engine("bench", "--task", "ner", "--model", broken, "--input", src,
-                  "--compute-type", "int8", check=False)  # fmt: skip
+                  "--compute-type", "int8", "--output", partial, check=False)  # fmt: skip
     assert proc.returncode == 1
     assert "the int8 run failed" in proc.stderr and "model.safetensors" in proc.stderr
     assert "Traceback" not in proc.stderr
+    report = json.loads(partial.read_text("utf-8"))
+    assert "model.safetensors" in report["error"] and report["runs"] == {"int8": []}

@@ -174,9 +174,36 @@ def bench(
         err=True,
     )
     runs: dict[str, list[dict]] = {name: [] for name in compute_types}
+
+    def report(summary: dict | None, error: str | None = None) -> None:
+        if output_path is None:
+            return
+        content = {
+            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+            "machine": _machine(),
+            "nlpengine": nlpengine.__version__,
+            "settings": {**settings, "compute_types": compute_types, "rounds": rounds},
+            "records": len(found.inputs),
+            "words": found.words,
+            "skipped": [{"line": line, "reason": reason} for line, reason in found.skipped],
+            **({"error": error} if error else {}),
+            "summary": summary,
+            "runs": {
+                name: [{k: v for k, v in r.items() if k != "answer_digests"} for r in rs]
+                for name, rs in runs.items()
+            },
+        }
+        output_path.parent.mkdir(parents=True, exist_ok=True)
+        output_path.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
+        click.echo(f"bench: wrote {output_path}", err=True)
+
     for round_number in range(1, rounds + 1):
         for name in compute_types:
-            run = _run_worker(settings, name)
+            try:
+                run = _run_worker(settings, name)
+            except click.ClickException as e:
+                report(None, e.format_message())  # the runs so far are kept
+                raise
             runs[name].append(run)
             click.echo(
                 f"  round {round_number}/{rounds} {name}: "
@@ -186,24 +213,14 @@ def bench(
 
     summary = _summarize(runs, compute_types[0])
     click.echo(_table(summary, compute_types[0]))
-    if output_path is not None:
-        report = {
-            "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
-            "machine": _machine(),
-            "nlpengine": nlpengine.__version__,
-            "settings": {**settings, "compute_types": compute_types, "rounds": rounds},
-            "records": len(found.inputs),
-            "words": found.words,
-            "skipped": [{"line": line, "reason": reason} for line, reason in found.skipped],
-            "summary": summary,
-            "runs": {
-                name: [{k: v for k, v in r.items() if k != "answer_digests"} for r in rs]
-                for name, rs in runs.items()
-            },
-        }
-        output_path.parent.mkdir(parents=True, exist_ok=True)
-        output_path.write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        click.echo(f"bench: wrote {output_path}", err=True)
+    for name, entry in summary.items():
+        if not entry["outputs_repeat"]:
+            click.echo(
+                f"bench: {name} wrote other output records in another pass or round "
+                "(sampling without --seed?); the answers column compares one pass of each",
+                err=True,
+            )
+    report(summary)
 
 
 def _run_worker(settings: dict, compute_type: str) -> dict:
@@ -243,7 +260,8 @@ def _summarize(runs: dict[str, list[dict]], reference: str) -> dict[str, dict]:
             "first_result_s": statistics.median(r["first_result_s"] for r in rs),
             "peak_rss_mb": max(r["peak_rss_mb"] for r in rs),
             "same_answers_as_reference": same / len(answers),
-            "outputs_repeat_across_rounds": len({r["output_sha256"] for r in rs}) == 1,
+            # Sampling without a seed, say, answers differently each pass.
+            "outputs_repeat": len({d for r in rs for d in r["output_sha256"]}) == 1,
             "arithmetic": rs[0]["arithmetic"],
             "gemm_library": rs[0]["gemm_library"],
         }
