@@ -126,12 +126,14 @@ def measure(settings: dict) -> dict:
     """Load the pipeline ``settings`` describe and time it (see the module docstring).
 
     ``settings``: task, model (a directory or None for the task's default), input,
-    format, text_field, id_field, limit, batch_size, threads, options (the task's),
-    passes."""
+    format, text_field, id_field, limit, batch_size, threads, task_args (the task's
+    options as command-line arguments, parsed here as ``engine run`` parses them), passes."""
     import nlpengine
+    from nlpengine.cli.options import parse_task_options
     from nlpengine.plugins import get_registry
 
     spec = get_registry().task(settings["task"])
+    options = parse_task_options(spec, settings["task_args"], "engine bench")
     bench = read_inputs(
         spec,
         Path(settings["input"]),
@@ -150,7 +152,7 @@ def measure(settings: dict) -> dict:
         model=settings["model"],
         threads=settings["threads"],
         batch_size=batch_size,
-        **settings["options"],
+        **options,
     )
     loaded = time.perf_counter()
     pipe.run_inputs(bench.inputs[:batch_size], bench.sources[:batch_size])

@@ -131,3 +131,46 @@ def test_bench_errors_name_what_is_wrong(tmp_path, ner_model_dir):  # noqa: F811
     assert "Traceback" not in proc.stderr
     report = json.loads(partial.read_text("utf-8"))
     assert "model.safetensors" in report["error"] and report["runs"] == {"int8": []}
+
+
+def test_bench_takes_task_options_as_engine_run_does(tmp_path):
+    """Task options reach every run, paths included (the recommendation task's --items):
+    the bench's output digest is that of `engine run`'s file with the same options."""
+    items = tmp_path / "items.jsonl"
+    colours = ["red", "blue", "green", "grey", "yellow"]
+    things = ["lamp", "chair", "kettle", "bicycle", "notebook", "umbrella"]
+    items.write_text(
+        "".join(
+            json.dumps({"item_id": f"{c}-{t}", "text": f"a {c} {t}"}) + "\n"
+            for c in colours
+            for t in things
+        ),
+        encoding="utf-8",
+    )
+    requests = tmp_path / "requests.jsonl"
+    requests.write_text(
+        "".join(
+            json.dumps({"id": i, "history": [f"{colours[i % 5]}-{things[i % 6]}"]}) + "\n"
+            for i in range(7)
+        ),
+        encoding="utf-8",
+    )
+    out = tmp_path / "ranked.jsonl"
+    options = ["--items", items, "--top-k", "3"]
+    engine("run", "--task", "recommendation", "--input", requests, "--output", out, *options)
+    report_path = tmp_path / "speed.json"
+    engine("bench", "--task", "recommendation", "--input", requests, "--rounds", "1",
+           "--output", report_path, *options)  # fmt: skip
+    report = json.loads(report_path.read_text("utf-8"))
+    (run,) = report["runs"]["float32"]
+    assert run["output_sha256"] == [hashlib.sha256(out.read_bytes()).hexdigest()]
+    assert report["settings"]["task_options"]["items"] == str(items)
+    assert report["settings"]["task_options"]["top_k"] == 3
+
+
+def test_bench_of_a_task_without_a_default_model_asks_for_one(tmp_path):
+    src = tmp_path / "questions.jsonl"
+    src.write_text(json.dumps({"question": "Who?", "context": "Ada."}) + "\n", encoding="utf-8")
+    proc = engine("bench", "--task", "qa", "--input", src, check=False)
+    assert proc.returncode == 2
+    assert "task 'qa' has no default model: give --model DIR" in proc.stderr

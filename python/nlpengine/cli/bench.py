@@ -138,6 +138,8 @@ def bench(
     """
     spec = resolve_task(task_name)
     options = parse_task_options(spec, ctx.args, "engine bench")
+    if model_dir is None and spec.default_model is None:
+        raise click.UsageError(f"task '{spec.name}' has no default model: give --model DIR")
     try:
         fmt = fmt or guess_format(input_path, spec.input_formats)
         found = read_inputs(
@@ -164,7 +166,7 @@ def bench(
         "limit": limit,
         "batch_size": batch_size,
         "threads": threads,
-        "options": options,
+        "task_args": list(ctx.args),
         "passes": passes,
     }
     click.echo(
@@ -182,7 +184,12 @@ def bench(
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine": _machine(),
             "nlpengine": nlpengine.__version__,
-            "settings": {**settings, "compute_types": compute_types, "rounds": rounds},
+            "settings": {
+                **settings,
+                "task_options": options,
+                "compute_types": compute_types,
+                "rounds": rounds,
+            },
             "records": len(found.inputs),
             "words": found.words,
             "skipped": [{"line": line, "reason": reason} for line, reason in found.skipped],
@@ -194,7 +201,8 @@ def bench(
             },
         }
         output_path.parent.mkdir(parents=True, exist_ok=True)
-        output_path.write_text(json.dumps(content, indent=2) + "\n", encoding="utf-8")
+        text = json.dumps(content, indent=2, default=str)  # task options may be paths
+        output_path.write_text(text + "\n", encoding="utf-8")
         click.echo(f"bench: wrote {output_path}", err=True)
 
     for round_number in range(1, rounds + 1):
