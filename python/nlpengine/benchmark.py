@@ -10,10 +10,11 @@ use included), makes one untimed pass over the records, then times ``passes`` pa
 over them exactly as ``engine run`` processes them: chunks of ``CHUNK_BATCHES *
 batch_size`` records through the task's pipeline (which sorts each chunk by length
 into batches), every result turned into its output record and encoded as a JSON line
-(written nowhere). It returns each timed pass's SHA-256 of those lines (the bytes
-``engine run`` writes) and, per output record, a digest with its floating-point values
-left out, so that the parent can say how many records get the same answer under
-another compute type.
+(written nowhere). It returns each timed pass's share spent inside the runtime's
+calls (``nlpengine.runtime_clock``; the rest is the Python around them) and SHA-256 of
+those lines (the bytes ``engine run`` writes) and, per output record, a digest with its
+floating-point values left out, so that the parent can say how many records get the
+same answer under another compute type.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from nlpengine.io import InputError, read_records
 from nlpengine.io.writer import encode_line
 from nlpengine.runner import CHUNK_BATCHES
 from nlpengine.runtime import COMPUTE_TYPE_VARIABLE
+from nlpengine.runtime_clock import runtime_seconds
 from nlpengine.tasks import RecordError, TaskSpec
 
 
@@ -158,11 +160,12 @@ def measure(settings: dict) -> dict:
     pipe.run_inputs(bench.inputs[:batch_size], bench.sources[:batch_size])
     first_answer = time.perf_counter()
     _one_pass(pipe, bench, batch_size)  # untimed: every batch shape meets its kernels once
-    pass_seconds, digests = [], []
+    pass_seconds, runtime_share, digests = [], [], []
     for _ in range(int(settings["passes"])):
-        t0 = time.perf_counter()
+        t0, r0 = time.perf_counter(), runtime_seconds()
         lines = _one_pass(pipe, bench, batch_size)
         pass_seconds.append(time.perf_counter() - t0)
+        runtime_share.append((runtime_seconds() - r0) / pass_seconds[-1])
         digests.append(hashlib.sha256(b"".join(lines)).hexdigest())
 
     compute_type = os.environ.get(COMPUTE_TYPE_VARIABLE) or "float32"
@@ -173,6 +176,7 @@ def measure(settings: dict) -> dict:
         "load_s": loaded - start,
         "first_result_s": first_answer - start,
         "pass_s": pass_seconds,
+        "runtime_share": runtime_share,
         "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0,
         "output_sha256": digests,
         "answer_digests": [answer_digest(json.loads(line)) for line in lines],

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nlpengine import _core
+from nlpengine.runtime_clock import runtime_call
 from nlpengine.seq2seq import Seq2SeqModel
 
 __all__ = ["EncoderModel", "EncoderOutput", "load", "resolve_adapter"]
@@ -152,7 +153,8 @@ class EncoderModel:
         types = (
             None if token_type_ids is None else _as_ids("token_type_ids", token_type_ids, ids.shape)
         )
-        hidden, pooled, logits = self._native.encode(ids, mask, types)
+        with runtime_call():
+            hidden, pooled, logits = self._native.encode(ids, mask, types)
         return EncoderOutput(last_hidden_state=hidden, pooler_output=pooled, logits=logits)
 
     def __repr__(self) -> str:

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from nlpengine import _core
+from nlpengine.runtime_clock import runtime_call
 
 __all__ = ["GENERATION_OPTIONS", "GenerationOutput", "Seq2SeqModel"]
 
@@ -202,7 +203,8 @@ class Seq2SeqModel:
         ids = _ids("input_ids", input_ids)
         mask = None if attention_mask is None else _ids("attention_mask", attention_mask, ids.shape)
         payload = {k: _json_value(k, v) for k, v in options.items()}
-        sequences, scores = self._native.generate(ids, mask, json.dumps(payload))
+        with runtime_call():
+            sequences, scores = self._native.generate(ids, mask, json.dumps(payload))
         return GenerationOutput(sequences=sequences, scores=scores)
 
     def forward(self, input_ids, attention_mask, decoder_input_ids) -> np.ndarray:
@@ -210,7 +212,8 @@ class Seq2SeqModel:
         ids = _ids("input_ids", input_ids)
         mask = None if attention_mask is None else _ids("attention_mask", attention_mask, ids.shape)
         decoder = _ids("decoder_input_ids", decoder_input_ids)
-        return self._native.forward(ids, mask, decoder)
+        with runtime_call():
+            return self._native.forward(ids, mask, decoder)
 
     def __repr__(self) -> str:
         info = self._native.info

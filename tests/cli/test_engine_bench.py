@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import statistics
+import time
 from pathlib import Path
 
 from cli_fixtures import engine, ner_model_dir  # noqa: F401
@@ -76,6 +77,7 @@ def test_bench_times_what_engine_run_runs_for_each_compute_type(tmp_path, ner_mo
             assert run["records"] == len(TEXTS)
             assert run["output_sha256"] == [expected_sha, expected_sha]  # one per pass
             assert len(run["pass_s"]) == 2 and all(t > 0 for t in run["pass_s"])
+            assert len(run["runtime_share"]) == 2 and all(0 < x < 1 for x in run["runtime_share"])
             assert 0 < run["load_s"] < run["first_result_s"]
             assert run["peak_rss_mb"] > 0
         assert (runs[0]["arithmetic"] == "float32") == (compute_type == "float32")
@@ -174,3 +176,19 @@ def test_bench_of_a_task_without_a_default_model_asks_for_one(tmp_path):
     proc = engine("bench", "--task", "qa", "--input", src, check=False)
     assert proc.returncode == 2
     assert "task 'qa' has no default model: give --model DIR" in proc.stderr
+
+
+def test_the_runtime_clock_adds_every_runtime_call(ner_model_dir):  # noqa: F811
+    import numpy as np
+    from nlpengine import load
+    from nlpengine.runtime_clock import runtime_call, runtime_seconds
+
+    model = load(ner_model_dir)
+    ids = np.array([[101, 7592, 2088, 102]])
+    before = runtime_seconds()
+    model.encode(ids)
+    after_encode = runtime_seconds()
+    assert after_encode > before
+    with runtime_call():
+        time.sleep(0.05)
+    assert runtime_seconds() - after_encode >= 0.05
