@@ -63,7 +63,7 @@ def test_bench_times_what_engine_run_runs_for_each_compute_type(tmp_path, ner_mo
     for line in bad_lines:
         assert f"{src}:{line}:" in proc.stderr
     report = json.loads(report_path.read_text("utf-8"))
-    assert report["records"] == len(TEXTS)
+    assert report["complete"] is True and report["records"] == len(TEXTS)
     assert report["words"] == sum(len(t.split()) for t in TEXTS)
     assert [s["line"] for s in report["skipped"]] == bad_lines
     assert list(report["runs"]) == ["float32", "int8"]
@@ -133,6 +133,7 @@ def test_bench_errors_name_what_is_wrong(tmp_path, ner_model_dir):  # noqa: F811
     assert "Traceback" not in proc.stderr
     report = json.loads(partial.read_text("utf-8"))
     assert "model.safetensors" in report["error"] and report["runs"] == {"int8": []}
+    assert report["complete"] is False
 
 
 def test_bench_takes_task_options_as_engine_run_does(tmp_path):

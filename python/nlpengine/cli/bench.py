@@ -178,10 +178,13 @@ def bench(
     )
     runs: dict[str, list[dict]] = {name: [] for name in compute_types}
 
-    def report(summary: dict | None, error: str | None = None) -> None:
+    def report(summary: dict | None, error: str | None = None, final: bool = True) -> None:
+        """Writes --output: after every run (so an interrupted bench keeps its runs),
+        and once more with the summary, or the error, at the end."""
         if output_path is None:
             return
         content = {
+            "complete": summary is not None,
             "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
             "machine": _machine(),
             "nlpengine": nlpengine.__version__,
@@ -203,8 +206,11 @@ def bench(
         }
         output_path.parent.mkdir(parents=True, exist_ok=True)
         text = json.dumps(content, indent=2, default=str)  # task options may be paths
-        output_path.write_text(text + "\n", encoding="utf-8")
-        click.echo(f"bench: wrote {output_path}", err=True)
+        partial = output_path.with_name(output_path.name + ".partial")
+        partial.write_text(text + "\n", encoding="utf-8")
+        os.replace(partial, output_path)  # never a half-written report
+        if final:
+            click.echo(f"bench: wrote {output_path}", err=True)
 
     for round_number in range(1, rounds + 1):
         for name in compute_types:
@@ -214,6 +220,7 @@ def bench(
                 report(None, e.format_message())  # the runs so far are kept
                 raise
             runs[name].append(run)
+            report(None, final=False)
             click.echo(
                 f"  round {round_number}/{rounds} {name}: "
                 f"{run['records'] / statistics.median(run['pass_s']):.1f} records/s",
