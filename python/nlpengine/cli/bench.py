@@ -21,11 +21,12 @@ from nlpengine.cli.options import (
     check_runtime_settings,
     model_option,
     parse_task_options,
+    records_file_options,
     resolve_task,
     task_option,
     threads_option,
 )
-from nlpengine.io import FORMATS, InputError, guess_format
+from nlpengine.io import InputError, guess_format
 from nlpengine.runtime import COMPUTE_TYPE_VARIABLE, COMPUTE_TYPES
 
 
@@ -47,22 +48,7 @@ def _compute_types(ctx, param, values) -> list[str]:
 @click.command(context_settings=TASK_OPTIONS_CONTEXT)
 @task_option
 @model_option
-@click.option(
-    "--input",
-    "input_path",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Input records, as `engine run` reads them.",
-)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default=None,
-    help="Input format [default: from the extension].",
-)
-@click.option("--text-field", default="text", show_default=True, help="Field holding the text.")
-@click.option("--id-field", default="id", show_default=True, help="Field holding the record id.")
+@records_file_options
 @batch_size_option
 @threads_option
 @click.option(

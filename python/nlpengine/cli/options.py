@@ -8,6 +8,7 @@ from pathlib import Path
 import click
 
 import nlpengine
+from nlpengine.io import FORMATS
 from nlpengine.plugins import UnknownTaskError, get_registry
 from nlpengine.runtime import COMPUTE_TYPE_VARIABLE, COMPUTE_TYPES
 from nlpengine.tasks import TaskSpec
@@ -27,6 +28,44 @@ model_option = click.option(
     envvar="NLPENGINE_MODEL",
     help="Model directory in Hugging Face layout [default: the task's].",
 )
+
+
+def records_file_options(command):
+    """``--input``, ``--format``, ``--text-field`` and ``--id-field``: a file of task
+    records, as ``engine run`` and ``engine bench`` read it."""
+    options = [
+        click.option(
+            "--input",
+            "input_path",
+            required=True,
+            type=click.Path(exists=True, dir_okay=False, path_type=Path),
+            help="Input records.",
+        ),
+        click.option(
+            "--format",
+            "fmt",
+            type=click.Choice(FORMATS),
+            default=None,
+            help="Input format [default: from the extension; .json is SQuAD for qa, else JSONL].",
+        ),
+        click.option(
+            "--text-field",
+            default="text",
+            show_default=True,
+            help="Field holding the text (jsonl, csv, tsv).",
+        ),
+        click.option(
+            "--id-field",
+            default="id",
+            show_default=True,
+            help="Field holding the record id; records without it get their line number.",
+        ),
+    ]
+    for option in reversed(options):
+        command = option(command)
+    return command
+
+
 batch_size_option = click.option(
     "--batch-size",
     default=32,

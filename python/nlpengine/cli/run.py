@@ -13,50 +13,26 @@ from nlpengine.cli.options import (
     compute_type_option,
     model_option,
     parse_task_options,
+    records_file_options,
     resolve_task,
     task_option,
     threads_option,
 )
 from nlpengine.cli.progress import RecordProgress
-from nlpengine.io import FORMATS, InputError, guess_format
+from nlpengine.io import InputError, guess_format
 from nlpengine.runner import run_job
 
 
 @click.command(context_settings=TASK_OPTIONS_CONTEXT)
 @task_option
 @model_option
-@click.option(
-    "--input",
-    "input_path",
-    required=True,
-    type=click.Path(exists=True, dir_okay=False, path_type=Path),
-    help="Input records.",
-)
+@records_file_options
 @click.option(
     "--output",
     "output_path",
     required=True,
     type=click.Path(dir_okay=False, path_type=Path),
     help="Output JSONL.",
-)
-@click.option(
-    "--format",
-    "fmt",
-    type=click.Choice(FORMATS),
-    default=None,
-    help="Input format [default: from the extension; .json is SQuAD for qa, else JSONL].",
-)
-@click.option(
-    "--text-field",
-    default="text",
-    show_default=True,
-    help="Field holding the text (jsonl, csv, tsv).",
-)
-@click.option(
-    "--id-field",
-    default="id",
-    show_default=True,
-    help="Field holding the record id; records without it get their line number.",
 )
 @batch_size_option
 @threads_option
