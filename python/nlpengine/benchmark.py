@@ -6,15 +6,16 @@ stdout), so that each run starts cold, owns its threads and reports its own peak
 
 A run loads the pipeline (``load_s``), answers the first batch (``first_result_s``: what
 a process pays before its first answer, weights packed and kernels created on first
-use included), makes one untimed pass over the records, then times ``passes`` passes
-over them exactly as ``engine run`` processes them: chunks of ``CHUNK_BATCHES *
-batch_size`` records through the task's pipeline (which sorts each chunk by length
-into batches), every result turned into its output record and encoded as a JSON line
-(written nowhere). It returns each timed pass's share spent inside the runtime's
-calls (``nlpengine.runtime_clock``; the rest is the Python around them) and SHA-256 of
-those lines (the bytes ``engine run`` writes) and, per output record, a digest with its
-floating-point values left out, so that the parent can say how many records get the
-same answer under another compute type.
+use included), makes one untimed pass over the records, then times passes over them
+(``passes`` of them, and more until they add up to ``min_seconds``, so that a small
+file still gives a steady figure) exactly as ``engine run`` processes them: chunks of
+``CHUNK_BATCHES * batch_size`` records through the task's pipeline (which sorts each
+chunk by length into batches), every result turned into its output record and encoded
+as a JSON line (written nowhere). It returns each timed pass's share spent inside the
+runtime's calls (``nlpengine.runtime_clock``; the rest is the Python around them) and
+SHA-256 of those lines (the bytes ``engine run`` writes) and, per output record, a
+digest with its floating-point values left out, so that the parent can say how many
+records get the same answer under another compute type.
 """
 
 from __future__ import annotations
@@ -129,7 +130,8 @@ def measure(settings: dict) -> dict:
 
     ``settings``: task, model (a directory or None for the task's default), input,
     format, text_field, id_field, limit, batch_size, threads, task_args (the task's
-    options as command-line arguments, parsed here as ``engine run`` parses them), passes."""
+    options as command-line arguments, parsed here as ``engine run`` parses them), passes,
+    min_seconds."""
     import nlpengine
     from nlpengine.cli.options import parse_task_options
     from nlpengine.plugins import get_registry
@@ -161,7 +163,8 @@ def measure(settings: dict) -> dict:
     first_answer = time.perf_counter()
     _one_pass(pipe, bench, batch_size)  # untimed: every batch shape meets its kernels once
     pass_seconds, runtime_share, digests = [], [], []
-    for _ in range(int(settings["passes"])):
+    passes, min_seconds = int(settings["passes"]), float(settings["min_seconds"])
+    while len(pass_seconds) < passes or sum(pass_seconds) < min_seconds:
         t0, r0 = time.perf_counter(), runtime_seconds()
         lines = _one_pass(pipe, bench, batch_size)
         pass_seconds.append(time.perf_counter() - t0)

@@ -83,6 +83,13 @@ def _compute_types(ctx, param, values) -> list[str]:
     help="Timed passes over the records per run, after an untimed first pass.",
 )
 @click.option(
+    "--min-seconds",
+    default=2.0,
+    show_default=True,
+    type=click.FloatRange(min=0),
+    help="More timed passes, until they take this long in all (for small inputs).",
+)
+@click.option(
     "--output",
     "output_path",
     type=click.Path(dir_okay=False, path_type=Path),
@@ -104,6 +111,7 @@ def bench(
     limit,
     rounds,
     passes,
+    min_seconds,
     output_path,
 ):
     """Time a task on a file of records, per compute type: records/s and words/s.
@@ -155,6 +163,7 @@ def bench(
         "threads": threads,
         "task_args": list(ctx.args),
         "passes": passes,
+        "min_seconds": min_seconds,
     }
     click.echo(
         f"bench: {spec.name}, {len(found.inputs)} records ({found.words} words) of "
