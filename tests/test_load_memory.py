@@ -15,6 +15,12 @@ back, the token tables kept as stored and widened row by row as they are looked 
 F16 bart-base took 1,598 MB generating in float32 (762 from its float32 file) and 839 MB
 in int8 (274).
 
+A LoRA adapter's weights are merged when a layer asks for them and the base weights' pages
+given back once merged: merged at load into the weight store's overlay, the merged copies
+and the base pages they were read from stayed resident for the model's lifetime beside the
+packed or quantized copies (the default NER adapter, 36 weights of all-MiniLM-L6-v2: 126
+MB held after a float32 load and one batch, 36 for the bare base; int8 102 and 11).
+
 Each load runs in its own process and measures the growth of its resident memory: the
 peak after the load less the resident size before it (a small model of the same compute
 type loaded first, so that the libraries and the CPU probe are already in). Memory, not
@@ -76,7 +82,9 @@ def seq2seq_dirs(tmp_path_factory):
     return small, large, half
 
 
-HELD_AFTER_GENERATION = """
+# Loads `small` (the libraries and the CPU probe), then `large`; a script adds a use of
+# `model` and prints the resident memory it then holds beyond `before`.
+LOAD_AND_HOLD = """
 import sys, numpy as np, nlpengine
 
 def rss():
@@ -90,10 +98,16 @@ small, large, compute_type = sys.argv[1:4]
 nlpengine.load(small, compute_type=compute_type, threads=2)
 before = rss()
 model = nlpengine.load(large, compute_type=compute_type, threads=2)
+"""
+
+HELD_AFTER_GENERATION = (
+    LOAD_AND_HOLD
+    + """
 ids = np.arange(3, 3 + 2 * 40).reshape(2, 40) % 1000 + 3
 model.generate(ids, np.ones_like(ids), max_new_tokens=3, min_new_tokens=3)
 print(rss() - before)
 """
+)
 
 
 def load_growth(small, large, compute_type: str, arithmetic: str, script: str = LOAD_GROWTH) -> int:
@@ -144,3 +158,36 @@ def test_a_half_precision_checkpoint_holds_what_its_float32_twin_does(seq2seq_di
     # Converted weights kept beside their packed copies, or the F16 file's pages, or the
     # token tables widened to float32: any of them alone takes it past this.
     assert held["float16"] < 1.15 * held["float32"] + 4 * 2**20
+
+
+HELD_AFTER_ENCODING = (
+    LOAD_AND_HOLD
+    + """
+ids = np.arange(4 * 32).reshape(4, 32) % 1000 + 1000
+model.encode(ids, np.ones_like(ids))
+print(rss() - before)
+"""
+)
+
+
+@pytest.mark.parametrize("compute_type", ["float32", "int8"])
+def test_an_adapter_holds_what_its_base_does(minilm_dir, tiny_bert_dir, compute_type):
+    from nlpengine.plugins import get_registry
+
+    adapter_dir = get_registry().task("ner").default_model()
+    assert (adapter_dir / "adapter_config.json").is_file()
+    arithmetic = nlpengine.int8_arithmetic()
+    held = {
+        name: load_growth(tiny_bert_dir, path, compute_type, arithmetic, HELD_AFTER_ENCODING)
+        for name, path in (("base", minilm_dir), ("adapter", adapter_dir))
+    }
+    # The adapter's targets: every Linear of the 6 layers (query, key, value, the three
+    # dense), 10.6 M float32 weights.
+    merged_bytes = 6 * (4 * 384 * 384 + 2 * 384 * 1536) * 4
+    print(
+        f"{compute_type}: resident after load and one batch, base {held['base'] / 2**20:.1f} MB, "
+        f"with the adapter {held['adapter'] / 2**20:.1f} MB ({merged_bytes / 2**20:.1f} MB merged)"
+    )
+    # The merged copies, or the base pages they were read from, kept: either alone takes
+    # it past this.
+    assert held["adapter"] < held["base"] + merged_bytes / 4

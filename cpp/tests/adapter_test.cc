@@ -4,6 +4,7 @@
 
 #include <sys/stat.h>
 
+#include <array>
 #include <cmath>
 #include <cstring>
 #include <fstream>
@@ -93,23 +94,25 @@ void expect_error(const std::string& dir, const std::string& base, const std::ve
 }  // namespace
 
 TEST(AdapterTest, MergeWeightMath) {
-  // W + s * B·A for random shapes against a naive loop.
-  const int64_t out = 5, in = 7, r = 3;
-  const auto w = random_floats(out * in, 1), a = random_floats(r * in, 2), b = random_floats(out * r, 3);
-  Tensor tw(DType::F32, {out, in}), ta(DType::F32, {r, in}), tb(DType::F32, {out, r});
-  std::memcpy(tw.data<float>(), w.data(), tw.nbytes());
-  std::memcpy(ta.data<float>(), a.data(), ta.nbytes());
-  std::memcpy(tb.data<float>(), b.data(), tb.nbytes());
-  const Tensor merged = merge_lora_weight(tw, ta, tb, 0.75f);
-  std::vector<float> expected(w);
-  for (int64_t o = 0; o < out; ++o)
-    for (int64_t i = 0; i < in; ++i) {
-      double acc = 0;
-      for (int64_t k = 0; k < r; ++k) acc += b[o * r + k] * a[k * in + i];
-      expected[o * in + i] += static_cast<float>(0.75 * acc);
-    }
-  EXPECT_LT(max_abs_diff(values(merged), expected), 1e-5f);
-  EXPECT_EQ(values(tw), w);  // the base weight is untouched
+  // W + s * B·A against a naive loop, for shapes whose rows are shorter than, a multiple of
+  // and not a multiple of the 32-column blocks of ops/low_rank_update.h.
+  for (const auto& [out, in, r] : std::vector<std::array<int64_t, 3>>{{5, 7, 3}, {37, 100, 16}, {64, 384, 8}}) {
+    const auto w = random_floats(out * in, 1), a = random_floats(r * in, 2), b = random_floats(out * r, 3);
+    Tensor tw(DType::F32, {out, in}), ta(DType::F32, {r, in}), tb(DType::F32, {out, r});
+    std::memcpy(tw.data<float>(), w.data(), tw.nbytes());
+    std::memcpy(ta.data<float>(), a.data(), ta.nbytes());
+    std::memcpy(tb.data<float>(), b.data(), tb.nbytes());
+    const Tensor merged = merge_lora_weight(tw, ta, tb, 0.75f);
+    std::vector<float> expected(w);
+    for (int64_t o = 0; o < out; ++o)
+      for (int64_t i = 0; i < in; ++i) {
+        double acc = 0;
+        for (int64_t k = 0; k < r; ++k) acc += b[o * r + k] * a[k * in + i];
+        expected[o * in + i] += static_cast<float>(0.75 * acc);
+      }
+    EXPECT_LT(max_abs_diff(values(merged), expected), 1e-5f) << out << "x" << in << " rank " << r;
+    EXPECT_EQ(values(tw), w);  // the base weight is untouched
+  }
 }
 
 TEST(AdapterTest, AppliesHandMadeAdapter) {

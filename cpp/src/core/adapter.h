@@ -6,10 +6,11 @@
 //   base_model.model.<module>.lora_A.weight   (r, in_features)
 //   base_model.model.<module>.lora_B.weight   (out_features, r)
 //   base_model.model.<name>                    modules_to_save (e.g. classifier.weight)
-// Names map to Hugging Face names by stripping "base_model.model.". Merging puts
+// Names map to Hugging Face names by stripping "base_model.model.". Applying puts
 // W + scaling * B·A (scaling = lora_alpha / r, or lora_alpha / sqrt(r) with
-// use_rslora) and the modules_to_save tensors into the WeightStore's overlay;
-// every other base tensor stays a zero-copy view of the mapped file.
+// use_rslora; computed each time a layer asks for the weight) and the
+// modules_to_save tensors into the WeightStore's overlay; every other base tensor
+// stays a zero-copy view of the mapped file.
 #pragma once
 
 #include <memory>

@@ -69,6 +69,15 @@ void WeightStore::set_override(const std::string& name, Tensor tensor, const std
   overrides_[name] = std::move(entry);
 }
 
+void WeightStore::set_computed_override(const std::string& name, DType dtype, const Shape& shape,
+                                        const std::string& source, std::function<Tensor()> make) {
+  Override entry;
+  entry.info = TensorInfo{name, dtype, shape, 0, dtype_size(dtype) * static_cast<size_t>(shape_numel(shape))};
+  entry.make = std::move(make);
+  entry.source = source;
+  overrides_[name] = std::move(entry);
+}
+
 bool WeightStore::contains(const std::string& name) const {
   return overrides_.count(name) != 0 || index_.count(name) != 0;
 }
@@ -83,7 +92,7 @@ const TensorInfo& WeightStore::info(const std::string& name) const {
 
 Tensor WeightStore::get(const std::string& name) const {
   const auto o = overrides_.find(name);
-  if (o != overrides_.end()) return o->second.tensor;
+  if (o != overrides_.end()) return o->second.make ? o->second.make() : o->second.tensor;
   const auto it = index_.find(name);
   if (it == index_.end()) throw ModelError(description_ + ": missing tensor '" + name + "'");
   return files_[it->second]->get(name);

@@ -1,5 +1,6 @@
 #pragma once
 
+#include <functional>
 #include <memory>
 #include <string>
 #include <unordered_map>
@@ -23,6 +24,11 @@ class WeightStore {
   // Makes `name` resolve to `tensor` (replacing the file's tensor, if any);
   // `source` is the file named in messages about it.
   void set_override(const std::string& name, Tensor tensor, const std::string& source);
+  // Makes `name` resolve to what `make` returns, called on every get(): a tensor computed
+  // from others (a merged adapter weight) exists only while its user holds it. `make` must
+  // return a tensor of `dtype` and `shape`.
+  void set_computed_override(const std::string& name, DType dtype, const Shape& shape,
+                             const std::string& source, std::function<Tensor()> make);
   bool is_overridden(const std::string& name) const { return overrides_.count(name) != 0; }
   size_t num_overrides() const { return overrides_.size(); }
 
@@ -40,6 +46,7 @@ class WeightStore {
   struct Override {
     TensorInfo info;
     Tensor tensor;
+    std::function<Tensor()> make;  // set for a computed override (tensor then undefined)
     std::string source;
   };
   std::vector<std::shared_ptr<SafetensorsFile>> files_;
