@@ -29,7 +29,9 @@ Systems (``--systems``; all but ``ct2-int8-fastmm`` by default), in two classes:
   ``quantize_dynamic``, int8 weights with per-channel scales) and
   ``nlpengine-bf16``/``nlpengine-int8``/``nlpengine-int8-mixed``
   (``nlpengine.load(dir, compute_type=...)``; reported as unavailable when load
-  rejects the option; int8-mixed's utilisation is against the int8 ceiling).
+  rejects the option; int8-mixed's utilisation is against the ceiling of its
+  mix where it runs its value, attention-output and FFN-output products in bf16,
+  else against the int8 ceiling).
 
 The parent converts the model once per run for CTranslate2 and exports,
 fuses and quantizes it once for ONNX Runtime (timed, not part of any
@@ -89,9 +91,11 @@ from common import (
     run_worker_process,
     write_report,
 )
-from gemm_ceiling import ceiling_rate, measure_ceiling
+from gemm_ceiling import ceiling_rate, measure_ceiling, mixed_ceiling_rate
 
 REFERENCE_SYSTEM = "torch"
+#: The system whose GEMM ceiling is a mix of precisions where it runs some products in bf16.
+MIXED_SYSTEM = "nlpengine-int8-mixed"
 RESULTS_DIR = Path(__file__).resolve().parent / "results"
 REPO_ROOT = Path(__file__).resolve().parent.parent
 #: The speed classes: each nlpengine variant is compared with the fastest peer of its class.
@@ -333,16 +337,20 @@ def encoder_flops(dims: dict[str, int], lengths: np.ndarray) -> dict[str, float]
     (Q, K, V, output: 4 h^2; FFN: 2 h i; a multiply-add is 2 FLOPs, biases not
     counted) plus attention 4 L h (Q K^T and P V, L = the token's own sentence
     length).  Embeddings, norms, softmax, activations and the pooler are not
-    counted.
+    counted.  ``sensitive`` is the part of ``linear`` in the value, attention
+    output and FFN output products (2 h^2 + h i weights a layer), which
+    nlpengine's int8-mixed runs in bf16 where the CPU has bf16 products.
     """
     h, i, n_layers = dims["hidden"], dims["intermediate"], dims["layers"]
     linear_weights = 4 * h * h + 2 * h * i
     lengths = lengths.astype(np.float64)
     linear = n_layers * 2.0 * linear_weights * float(lengths.sum())
     attention = n_layers * 4.0 * h * float((lengths**2).sum())
+    sensitive = n_layers * 2.0 * (2 * h * h + h * i) * float(lengths.sum())
     return {
         "total": linear + attention,
         "linear": linear,
+        "sensitive": sensitive,
         "attention": attention,
         "linear_weights_per_layer": float(linear_weights),
         "per_real_token": (linear + attention) / float(lengths.sum()),
@@ -1108,11 +1116,18 @@ def summarize(
     return out
 
 
-def add_ratios(by_system: dict[str, dict[str, object]], ceiling: dict[str, object] | None) -> None:
+def add_ratios(
+    by_system: dict[str, dict[str, object]],
+    ceiling: dict[str, object] | None,
+    mixed_shares: dict[str, float] | None = None,
+) -> None:
     """Speed ratios to torch and to the fastest peer of the class; fraction of the GEMM ceiling.
 
     Speed is sentences/s (throughput) or 1 / median latency (latency), so a
     ratio above 1 is faster.  The peers of a class are its non-nlpengine systems.
+    ``mixed_shares`` (precision -> share of the FLOPs) is how nlpengine-int8-mixed
+    splits its work where it runs some products in bf16: its ceiling is then that
+    mix's (gemm_ceiling.mixed_ceiling_rate), not the int8 rate.
     """
     ok = {s: r for s, r in by_system.items() if r.get("status") == "ok"}
     best_peer: dict[str, str] = {}
@@ -1130,6 +1145,10 @@ def add_ratios(by_system: dict[str, dict[str, object]], ceiling: dict[str, objec
         res["vs_best_peer"] = res["speed"] / ok[best]["speed"] if best else None
         res["precision"] = spec.precision
         rate = ceiling_rate(ceiling, spec.precision)
+        if system == MIXED_SYSTEM and mixed_shares:
+            res["precision"] = "+".join(mixed_shares)
+            res["precision_shares"] = mixed_shares
+            rate = mixed_ceiling_rate(ceiling, mixed_shares)
         res["ceiling_gflops"] = rate
         res["fraction_of_ceiling"] = res["gflops"] / rate if rate else None
 
@@ -1224,6 +1243,15 @@ def markdown_report(report: dict[str, object]) -> str:
         "result: the load and the first call, on the workload's first batch (packing weights "
         "lazily, compiling kernels: what a process pays before its first answer).",
     ]
+    for threads, by_system in report["results"].items():
+        mixed = by_system.get(MIXED_SYSTEM, {})
+        if mixed.get("precision_shares") and mixed.get("ceiling_gflops"):
+            lines.append(
+                f"- {MIXED_SYSTEM} runs its value, attention-output and FFN-output products in "
+                f"bf16 here ({mixed['precision_shares']['bf16']:.0%} of the FLOPs) and the rest "
+                f"in int8: its ceiling at {threads} thread(s) is that mix's, "
+                f"{mixed['ceiling_gflops']:.0f} GFLOP/s."
+            )
     ceilings = report.get("ceiling") or {}
     for threads, ceiling in ceilings.items():
         parts = []
@@ -1441,6 +1469,10 @@ def run_parent(args: argparse.Namespace) -> None:
                 if system != REFERENCE_SYSTEM and dumps[system].exists():
                     accuracy[system] = compare(dumps[system], dumps[REFERENCE_SYSTEM])
 
+    mixed_shares = None
+    if (machine.get("nlpengine_arithmetic") or {}).get("int8-mixed") == "int8+bf16":
+        bf16_share = flops["sensitive"] / flops["total"]
+        mixed_shares = {"int8": 1.0 - bf16_share, "bf16": bf16_share}
     results: dict[str, dict[str, dict[str, object]]] = {}
     for threads in thread_counts:
         by_system: dict[str, dict[str, object]] = {}
@@ -1451,7 +1483,7 @@ def run_parent(args: argparse.Namespace) -> None:
                 )
             elif (system, threads) in skipped:
                 by_system[system] = dict(skipped[(system, threads)])
-        add_ratios(by_system, ceiling.get(str(threads)))
+        add_ratios(by_system, ceiling.get(str(threads)), mixed_shares)
         results[str(threads)] = by_system
 
     versions = {

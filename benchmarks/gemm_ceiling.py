@@ -173,3 +173,16 @@ def ceiling_rate(ceiling: dict[str, object] | None, precision: str) -> float | N
     if precision == "bf16" and rates["fp32"]:
         return max(rates["bf16"] or 0.0, rates["fp32"])
     return rates[precision]
+
+
+def mixed_ceiling_rate(ceiling: dict[str, object] | None, shares: dict[str, float]) -> float | None:
+    """The ceiling of work split between precisions: ``shares`` maps a precision to the share
+    of the FLOPs run in it, and the work at every part's ceiling takes
+    sum(share / ceiling_rate(precision)) seconds per FLOP."""
+    seconds_per_flop = 0.0
+    for precision, share in shares.items():
+        rate = ceiling_rate(ceiling, precision)
+        if not rate:
+            return None
+        seconds_per_flop += share / rate
+    return 1.0 / seconds_per_flop if seconds_per_flop else None

@@ -11,10 +11,12 @@ Test modules import the plain helpers with ``from conftest import ...``
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import os
 import shutil
 import struct
+import sys
 from pathlib import Path
 
 # No hub access exists on these machines: make any accidental hub lookup fail
@@ -383,3 +385,19 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
     """A valid tiny BERT directory (read-only by convention: copy it before corrupting)."""
     model_dir, _ = save_tiny_model(tmp_path_factory.mktemp("tiny-bert"), "bert", name="bert")
     return model_dir
+
+
+@pytest.fixture(scope="module")
+def encoder_bench():
+    """benchmarks/encoder.py imported as a module (its helpers, not a run)."""
+    benchmarks = Path(__file__).resolve().parent.parent / "benchmarks"
+    sys.path.insert(0, str(benchmarks))  # the script imports its sibling common.py
+    try:
+        spec = importlib.util.spec_from_file_location("encoder_bench", benchmarks / "encoder.py")
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[spec.name] = module  # its dataclasses look their module up there
+        spec.loader.exec_module(module)
+        yield module
+    finally:
+        sys.modules.pop("encoder_bench", None)
+        sys.path.remove(str(benchmarks))

@@ -7,28 +7,10 @@ links with the key added, leaving the model directory as it was.
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
 from pathlib import Path
 
 import pytest
-
-BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
-
-
-@pytest.fixture(scope="module")
-def encoder_bench():
-    sys.path.insert(0, str(BENCHMARKS))  # the script imports its sibling common.py
-    try:
-        spec = importlib.util.spec_from_file_location("encoder_bench", BENCHMARKS / "encoder.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # its dataclasses look their module up there
-        spec.loader.exec_module(module)
-        yield module
-    finally:
-        sys.modules.pop("encoder_bench", None)
-        sys.path.remove(str(BENCHMARKS))
 
 
 def write_model_dir(path: Path, config: dict) -> Path:
