@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import subprocess
+import sys
 import threading
 import time
 
@@ -120,6 +122,43 @@ def test_default_threads_match_single_thread(bert):
         .last_hidden_state
     )
     assert_close_unmasked(default, single, mask, 1e-5, "threads=None vs threads=1")
+
+
+ONE_THREAD = """
+import os, sys, numpy as np, nlpengine
+
+def threads():
+    return len(os.listdir("/proc/self/task"))
+
+before = threads()
+model = nlpengine.load(sys.argv[1], compute_type=sys.argv[2], threads=1)
+after_load = threads()
+ids = np.full((2, 16), 1000)
+ids[:, 0] = 101
+model.encode(ids, attention_mask=np.ones_like(ids))
+print(before, after_load, threads())
+"""
+
+
+@pytest.mark.parametrize("compute_type", ["float32", "int8"])
+def test_threads_1_starts_no_thread(compute_type):
+    """threads=1 holds for the load's own work too (merging the default NER model's LoRA
+    adapter, quantizing, packing), not only for its calls: a service that embeds the
+    runtime on one core gets no second thread. In a fresh process, so that no thread pool
+    exists yet."""
+    from nlpengine.plugins import get_registry
+
+    model_dir = get_registry().task("ner").default_model()
+    proc = subprocess.run(
+        [sys.executable, "-c", ONE_THREAD, str(model_dir), compute_type],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    before, after_load, after_call = map(int, proc.stdout.split())
+    assert after_load == before, (before, after_load, after_call)
+    assert after_call == before, (before, after_load, after_call)
 
 
 # ---------------------------------------------------------------------------

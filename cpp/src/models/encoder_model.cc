@@ -88,6 +88,10 @@ std::shared_ptr<const EncoderModel> EncoderModel::load(const std::string& direct
   const Config raw_config = Config::from_file(config_path);
   impl->config = EncoderConfig::from_config(raw_config);
   impl->num_threads = options.num_threads > 0 ? options.num_threads : default_num_threads();
+  // The load's own parallel work (merging adapters, quantizing and packing weights) runs on
+  // the threads the model is given, as its calls do: a service loading with threads=1
+  // started a second OpenMP thread here.
+  const ThreadScope threads(impl->num_threads);
   impl->compute_type = options.compute_type;
   impl->store = WeightStore::open_directory(directory);
 
