@@ -11,6 +11,7 @@ Test modules import the plain helpers with ``from conftest import ...``
 
 from __future__ import annotations
 
+import contextlib
 import importlib.util
 import json
 import os
@@ -387,17 +388,26 @@ def tiny_bert_dir(tmp_path_factory) -> Path:
     return model_dir
 
 
-@pytest.fixture(scope="module")
-def encoder_bench():
-    """benchmarks/encoder.py imported as a module (its helpers, not a run)."""
+@contextlib.contextmanager
+def benchmark_module(script: str):
+    """benchmarks/<script> imported as a module (its helpers, not a run), named
+    ``<stem>_bench`` while the block runs."""
     benchmarks = Path(__file__).resolve().parent.parent / "benchmarks"
-    sys.path.insert(0, str(benchmarks))  # the script imports its sibling common.py
+    name = Path(script).stem + "_bench"
+    sys.path.insert(0, str(benchmarks))  # a script imports its sibling modules
     try:
-        spec = importlib.util.spec_from_file_location("encoder_bench", benchmarks / "encoder.py")
+        spec = importlib.util.spec_from_file_location(name, benchmarks / script)
         module = importlib.util.module_from_spec(spec)
         sys.modules[spec.name] = module  # its dataclasses look their module up there
         spec.loader.exec_module(module)
         yield module
     finally:
-        sys.modules.pop("encoder_bench", None)
+        sys.modules.pop(name, None)
         sys.path.remove(str(benchmarks))
+
+
+@pytest.fixture(scope="module")
+def encoder_bench():
+    """benchmarks/encoder.py imported as a module."""
+    with benchmark_module("encoder.py") as module:
+        yield module

@@ -8,7 +8,6 @@ its reference. Speeds are only checked to be measured (positive), never compared
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import shutil
 import subprocess
@@ -17,7 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from conftest import save_tiny_model
+from conftest import benchmark_module, save_tiny_model
 
 BENCHMARKS = Path(__file__).resolve().parent.parent / "benchmarks"
 
@@ -278,16 +277,8 @@ def test_encoder_model_without_tokenizer_is_a_clear_error(tmp_path, encoder_dir)
 
 @pytest.fixture(scope="module")
 def seq2seq_bench():
-    sys.path.insert(0, str(BENCHMARKS))  # the script imports its sibling modules
-    try:
-        spec = importlib.util.spec_from_file_location("seq2seq_bench", BENCHMARKS / "seq2seq.py")
-        module = importlib.util.module_from_spec(spec)
-        sys.modules[spec.name] = module  # its dataclasses look their module up there
-        spec.loader.exec_module(module)
+    with benchmark_module("seq2seq.py") as module:
         yield module
-    finally:
-        sys.modules.pop("seq2seq_bench", None)
-        sys.path.remove(str(BENCHMARKS))
 
 
 def generation_model(seq2seq_bench, name: str, out_dir: Path):
