@@ -130,6 +130,13 @@ void Linear::convert(ComputeType compute_type, const Tensor& smoothing, bool err
           std::call_once(packed_->once, [&] { packed_->weight = ops::pack_weight_f32(weight_); });
           weight_ = Tensor();
         }
+      } else if (ops::packs_bf16_weights()) {
+        // Every product takes the packed copy (operator()), so it is made now and the plain
+        // bf16 weight freed: packed lazily, both stayed for the model's lifetime (bart-base
+        // after a generate call: 542 MB of weights and buffers where 279 MB are its bf16
+        // weights).
+        std::call_once(packed_->once, [&] { packed_->weight = ops::pack_weight_bf16(weight_); });
+        weight_ = Tensor();
       }
       break;
     }
@@ -232,8 +239,15 @@ void Linear::operator()(Tensor& y, const Tensor& x, ops::Activation act) const {
     case ComputeType::BFloat16:
       // oneDNN's bf16 matmul on the weight reordered for it, the bias and activation applied
       // by its kernel (MKL takes the plain weight).
-      if (x.rank() == 2 && bf16_io()) {
-        ops::matmul_nt_bf16_packed(y, x, packed(), bias_.defined() ? &bias_ : nullptr, act);
+      if (bf16_io()) {
+        if (x.rank() == 2) {
+          ops::matmul_nt_bf16_packed(y, x, packed(), bias_.defined() ? &bias_ : nullptr, act);
+        } else {
+          // The leading dimensions of x and y as rows: the plain weight is not kept.
+          Tensor y_rows = y.reshape({y.numel() / out_features_, out_features_});
+          ops::matmul_nt_bf16_packed(y_rows, x.reshape({x.numel() / in_features_, in_features_}), packed(),
+                                     bias_.defined() ? &bias_ : nullptr, act);
+        }
         return;
       }
       ops::matmul_nt_bf16(y, x, weight_);
