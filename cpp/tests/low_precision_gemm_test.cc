@@ -378,6 +378,25 @@ TEST(PackedGemmTest, FloatMatchesReferenceForAnyRowCount) {
   }
 }
 
+// A float32 weight past 4 MB is reordered for oneDNN a part of its rows at a time (ops/cpu/
+// onednn_matmul.cc): parts of 3,520 and 10,496 rows here, the last a partial block of
+// columns, K a whole number of blocks and not (300 and 100 inputs). Products from the
+// blocked kernel (few rows) and from the primitive match the reference.
+TEST(PackedGemmTest, FloatWeightReorderedInPartsMatchesReference) {
+  for (const auto& [n, k] : {std::pair<int64_t, int64_t>{8003, 300}, {12001, 100}}) {
+    const auto w = random_floats(static_cast<size_t>(n * k), 61, 0.3f);
+    const ops::PackedWeight packed = ops::pack_weight_f32(tensor_from(w, {n, k}));
+    for (int64_t m : {1, 3, 17, 64, 130}) {
+      const auto x = random_floats(static_cast<size_t>(m * k), 62 + static_cast<uint32_t>(m));
+      Tensor y(DType::F32, {m, n});
+      ops::matmul_nt_packed(y, tensor_from(x, {m, k}), packed);
+      const std::vector<float> got(y.data<float>(), y.data<float>() + m * n);
+      EXPECT_LT(max_abs_diff(got, exact_product(x, w, m, n, k)), 1e-4f)
+          << "n " << n << " k " << k << " m " << m;
+    }
+  }
+}
+
 // Products whose a and c hold exactly m rows read and write only those rows, for row
 // counts past oneDNN's chunk of 1,024 rows and between its steps of 8 (ops/cpu/
 // onednn_matmul.h): exact (up to 64 rows), split in two products (77 and 1,101 rows of the
