@@ -1,5 +1,7 @@
 #include "layers/linear.h"
 
+#include <sys/mman.h>
+
 #include <cstring>
 #include <limits>
 #include <vector>
@@ -43,6 +45,20 @@ Tensor smoothing_for(const Tensor& w, const NormParameters& input_norm, ComputeT
       int16_products(compute_type))
     return Tensor();
   return ops::smoothing_scales(w, input_norm.weight, input_norm.bias.defined() ? &input_norm.bias : nullptr);
+}
+// w rounded to bf16 in pages of its own, outside the buffer pool, given back to the system
+// when the tensor is freed. Such a copy only waits for its first use, which packs it and
+// frees it (Linear::packed()); from the pool, it was kept there for reuse (bart-base after a
+// generate call: 466 MB of weights and buffers, 275 with pages of its own).
+Tensor bf16_pages_of_its_own(const Tensor& w) {
+  const size_t bytes = static_cast<size_t>(w.numel()) * sizeof(uint16_t);
+  void* pages = ::mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+  if (pages == MAP_FAILED)
+    throw Error("out of memory rounding a " + shape_to_string(w.shape()) + " weight to bf16");
+  std::shared_ptr<const void> owner(pages, [bytes](const void* p) { ::munmap(const_cast<void*>(p), bytes); });
+  Tensor copy = Tensor::view(DType::BF16, w.shape(), pages, std::move(owner));
+  ops::to_bf16(copy, w);
+  return copy;
 }
 }  // namespace
 
@@ -116,7 +132,7 @@ void Linear::convert(ComputeType compute_type, const Tensor& smoothing, bool err
       break;
     case ComputeType::BFloat16: {
       const Tensor original = weight_;
-      weight_ = ops::to_bf16(original);
+      weight_ = ops::packs_bf16_weights() ? bf16_pages_of_its_own(original) : ops::to_bf16(original);
       release_mapped_pages(original.raw_data(), original.nbytes());
       if (!ops::bf16_products_native()) {
         // No bf16 product on this CPU (AVX2 alone): MKL's ran all-MiniLM-L6-v2 at 39.4
@@ -131,11 +147,13 @@ void Linear::convert(ComputeType compute_type, const Tensor& smoothing, bool err
           weight_ = Tensor();
         }
       } else if (ops::packs_bf16_weights()) {
-        // Every product takes the packed copy (operator()), so it is made now and the plain
-        // bf16 weight freed: packed lazily, both stayed for the model's lifetime (bart-base
-        // after a generate call: 542 MB of weights and buffers where 279 MB are its bf16
-        // weights).
-        std::call_once(packed_->once, [&] { packed_->weight = ops::pack_weight_bf16(weight_); });
+        // Every product takes the packed copy (operator()): the plain bf16 weight waits in
+        // packed_ for the first use, which packs it and frees it (packed()). Kept beside its
+        // packed copy, it stayed for the model's lifetime (bart-base after a generate call:
+        // 542 MB of weights and buffers, 275 without). Packed here at load instead (and the
+        // plain copy freed at once), bart-base's bf16 generation from one source ran 5-25%
+        // slower in alternating runs on 4 KB pages, for reasons not found.
+        packed_->source = weight_;
         weight_ = Tensor();
       }
       break;
@@ -188,8 +206,10 @@ Linear Linear::fused(const Weights& weights, const std::vector<std::string>& sco
 
 const ops::PackedWeight& Linear::packed() const {
   std::call_once(packed_->once, [this] {
-    packed_->weight = compute_type_ == ComputeType::BFloat16 ? ops::pack_weight_bf16(weight_)
-                                                              : ops::pack_weight_f32(weight_);
+    packed_->weight = compute_type_ == ComputeType::BFloat16
+                          ? ops::pack_weight_bf16(packed_->source.defined() ? packed_->source : weight_)
+                          : ops::pack_weight_f32(weight_);
+    packed_->source = Tensor();
     // Where every product of 2-D inputs takes the packed copy, the memory-mapped weight's
     // pages need not stay resident beside it.
     if (compute_type_ == ComputeType::Float32 && packed_f32_for_all_rows())

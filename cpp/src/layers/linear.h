@@ -84,19 +84,20 @@ class Linear {
 
   // The weight in the GEMM library's layout, made on the first call that uses it, so
   // loading stays a memory map: float32 in MKL's packed form, reordered for oneDNN's
-  // matmul primitive or in column panels (ops::pack_weight_f32). Packed at load instead,
-  // and the plain weight not kept: a fused float32 weight where every product takes the
-  // packed copy, so that its concatenation need not be kept (fused()), and a bf16 weight
-  // reordered for oneDNN's primitive (its plain bf16 copy is made at load anyway).
+  // matmul primitive or in column panels (ops::pack_weight_f32), bf16 reordered for
+  // oneDNN's primitive. A fused float32 weight is packed at load where every product takes
+  // the packed copy, so that its concatenation need not be kept (fused()).
   struct LazyPacked {
     std::once_flag once;
     ops::PackedWeight weight;
+    // A bf16 weight that only the packed copy serves until it is made, then freed.
+    Tensor source;
   };
   const ops::PackedWeight& packed() const;
 
   Tensor weight_;  // F32 (BF16 for the bf16 compute type); undefined for int8, for a
                    // fused float32 weight packed at load (fused()) and for a bf16 weight
-                   // oneDNN packs (ops::packs_bf16_weights())
+                   // oneDNN packs (ops::packs_bf16_weights(): in packed_ until packed)
   std::shared_ptr<LazyPacked> packed_ = std::make_shared<LazyPacked>();
   ops::Int8Weight int8_;      // for the int8 compute type (packed too)
   ops::Int16Weight int16_;    // for int16 products

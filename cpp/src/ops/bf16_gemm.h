@@ -8,8 +8,11 @@
 
 namespace nle::ops {
 
-// An F32 tensor rounded to BF16 (round to nearest even; NaN stays NaN).
+// An F32 tensor rounded to BF16 (round to nearest even; NaN stays NaN). A memory-mapped
+// x's pages are given back as they are read (core/mapped_file.h).
 Tensor to_bf16(const Tensor& x);
+// The same into out, a BF16 tensor of x's size.
+void to_bf16(Tensor& out, const Tensor& x);
 
 // Whether this CPU multiplies bf16 natively with the GEMM library in use (AVX512-BF16 under
 // oneDNN, AMX under MKL: ops/cpu/gemm_library.h). Where it does not, the library's bf16

@@ -17,6 +17,7 @@
 #include "core/mapped_file.h"
 #include "core/parallel.h"
 #include "core/scratch_buffer.h"
+#include "core/weight_memory.h"
 #include "nlpengine/errors.h"
 #include "ops/cpu/gemm_library.h"
 #include "ops/cpu/gemv_bf16_blocked.h"
@@ -318,7 +319,7 @@ ProductCache& product_cache() {
 struct Weight {
   Types types{};
   Md md;  // the layout
-  std::unique_ptr<void, decltype(&std::free)> buffer{nullptr, &std::free};
+  std::shared_ptr<void> buffer;  // allocate_weight_memory
   int64_t n = 0, k = 0;
   // Where the layout is the one gemv_f32_blocked reads (float32 weights), the floats from
   // one block of its columns to the next; else 0.
@@ -508,7 +509,7 @@ std::shared_ptr<void> reorder_weight(const void* weight, MatmulType type, int64_
   w->k = k;
   weight_layout(w->md, w->types, n, k);
   const size_t bytes = api().md_get_size(w->md.h);
-  w->buffer.reset(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
+  w->buffer = allocate_weight_memory(bytes);
   if (!w->buffer)
     throw Error("out of memory reordering a weight for oneDNN (" + std::to_string(bytes) + " bytes)");
   const bool blocked = (type == MatmulType::F32F32F32 && gemv_f32_blocked_available()) ||

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "core/mapped_file.h"
+#include "core/weight_memory.h"
 #include "nlpengine/errors.h"
 #include "ops/activation.h"
 
@@ -165,8 +166,9 @@ void panel_rows(float* c, int64_t ldc, const float* a, int64_t lda, const float*
 std::shared_ptr<void> pack_panels_f32(const float* w, int64_t n, int64_t k) {
   const int64_t panels = (n + kPanelColumns - 1) / kPanelColumns;
   const size_t bytes = static_cast<size_t>(panels * k * kPanelColumns) * sizeof(float);
-  auto* out = static_cast<float*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
-  if (!out) throw Error("out of memory packing a weight (" + std::to_string(bytes) + " bytes)");
+  std::shared_ptr<void> memory = allocate_weight_memory(bytes);
+  if (!memory) throw Error("out of memory packing a weight (" + std::to_string(bytes) + " bytes)");
+  auto* out = static_cast<float*>(memory.get());
   // A chunk of panels at a time, whose rows of a memory-mapped weight are given back once
   // packed (release_mapped_pages; nothing happens to other memory): packed whole, a tied
   // LM head had every page of the embedding's file resident beside its packed copy at
@@ -189,7 +191,7 @@ std::shared_ptr<void> pack_panels_f32(const float* w, int64_t n, int64_t k) {
     const int64_t first_row = chunk * kPanelColumns, last_row = std::min(n, end * kPanelColumns);
     release_mapped_pages(w + first_row * k, static_cast<size_t>((last_row - first_row) * k) * sizeof(float));
   }
-  return std::shared_ptr<void>(out, [](void* p) { std::free(p); });
+  return memory;
 }
 
 void gemm_f32_panels(float* c, const float* a, const void* packed, int64_t m, int64_t n, int64_t k,

@@ -9,6 +9,7 @@
 #include <cstring>
 #include <string>
 
+#include "core/weight_memory.h"
 #include "nlpengine/errors.h"
 #include "ops/cpu/panel_sums.h"
 
@@ -121,9 +122,9 @@ void dequantize_panels(float* y, const int16_t* a, const Code* panels, int64_t m
 std::shared_ptr<void> allocate_panels_s16(int64_t n, int64_t k, bool wide) {
   const int64_t panels = (n + kS16PanelColumns - 1) / kS16PanelColumns;
   const auto bytes = static_cast<size_t>(panels * panel_codes(k)) * (wide ? sizeof(int16_t) : sizeof(int8_t));
-  void* out = std::aligned_alloc(64, (bytes + 63) / 64 * 64);
+  std::shared_ptr<void> out = allocate_weight_memory(bytes);
   if (!out) throw Error("out of memory packing a weight (" + std::to_string(bytes) + " bytes)");
-  return std::shared_ptr<void>(out, [](void* p) { std::free(p); });
+  return out;
 }
 
 void pack_panel_s16(void* panels, int64_t p, const int16_t* codes, int64_t n, int64_t k, bool wide) {

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "core/weight_memory.h"
 #include "nlpengine/errors.h"
 #include "ops/cpu/panel_sums.h"
 #include "ops/int8_gemm.h"
@@ -93,8 +94,9 @@ const uint8_t* rows_in_groups(const uint8_t* a, int64_t m, int64_t k) {
 std::shared_ptr<void> pack_panels_s8(const int8_t* w, int64_t n, int64_t k) {
   const int64_t panels = (n + kS8PanelColumns - 1) / kS8PanelColumns;
   const auto bytes = static_cast<size_t>(panels * panel_bytes(k));
-  auto* out = static_cast<int8_t*>(std::aligned_alloc(64, (bytes + 63) / 64 * 64));
-  if (!out) throw Error("out of memory packing a weight (" + std::to_string(bytes) + " bytes)");
+  std::shared_ptr<void> memory = allocate_weight_memory(bytes);
+  if (!memory) throw Error("out of memory packing a weight (" + std::to_string(bytes) + " bytes)");
+  auto* out = static_cast<int8_t*>(memory.get());
 #pragma omp parallel for schedule(static)
   for (int64_t p = 0; p < panels; ++p) {
     int8_t* panel = out + p * panel_bytes(k);
@@ -104,7 +106,7 @@ std::shared_ptr<void> pack_panels_s8(const int8_t* w, int64_t n, int64_t k) {
       for (int64_t q = 0; q < k; ++q)
         panel[q / kGroup * kGroupBytes + j * kGroup + q % kGroup] = w[(first + j) * k + q];
   }
-  return std::shared_ptr<void>(out, [](void* p) { std::free(p); });
+  return memory;
 }
 
 void gemm_u8s8s32_panels(int32_t* c, const uint8_t* a, const void* packed, int64_t m, int64_t n, int64_t k) {
