@@ -51,3 +51,38 @@ def test_int8_mixed_utilisation_uses_its_mix(encoder_bench, shares):
         assert mixed["precision"] == "int8+bf16"
         assert mixed["ceiling_gflops"] == pytest.approx(1600 / 3)
         assert mixed["fraction_of_ceiling"] == pytest.approx(0.75)
+
+
+class _FakeTorch:
+    """Just what gemm_ceiling.probe_rate calls: randn(...).to(bfloat16) and matmul, whose
+    products take first_seconds the first time and seconds after."""
+
+    bfloat16 = "bfloat16"
+
+    def __init__(self, first_seconds: float, seconds: float):
+        self.delays = [first_seconds]
+        self.seconds = seconds
+
+    def randn(self, *shape, generator=None):
+        class Matrix:
+            def to(self, dtype):
+                return self
+
+        return Matrix()
+
+    def matmul(self, a, b):
+        import time
+
+        time.sleep(self.delays.pop() if self.delays else self.seconds)
+
+
+def test_bf16_probe_does_not_time_the_kernel_generation(encoder_bench):
+    from gemm_ceiling import probe_rate
+
+    # A first product that generates its kernel (0.3 s), then fast ones: measured at full
+    # size (None), not taken for a CPU without bf16 kernels.
+    assert probe_rate("bf16", _FakeTorch(0.3, 0.0), None) is None
+    # Every 512^3 product slow (a scalar loop): the probe's rate, below 10 GFLOP/s.
+    slow = probe_rate("bf16", _FakeTorch(0.3, 0.3), None)
+    assert slow is not None and slow["gflops_median"] < 10.0
+    assert probe_rate("fp32", _FakeTorch(0.3, 0.3), None) is None
