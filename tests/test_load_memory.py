@@ -21,7 +21,7 @@ resident beside its reordered copy until the end (bart-base generating: peak RSS
 605 after).
 
 A float32 weight rounded to bf16 is read a few MB at a time, each part's pages given back
-(bart-base generating in bf16: peak RSS 462 MB, 389 after).
+(bart-base generating in bf16: peak RSS 462 MB, 400 after).
 
 A bf16 weight that oneDNN multiplies is reordered for it at its first use, and its plain
 bf16 copy (in pages of its own, outside the buffer pool) freed then: kept, both stayed
