@@ -118,6 +118,7 @@ class EncoderModel:
 
     @property
     def threads(self) -> int:
+        """Threads this model computes on: ``load(threads=)``, at most the CPUs available."""
         return self._native.num_threads
 
     @property
@@ -250,7 +251,12 @@ def load(
 ) -> EncoderModel | Seq2SeqModel:
     """Load a model directory in Hugging Face layout (config.json, model.safetensors).
 
-    ``threads``: intra-op threads for this model's calls; None uses every core.
+    ``threads``: intra-op threads for this model's load and calls; None uses every CPU
+    this process may run on (its affinity mask, capped by a cgroup CPU quota such as
+    ``docker --cpus``), and more than that is cut to it (``model.threads`` shows the
+    count). Work on more than one thread runs on the runtime's own compute threads
+    whichever thread calls, so a model loaded on one thread and called from others (a
+    service's request threads) keeps one OpenMP pool.
     ``adapter``: a PEFT LoRA adapter directory (adapter_config.json,
     adapter_model.safetensors) merged into the weights at load; the untouched
     weights stay memory-mapped, so several adapters over one base share its pages.

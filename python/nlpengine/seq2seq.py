@@ -161,6 +161,7 @@ class Seq2SeqModel:
 
     @property
     def threads(self) -> int:
+        """Threads this model computes on: ``load(threads=)``, at most the CPUs available."""
         return self._native.num_threads
 
     @property

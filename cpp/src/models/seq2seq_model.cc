@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "core/buffer_pool.h"
+#include "core/compute_threads.h"
 #include "core/config.h"
 #include "core/parallel.h"
 #include "core/weight_store.h"
@@ -165,96 +166,103 @@ std::shared_ptr<const Seq2SeqModel> Seq2SeqModel::load(const std::string& direct
   const std::string config_path = directory + "/config.json";
   const Config raw = Config::from_file(config_path);
   impl->config = Seq2SeqConfig::from_config(raw);
-  impl->num_threads = options.num_threads > 0 ? options.num_threads : default_num_threads();
+  impl->num_threads = model_num_threads(options.num_threads);
   // The load's own parallel work (merging adapters, quantizing and packing weights) runs on
   // the threads the model is given, as its calls do: a service loading with threads=1
   // started a second OpenMP thread here.
-  const ThreadScope threads(impl->num_threads);
-  impl->compute_type = options.compute_type;
-  impl->store = WeightStore::open_directory(directory);
-  const Seq2SeqConfig& c = impl->config;
-  const bool t5 = c.model_type == "t5";
+  return run_with_threads(impl->num_threads, [&]() -> std::shared_ptr<const Seq2SeqModel> {
+    impl->compute_type = options.compute_type;
+    impl->store = WeightStore::open_directory(directory);
+    const Seq2SeqConfig& c = impl->config;
+    const bool t5 = c.model_type == "t5";
 
-  // BartForConditionalGeneration / MarianMTModel keep the model under "model."; BartModel has no prefix.
-  std::string prefix;
-  if (!t5 && (impl->store.contains("model.shared.weight") || impl->store.contains("model.encoder.embed_tokens.weight")))
-    prefix = "model.";
-  const Weights w(impl->store, prefix, config_path, options.compute_type);
-  const Weights root(impl->store, "", config_path);
+    // BartForConditionalGeneration / MarianMTModel keep the model under "model."; BartModel has no prefix.
+    std::string prefix;
+    if (!t5 && (impl->store.contains("model.shared.weight") ||
+                impl->store.contains("model.encoder.embed_tokens.weight")))
+      prefix = "model.";
+    const Weights w(impl->store, prefix, config_path, options.compute_type);
+    const Weights root(impl->store, "", config_path);
 
-  // The token tables as the checkpoint stores them (Weights::require_table).
-  const Tensor encoder_tokens =
-      w.require_any_table({"encoder.embed_tokens.weight", "shared.weight"}, {c.vocab_size, c.d_model});
-  const Tensor decoder_tokens =
-      c.shared_decoder_embeddings
-          ? w.require_any_table({"decoder.embed_tokens.weight", "shared.weight"}, {c.vocab_size, c.d_model})
-          : w.require_table("decoder.embed_tokens.weight", {c.decoder_vocab_size, c.d_model});
-  impl->encoder_embeddings = std::make_unique<Seq2SeqEmbeddings>(encoder_tokens, w, "encoder.", c);
-  impl->decoder_embeddings = std::make_unique<Seq2SeqEmbeddings>(decoder_tokens, w, "decoder.", c);
+    // The token tables as the checkpoint stores them (Weights::require_table).
+    const Tensor encoder_tokens =
+        w.require_any_table({"encoder.embed_tokens.weight", "shared.weight"}, {c.vocab_size, c.d_model});
+    const Tensor decoder_tokens =
+        c.shared_decoder_embeddings
+            ? w.require_any_table({"decoder.embed_tokens.weight", "shared.weight"}, {c.vocab_size, c.d_model})
+            : w.require_table("decoder.embed_tokens.weight", {c.decoder_vocab_size, c.d_model});
+    impl->encoder_embeddings = std::make_unique<Seq2SeqEmbeddings>(encoder_tokens, w, "encoder.", c);
+    impl->decoder_embeddings = std::make_unique<Seq2SeqEmbeddings>(decoder_tokens, w, "decoder.", c);
 
-  const std::string enc_stack = t5 ? "encoder.block." : "encoder.layers.";
-  const std::string dec_stack = t5 ? "decoder.block." : "decoder.layers.";
-  // Each layer learns which norm's output its input is, for int8 smoothing (Linear).
-  // Every layer has tensors of its own: a config asking for more layers than the file has
-  // tensors fails on the first missing one, so reserving more would only risk bad_alloc.
-  impl->encoder_layers.reserve(std::min(static_cast<size_t>(c.encoder_layers), impl->store.tensor_count()));
-  for (int64_t i = 0; i < c.encoder_layers; ++i) {
-    const NormParameters input_norm =
-        i == 0 ? impl->encoder_embeddings->output_norm() : impl->encoder_layers.back().output_norm();
-    impl->encoder_layers.emplace_back(w, enc_stack + std::to_string(i) + ".", c, input_norm);
-  }
-  if (t5) {
-    impl->has_final_norms = true;
-    impl->encoder_final_norm = Norm(w, "encoder.final_layer_norm", c.d_model, c.norm_eps, true);
-    impl->decoder_final_norm = Norm(w, "decoder.final_layer_norm", c.d_model, c.norm_eps, true);
-  }
-  const NormParameters memory_norm = impl->has_final_norms ? impl->encoder_final_norm.parameters()
-                                     : impl->encoder_layers.empty()
-                                         ? impl->encoder_embeddings->output_norm()
-                                         : impl->encoder_layers.back().output_norm();
-  impl->decoder_layers.reserve(std::min(static_cast<size_t>(c.decoder_layers), impl->store.tensor_count()));
-  for (int64_t i = 0; i < c.decoder_layers; ++i) {
-    const NormParameters input_norm =
-        i == 0 ? impl->decoder_embeddings->output_norm() : impl->decoder_layers.back().output_norm();
-    impl->decoder_layers.emplace_back(w, dec_stack + std::to_string(i) + ".", c, input_norm, memory_norm);
-  }
-  if (t5) {
-    impl->encoder_bias = RelativePositionBias(w, "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
-                                              c.relative_buckets, c.relative_max_distance, c.encoder_heads, true);
-    impl->decoder_bias = RelativePositionBias(w, "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
-                                              c.relative_buckets, c.relative_max_distance, c.decoder_heads, false);
-  }
+    const std::string enc_stack = t5 ? "encoder.block." : "encoder.layers.";
+    const std::string dec_stack = t5 ? "decoder.block." : "decoder.layers.";
+    // Each layer learns which norm's output its input is, for int8 smoothing (Linear).
+    // Every layer has tensors of its own: a config asking for more layers than the file has
+    // tensors fails on the first missing one, so reserving more would only risk bad_alloc.
+    impl->encoder_layers.reserve(std::min(static_cast<size_t>(c.encoder_layers), impl->store.tensor_count()));
+    for (int64_t i = 0; i < c.encoder_layers; ++i) {
+      const NormParameters input_norm =
+          i == 0 ? impl->encoder_embeddings->output_norm() : impl->encoder_layers.back().output_norm();
+      impl->encoder_layers.emplace_back(w, enc_stack + std::to_string(i) + ".", c, input_norm);
+    }
+    if (t5) {
+      impl->has_final_norms = true;
+      impl->encoder_final_norm = Norm(w, "encoder.final_layer_norm", c.d_model, c.norm_eps, true);
+      impl->decoder_final_norm = Norm(w, "decoder.final_layer_norm", c.d_model, c.norm_eps, true);
+    }
+    const NormParameters memory_norm = impl->has_final_norms ? impl->encoder_final_norm.parameters()
+                                       : impl->encoder_layers.empty()
+                                           ? impl->encoder_embeddings->output_norm()
+                                           : impl->encoder_layers.back().output_norm();
+    impl->decoder_layers.reserve(std::min(static_cast<size_t>(c.decoder_layers), impl->store.tensor_count()));
+    for (int64_t i = 0; i < c.decoder_layers; ++i) {
+      const NormParameters input_norm =
+          i == 0 ? impl->decoder_embeddings->output_norm() : impl->decoder_layers.back().output_norm();
+      impl->decoder_layers.emplace_back(w, dec_stack + std::to_string(i) + ".", c, input_norm, memory_norm);
+    }
+    if (t5) {
+      impl->encoder_bias =
+          RelativePositionBias(w, "encoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+                               c.relative_buckets, c.relative_max_distance, c.encoder_heads, true);
+      impl->decoder_bias =
+          RelativePositionBias(w, "decoder.block.0.layer.0.SelfAttention.relative_attention_bias.weight",
+                               c.relative_buckets, c.relative_max_distance, c.decoder_heads, false);
+    }
 
-  // The LM head: its own weight when the file has one, else tied to the decoder's embeddings.
-  Tensor head = root.contains("lm_head.weight")
-                    ? root.require_table("lm_head.weight", {c.decoder_vocab_size, c.d_model})
-                    : decoder_tokens;
-  Tensor head_bias;
-  if (root.contains("final_logits_bias")) {
-    head_bias = root.require("final_logits_bias", {1, c.decoder_vocab_size}).reshape({c.decoder_vocab_size});
-  }
-  // The head takes the decoder's last norm's output (times lm_head_scale, which smoothing
-  // passes through).
-  const NormParameters head_norm = impl->has_final_norms          ? impl->decoder_final_norm.parameters()
-                                   : impl->decoder_layers.empty() ? impl->decoder_embeddings->output_norm()
-                                                                  : impl->decoder_layers.back().output_norm();
-  impl->lm_head = Linear(head, head_bias, options.compute_type, head_norm);
+    // The LM head: its own weight when the file has one, else tied to the decoder's embeddings.
+    Tensor head = root.contains("lm_head.weight")
+                      ? root.require_table("lm_head.weight", {c.decoder_vocab_size, c.d_model})
+                      : decoder_tokens;
+    Tensor head_bias;
+    if (root.contains("final_logits_bias")) {
+      head_bias =
+          root.require("final_logits_bias", {1, c.decoder_vocab_size}).reshape({c.decoder_vocab_size});
+    }
+    // The head takes the decoder's last norm's output (times lm_head_scale, which smoothing
+    // passes through).
+    const NormParameters head_norm = impl->has_final_norms ? impl->decoder_final_norm.parameters()
+                                     : impl->decoder_layers.empty()
+                                         ? impl->decoder_embeddings->output_norm()
+                                         : impl->decoder_layers.back().output_norm();
+    impl->lm_head = Linear(head, head_bias, options.compute_type, head_norm);
 
-  impl->defaults = read_generation_defaults(directory, raw, c.decoder_start_token_id, c.decoder_vocab_size);
-  // generate() pads finished rows with the first end token, else with config.json's pad_token_id.
-  if (impl->defaults.pad_token_id < 0 && impl->defaults.eos_token_id.empty() &&
-      (c.pad_token_id < 0 || c.pad_token_id >= c.decoder_vocab_size))
-    throw ModelError(raw.path() + ": pad_token_id " + std::to_string(c.pad_token_id) +
-                     " is outside the vocabulary [0, " + std::to_string(c.decoder_vocab_size) +
-                     "), and no eos_token_id stands in for it");
-  impl->info = Seq2SeqInfo{c.model_type,     c.vocab_size,     c.decoder_vocab_size,
-                           c.d_model,        c.encoder_layers, c.decoder_layers,
-                           c.encoder_heads,  impl->encoder_embeddings->max_positions(),
-                           c.pad_token_id,   impl->defaults.decoder_start_token_id};
-  // The buffers freed while loading (weights converted from F16 or BF16, then packed or
-  // quantized) leave the pool, which would keep them resident for reuse.
-  pool_trim();
-  return std::shared_ptr<const Seq2SeqModel>(new Seq2SeqModel(std::move(impl)));
+    impl->defaults = read_generation_defaults(directory, raw, c.decoder_start_token_id, c.decoder_vocab_size);
+    // generate() pads finished rows with the first end token, else with config.json's pad_token_id.
+    if (impl->defaults.pad_token_id < 0 && impl->defaults.eos_token_id.empty() &&
+        (c.pad_token_id < 0 || c.pad_token_id >= c.decoder_vocab_size))
+      throw ModelError(raw.path() + ": pad_token_id " + std::to_string(c.pad_token_id) +
+                       " is outside the vocabulary [0, " + std::to_string(c.decoder_vocab_size) +
+                       "), and no eos_token_id stands in for it");
+    impl->info = Seq2SeqInfo{c.model_type,         c.vocab_size,
+                             c.decoder_vocab_size, c.d_model,
+                             c.encoder_layers,     c.decoder_layers,
+                             c.encoder_heads,      impl->encoder_embeddings->max_positions(),
+                             c.pad_token_id,       impl->defaults.decoder_start_token_id};
+    // The buffers freed while loading (weights converted from F16 or BF16, then packed or
+    // quantized) leave the pool, which would keep them resident for reuse.
+    pool_trim();
+    return std::shared_ptr<const Seq2SeqModel>(new Seq2SeqModel(std::move(impl)));
+  });
 }
 
 Seq2SeqModel::Seq2SeqModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -315,22 +323,24 @@ Seq2SeqModel::Impl::Memory Seq2SeqModel::Impl::encode(const int64_t* ids, const 
 
 Tensor Seq2SeqModel::forward(const int64_t* input_ids, const int64_t* attention_mask, int64_t batch, int64_t seq,
                              const int64_t* decoder_input_ids, int64_t decoder_seq) const {
-  ThreadScope threads(impl_->num_threads);
-  const Seq2SeqConfig& c = impl_->config;
-  if (decoder_seq < 0) throw InvalidInputError("decoder_input_ids: negative length");
-  const Impl::Memory memory = impl_->encode(input_ids, attention_mask, batch, seq);
-  Session session(*impl_, memory, batch, 1, std::max<int64_t>(decoder_seq, 1));
-  Tensor out(DType::F32, {batch, decoder_seq, c.decoder_vocab_size});
-  std::vector<int64_t> rows(static_cast<size_t>(batch)), tokens(static_cast<size_t>(batch));
-  for (int64_t b = 0; b < batch; ++b) rows[b] = b;
-  for (int64_t t = 0; t < decoder_seq; ++t) {
-    for (int64_t b = 0; b < batch; ++b) tokens[b] = decoder_input_ids[b * decoder_seq + t];
-    const Tensor logits = session.step(rows, tokens, t);
-    for (int64_t b = 0; b < batch; ++b)
-      std::memcpy(out.data<float>() + (b * decoder_seq + t) * c.decoder_vocab_size,
-                  logits.data<float>() + b * c.decoder_vocab_size, static_cast<size_t>(c.decoder_vocab_size) * 4);
-  }
-  return out;
+  return run_with_threads(impl_->num_threads, [&]() -> Tensor {
+    const Seq2SeqConfig& c = impl_->config;
+    if (decoder_seq < 0) throw InvalidInputError("decoder_input_ids: negative length");
+    const Impl::Memory memory = impl_->encode(input_ids, attention_mask, batch, seq);
+    Session session(*impl_, memory, batch, 1, std::max<int64_t>(decoder_seq, 1));
+    Tensor out(DType::F32, {batch, decoder_seq, c.decoder_vocab_size});
+    std::vector<int64_t> rows(static_cast<size_t>(batch)), tokens(static_cast<size_t>(batch));
+    for (int64_t b = 0; b < batch; ++b) rows[b] = b;
+    for (int64_t t = 0; t < decoder_seq; ++t) {
+      for (int64_t b = 0; b < batch; ++b) tokens[b] = decoder_input_ids[b * decoder_seq + t];
+      const Tensor logits = session.step(rows, tokens, t);
+      for (int64_t b = 0; b < batch; ++b)
+        std::memcpy(out.data<float>() + (b * decoder_seq + t) * c.decoder_vocab_size,
+                    logits.data<float>() + b * c.decoder_vocab_size,
+                    static_cast<size_t>(c.decoder_vocab_size) * 4);
+    }
+    return out;
+  });
 }
 
 GenerationResult Seq2SeqModel::generate(const int64_t* input_ids, const int64_t* attention_mask, int64_t batch,
@@ -366,32 +376,33 @@ GenerationResult Seq2SeqModel::generate(const int64_t* input_ids, const int64_t*
                             gigabytes(cache_bytes) + " for " + std::to_string(batch * rows_per_source) +
                             " rows, more than this machine's memory (" + gigabytes(memory_bytes) + ")");
 
-  ThreadScope threads(impl_->num_threads);
-  const Impl::Memory memory = impl_->encode(input_ids, attention_mask, batch, seq);
-  SearchOutput result;
-  if (o.num_beams > 1) {
-    Session session(*impl_, memory, batch, o.num_beams, std::max<int64_t>(max_length, 1));
-    result = beam_search(session, batch, o);
-  } else {
-    const int64_t per_source = o.num_return_sequences;
-    Session session(*impl_, memory, batch, per_source, std::max<int64_t>(max_length, 1));
-    result = sampling_search(session, batch * per_source, o);
-  }
+  return run_with_threads(impl_->num_threads, [&]() -> GenerationResult {
+    const Impl::Memory memory = impl_->encode(input_ids, attention_mask, batch, seq);
+    SearchOutput result;
+    if (o.num_beams > 1) {
+      Session session(*impl_, memory, batch, o.num_beams, std::max<int64_t>(max_length, 1));
+      result = beam_search(session, batch, o);
+    } else {
+      const int64_t per_source = o.num_return_sequences;
+      Session session(*impl_, memory, batch, per_source, std::max<int64_t>(max_length, 1));
+      result = sampling_search(session, batch * per_source, o);
+    }
 
-  int64_t length = 0;
-  for (const auto& s : result.sequences) length = std::max<int64_t>(length, static_cast<int64_t>(s.size()));
-  const int64_t rows = static_cast<int64_t>(result.sequences.size());
-  GenerationResult out;
-  out.sequences = Tensor(DType::I64, {rows, length});
-  out.scores = Tensor(DType::F32, {rows});
-  int64_t* dst = out.sequences.data<int64_t>();
-  for (int64_t r = 0; r < rows; ++r) {
-    const auto& s = result.sequences[r];
-    std::fill(dst + r * length, dst + (r + 1) * length, result.fill_token);
-    std::copy(s.begin(), s.end(), dst + r * length);
-    out.scores.data<float>()[r] = result.scores[r];
-  }
-  return out;
+    int64_t length = 0;
+    for (const auto& s : result.sequences) length = std::max<int64_t>(length, static_cast<int64_t>(s.size()));
+    const int64_t rows = static_cast<int64_t>(result.sequences.size());
+    GenerationResult out;
+    out.sequences = Tensor(DType::I64, {rows, length});
+    out.scores = Tensor(DType::F32, {rows});
+    int64_t* dst = out.sequences.data<int64_t>();
+    for (int64_t r = 0; r < rows; ++r) {
+      const auto& s = result.sequences[r];
+      std::fill(dst + r * length, dst + (r + 1) * length, result.fill_token);
+      std::copy(s.begin(), s.end(), dst + r * length);
+      out.scores.data<float>()[r] = result.scores[r];
+    }
+    return out;
+  });
 }
 
 }  // namespace nle
