@@ -59,11 +59,13 @@ lint:
 	  clang-format --dry-run --Werror $$(git ls-files 'cpp/*.cc' 'cpp/*.h'); \
 	else echo "lint: clang-format not installed (apt-get install clang-format), C++ not checked"; fi
 
-bench: setup-test  ## encoder throughput (MiniLM, 2 threads; 8-128 and 6-40 tokens) and batch-1 latency (1 and 2 threads), seq2seq (16 sources, and one)
+bench: setup-test  ## encoder throughput (MiniLM, 2 threads; 8-128 and 6-40 tokens) and batch-1 latency (1 and 2 threads; from the loading thread and from another), seq2seq (16 sources, and one)
 	$(PY) benchmarks/encoder.py --model-size minilm --mode throughput
 	$(PY) benchmarks/encoder.py --model-size minilm --mode throughput --sentences 2048 --min-len 6 --max-len 40 \
 	  --output benchmarks/results/encoder-minilm-short-throughput.json
 	$(PY) benchmarks/encoder.py --model-size minilm --mode latency --threads 1,2
+	$(PY) benchmarks/encoder.py --model-size minilm --mode latency --threads 1,2 --caller thread \
+	  --output benchmarks/results/encoder-minilm-latency-thread.json
 	$(PY) benchmarks/seq2seq.py
 	$(PY) benchmarks/seq2seq.py --sources 1 --output benchmarks/results/seq2seq-one-source.json
 

@@ -73,6 +73,7 @@ import shutil
 import statistics
 import sys
 import tempfile
+import threading
 import time
 import warnings
 from collections.abc import Callable
@@ -942,10 +943,22 @@ def run_worker(args: argparse.Namespace) -> None:
         result["sentences_per_s"] = [n_sentences / s for s in pass_seconds]
     else:
         call_ms = []
-        for batch in batches:
-            start = time.perf_counter()
-            loaded.encode(batch)
-            call_ms.append((time.perf_counter() - start) * 1e3)
+
+        def timed_calls() -> None:
+            for batch in batches:
+                start = time.perf_counter()
+                loaded.encode(batch)
+                call_ms.append((time.perf_counter() - start) * 1e3)
+
+        if args.caller == "thread":
+            # A service: loaded (and warmed up) on its main thread, answering on another.
+            caller = threading.Thread(target=timed_calls)
+            caller.start()
+            caller.join()
+        else:
+            timed_calls()
+        if len(call_ms) != len(batches):
+            raise RuntimeError(f"{len(call_ms)} of {len(batches)} timed calls completed")
         result["call_ms"] = call_ms
     result["peak_rss_mb"] = peak_rss_mb()
     result.update(loaded.info)
@@ -981,6 +994,7 @@ def worker_command(
         "--threads", str(threads),
         "--passes", str(args.passes),
         "--warmup-calls", str(args.warmup_calls),
+        "--caller", args.caller,
         "--check-batches", str(args.check_batches),
         "--ceiling-size", str(args.ceiling_size),
         "--ceiling-reps", str(args.ceiling_reps),
@@ -1175,6 +1189,11 @@ def markdown_report(report: dict[str, object]) -> str:
             f"{s['warmup_calls']} warm-up calls, {s['rounds']} round(s); latency in ms per "
             "call (median, min, max over all calls)"
         )
+        if s.get("caller") == "thread":
+            workload += (
+                "; timed calls made from a thread other than the one that loaded the model "
+                "and warmed it up (a service's request thread)"
+            )
     loadavg = machine.get("loadavg") or [float("nan")]
     lines = [
         f"Encoder {s['mode']} benchmark ({report['timestamp']}): {s['model']} | {workload}.",
@@ -1538,6 +1557,7 @@ def run_parent(args: argparse.Namespace) -> None:
             calls=args.calls,
             warmup_calls=args.warmup_calls,
             latency_len=args.latency_len,
+            caller=args.caller,
             batch_size=1,
         )
     flops_unit = "pass" if args.mode == "throughput" else "call"
@@ -1592,6 +1612,13 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     latency.add_argument("--calls", type=int, default=200, help="timed batch-1 calls per worker")
     latency.add_argument("--warmup-calls", type=int, default=20, help="untimed calls first")
     latency.add_argument("--latency-len", type=int, default=32, help="tokens incl. CLS/SEP")
+    latency.add_argument(
+        "--caller",
+        choices=("main", "thread"),
+        default="main",
+        help="thread: the timed calls come from a thread other than the one that loaded the "
+        "model and warmed it up, as in a service answering on request threads",
+    )
     parser.add_argument(
         "--check-batches",
         type=int,

@@ -118,7 +118,9 @@ def test_encoder_throughput_runs_every_system(tmp_path, encoder_dir):
     assert arithmetic["int8-mixed"] in ("int16", "int8+bf16"), arithmetic
 
 
-def test_encoder_latency_runs_at_each_thread_count(tmp_path, encoder_dir):
+@pytest.mark.parametrize("caller", ["main", "thread"])
+def test_encoder_latency_runs_at_each_thread_count(tmp_path, encoder_dir, caller):
+    """Calls from the loading thread, and from another thread (a service's request thread)."""
     out = tmp_path / "latency.json"
     systems = ("nlpengine", "nlpengine-int8", "torch", "ort")
     run_script(
@@ -130,11 +132,14 @@ def test_encoder_latency_runs_at_each_thread_count(tmp_path, encoder_dir):
         "--calls", "5",
         "--warmup-calls", "2",
         "--check-batches", "4",
+        "--caller", caller,
         "--no-ceiling",
         "--systems", ",".join(systems),
         "--output", str(out),
     )  # fmt: skip
     report = check_report_files(out, systems)
+    assert report["settings"]["caller"] == caller
+    assert ("request thread" in out.with_suffix(".md").read_text()) == (caller == "thread")
     for threads in ("1", "2"):
         for system in systems:
             result = report["results"][threads][system]
