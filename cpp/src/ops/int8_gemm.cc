@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "core/mapped_file.h"
+#include "core/parallel.h"
 #include "core/scratch_buffer.h"
 #include "ops/check.h"
 #include "ops/hadamard.h"
@@ -23,7 +24,11 @@ constexpr int64_t kReleaseChunkRows = 4096;
 // Whether the library's plain and packed products sum activation codes up to a_max times
 // weight codes up to w_max exactly, tried with the worst case (a_max · ±w_max in every
 // pair) against the reference.
+// One thread: called first from a thread of the caller's (nlpengine.int8_weight_max()), a
+// parallel product would start an OpenMP pool there beside the compute lanes' (see
+// core/compute_threads.h).
 bool exact_products(uint8_t a_max, int8_t w_max) {
+  const ThreadScope one_thread(1);
   const int64_t m = 3, n = 5, k = 64;
   std::vector<uint8_t> a(static_cast<size_t>(m * k), a_max);
   Tensor b(DType::I8, {n, k});
