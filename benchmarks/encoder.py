@@ -650,6 +650,8 @@ def _load_nlpengine(model_dir: Path, threads: int, compute_type: str | None) -> 
         "nlpengine_path": str(Path(nlpengine.__file__).parent),
         "compute_type": loaded_type,
         "repr": repr(model),
+        # The threads it computes on: threads=, at most the CPUs this process may use.
+        "threads_used": model.threads,
     }
     return LoadedSystem(encode, info)
 

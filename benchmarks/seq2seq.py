@@ -389,6 +389,8 @@ def _load_nlpengine(model_dir: Path, threads: int, **load_options) -> LoadedSyst
         "compute_type": getattr(model, "compute_type", "float32"),
         "model_threads": model.threads,
         "repr": repr(model),
+        # The threads it computes on: threads=, at most the CPUs this process may use.
+        "threads_used": model.threads,
     }
     return LoadedSystem(generate, info)
 

@@ -14,6 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import nlpengine
 import numpy as np
 import pytest
 from conftest import benchmark_module, save_tiny_model
@@ -140,11 +141,15 @@ def test_encoder_latency_runs_at_each_thread_count(tmp_path, encoder_dir, caller
     report = check_report_files(out, systems)
     assert report["settings"]["caller"] == caller
     assert ("request thread" in out.with_suffix(".md").read_text()) == (caller == "thread")
+    available = nlpengine._core.default_num_threads()
     for threads in ("1", "2"):
         for system in systems:
             result = report["results"][threads][system]
             assert result["status"] == "ok", (threads, system, result)
             assert result["median"] > 0
+        # What nlpengine computed on: the threads asked for, at most the CPUs available.
+        used = report["results"][threads]["nlpengine"]["info"]["threads_used"]
+        assert used == min(int(threads), available), (threads, used)
     assert report["accuracy"]["nlpengine"]["max_abs_diff_last_hidden_state"] <= 1e-4
 
 
