@@ -7,6 +7,7 @@
 #include <exception>
 #include <memory>
 #include <mutex>
+#include <system_error>
 #include <thread>
 #include <vector>
 
@@ -40,7 +41,15 @@ class Lanes {
     const int need = std::min(num_threads - 1, budget_);
     std::unique_lock<std::mutex> lock(mutex_);
     Lane* lane = nullptr;
-    while ((lane = take_lane(need)) == nullptr) lane_idle_.wait(lock);
+    try {
+      while ((lane = take_lane(need)) == nullptr) lane_idle_.wait(lock);
+    } catch (const std::system_error&) {
+      // No thread could be started (a limit on the process's threads): the caller runs it.
+      lock.unlock();
+      const ThreadScope scope(num_threads);
+      task();
+      return;
+    }
     lane->busy = true;
     lane->done = false;
     lane->task = &task;
@@ -92,13 +101,14 @@ class Lanes {
     return nullptr;
   }
 
+  // A new lane, or std::system_error when no thread can be started (nothing changed then).
   Lane* start_lane(int pool) {
-    auto* lane = new Lane;  // owned by its thread, which deletes it when retired
+    auto lane = std::make_unique<Lane>();  // then owned by its thread, which deletes it when retired
     lane->pool = pool;
+    std::thread(&Lanes::serve, this, lane.get()).detach();  // serve waits for mutex_, held here
     used_ += pool;
-    lanes_.push_back(lane);
-    std::thread([this, lane] { serve(lane); }).detach();
-    return lane;
+    lanes_.push_back(lane.release());
+    return lanes_.back();
   }
 
   void serve(Lane* lane) {
