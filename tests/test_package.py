@@ -125,6 +125,22 @@ def test_default_threads_match_single_thread(bert):
     assert_close_unmasked(default, single, mask, 1e-5, "threads=None vs threads=1")
 
 
+def run_on_default_ner_model(script: str, compute_type: str) -> list[int]:
+    """The integers `script` prints, run in a fresh process (no thread pool exists yet)
+    with the default NER model's directory and `compute_type` as its arguments."""
+    from nlpengine.plugins import get_registry
+
+    model_dir = get_registry().task("ner").default_model()
+    proc = subprocess.run(
+        [sys.executable, "-c", script, str(model_dir), compute_type],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    return [int(word) for word in proc.stdout.split()]
+
+
 ONE_THREAD = """
 import os, sys, numpy as np, nlpengine
 
@@ -147,17 +163,7 @@ def test_threads_1_starts_no_thread(compute_type):
     adapter, quantizing, packing), not only for its calls: a service that embeds the
     runtime on one core gets no second thread. In a fresh process, so that no thread pool
     exists yet."""
-    from nlpengine.plugins import get_registry
-
-    model_dir = get_registry().task("ner").default_model()
-    proc = subprocess.run(
-        [sys.executable, "-c", ONE_THREAD, str(model_dir), compute_type],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    before, after_load, after_call = map(int, proc.stdout.split())
+    before, after_load, after_call = run_on_default_ner_model(ONE_THREAD, compute_type)
     assert after_load == before, (before, after_load, after_call)
     assert after_call == before, (before, after_load, after_call)
 
@@ -206,17 +212,7 @@ def test_calls_from_other_threads_share_the_compute_threads(compute_type):
     a process held more OpenMP threads than CPUs, libgomp's threads stopped spinning
     between parallel regions: MiniLM int8 at batch 1 took 3.9 ms a call from another
     thread against 1.2 ms from the loading one (2-vCPU Zen 4)."""
-    from nlpengine.plugins import get_registry
-
-    model_dir = get_registry().task("ner").default_model()
-    proc = subprocess.run(
-        [sys.executable, "-c", OTHER_THREADS, str(model_dir), compute_type],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    assert proc.returncode == 0, proc.stderr
-    threads, new, compute = map(int, proc.stdout.split())
+    threads, new, compute = run_on_default_ner_model(OTHER_THREADS, compute_type)
     assert threads == min(2, nlpengine._core.default_num_threads())
     # One lane and its pool (threads - 1): none of them started by the callers.
     assert new == 3 + compute, (threads, new, compute)
