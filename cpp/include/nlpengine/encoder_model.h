@@ -17,7 +17,11 @@
 namespace nle {
 
 struct LoadOptions {
-  // Intra-op threads for this model's calls; 0 uses every core.
+  // Intra-op threads for this model's load and calls; 0 uses every CPU this process may
+  // run on (its affinity mask, capped by its cgroup CPU quota), and more is cut to that.
+  // Work on more than one thread runs on the runtime's compute threads, whichever thread
+  // calls (core/compute_threads.h): a model loaded on one thread and called from others
+  // keeps one OpenMP pool.
   int num_threads = 0;
   // A PEFT LoRA adapter directory (adapter_config.json + adapter_model.safetensors)
   // merged into the base weights at load; empty for none. Its config.json, when
@@ -74,6 +78,7 @@ class NLE_API EncoderModel {
                        const int64_t* token_type_ids, int64_t batch, int64_t seq) const;
 
   const EncoderInfo& info() const;
+  // The threads it computes on: LoadOptions::num_threads, at most the CPUs available.
   int num_threads() const;
   // The arithmetic of the Linear layers, as loaded.
   ComputeType compute_type() const;

@@ -57,6 +57,7 @@ class NLE_API Seq2SeqModel {
   GenerationOptions generation_options(const std::string& overrides_json) const;
 
   const Seq2SeqInfo& info() const;
+  // The threads it computes on: LoadOptions::num_threads, at most the CPUs available.
   int num_threads() const;
   // The arithmetic of the Linear layers, as loaded.
   ComputeType compute_type() const;
