@@ -7,11 +7,12 @@
 #include <algorithm>
 #include <cmath>
 #include <limits>
-#include <numeric>
 #include <random>
 
 #include "generate/logits_processors.h"
+#include "generate/score_cuts.h"
 #include "generate/searches.h"
+#include "ops/cpu/vector_math.h"
 
 namespace nle {
 
@@ -100,6 +101,7 @@ SearchOutput beam_search(DecoderSession& session, int64_t num_sources, const Gen
 
   std::vector<int64_t> active;
   std::vector<Candidates> candidates;
+  std::vector<double> draws;  // the sampler's random numbers of a step
   for (int64_t cur_len = 1; cur_len < max_length; ++cur_len) {
     std::vector<int64_t> rows, tokens;
     active.clear();
@@ -116,10 +118,14 @@ SearchOutput beam_search(DecoderSession& session, int64_t num_sources, const Gen
     const bool last_step = cur_len + 1 >= max_length;
 
     // Each active source's log-probabilities, processors and top (K) continuations over
-    // all its beams (or K samples without replacement). Sources are independent except
-    // for the sampler's random numbers, so without sampling they run in parallel.
+    // all its beams (or K samples without replacement). The sampler's random numbers are
+    // drawn first, K a source in source order; then the sources are independent and run
+    // in parallel.
     const auto num_active = static_cast<int64_t>(active.size());
     candidates.resize(static_cast<size_t>(num_active));
+    draws.clear();
+    if (o.do_sample)
+      for (int64_t i = 0; i < num_active * keep; ++i) draws.push_back(uniform(rng));
     auto score_source = [&](int64_t block, std::vector<float>& flat) {
       const SourceState& st = states[active[static_cast<size_t>(block)]];
       flat.resize(static_cast<size_t>(beams * vocab));
@@ -136,22 +142,23 @@ SearchOutput beam_search(DecoderSession& session, int64_t num_sources, const Gen
       }
       std::vector<int64_t> top;
       if (o.do_sample) {
-        std::vector<double> weights(flat.size());
-        const float max_v = *std::max_element(flat.begin(), flat.end());
-        for (size_t i = 0; i < flat.size(); ++i) weights[i] = std::exp(static_cast<double>(flat[i] - max_v));
-        for (int64_t k = 0; k < keep; ++k) {
-          const double total = std::accumulate(weights.begin(), weights.end(), 0.0);
-          double u = uniform(rng) * total, cumulative = 0;
-          int64_t pick = -1;
-          for (size_t i = 0; i < weights.size(); ++i) {
-            if (weights[i] <= 0) continue;
-            cumulative += weights[i];
-            pick = static_cast<int64_t>(i);
-            if (u < cumulative) break;
+        thread_local std::vector<float> weights;
+        weights.resize(flat.size());
+        const auto n = static_cast<int64_t>(flat.size());
+        float max_v = -std::numeric_limits<float>::infinity();
+#pragma omp simd reduction(max : max_v)
+        for (int64_t i = 0; i < n; ++i) max_v = flat[i] > max_v ? flat[i] : max_v;
+        if (max_v != -std::numeric_limits<float>::infinity()) {
+#pragma omp simd
+          for (int64_t i = 0; i < n; ++i) weights[i] = flat[i] - max_v;
+          ops::cpu::exp_nonpositive_f32(weights.data(), n);
+          WeightedDraws sampler(weights.data(), n);
+          for (int64_t k = 0; k < keep; ++k) {
+            const int64_t pick = sampler.draw(draws[static_cast<size_t>(block * keep + k)]);
+            if (pick < 0) break;
+            top.push_back(pick);
+            sampler.remove(pick);
           }
-          if (pick < 0) break;
-          top.push_back(pick);
-          weights[pick] = 0;
         }
       } else {
         top = top_k_indices(flat, keep);
@@ -161,16 +168,11 @@ SearchOutput beam_search(DecoderSession& session, int64_t num_sources, const Gen
       for (size_t k = 0; k < top.size(); ++k) c.score[k] = flat[static_cast<size_t>(top[k])];
       c.index = std::move(top);
     };
-    if (o.do_sample) {
-      thread_local std::vector<float> flat;
-      for (int64_t b = 0; b < num_active; ++b) score_source(b, flat);
-    } else {
 #pragma omp parallel if (num_active > 1)
-      {
-        thread_local std::vector<float> flat;
+    {
+      thread_local std::vector<float> flat;
 #pragma omp for schedule(static)
-        for (int64_t b = 0; b < num_active; ++b) score_source(b, flat);
-      }
+      for (int64_t b = 0; b < num_active; ++b) score_source(b, flat);
     }
 
     std::vector<int64_t> reorder_rows, reorder_parents;

@@ -4,10 +4,10 @@
 #include <cmath>
 #include <limits>
 #include <map>
-#include <numeric>
 #include <set>
 #include <vector>
 
+#include "generate/score_cuts.h"
 #include "ops/cpu/vector_math.h"
 
 namespace nle {
@@ -76,35 +76,19 @@ void process_logits(float* scores, int64_t vocab, const int64_t* tokens, int64_t
 
 void warp_logits(float* scores, int64_t vocab, const ProcessorSettings& s) {
   const GenerationOptions& o = *s.options;
-  if (o.temperature != 1.f)
-    for (int64_t i = 0; i < vocab; ++i) scores[i] /= o.temperature;
+  if (o.temperature != 1.f) {
+    const float temperature = o.temperature;
+#pragma omp simd
+    for (int64_t i = 0; i < vocab; ++i) scores[i] /= temperature;
+  }
   if (o.top_k > 0) {
-    const int64_t k = std::min(std::max(o.top_k, s.min_tokens_to_keep), vocab);
-    std::vector<float> sorted(scores, scores + vocab);
-    std::nth_element(sorted.begin(), sorted.begin() + (k - 1), sorted.end(), std::greater<float>());
-    const float kth = sorted[k - 1];
-    for (int64_t i = 0; i < vocab; ++i)
-      if (scores[i] < kth) scores[i] = kNegInf;
+    // Scores below the k-th largest go; those equal to it stay (TopKLogitsWarper).
+    const float kth =
+        kth_largest_score(scores, vocab, std::min(std::max(o.top_k, s.min_tokens_to_keep), vocab));
+#pragma omp simd
+    for (int64_t i = 0; i < vocab; ++i) scores[i] = scores[i] < kth ? kNegInf : scores[i];
   }
-  if (o.top_p < 1.f) {
-    // Ascending order; drop the low tail whose cumulative probability is <= 1 - top_p.
-    std::vector<int64_t> order(static_cast<size_t>(vocab));
-    std::iota(order.begin(), order.end(), 0);
-    std::stable_sort(order.begin(), order.end(), [&](int64_t a, int64_t b) { return scores[a] < scores[b]; });
-    std::vector<float> probs(static_cast<size_t>(vocab));
-    for (int64_t i = 0; i < vocab; ++i) probs[i] = scores[order[i]];
-    float max_v = probs.back();
-    double sum = 0;
-    for (auto& p : probs) sum += (p = std::exp(p - max_v));
-    double cumulative = 0;
-    const int64_t keep_from = vocab - s.min_tokens_to_keep;
-    std::vector<int64_t> removed;
-    for (int64_t i = 0; i < vocab; ++i) {
-      cumulative += probs[i] / sum;
-      if (i < keep_from && cumulative <= 1.0 - o.top_p) removed.push_back(order[i]);
-    }
-    for (int64_t id : removed) scores[id] = kNegInf;
-  }
+  if (o.top_p < 1.f) keep_top_p(scores, vocab, o.top_p, s.min_tokens_to_keep);
 }
 
 namespace {
