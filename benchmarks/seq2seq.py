@@ -18,7 +18,11 @@ system generates exactly ``--new-tokens`` (64) new tokens per source: minimum
 and maximum new tokens are both set, so the end token can never be chosen and
 no beam finishes early (a directory's ``forced_eos_token_id``, which real bart-base and
 Marian configs set, is switched off: it would force the end token at the last step).
-Greedy search and beam search with 4 beams (one returned sequence per source).
+Greedy search and beam search with 4 beams (one returned sequence per source); on
+request (``--searches``) multinomial sampling filtered by top-k (``topk50``) or top-p
+(``topp0.9``), temperature 1, a fixed seed (every system draws with its own generator,
+so their samples differ, and only the speed is compared; ONNX Runtime's numpy loop does
+not sample).
 Metric: generated tokens/s = sources x new tokens / seconds of one generate call.
 
 Every system runs in its own subprocess (the script re-invokes itself with
@@ -42,6 +46,8 @@ Usage::
     python benchmarks/seq2seq.py --models tiny --sources 2 --source-len 16 --new-tokens 8 \\
         --rounds 1                                   # smoke test
     python benchmarks/seq2seq.py --models t5-small --searches greedy --systems nlpengine,ct2
+    python benchmarks/seq2seq.py --models bart-base --searches greedy,topk50,topp0.9 \
+        --systems nlpengine-int8,transformers,ct2-int8
 """
 
 from __future__ import annotations
@@ -331,16 +337,30 @@ class Unavailable(Exception):
     """The system cannot run here (e.g. a runtime option that does not exist yet)."""
 
 
+@dataclass(frozen=True)
+class Search:
+    """A search of the benchmark: greedy, beam search, or multinomial sampling (temperature
+    1, seed 0) over the top_k best tokens (0: all) or the top_p nucleus (1.0: all)."""
+
+    beams: int = 1
+    sample: bool = False
+    top_k: int = 0
+    top_p: float = 1.0
+
+
+SAMPLING_SEED = 0
+
+
 @dataclass
 class LoadedSystem:
     """A loaded model.
 
-    ``generate(input_ids, attention_mask, num_beams, new_tokens)`` returns the
-    generated ids of the best sequence per source, decoder start token
+    ``generate(input_ids, attention_mask, search, new_tokens)`` returns the
+    generated ids of the best (or the sampled) sequence per source, decoder start token
     excluded, cut after the first end token (included) if any.
     """
 
-    generate: Callable[[np.ndarray, np.ndarray, int, int], list[list[int]]]
+    generate: Callable[[np.ndarray, np.ndarray, Search, int], list[list[int]]]
     info: dict[str, object]
 
 
@@ -367,14 +387,20 @@ def _load_nlpengine(model_dir: Path, threads: int, **load_options) -> LoadedSyst
         raise Unavailable(f"nlpengine.load(..., {load_options}) raised {exc!r}") from exc
     eos_id = int(model.hf_config["eos_token_id"])
 
-    def generate(ids: np.ndarray, mask: np.ndarray, beams: int, new_tokens: int):
+    def generate(ids: np.ndarray, mask: np.ndarray, search: Search, new_tokens: int):
+        sampling = (
+            dict(top_k=search.top_k, top_p=search.top_p, temperature=1.0, seed=SAMPLING_SEED)
+            if search.sample
+            else {}
+        )
         out = model.generate(
             ids,
             mask,
-            num_beams=beams,
+            num_beams=search.beams,
             min_new_tokens=new_tokens,
             max_new_tokens=new_tokens,
-            do_sample=False,
+            do_sample=search.sample,
+            **sampling,
             num_return_sequences=1,
             length_penalty=1.0,
             no_repeat_ngram_size=0,
@@ -429,15 +455,20 @@ def _load_transformers(model_dir: Path, threads: int, autocast_dtype: str | None
     eos_id = int(model.config.eos_token_id)
     dtype = getattr(torch, autocast_dtype) if autocast_dtype else None
 
-    def generate(ids: np.ndarray, mask: np.ndarray, beams: int, new_tokens: int):
+    def generate(ids: np.ndarray, mask: np.ndarray, search: Search, new_tokens: int):
+        sampling = {}
+        if search.sample:
+            torch.manual_seed(SAMPLING_SEED)
+            sampling = dict(top_k=search.top_k, top_p=search.top_p, temperature=1.0)
         with torch.inference_mode(), torch.autocast("cpu", dtype=dtype, enabled=dtype is not None):
             out = model.generate(
                 input_ids=torch.from_numpy(ids),
                 attention_mask=torch.from_numpy(mask),
-                num_beams=beams,
+                num_beams=search.beams,
                 min_new_tokens=new_tokens,
                 max_new_tokens=new_tokens,
-                do_sample=False,
+                do_sample=search.sample,
+                **sampling,
                 num_return_sequences=1,
                 length_penalty=1.0,
                 no_repeat_ngram_size=0,
@@ -513,7 +544,9 @@ def _load_ct2(
     # CTranslate2 returns with the hypothesis and counts in its decoding length.
     prefix = None if forced_bos is None else [target_vocab[forced_bos]]
 
-    def generate(ids: np.ndarray, mask: np.ndarray, beams: int, new_tokens: int):
+    def generate(ids: np.ndarray, mask: np.ndarray, search: Search, new_tokens: int):
+        if search.sample:
+            ctranslate2.set_random_seed(SAMPLING_SEED)
         source = [
             [source_vocab[i] for i, keep in zip(row, row_mask, strict=True) if keep]
             for row, row_mask in zip(ids.tolist(), mask.tolist(), strict=True)
@@ -521,7 +554,7 @@ def _load_ct2(
         options = {} if prefix is None else {"target_prefix": [prefix] * len(source)}
         results = translator.translate_batch(
             source,
-            beam_size=beams,
+            beam_size=search.beams,
             num_hypotheses=1,
             min_decoding_length=new_tokens,
             max_decoding_length=new_tokens,
@@ -530,7 +563,10 @@ def _load_ct2(
             length_penalty=1.0,
             repetition_penalty=1.0,
             no_repeat_ngram_size=0,
-            sampling_topk=1,
+            # greedy: the best token; sampling: from the top k (0: every token), top-p nucleus
+            sampling_topk=search.top_k if search.sample else 1,
+            sampling_topp=search.top_p,
+            sampling_temperature=1.0,
             **options,
         )
         rows = [[target_index[t] for t in r.hypotheses[0]] for r in results]
@@ -561,8 +597,8 @@ def _load_ort(onnx_dir: Path | None, threads: int, suffix: str) -> LoadedSystem:
         raise SystemExit("the ort systems need --onnx-model")
     runner = OnnxSeq2seq(onnx_dir, threads, suffix)
 
-    def generate(ids: np.ndarray, mask: np.ndarray, beams: int, new_tokens: int):
-        return runner.generate(ids, mask, beams, new_tokens).tolist()
+    def generate(ids: np.ndarray, mask: np.ndarray, search: Search, new_tokens: int):
+        return runner.generate(ids, mask, search.beams, new_tokens).tolist()
 
     return LoadedSystem(generate, dict(runner.info))
 
@@ -596,6 +632,7 @@ class SystemSpec:
     env: dict[str, str] = field(default_factory=dict)
     needs_ct2: bool = False
     needs_onnx: bool = False
+    samples: bool = True  # runs the sampling searches
 
 
 SYSTEMS: dict[str, SystemSpec] = {
@@ -615,8 +652,8 @@ SYSTEMS: dict[str, SystemSpec] = {
         env={"MKL_DISABLE_FAST_MM": "1"},
         needs_ct2=True,
     ),
-    "ort": SystemSpec(("onnxruntime",), load_ort, "fp32", needs_onnx=True),
-    "ort-int8": SystemSpec(("onnxruntime",), load_ort_int8, "int8", needs_onnx=True),
+    "ort": SystemSpec(("onnxruntime",), load_ort, "fp32", needs_onnx=True, samples=False),
+    "ort-int8": SystemSpec(("onnxruntime",), load_ort_int8, "int8", needs_onnx=True, samples=False),
 }
 # The bf16 systems run by default where the CPU has bf16 instructions; elsewhere torch
 # widens every bf16 product in software (transformers-bf16 bart-base beam 4 on an
@@ -640,13 +677,25 @@ DEFAULT_SYSTEMS = tuple(
 CT2_BASELINE = {"fp32": "ct2", "int8": "ct2-int8", "bf16": "ct2-int8"}
 
 
-def parse_search(search: str) -> int:
-    """Number of beams of a search name: "greedy" -> 1, "beamN" -> N."""
+def parse_search(search: str) -> Search:
+    """A search by name: "greedy", "beamN" (N beams), "topkK" (sampling from the K best
+    tokens) or "toppP" (sampling from the top-P nucleus, 0 < P < 1)."""
     if search == "greedy":
-        return 1
+        return Search()
     if search.startswith("beam") and search[4:].isdigit() and int(search[4:]) >= 1:
-        return int(search[4:])
-    raise ValueError(f"unknown search {search!r} (greedy or beamN, e.g. beam4)")
+        return Search(beams=int(search[4:]))
+    if search.startswith("topk") and search[4:].isdigit() and int(search[4:]) >= 1:
+        return Search(sample=True, top_k=int(search[4:]))
+    if search.startswith("topp"):
+        try:
+            top_p = float(search[4:])
+        except ValueError:
+            top_p = 0.0
+        if 0.0 < top_p < 1.0:
+            return Search(sample=True, top_p=top_p)
+    raise ValueError(
+        f"unknown search {search!r} (greedy, beamN, topkK or toppP, e.g. beam4, topk50, topp0.9)"
+    )
 
 
 def generation_flops(
@@ -707,7 +756,7 @@ def run_worker(args: argparse.Namespace) -> None:
         attention_mask = data["attention_mask"]
         eos_id = int(data["eos_id"])
     n_sources = input_ids.shape[0]
-    beams = parse_search(args.search)
+    search = parse_search(args.search)
     new_tokens = args.new_tokens
     warmup_tokens = min(args.warmup_tokens, new_tokens)
     base = {"system": args.worker, "model": args.model_name, "search": args.search}
@@ -731,14 +780,14 @@ def run_worker(args: argparse.Namespace) -> None:
     load_s = time.perf_counter() - start
 
     start = time.perf_counter()
-    loaded.generate(input_ids, attention_mask, beams, warmup_tokens)
+    loaded.generate(input_ids, attention_mask, search, warmup_tokens)
     warmup_s = time.perf_counter() - start
 
     seconds, generated = [], None
     for _ in range(args.passes):
         gc.collect()
         start = time.perf_counter()
-        generated = loaded.generate(input_ids, attention_mask, beams, new_tokens)
+        generated = loaded.generate(input_ids, attention_mask, search, new_tokens)
         seconds.append(time.perf_counter() - start)
 
     lengths = sorted({len(row) for row in generated})
@@ -754,7 +803,8 @@ def run_worker(args: argparse.Namespace) -> None:
 
     result = {
         **base,
-        "num_beams": beams,
+        "num_beams": search.beams,
+        "sampling": {"top_k": search.top_k, "top_p": search.top_p} if search.sample else None,
         "import_s": import_s,
         "load_s": load_s,
         "warmup_s": warmup_s,
@@ -1078,6 +1128,12 @@ def run_parent(args: argparse.Namespace) -> None:
                 if needs:
                     for q in args.searches:
                         skipped[(m, q, s)] = {"unavailable": why}
+        for m in args.models:
+            for q in args.searches:
+                if parse_search(q).sample:
+                    for s in args.systems:
+                        if not SYSTEMS[s].samples:
+                            skipped[(m, q, s)] = {"unavailable": "does not sample"}
         dumps = {
             (m, q, s): tmp_dir / m / f"generated_{q}_{s}.npy"
             for m in args.models
@@ -1093,7 +1149,9 @@ def run_parent(args: argparse.Namespace) -> None:
                         if (model, search, system) in skipped:
                             continue
                         log(f"round {round_index + 1}/{args.rounds}: {model} {search} {system}")
-                        dump = dumps[(model, search, system)] if round_index == 0 else None
+                        # samples are compared with nothing: every system draws its own
+                        first = round_index == 0 and not parse_search(search).sample
+                        dump = dumps[(model, search, system)] if first else None
                         status, result = run_cell(system, model, search, paths[model], args, dump)
                         if status != "ok":
                             failed = failed or status == "error"
@@ -1155,7 +1213,7 @@ def run_parent(args: argparse.Namespace) -> None:
                 args.model_specs[model],
                 args.sources,
                 args.source_len,
-                parse_search(search),
+                parse_search(search).beams,
                 args.new_tokens,
             )
             for search in args.searches
@@ -1257,7 +1315,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"comma-separated models ({', '.join([*MODELS, *MODEL_ALIASES])}) or Hugging "
         "Face layout directories of bart, t5 or marian models with their tokenizer.json",
     )
-    parser.add_argument("--searches", default="greedy,beam4", help="comma-separated: greedy, beamN")
+    parser.add_argument(
+        "--searches",
+        default="greedy,beam4",
+        help="comma-separated: greedy, beamN, topkK (sampling from the K best tokens), "
+        "toppP (sampling from the top-P nucleus)",
+    )
     parser.add_argument(
         "--systems",
         default=",".join(DEFAULT_SYSTEMS),

@@ -194,6 +194,38 @@ def test_seq2seq_runs_every_system(tmp_path):
             assert graph["max_abs_diff"] <= 1e-4, (model, name, graph)
 
 
+def test_seq2seq_samples_with_every_system_that_samples(tmp_path):
+    """The sampling searches: every system but ONNX Runtime's numpy loop samples exactly
+    --new-tokens tokens; ort is reported as not sampling; samples are compared with
+    nothing (each system draws from its own generator)."""
+    systems = ("nlpengine", "nlpengine-int8", "transformers", "ct2", "ort")
+    out = tmp_path / "seq2seq.json"
+    run_script(
+        "seq2seq.py",
+        "--models", "tiny-bart",
+        "--searches", "topk5,topp0.8",
+        "--systems", ",".join(systems),
+        "--rounds", "1",
+        "--sources", "2",
+        "--source-len", "12",
+        "--new-tokens", "6",
+        "--warmup-tokens", "2",
+        "--no-ceiling",
+        "--output", str(out),
+    )  # fmt: skip
+    report = check_report_files(out, systems)
+    for search, sampling in (
+        ("topk5", {"top_k": 5, "top_p": 1.0}),
+        ("topp0.8", {"top_k": 0, "top_p": 0.8}),
+    ):
+        cell = report["results"]["tiny-bart"][search]
+        for system in systems[:-1]:
+            assert cell[system]["median"] > 0, (search, system, cell[system])
+            assert cell[system]["info"]["sampling"] == sampling
+        assert cell["ort"] == {"unavailable": "does not sample"}
+        assert search not in report["accuracy"].get("tiny-bart", {})
+
+
 def test_seq2seq_runs_a_directory_with_a_forced_end_token(tmp_path, seq2seq_bench):
     """A directory whose config forces the end token at the last step (real bart-base
     and Marian configs do) still generates exactly --new-tokens tokens in every system
