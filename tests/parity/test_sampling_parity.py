@@ -21,6 +21,17 @@ TOLERANCE = 1e-4  # on a row's summed log-probabilities (float32 logits)
 VOCAB = 2000
 NEW_TOKENS = 8
 
+# Exactly NEW_TOKENS new tokens, and none of the processors the warpers are not checked
+# with (a directory's forced tokens, n-gram blocking, repetition penalty).
+FIXED_LENGTH = dict(
+    min_new_tokens=NEW_TOKENS,
+    max_new_tokens=NEW_TOKENS,
+    forced_bos_token_id=None,
+    forced_eos_token_id=None,
+    no_repeat_ngram_size=0,
+    repetition_penalty=1.0,
+)
+
 CASES = {
     "top_k": dict(top_k=7, top_p=1.0, temperature=1.0),
     "top_p": dict(top_k=0, top_p=0.6, temperature=1.0),
@@ -87,12 +98,7 @@ def test_sampled_tokens_come_from_transformers_filtered_distributions(pair, case
             do_sample=True,
             seed=seed,
             num_beams=1,
-            min_new_tokens=NEW_TOKENS,
-            max_new_tokens=NEW_TOKENS,
-            forced_bos_token_id=None,
-            forced_eos_token_id=None,
-            no_repeat_ngram_size=0,
-            repetition_penalty=1.0,
+            **FIXED_LENGTH,
             **options,
         )
         assert out.sequences.shape == (3, NEW_TOKENS + 1)
@@ -122,13 +128,8 @@ def test_beam_sampling_keeps_to_transformers_filtered_distributions(pair, case):
         do_sample=True,
         num_beams=3,
         num_return_sequences=2,
-        min_new_tokens=NEW_TOKENS,
-        max_new_tokens=NEW_TOKENS,
-        forced_bos_token_id=None,
-        forced_eos_token_id=None,
-        no_repeat_ngram_size=0,
-        repetition_penalty=1.0,
         length_penalty=1.0,
+        **FIXED_LENGTH,
     )
     rng = np.random.default_rng(7)
     ids = rng.integers(3, VOCAB - 2, size=(2, 10)).astype(np.int64)
